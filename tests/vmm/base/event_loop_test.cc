@@ -1,0 +1,49 @@
+#include "vmm/base/event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <thread>
+
+namespace mote {
+namespace {
+
+TEST_CASE("EventLoop runs posted work and fd callbacks on its thread, then stops", "[event_loop]") {
+  auto loop = EventLoop::Create();
+  REQUIRE(loop.ok());
+  FileDescriptor efd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  std::atomic<int> fd_events{0};
+  std::atomic<int> posted{0};
+  std::thread::id loop_thread;
+  REQUIRE((*loop)->Add(efd.get(), EPOLLIN, [&](uint32_t) {
+    uint64_t v;
+    (void)!read(efd.get(), &v, sizeof(v));
+    ++fd_events;
+    loop_thread = std::this_thread::get_id();
+    (*loop)->Stop();
+  }).ok());
+  std::thread runner([&] { REQUIRE((*loop)->Run().ok()); });
+  std::thread::id runner_id = runner.get_id();
+  (*loop)->Post([&] { ++posted; });
+  uint64_t one = 1;
+  REQUIRE(write(efd.get(), &one, sizeof(one)) == sizeof(one));
+  runner.join();
+  CHECK(fd_events == 1);
+  CHECK(loop_thread == runner_id);
+  CHECK(posted <= 1);  // may or may not have run before the stop
+}
+
+TEST_CASE("EventLoop refuses fds that cannot be polled", "[event_loop]") {
+  auto loop = EventLoop::Create();
+  REQUIRE(loop.ok());
+  char path[] = "/tmp/mote-event-loop-XXXXXX";
+  FileDescriptor file(mkstemp(path));
+  unlink(path);
+  CHECK_FALSE((*loop)->Add(file.get(), EPOLLIN, [](uint32_t) {}).ok());
+}
+
+}  // namespace
+}  // namespace mote

@@ -1,0 +1,30 @@
+#include "vmm/base/logging.h"
+
+#include <catch2/catch.hpp>
+
+namespace mote {
+namespace {
+
+TEST_CASE("RateLimiter allows a burst, then counts what it suppresses", "[logging]") {
+  RateLimiter limiter(3, absl::Hours(1));
+  uint64_t suppressed = 99;
+  for (int i = 0; i < 3; ++i) {
+    CHECK(limiter.Allow(&suppressed));
+    CHECK(suppressed == 0);
+  }
+  for (int i = 0; i < 1000; ++i) CHECK_FALSE(limiter.Allow(&suppressed));
+}
+
+TEST_CASE("RateLimiter reports the suppressed count in the next window", "[logging]") {
+  RateLimiter limiter(1, absl::Milliseconds(20));
+  uint64_t suppressed = 0;
+  CHECK(limiter.Allow(&suppressed));
+  CHECK_FALSE(limiter.Allow(&suppressed));
+  CHECK_FALSE(limiter.Allow(&suppressed));
+  absl::SleepFor(absl::Milliseconds(30));
+  CHECK(limiter.Allow(&suppressed));
+  CHECK(suppressed == 2);
+}
+
+}  // namespace
+}  // namespace mote

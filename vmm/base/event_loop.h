@@ -1,0 +1,51 @@
+// EventLoop: one epoll loop that runs on one thread (the VM's event-loop
+// thread). File descriptors are watched with callbacks; other threads hand
+// work to it with Post(), which wakes it through an eventfd.
+// Thread-safety: Add/Remove only on the loop thread (or before Run starts);
+// Post and Stop from any thread.
+#ifndef MOTE_VMM_BASE_EVENT_LOOP_H_
+#define MOTE_VMM_BASE_EVENT_LOOP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "vmm/base/fd.h"
+
+namespace mote {
+
+class EventLoop {
+ public:
+  using Callback = std::function<void(uint32_t epoll_events)>;
+
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
+
+  absl::Status Add(int fd, uint32_t epoll_events, Callback callback);
+  absl::Status Remove(int fd);
+
+  // Runs callbacks until Stop(); returns an error only if epoll itself fails.
+  absl::Status Run();
+  // Runs `work` on the loop thread soon.
+  void Post(std::function<void()> work);
+  void Stop();
+
+ private:
+  EventLoop(FileDescriptor epoll, FileDescriptor wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
+  void DrainPosted();
+
+  FileDescriptor epoll_;
+  FileDescriptor wake_;  // eventfd
+  absl::flat_hash_map<int, std::shared_ptr<Callback>> callbacks_;
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_BASE_EVENT_LOOP_H_

@@ -1,0 +1,89 @@
+// GuestMemory: the guest's RAM as a set of non-overlapping regions, each a
+// memfd mapping owned by this object. Every access is bounds- and
+// overflow-checked and never crosses a region. The object does not know KVM:
+// the Vm registers regions() as memory slots.
+// Thread-safety: the region table is immutable after Create(); accessors may
+// be called from any thread (guest RAM itself is shared with the guest).
+#ifndef MOTE_VMM_BASE_GUEST_MEMORY_H_
+#define MOTE_VMM_BASE_GUEST_MEMORY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "vmm/base/fd.h"
+
+namespace mote {
+
+// A guest physical address, kept apart from host integers by type.
+struct GuestAddress {
+  uint64_t value = 0;
+};
+
+struct MemoryRegionSpec {
+  uint64_t guest_base = 0;
+  uint64_t size = 0;  // multiple of the page size
+};
+
+class GuestMemory {
+ public:
+  struct Region {
+    uint64_t guest_base;
+    uint64_t size;
+    uint8_t* host;  // mapping owned by GuestMemory
+  };
+
+  // Maps one memfd (sealed against shrinking) holding all regions back to back.
+  // Regions must be page-aligned, non-empty and must not overlap.
+  static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(
+      const std::vector<MemoryRegionSpec>& specs);
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  const std::vector<Region>& regions() const { return regions_; }
+  uint64_t TotalSize() const;
+  int memfd() const { return memfd_.get(); }
+
+  // Host view of [gpa, gpa+len) if it lies inside one region; OutOfRange if
+  // not (including on address overflow). len 0 is allowed inside a region.
+  absl::StatusOr<absl::Span<uint8_t>> GetSlice(GuestAddress gpa, uint64_t len) const;
+
+  absl::Status Read(GuestAddress gpa, absl::Span<uint8_t> out) const;
+  absl::Status Write(GuestAddress gpa, absl::Span<const uint8_t> data) const;
+
+  template <typename T>
+  absl::StatusOr<T> ReadObj(GuestAddress gpa) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T value;
+    absl::Status s = Read(gpa, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&value), sizeof(T)));
+    if (!s.ok()) return s;
+    return value;
+  }
+  template <typename T>
+  absl::Status WriteObj(GuestAddress gpa, const T& value) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return Write(gpa, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+  }
+
+ private:
+  GuestMemory(FileDescriptor memfd, uint8_t* mapping, uint64_t mapping_size,
+              std::vector<Region> regions)
+      : memfd_(std::move(memfd)), mapping_(mapping), mapping_size_(mapping_size),
+        regions_(std::move(regions)) {}
+
+  FileDescriptor memfd_;
+  uint8_t* mapping_;
+  uint64_t mapping_size_;
+  std::vector<Region> regions_;  // sorted by guest_base
+};
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_BASE_GUEST_MEMORY_H_

@@ -1,0 +1,273 @@
+#include "vmm/base/kvm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "vmm/base/kvm_abi.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote {
+namespace {
+
+constexpr int kKvmApiVersion = 12;
+constexpr size_t kMaxCpuidEntries = 256;
+
+// ioctl() retried on EINTR, which KVM returns when a signal arrives mid-call.
+template <typename Arg>
+int Ioctl(int fd, unsigned long request, Arg arg) {
+  int ret;
+  do {
+    ret = ::ioctl(fd, request, arg);
+  } while (ret < 0 && errno == EINTR);
+  return ret;
+}
+
+// A flexible-array ioctl argument: `header` followed by `count` entries.
+template <typename Header, typename Entry>
+class FlexArg {
+ public:
+  explicit FlexArg(size_t count) : buf_(sizeof(Header) + count * sizeof(Entry), 0) {}
+  Header* header() { return reinterpret_cast<Header*>(buf_.data()); }
+  Entry* entries() { return reinterpret_cast<Entry*>(buf_.data() + sizeof(Header)); }
+  void* data() { return buf_.data(); }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace
+
+kvm_cpuid_entry2* CpuidEntries::Find(uint32_t function, uint32_t index) {
+  for (auto& e : entries) {
+    if (e.function != function) continue;
+    if ((e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e.index != index) continue;
+    return &e;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<KvmSystem> KvmSystem::Open(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.ok()) return ErrnoToStatus(errno, "open " + path);
+  int version = Ioctl(fd.get(), KVM_GET_API_VERSION, 0);
+  if (version != kKvmApiVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s: KVM API version %d, mote needs %d", path, version, kKvmApiVersion));
+  }
+  int run_size = Ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (run_size <= 0) return ErrnoToStatus(errno, "KVM_GET_VCPU_MMAP_SIZE");
+  return KvmSystem(std::move(fd), run_size);
+}
+
+int KvmSystem::CheckExtension(long capability) const {
+  int ret = Ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return ret < 0 ? 0 : ret;
+}
+
+int KvmSystem::MaxVcpus() const {
+  int max = CheckExtension(KVM_CAP_MAX_VCPUS);
+  if (max <= 0) max = CheckExtension(KVM_CAP_NR_VCPUS);
+  return max > 0 ? max : 4;  // the API document's default when neither is reported
+}
+
+absl::StatusOr<CpuidEntries> KvmSystem::GetSupportedCpuid() const {
+  FlexArg<kvm_abi::CpuidHeader, kvm_cpuid_entry2> arg(kMaxCpuidEntries);
+  arg.header()->nent = kMaxCpuidEntries;
+  if (Ioctl(fd_.get(), kvm_abi::kGetSupportedCpuid, arg.data()) < 0) {
+    return ErrnoToStatus(errno, "KVM_GET_SUPPORTED_CPUID");
+  }
+  CpuidEntries out;
+  out.entries.assign(arg.entries(), arg.entries() + arg.header()->nent);
+  return out;
+}
+
+absl::StatusOr<std::vector<uint32_t>> KvmSystem::GetMsrIndexList() const {
+  kvm_abi::MsrListHeader probe{0};
+  // The first call fails with E2BIG and tells how many there are.
+  if (Ioctl(fd_.get(), kvm_abi::kGetMsrIndexList, &probe) < 0 && errno != E2BIG) {
+    return ErrnoToStatus(errno, "KVM_GET_MSR_INDEX_LIST");
+  }
+  FlexArg<kvm_abi::MsrListHeader, uint32_t> arg(probe.nmsrs);
+  arg.header()->nmsrs = probe.nmsrs;
+  if (Ioctl(fd_.get(), kvm_abi::kGetMsrIndexList, arg.data()) < 0) {
+    return ErrnoToStatus(errno, "KVM_GET_MSR_INDEX_LIST");
+  }
+  return std::vector<uint32_t>(arg.entries(), arg.entries() + arg.header()->nmsrs);
+}
+
+absl::StatusOr<VmFd> KvmSystem::CreateVm() const {
+  int fd;
+  // KVM_CREATE_VM can fail with EINTR after a signal; retried by Ioctl.
+  fd = Ioctl(fd_.get(), KVM_CREATE_VM, 0);
+  if (fd < 0) return ErrnoToStatus(errno, "KVM_CREATE_VM");
+  return VmFd(FileDescriptor(fd), run_size_);
+}
+
+absl::Status VmFd::SetTssAddress(uint64_t addr) {
+  if (Ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_TSS_ADDR 0x%x", addr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::SetIdentityMapAddress(uint64_t addr) {
+  if (Ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_IDENTITY_MAP_ADDR 0x%x", addr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::CreateIrqchip() {
+  if (Ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return ErrnoToStatus(errno, "KVM_CREATE_IRQCHIP");
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::CreatePit2() {
+  kvm_pit_config config{};
+  config.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (Ioctl(fd_.get(), KVM_CREATE_PIT2, &config) < 0) return ErrnoToStatus(errno, "KVM_CREATE_PIT2");
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size,
+                                       void* host) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.guest_phys_addr = guest_phys;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  if (Ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot %d gpa 0x%x size 0x%x",
+                                                slot, guest_phys, size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries) {
+  FlexArg<kvm_abi::IrqRoutingHeader, kvm_irq_routing_entry> arg(entries.size());
+  arg.header()->nr = entries.size();
+  std::memcpy(arg.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+  if (Ioctl(fd_.get(), kvm_abi::kSetGsiRouting, arg.data()) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_GSI_ROUTING (%d entries)", entries.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::SetIrqLine(uint32_t irq, bool level) {
+  kvm_irq_level line{};
+  line.irq = irq;
+  line.level = level ? 1 : 0;
+  if (Ioctl(fd_.get(), KVM_IRQ_LINE, &line) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_IRQ_LINE %d", irq));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::EnableCapability(uint32_t capability, uint64_t arg0) {
+  kvm_enable_cap cap{};
+  cap.cap = capability;
+  cap.args[0] = arg0;
+  if (Ioctl(fd_.get(), KVM_ENABLE_CAP, &cap) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_ENABLE_CAP %d", capability));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VcpuFd> VmFd::CreateVcpu(uint32_t id) const {
+  int fd = Ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_CREATE_VCPU %d", id));
+  FileDescriptor vcpu(fd);
+  void* run = mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.get(), 0);
+  if (run == MAP_FAILED) return ErrnoToStatus(errno, absl::StrFormat("mmap kvm_run of vCPU %d", id));
+  return VcpuFd(std::move(vcpu), static_cast<kvm_run*>(run), run_size_, id);
+}
+
+VcpuFd::VcpuFd(VcpuFd&& other) noexcept
+    : fd_(std::move(other.fd_)), run_(other.run_), run_size_(other.run_size_), id_(other.id_) {
+  other.run_ = nullptr;
+}
+
+VcpuFd& VcpuFd::operator=(VcpuFd&& other) noexcept {
+  if (this != &other) {
+    if (run_ != nullptr) munmap(run_, run_size_);
+    fd_ = std::move(other.fd_);
+    run_ = other.run_;
+    run_size_ = other.run_size_;
+    id_ = other.id_;
+    other.run_ = nullptr;
+  }
+  return *this;
+}
+
+VcpuFd::~VcpuFd() {
+  if (run_ != nullptr) munmap(run_, run_size_);
+}
+
+int VcpuFd::Run() {
+  // Not retried: EINTR is how a kick reaches the vCPU loop.
+  return ::ioctl(fd_.get(), KVM_RUN, 0) < 0 ? errno : 0;
+}
+
+#define MOTE_VCPU_GET(Type, Request, Name)                                        \
+  absl::StatusOr<Type> VcpuFd::Name() const {                                     \
+    Type value{};                                                                 \
+    if (Ioctl(fd_.get(), Request, &value) < 0) {                                  \
+      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_));     \
+    }                                                                             \
+    return value;                                                                 \
+  }
+#define MOTE_VCPU_SET(Type, Request, Name)                                        \
+  absl::Status VcpuFd::Name(const Type& value) {                                  \
+    if (Ioctl(fd_.get(), Request, &value) < 0) {                                  \
+      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_));     \
+    }                                                                             \
+    return absl::OkStatus();                                                      \
+  }
+MOTE_VCPU_GET(kvm_regs, KVM_GET_REGS, GetRegs)
+MOTE_VCPU_SET(kvm_regs, KVM_SET_REGS, SetRegs)
+MOTE_VCPU_GET(kvm_sregs, KVM_GET_SREGS, GetSregs)
+MOTE_VCPU_SET(kvm_sregs, KVM_SET_SREGS, SetSregs)
+MOTE_VCPU_SET(kvm_fpu, KVM_SET_FPU, SetFpu)
+MOTE_VCPU_GET(kvm_lapic_state, KVM_GET_LAPIC, GetLapic)
+MOTE_VCPU_SET(kvm_lapic_state, KVM_SET_LAPIC, SetLapic)
+#undef MOTE_VCPU_GET
+#undef MOTE_VCPU_SET
+
+absl::Status VcpuFd::SetCpuid(const CpuidEntries& cpuid) {
+  FlexArg<kvm_abi::CpuidHeader, kvm_cpuid_entry2> arg(cpuid.entries.size());
+  arg.header()->nent = cpuid.entries.size();
+  std::memcpy(arg.entries(), cpuid.entries.data(), cpuid.entries.size() * sizeof(kvm_cpuid_entry2));
+  if (Ioctl(fd_.get(), kvm_abi::kSetCpuid2, arg.data()) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_CPUID2 vCPU %d", id_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
+  FlexArg<kvm_abi::MsrsHeader, kvm_msr_entry> arg(msrs.size());
+  arg.header()->nmsrs = msrs.size();
+  std::memcpy(arg.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int ret = Ioctl(fd_.get(), kvm_abi::kSetMsrs, arg.data());
+  if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_MSRS vCPU %d", id_));
+  if (static_cast<size_t>(ret) != msrs.size()) {
+    return absl::InternalError(absl::StrFormat("KVM_SET_MSRS vCPU %d: set %d of %d (MSR 0x%x refused)",
+                                               id_, ret, msrs.size(), msrs[ret].index));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetMpState(uint32_t state) {
+  kvm_mp_state mp{};
+  mp.mp_state = state;
+  if (Ioctl(fd_.get(), KVM_SET_MP_STATE, &mp) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_MP_STATE vCPU %d", id_));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mote

@@ -1,0 +1,105 @@
+// Thin RAII wrappers over the KVM ioctl API: KvmSystem (/dev/kvm), VmFd (one
+// VM) and VcpuFd (one vCPU with its mmapped kvm_run). Each call returns a
+// Status naming the ioctl and its context. No policy lives here.
+// Thread-safety: KvmSystem and VmFd calls may come from any thread (KVM
+// serialises them); a VcpuFd belongs to the thread that runs it, except
+// kvm_run()->immediate_exit, which other threads may set to kick it.
+#ifndef MOTE_VMM_BASE_KVM_H_
+#define MOTE_VMM_BASE_KVM_H_
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "vmm/base/fd.h"
+
+namespace mote {
+
+// A kvm_cpuid2 with room for its entries.
+struct CpuidEntries {
+  std::vector<kvm_cpuid_entry2> entries;
+  kvm_cpuid_entry2* Find(uint32_t function, uint32_t index = 0);
+};
+
+class VmFd;
+class VcpuFd;
+
+class KvmSystem {
+ public:
+  // Opens /dev/kvm (path overridable for tests) and checks KVM_GET_API_VERSION == 12.
+  static absl::StatusOr<KvmSystem> Open(const std::string& path = "/dev/kvm");
+  int CheckExtension(long capability) const;  // 0 when absent
+  absl::StatusOr<CpuidEntries> GetSupportedCpuid() const;
+  absl::StatusOr<std::vector<uint32_t>> GetMsrIndexList() const;
+  int MaxVcpus() const;  // KVM_CAP_MAX_VCPUS, falling back to NR_VCPUS
+  absl::StatusOr<VmFd> CreateVm() const;
+  int fd() const { return fd_.get(); }
+
+ private:
+  explicit KvmSystem(FileDescriptor fd, int run_size) : fd_(std::move(fd)), run_size_(run_size) {}
+  FileDescriptor fd_;
+  int run_size_;
+  friend class VmFd;
+};
+
+class VmFd {
+ public:
+  absl::Status SetTssAddress(uint64_t addr);
+  absl::Status SetIdentityMapAddress(uint64_t addr);
+  absl::Status CreateIrqchip();
+  absl::Status CreatePit2();
+  absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host);
+  absl::Status SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);
+  absl::Status SetIrqLine(uint32_t irq, bool level);
+  absl::Status EnableCapability(uint32_t capability, uint64_t arg0 = 0);
+  absl::StatusOr<VcpuFd> CreateVcpu(uint32_t id) const;
+  int fd() const { return fd_.get(); }
+
+ private:
+  VmFd(FileDescriptor fd, int run_size) : fd_(std::move(fd)), run_size_(run_size) {}
+  FileDescriptor fd_;
+  int run_size_;
+  friend class KvmSystem;
+};
+
+class VcpuFd {
+ public:
+  VcpuFd(VcpuFd&& other) noexcept;
+  VcpuFd& operator=(VcpuFd&& other) noexcept;
+  ~VcpuFd();
+
+  // KVM_RUN; returns the errno (0 on success) so callers can tell EINTR/EAGAIN apart.
+  int Run();
+  kvm_run* run() const { return run_; }
+
+  absl::StatusOr<kvm_regs> GetRegs() const;
+  absl::Status SetRegs(const kvm_regs& regs);
+  absl::StatusOr<kvm_sregs> GetSregs() const;
+  absl::Status SetSregs(const kvm_sregs& sregs);
+  absl::Status SetFpu(const kvm_fpu& fpu);
+  absl::Status SetCpuid(const CpuidEntries& cpuid);
+  absl::Status SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  absl::StatusOr<kvm_lapic_state> GetLapic() const;
+  absl::Status SetLapic(const kvm_lapic_state& lapic);
+  absl::Status SetMpState(uint32_t state);
+  uint32_t id() const { return id_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  VcpuFd(FileDescriptor fd, kvm_run* run, int run_size, uint32_t id)
+      : fd_(std::move(fd)), run_(run), run_size_(run_size), id_(id) {}
+  FileDescriptor fd_;
+  kvm_run* run_ = nullptr;
+  int run_size_ = 0;
+  uint32_t id_ = 0;
+  friend class VmFd;
+};
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_BASE_KVM_H_

@@ -1,0 +1,32 @@
+#include "vmm/base/logging.h"
+
+#include "spdlog/sinks/stdout_sinks.h"
+
+namespace mote {
+
+void InitLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("mote");
+  logger->set_pattern("mote: %l: %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+}
+
+bool RateLimiter::Allow(uint64_t* suppressed) {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = absl::Now();
+  if (now - window_start_ >= period_) {
+    window_start_ = now;
+    used_ = 0;
+  }
+  if (used_ >= burst_) {
+    ++suppressed_;
+    return false;
+  }
+  ++used_;
+  *suppressed = suppressed_;
+  suppressed_ = 0;
+  return true;
+}
+
+}  // namespace mote
