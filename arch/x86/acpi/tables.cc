@@ -1,0 +1,244 @@
+#include "arch/x86/acpi/tables.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "arch/x86/acpi/le_bytes.h"
+#include "arch/x86/acpi/sdt.h"
+#include "arch/x86/layout.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote::x86::acpi {
+namespace {
+
+// Revisions of ACPI 6.3, the version the FADT's major.minor says.
+constexpr uint8_t kFadtRevision = 6;
+constexpr uint8_t kFadtMinorRevision = 3;
+constexpr uint8_t kMadtRevision = 5;
+constexpr uint8_t kXsdtRevision = 1;
+constexpr uint8_t kMcfgRevision = 1;
+constexpr uint8_t kRsdpRevision = 2;  // ACPI 2.0+ RSDP with XsdtAddress
+
+// ---- FADT (ACPI 6.3 section 5.2.9), field offsets ----
+constexpr size_t kFadtLength = 276;
+constexpr size_t kFadtDsdt = 40;
+constexpr size_t kFadtSciInt = 46;
+constexpr size_t kFadtIapcBootArch = 109;
+constexpr size_t kFadtFlags = 112;
+constexpr size_t kFadtResetReg = 116;
+constexpr size_t kFadtResetValue = 128;
+constexpr size_t kFadtMinorVersion = 131;
+constexpr size_t kFadtXDsdt = 140;
+constexpr size_t kFadtSleepControlReg = 244;
+constexpr size_t kFadtSleepStatusReg = 256;
+constexpr size_t kFadtHypervisorVendor = 268;
+
+constexpr uint32_t kFadtPwrButton = 1u << 4;  // no fixed-feature power button
+constexpr uint32_t kFadtSlpButton = 1u << 5;  // no fixed-feature sleep button
+constexpr uint32_t kFadtResetRegSup = 1u << 10;
+constexpr uint32_t kFadtHwReducedAcpi = 1u << 20;
+
+constexpr uint16_t kIapcBootVgaNotPresent = 1u << 2;
+
+// Generic Address Structure (section 5.2.3.2).
+constexpr uint8_t kGasSystemIo = 1;
+constexpr uint8_t kGasAccessByte = 1;
+
+// ---- MADT (section 5.2.12) ----
+constexpr uint32_t kMadtPcatCompat = 1;  // dual 8259s present (KVM's in-kernel PIC)
+constexpr uint8_t kMadtLocalApic = 0;
+constexpr uint8_t kMadtIoApic = 1;
+constexpr uint8_t kMadtInterruptOverride = 2;
+constexpr uint8_t kMadtLocalApicNmi = 4;
+constexpr uint32_t kLocalApicEnabled = 1;
+constexpr uint8_t kAllProcessors = 0xff;
+constexpr uint8_t kLint1 = 1;
+// MPS INTI flags: bits 0-1 polarity, bits 2-3 trigger; 0 = bus default.
+constexpr uint16_t kIntiConforming = 0x0000;
+constexpr uint16_t kIntiActiveHighLevel = 0x000d;
+constexpr uint8_t kIsaBus = 0;
+constexpr uint8_t kPitIsaIrq = 0;
+
+// ---- RSDP (section 5.2.5.3) ----
+constexpr size_t kRsdpLength = 36;
+constexpr size_t kRsdpV1Length = 20;  // covered by the first checksum
+constexpr size_t kRsdpChecksum = 8;
+constexpr size_t kRsdpOemId = 9;
+constexpr size_t kRsdpRevisionOffset = 15;
+constexpr size_t kRsdpLengthOffset = 20;
+constexpr size_t kRsdpXsdtAddress = 24;
+constexpr size_t kRsdpExtendedChecksum = 32;
+
+// Linux scans for "RSD PTR " on 16-byte boundaries; tables get the same.
+constexpr uint64_t kTableAlignment = 16;
+static_assert(kAcpiRsdpAddr % kTableAlignment == 0);
+static_assert(kAcpiTablesAddr % kTableAlignment == 0);
+static_assert(kAcpiRsdpAddr + kRsdpLength <= kAcpiTablesAddr);
+static_assert(kAcpiTablesAddr < kAcpiTablesEnd);
+
+void StoreGas(std::vector<uint8_t>& table, size_t offset, uint8_t space_id, uint8_t bit_width,
+              uint8_t access_size, uint64_t address) {
+  table[offset] = space_id;
+  table[offset + 1] = bit_width;
+  table[offset + 2] = 0;  // bit offset
+  table[offset + 3] = access_size;
+  StoreLe<uint64_t>(table, offset + 4, address);
+}
+
+void AppendInterruptOverride(std::vector<uint8_t>& table, uint8_t isa_irq, uint32_t gsi,
+                             uint16_t flags) {
+  table.push_back(kMadtInterruptOverride);
+  table.push_back(10);
+  table.push_back(kIsaBus);
+  table.push_back(isa_irq);
+  AppendLe<uint32_t>(table, gsi);
+  AppendLe<uint16_t>(table, flags);
+}
+
+uint64_t AlignUp(uint64_t value, uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+}  // namespace
+
+std::vector<uint8_t> BuildFadt(const AcpiConfig& /*cfg*/, uint64_t dsdt_addr) {
+  std::vector<uint8_t> table = NewSdt("FACP", kFadtRevision, kFadtLength);
+  // No FACS (FIRMWARE_CTRL 0): a hardware-reduced platform has no global
+  // lock and no firmware waking vector.
+  StoreLe<uint32_t>(table, kFadtDsdt,
+                    dsdt_addr <= 0xffffffff ? static_cast<uint32_t>(dsdt_addr) : 0);
+  // Ignored in hardware-reduced mode, kept so older parsers see the usual SCI.
+  StoreLe<uint16_t>(table, kFadtSciInt, static_cast<uint16_t>(kAcpiSciIrq));
+  // The 8042 flag (bit 1) stays clear on purpose: mote emulates only the i8042's
+  // reset line, not a keyboard controller, and with the flag clear Linux
+  // marks the i8042 firmware-absent and skips probing it (as with QEMU's
+  // microvm). Reboot does not need the flag: the RESET_REG below comes first
+  // in Linux's default order, and its keyboard fallback writes port 0x64
+  // directly. The CMOS RTC flag (bit 5, "not present") stays clear.
+  StoreLe<uint16_t>(table, kFadtIapcBootArch, kIapcBootVgaNotPresent);
+  StoreLe<uint32_t>(table, kFadtFlags,
+                    kFadtHwReducedAcpi | kFadtResetRegSup | kFadtPwrButton | kFadtSlpButton);
+  StoreGas(table, kFadtResetReg, kGasSystemIo, 8, kGasAccessByte, kAcpiResetPort);
+  table[kFadtResetValue] = kAcpiResetValue;
+  table[kFadtMinorVersion] = kFadtMinorRevision;
+  StoreLe<uint64_t>(table, kFadtXDsdt, dsdt_addr);
+  StoreGas(table, kFadtSleepControlReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepControlPort);
+  StoreGas(table, kFadtSleepStatusReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepStatusPort);
+  StoreAscii(table, kFadtHypervisorVendor, "MOTE", 8, '\0');
+  FinishSdt(table);
+  return table;
+}
+
+std::vector<uint8_t> BuildMadt(const AcpiConfig& cfg) {
+  std::vector<uint8_t> table = NewSdt("APIC", kMadtRevision);
+  AppendLe<uint32_t>(table, static_cast<uint32_t>(kLapicAddr));
+  AppendLe<uint32_t>(table, kMadtPcatCompat);
+  for (uint32_t i = 0; i < cfg.num_cpus; ++i) {
+    table.push_back(kMadtLocalApic);
+    table.push_back(8);
+    table.push_back(static_cast<uint8_t>(i));  // ACPI processor UID
+    table.push_back(static_cast<uint8_t>(i));  // APIC id, as the vCPU setup programs it
+    AppendLe<uint32_t>(table, kLocalApicEnabled);
+  }
+  // The I/O APIC id only has to differ from the other I/O APICs' (Linux
+  // x86-64 does not compare it with KVM's 4-bit ID register); num_cpus also
+  // keeps it apart from every local APIC id.
+  table.push_back(kMadtIoApic);
+  table.push_back(12);
+  table.push_back(static_cast<uint8_t>(cfg.num_cpus));
+  table.push_back(0);  // reserved
+  AppendLe<uint32_t>(table, static_cast<uint32_t>(kIoapicAddr));
+  AppendLe<uint32_t>(table, 0);  // GSI base
+  // ISA IRQs are identity-mapped to GSIs except these two.
+  AppendInterruptOverride(table, kPitIsaIrq, kPitIoapicPin, kIntiConforming);
+  AppendInterruptOverride(table, static_cast<uint8_t>(kAcpiSciIrq), kAcpiSciIrq,
+                          kIntiActiveHighLevel);
+  // NMIs arrive on LINT1 of every processor, as on a PC.
+  table.push_back(kMadtLocalApicNmi);
+  table.push_back(6);
+  table.push_back(kAllProcessors);
+  AppendLe<uint16_t>(table, kIntiConforming);
+  table.push_back(kLint1);
+  FinishSdt(table);
+  return table;
+}
+
+std::vector<uint8_t> BuildMcfg() {
+  std::vector<uint8_t> table = NewSdt("MCFG", kMcfgRevision);
+  AppendLe<uint64_t>(table, 0);  // reserved
+  AppendLe<uint64_t>(table, kPciEcamStart);
+  AppendLe<uint16_t>(table, 0);  // PCI segment group
+  table.push_back(0);            // first bus
+  // Last bus: each bus takes 1 MiB of ECAM.
+  table.push_back(static_cast<uint8_t>(kPciEcamSize / (1u << 20) - 1));
+  AppendLe<uint32_t>(table, 0);  // reserved
+  FinishSdt(table);
+  return table;
+}
+
+std::vector<uint8_t> BuildXsdt(const std::vector<uint64_t>& table_addrs) {
+  std::vector<uint8_t> table = NewSdt("XSDT", kXsdtRevision);
+  for (uint64_t addr : table_addrs) AppendLe<uint64_t>(table, addr);
+  FinishSdt(table);
+  return table;
+}
+
+std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr) {
+  std::vector<uint8_t> rsdp(kRsdpLength, 0);
+  StoreAscii(rsdp, 0, "RSD PTR ", 8);
+  StoreAscii(rsdp, kRsdpOemId, kOemId, 6);
+  rsdp[kRsdpRevisionOffset] = kRsdpRevision;
+  // RsdtAddress (offset 16) stays 0: revision-2 readers use the XSDT.
+  StoreLe<uint32_t>(rsdp, kRsdpLengthOffset, static_cast<uint32_t>(kRsdpLength));
+  StoreLe<uint64_t>(rsdp, kRsdpXsdtAddress, xsdt_addr);
+  rsdp[kRsdpChecksum] = ChecksumByte(absl::MakeConstSpan(rsdp).first(kRsdpV1Length));
+  rsdp[kRsdpExtendedChecksum] = ChecksumByte(rsdp);
+  return rsdp;
+}
+
+absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg) {
+  if (cfg.num_cpus == 0 || cfg.num_cpus > kMaxCpus) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ACPI tables: %d vCPUs is outside 1..%d (xAPIC ids)", cfg.num_cpus, kMaxCpus));
+  }
+
+  // Lay everything out before writing anything, so a table set that does not
+  // fit leaves guest memory untouched.
+  struct Placed {
+    uint64_t addr;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Placed> placed;
+  uint64_t next = kAcpiTablesAddr;
+  auto place = [&](std::vector<uint8_t> table) {
+    uint64_t addr = next;
+    next = AlignUp(addr + table.size(), kTableAlignment);
+    placed.push_back(Placed{addr, std::move(table)});
+    return addr;
+  };
+  uint64_t dsdt_addr = place(BuildDsdt(cfg));
+  std::vector<uint64_t> xsdt_entries;
+  xsdt_entries.push_back(place(BuildFadt(cfg, dsdt_addr)));
+  xsdt_entries.push_back(place(BuildMadt(cfg)));
+  if (cfg.pci_host_bridge) xsdt_entries.push_back(place(BuildMcfg()));
+  uint64_t xsdt_addr = place(BuildXsdt(xsdt_entries));
+  uint64_t end = placed.back().addr + placed.back().bytes.size();
+  if (end > kAcpiTablesEnd) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("ACPI tables need 0x%x..0x%x, past the end of their area at 0x%x",
+                        kAcpiTablesAddr, end, kAcpiTablesEnd));
+  }
+
+  // Clear the whole area first: after a reset no stale bytes of a previous
+  // (larger) table set may remain where a scanner could find them.
+  std::vector<uint8_t> zeros(kAcpiTablesEnd - kAcpiRsdpAddr, 0);
+  MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{kAcpiRsdpAddr}, zeros));
+  for (const Placed& table : placed) {
+    MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{table.addr}, table.bytes));
+  }
+  MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{kAcpiRsdpAddr}, BuildRsdp(xsdt_addr)));
+  return kAcpiRsdpAddr;
+}
+
+}  // namespace mote::x86::acpi

@@ -1,0 +1,51 @@
+// The ACPI tables mote gives an x86 guest in place of firmware: RSDP, XSDT,
+// FADT (hardware-reduced), MADT, DSDT (AML) and, with a PCI host bridge, MCFG.
+// A stock Linux kernel finds the RSDP in the BIOS area, learns every vCPU and
+// the I/O APIC from the MADT (there is no MP table), and its serial port, RTC,
+// reset and poweroff from the DSDT and FADT.
+// The Build* functions are pure and return complete, checksummed tables;
+// WriteAcpiTables places them in guest memory at the addresses of layout.h.
+// Safe from any thread; WriteAcpiTables must run before the vCPUs start (or
+// while they are stopped, on reset) because it rewrites guest RAM.
+#ifndef MOTE_ARCH_X86_ACPI_TABLES_H_
+#define MOTE_ARCH_X86_ACPI_TABLES_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "vmm/base/guest_memory.h"
+
+namespace mote::x86::acpi {
+
+// xAPIC ids are 8 bits and 0xff is the broadcast id, so at most 255 vCPUs
+// (ids 0..254) fit in type-0 MADT entries; more would need x2APIC entries.
+inline constexpr uint32_t kMaxCpus = 255;
+
+struct AcpiConfig {
+  uint32_t num_cpus = 1;  // local APIC ids 0..num_cpus-1, 1..kMaxCpus
+  // Describe the PCI host bridge \_SB.PCI0 (ECAM at kPciEcamStart, bus 0,
+  // I/O 0xcf8 and the kPciMmioStart..kPciMmioEnd window) in the DSDT and add
+  // an MCFG. Off until the PCI host bridge device exists.
+  bool pci_host_bridge = false;
+};
+
+std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg);
+std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr);
+// Precondition: 1 <= cfg.num_cpus <= kMaxCpus (WriteAcpiTables checks it).
+std::vector<uint8_t> BuildMadt(const AcpiConfig& cfg);
+// ECAM for PCI segment 0, bus 0 only (kPciEcamSize is one bus).
+std::vector<uint8_t> BuildMcfg();
+std::vector<uint8_t> BuildXsdt(const std::vector<uint64_t>& table_addrs);
+std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr);
+
+// Clears [kAcpiRsdpAddr, kAcpiTablesEnd), lays out DSDT, FADT, MADT (MCFG)
+// and XSDT from kAcpiTablesAddr, each 16-byte aligned, and writes the RSDP at
+// kAcpiRsdpAddr. Returns the RSDP address (for boot_params.acpi_rsdp_addr),
+// InvalidArgument for a bad config, ResourceExhausted if the tables do not fit
+// below kAcpiTablesEnd, or the GuestMemory error if that range is not RAM.
+absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg);
+
+}  // namespace mote::x86::acpi
+
+#endif  // MOTE_ARCH_X86_ACPI_TABLES_H_

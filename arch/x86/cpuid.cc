@@ -1,0 +1,115 @@
+#include "arch/x86/cpuid.h"
+
+#include <algorithm>
+
+namespace mote::x86 {
+namespace {
+
+// Leaf 1.
+constexpr uint32_t kEcxFma = 1u << 12, kEcxCx16 = 1u << 13, kEcxXsave = 1u << 26,
+                   kEcxOsxsave = 1u << 27, kEcxAvx = 1u << 28, kEcxF16c = 1u << 29,
+                   kEcxTscDeadline = 1u << 24, kEcxHypervisor = 1u << 31;
+constexpr uint32_t kEdxHtt = 1u << 28;
+// Leaf 7 subleaf 0: AVX2 and every AVX-512 / AMX bit.
+constexpr uint32_t kLeaf7EbxAvx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) |
+                                  (1u << 26) | (1u << 27) | (1u << 28) | (1u << 30) |
+                                  (1u << 31);
+constexpr uint32_t kLeaf7EcxAvx = (1u << 1) | (1u << 6) | (1u << 11) | (1u << 12) | (1u << 14);
+constexpr uint32_t kLeaf7EdxAvx = (1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) |
+                                  (1u << 24) | (1u << 25);
+// Leaf 0x80000001 ECX: XOP and FMA4.
+constexpr uint32_t kExtEcxAvx = (1u << 11) | (1u << 16);
+
+constexpr uint32_t kLeafXsave = 0xd;
+constexpr uint32_t kLevelTypeSmt = 1, kLevelTypeCore = 2;
+
+uint32_t BitsFor(uint32_t count) {
+  uint32_t bits = 0;
+  while ((1u << bits) < count) ++bits;
+  return bits;
+}
+
+// Leaves 0xB and 0x1F: one thread per core, num_vcpus cores in one package.
+void SetTopologyLeaf(CpuidEntries& table, uint32_t leaf, uint32_t vcpu_id, uint32_t num_vcpus) {
+  bool present = table.Find(leaf, 0) != nullptr;
+  table.entries.erase(std::remove_if(table.entries.begin(), table.entries.end(),
+                                     [leaf](const kvm_cpuid_entry2& e) { return e.function == leaf; }),
+                      table.entries.end());
+  if (!present) return;
+  for (uint32_t index = 0; index < 3; ++index) {
+    kvm_cpuid_entry2 e{};
+    e.function = leaf;
+    e.index = index;
+    e.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    e.edx = vcpu_id;  // x2APIC ID
+    if (index == 0) {
+      e.eax = 0;  // no SMT bits in the APIC ID
+      e.ebx = 1;
+      e.ecx = (kLevelTypeSmt << 8) | index;
+    } else if (index == 1) {
+      e.eax = BitsFor(num_vcpus);
+      e.ebx = num_vcpus;
+      e.ecx = (kLevelTypeCore << 8) | index;
+    } else {
+      e.ecx = index;  // level type 0: end of the list
+    }
+    table.entries.push_back(e);
+  }
+}
+
+void ApplyMinimalTemplate(CpuidEntries& table) {
+  if (kvm_cpuid_entry2* e = table.Find(1)) {
+    e->ecx &= ~(kEcxFma | kEcxCx16 | kEcxXsave | kEcxOsxsave | kEcxAvx | kEcxF16c);
+  }
+  if (kvm_cpuid_entry2* e = table.Find(7, 0)) {
+    e->ebx &= ~kLeaf7EbxAvx;
+    e->ecx &= ~kLeaf7EcxAvx;
+    e->edx &= ~kLeaf7EdxAvx;
+  }
+  if (kvm_cpuid_entry2* e = table.Find(0x80000001)) e->ecx &= ~kExtEcxAvx;
+  // Without XSAVE the state-component leaf describes nothing.
+  table.entries.erase(std::remove_if(table.entries.begin(), table.entries.end(),
+                                     [](const kvm_cpuid_entry2& e) { return e.function == kLeafXsave; }),
+                      table.entries.end());
+}
+
+}  // namespace
+
+absl::StatusOr<CpuTemplate> ParseCpuTemplate(const std::string& name) {
+  if (name == "host") return CpuTemplate::kHost;
+  if (name == "minimal") return CpuTemplate::kMinimal;
+  return absl::InvalidArgumentError("unknown CPU template '" + name + "' (expected host or minimal)");
+}
+
+std::string CpuTemplateName(CpuTemplate t) { return t == CpuTemplate::kHost ? "host" : "minimal"; }
+
+CpuidEntries VcpuCpuid(const CpuidEntries& supported, uint32_t vcpu_id, uint32_t num_vcpus,
+                       CpuTemplate cpu_template, bool tsc_deadline) {
+  CpuidEntries table = supported;
+  if (kvm_cpuid_entry2* e = table.Find(1)) {
+    // EBX: APIC ID [31:24], logical processors per package [23:16], CLFLUSH line (8 x 8 bytes).
+    e->ebx = (vcpu_id << 24) | ((num_vcpus & 0xff) << 16) | (8u << 8) | (e->ebx & 0xff);
+    e->ecx |= kEcxHypervisor;
+    if (tsc_deadline) e->ecx |= kEcxTscDeadline;
+    if (num_vcpus > 1) {
+      e->edx |= kEdxHtt;
+    } else {
+      e->edx &= ~kEdxHtt;
+    }
+  }
+  // Leaf 4 (deterministic cache parameters): cores per package in EAX[31:26].
+  for (auto& e : table.entries) {
+    if (e.function != 4) continue;
+    e.eax = (e.eax & 0x03ffffff) | ((num_vcpus - 1) << 26);
+    // Caches are private to each single-threaded core...
+    e.eax &= ~(0xfffu << 14);
+    // ...except the last level, shared by the whole package.
+    if (((e.eax >> 5) & 0x7) == 3) e.eax |= ((num_vcpus - 1) & 0xfff) << 14;
+  }
+  SetTopologyLeaf(table, 0xb, vcpu_id, num_vcpus);
+  SetTopologyLeaf(table, 0x1f, vcpu_id, num_vcpus);
+  if (cpu_template == CpuTemplate::kMinimal) ApplyMinimalTemplate(table);
+  return table;
+}
+
+}  // namespace mote::x86

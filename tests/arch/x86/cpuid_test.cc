@@ -1,0 +1,99 @@
+#include "arch/x86/cpuid.h"
+
+#include <catch2/catch.hpp>
+
+namespace mote::x86 {
+namespace {
+
+kvm_cpuid_entry2 Entry(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx,
+                       uint32_t ecx, uint32_t edx, bool indexed = false) {
+  kvm_cpuid_entry2 e{};
+  e.function = function;
+  e.index = index;
+  e.flags = indexed ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0;
+  e.eax = eax;
+  e.ebx = ebx;
+  e.ecx = ecx;
+  e.edx = edx;
+  return e;
+}
+
+// A host-like table: leaf 1 with cx16/xsave/avx, leaf 7 with avx2/avx512f,
+// leaf 0xb, leaf 0xd, an L3 cache in leaf 4, and the KVM signature leaf.
+CpuidEntries HostTable() {
+  CpuidEntries t;
+  t.entries = {
+      Entry(0, 0, 0x1f, 0x756e6547, 0x6c65746e, 0x49656e69),
+      Entry(1, 0, 0x000906ea, 0x00000800, (1u << 13) | (1u << 26) | (1u << 28) | (1u << 0),
+            (1u << 28) | 1),
+      Entry(4, 3, (3u << 5) | 0x3, 0, 0, 0, true),
+      Entry(7, 0, 0, (1u << 5) | (1u << 16) | (1u << 3), 0, 0, true),
+      Entry(0xb, 0, 1, 2, 0x100, 0, true),
+      Entry(0xd, 0, 0x7, 0x340, 0x340, 0, true),
+      Entry(0x40000000, 0, 0x40000001, 0x4b4d564b, 0x564b4d56, 0x4d, false),
+  };
+  return t;
+}
+
+TEST_CASE("CPUID: each vCPU gets its APIC ID and the VM's CPU count", "[cpuid]") {
+  CpuidEntries host = HostTable();
+  for (uint32_t id : {0u, 1u, 3u}) {
+    CpuidEntries t = VcpuCpuid(host, id, 4, CpuTemplate::kHost);
+    kvm_cpuid_entry2* leaf1 = t.Find(1);
+    REQUIRE(leaf1 != nullptr);
+    CHECK((leaf1->ebx >> 24) == id);
+    CHECK(((leaf1->ebx >> 16) & 0xff) == 4);
+    CHECK((leaf1->ecx & (1u << 31)) != 0);  // hypervisor present
+    CHECK((leaf1->edx & (1u << 28)) != 0);  // HTT: more than one logical CPU
+    kvm_cpuid_entry2* smt = t.Find(0xb, 0);
+    kvm_cpuid_entry2* core = t.Find(0xb, 1);
+    kvm_cpuid_entry2* end = t.Find(0xb, 2);
+    REQUIRE((smt && core && end));
+    CHECK(smt->edx == id);
+    CHECK(((smt->ecx >> 8) & 0xff) == 1);
+    CHECK(core->ebx == 4);
+    CHECK(core->eax == 2);  // 2 bits of APIC ID for 4 cores
+    CHECK(((end->ecx >> 8) & 0xff) == 0);
+    CHECK((t.Find(4, 3)->eax >> 26) == 3);  // 4 cores per package
+  }
+  CHECK((VcpuCpuid(host, 0, 1, CpuTemplate::kHost).Find(1)->edx & (1u << 28)) == 0);
+}
+
+TEST_CASE("CPUID: TSC-deadline is offered only when the LAPIC has it", "[cpuid]") {
+  CHECK((VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost, true).Find(1)->ecx & (1u << 24)) != 0);
+  CHECK((VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost, false).Find(1)->ecx & (1u << 24)) == 0);
+}
+
+TEST_CASE("CPUID: the KVM leaves are kept", "[cpuid]") {
+  CpuidEntries t = VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost);
+  kvm_cpuid_entry2* kvm = t.Find(0x40000000);
+  REQUIRE(kvm != nullptr);
+  CHECK(kvm->ebx == 0x4b4d564b);  // "KVMK"
+}
+
+TEST_CASE("CPUID minimal template hides cx16, xsave and AVX-class features", "[cpuid]") {
+  CpuidEntries host = HostTable();
+  CpuidEntries t = VcpuCpuid(host, 0, 1, CpuTemplate::kMinimal);
+  kvm_cpuid_entry2* leaf1 = t.Find(1);
+  CHECK((leaf1->ecx & (1u << 13)) == 0);
+  CHECK((leaf1->ecx & (1u << 26)) == 0);
+  CHECK((leaf1->ecx & (1u << 28)) == 0);
+  CHECK((leaf1->ecx & 1u) == 1);  // SSE3 stays
+  kvm_cpuid_entry2* leaf7 = t.Find(7, 0);
+  CHECK((leaf7->ebx & ((1u << 5) | (1u << 16))) == 0);
+  CHECK((leaf7->ebx & (1u << 3)) != 0);  // BMI1 is not AVX-class
+  CHECK(t.Find(0xd, 0) == nullptr);
+  // The host template leaves them alone.
+  CpuidEntries h = VcpuCpuid(host, 0, 1, CpuTemplate::kHost);
+  CHECK((h.Find(1)->ecx & (1u << 13)) != 0);
+  CHECK(h.Find(0xd, 0) != nullptr);
+}
+
+TEST_CASE("CPU template names parse", "[cpuid]") {
+  CHECK(*ParseCpuTemplate("host") == CpuTemplate::kHost);
+  CHECK(*ParseCpuTemplate("minimal") == CpuTemplate::kMinimal);
+  CHECK(!ParseCpuTemplate("skylake").ok());
+}
+
+}  // namespace
+}  // namespace mote::x86

@@ -1,0 +1,300 @@
+#include "arch/x86/multiboot.h"
+
+#include <catch2/catch.hpp>
+#include <elf.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arch/x86/kernel_loader.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/memory_map.h"
+#include "vmm/base/guest_memory.h"
+
+namespace mote::x86 {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kGiB = 1ull << 30;
+constexpr uint64_t kSegmentFileOffset = 0x100;
+constexpr uint64_t kLoadAddr = 0x100000;
+
+class TempFile {
+ public:
+  explicit TempFile(const std::vector<uint8_t>& bytes) {
+    char name[] = "/tmp/mote-multiboot-test-XXXXXX";
+    const int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    path_ = name;
+    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+    close(fd);
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<uint8_t> MultibootHeaderBytes(uint32_t flags, bool good_checksum = true) {
+  const uint32_t words[3] = {kMultibootHeaderMagic, flags,
+                             static_cast<uint32_t>(0u - kMultibootHeaderMagic - flags) +
+                                 (good_checksum ? 0u : 1u)};
+  std::vector<uint8_t> out(sizeof(words));
+  std::memcpy(out.data(), words, sizeof(words));
+  return out;
+}
+
+// An ELF (32- or 64-bit) with one PT_LOAD segment at 1 MiB whose bytes are
+// 0x90 filler with `header` placed at `header_at` inside the segment.
+struct MultibootElf {
+  bool is_64bit = false;
+  std::vector<uint8_t> header = MultibootHeaderBytes(kMultibootMemoryInfo);
+  uint64_t header_at = 0x20;
+  uint64_t entry = kLoadAddr + 0x40;
+  uint64_t segment_bytes = 0x1000;
+  uint64_t bss_bytes = 0x1000;
+
+  std::vector<uint8_t> Build() const {
+    std::vector<uint8_t> out(kSegmentFileOffset + segment_bytes, 0x90);
+    std::memcpy(out.data() + kSegmentFileOffset + header_at, header.data(), header.size());
+    const unsigned char ident[EI_NIDENT] = {
+        ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
+        static_cast<unsigned char>(is_64bit ? ELFCLASS64 : ELFCLASS32), ELFDATA2LSB, EV_CURRENT};
+    if (is_64bit) {
+      Elf64_Ehdr eh = {};
+      std::memcpy(eh.e_ident, ident, EI_NIDENT);
+      eh.e_type = ET_EXEC;
+      eh.e_machine = EM_X86_64;
+      eh.e_entry = entry;
+      eh.e_phoff = sizeof(eh);
+      eh.e_phentsize = sizeof(Elf64_Phdr);
+      eh.e_phnum = 1;
+      Elf64_Phdr ph = {};
+      ph.p_type = PT_LOAD;
+      ph.p_offset = kSegmentFileOffset;
+      ph.p_paddr = ph.p_vaddr = kLoadAddr;
+      ph.p_filesz = segment_bytes;
+      ph.p_memsz = segment_bytes + bss_bytes;
+      std::memcpy(out.data(), &eh, sizeof(eh));
+      std::memcpy(out.data() + sizeof(eh), &ph, sizeof(ph));
+    } else {
+      Elf32_Ehdr eh = {};
+      std::memcpy(eh.e_ident, ident, EI_NIDENT);
+      eh.e_type = ET_EXEC;
+      eh.e_machine = EM_386;
+      eh.e_entry = static_cast<uint32_t>(entry);
+      eh.e_phoff = sizeof(eh);
+      eh.e_phentsize = sizeof(Elf32_Phdr);
+      eh.e_phnum = 1;
+      Elf32_Phdr ph = {};
+      ph.p_type = PT_LOAD;
+      ph.p_offset = kSegmentFileOffset;
+      ph.p_paddr = ph.p_vaddr = kLoadAddr;
+      ph.p_filesz = static_cast<uint32_t>(segment_bytes);
+      ph.p_memsz = static_cast<uint32_t>(segment_bytes + bss_bytes);
+      std::memcpy(out.data(), &eh, sizeof(eh));
+      std::memcpy(out.data() + sizeof(eh), &ph, sizeof(ph));
+    }
+    return out;
+  }
+};
+
+struct Fixture {
+  explicit Fixture(uint64_t ram = 128 * kMiB) : ram_bytes(ram) {
+    auto m = GuestMemory::Create(RamRegions(ram));
+    REQUIRE(m.ok());
+    mem = std::move(*m);
+  }
+  absl::StatusOr<BootSetup> Load(const std::vector<uint8_t>& image,
+                                 const std::string& initrd = "") {
+    TempFile kernel(image);
+    kernel_path = kernel.path();
+    return LoadKernel(*mem, KernelLoadRequest{kernel.path(), initrd, "quiet", ram_bytes, 0});
+  }
+  template <typename T>
+  T Read(uint64_t gpa) const {
+    auto v = mem->ReadObj<T>(GuestAddress{gpa});
+    REQUIRE(v.ok());
+    return *v;
+  }
+  std::string ReadString(uint64_t gpa) const {
+    std::string s;
+    for (char c; (c = static_cast<char>(Read<uint8_t>(gpa))) != 0; ++gpa) s.push_back(c);
+    return s;
+  }
+  uint64_t ram_bytes;
+  std::unique_ptr<GuestMemory> mem;
+  std::string kernel_path;
+};
+
+bool Contains(const absl::Status& s, const std::string& text) {
+  return std::string(s.message()).find(text) != std::string::npos;
+}
+
+TEST_CASE("FindMultibootHeader scans 4-byte aligned words in the first 8 KiB", "[multiboot]") {
+  std::vector<uint8_t> probe(8192, 0);
+  const std::vector<uint8_t> header = MultibootHeaderBytes(0x3);
+  SECTION("found at an aligned offset") {
+    std::memcpy(probe.data() + 0x1000, header.data(), header.size());
+    const std::optional<MultibootHeader> found = FindMultibootHeader(probe);
+    REQUIRE(found.has_value());
+    CHECK(found->offset == 0x1000);
+    CHECK(found->flags == 0x3);
+  }
+  SECTION("the last place it fits") {
+    std::memcpy(probe.data() + 8192 - 12, header.data(), header.size());
+    CHECK(FindMultibootHeader(probe).has_value());
+  }
+  SECTION("not at an unaligned offset") {
+    std::memcpy(probe.data() + 0x1002, header.data(), header.size());
+    CHECK_FALSE(FindMultibootHeader(probe).has_value());
+  }
+  SECTION("not with a bad checksum") {
+    const std::vector<uint8_t> bad = MultibootHeaderBytes(0x3, false);
+    std::memcpy(probe.data() + 0x40, bad.data(), bad.size());
+    CHECK_FALSE(FindMultibootHeader(probe).has_value());
+  }
+  SECTION("not beyond 8 KiB") {
+    probe.resize(9000, 0);
+    std::memcpy(probe.data() + 8192, header.data(), header.size());
+    CHECK_FALSE(FindMultibootHeader(probe).has_value());
+  }
+}
+
+TEST_CASE("ELF32 Multiboot kernel with an initrd module", "[multiboot]") {
+  Fixture f;
+  std::vector<uint8_t> initrd_bytes(0x3000, 0x42);
+  TempFile initrd(initrd_bytes);
+  REQUIRE(f.mem->Write(GuestAddress{kLoadAddr + 0x1000}, std::vector<uint8_t>(0x1000, 0xee)).ok());
+  MultibootElf elf;
+  elf.header = MultibootHeaderBytes(kMultibootPageAlignModules | kMultibootMemoryInfo);
+  auto setup = f.Load(elf.Build(), initrd.path());
+  REQUIRE(setup.ok());
+  CHECK(setup->mode == EntryMode::kMultiboot32);
+  CHECK(setup->entry == kLoadAddr + 0x40);
+  CHECK(setup->rax == 0x2badb002);
+  CHECK(setup->rbx == kBootInfoAddr);
+  CHECK(setup->kernel_end == kLoadAddr + 0x2000);
+  CHECK(setup->format_name == "ELF32 Multiboot");
+  CHECK(f.Read<uint32_t>(kLoadAddr + 0x20) == kMultibootHeaderMagic);
+  CHECK(f.Read<uint64_t>(kLoadAddr + 0x1ff8) == 0);  // bss zeroed
+
+  // multiboot_info, by the spec's offsets.
+  const uint64_t info = kBootInfoAddr;
+  CHECK(f.Read<uint32_t>(info + 0) == ((1u << 0) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 9)));
+  CHECK(f.Read<uint32_t>(info + 4) == 639);                     // mem_lower, KiB
+  CHECK(f.Read<uint32_t>(info + 8) == (128 * kMiB - kMiB) / 1024);  // mem_upper, KiB
+  CHECK(f.Read<uint32_t>(info + 16) == kCmdlineAddr);
+  CHECK(f.ReadString(kCmdlineAddr) == "quiet");
+  CHECK(f.Read<uint32_t>(info + 20) == 1);  // mods_count
+  const uint32_t mods = f.Read<uint32_t>(info + 24);
+  CHECK(mods == kBootModulesAddr);
+  const uint32_t mod_start = f.Read<uint32_t>(mods);
+  const uint32_t mod_end = f.Read<uint32_t>(mods + 4);
+  CHECK(mod_start % 4096 == 0);
+  CHECK(mod_end - mod_start == initrd_bytes.size());
+  CHECK(mod_start >= setup->kernel_end);
+  CHECK(mod_end <= 128 * kMiB);
+  CHECK(f.Read<uint8_t>(mod_start) == 0x42);
+  CHECK(f.ReadString(f.Read<uint32_t>(mods + 8)) == initrd.path());
+  CHECK(f.ReadString(f.Read<uint32_t>(info + 64)) == "mote");  // boot_loader_name
+
+  // The memory map: {size = 20, base, length, type} entries of 24 bytes.
+  const std::vector<E820Entry> map = BuildE820(f.ram_bytes);
+  const uint32_t mmap_length = f.Read<uint32_t>(info + 44);
+  const uint32_t mmap_addr = f.Read<uint32_t>(info + 48);
+  REQUIRE(mmap_length == map.size() * 24);
+  CHECK(mmap_addr >= kBootInfoAddr + sizeof(MultibootInfo));
+  CHECK(mmap_addr + mmap_length <= kBootInfoAddr + kBootInfoSize);
+  for (size_t i = 0; i < map.size(); ++i) {
+    const uint64_t e = mmap_addr + i * 24;
+    CHECK(f.Read<uint32_t>(e) == 20);
+    CHECK(f.Read<uint64_t>(e + 4) == uint64_t{map[i].addr});
+    CHECK(f.Read<uint64_t>(e + 12) == uint64_t{map[i].size});
+    CHECK(f.Read<uint32_t>(e + 20) == uint32_t{map[i].type});
+  }
+}
+
+TEST_CASE("Multiboot without an initrd has no modules", "[multiboot]") {
+  Fixture f;
+  auto setup = f.Load(MultibootElf{}.Build());
+  REQUIRE(setup.ok());
+  CHECK((f.Read<uint32_t>(kBootInfoAddr) & kMultibootInfoMods) == 0);
+  CHECK(f.Read<uint32_t>(kBootInfoAddr + 20) == 0);
+}
+
+TEST_CASE("Multiboot in an ELF64 file, and mem_upper for a big guest", "[multiboot]") {
+  Fixture f(5 * kGiB);
+  MultibootElf elf;
+  elf.is_64bit = true;
+  elf.header = MultibootHeaderBytes(kMultibootMemoryInfo | kMultibootVideoMode);
+  auto setup = f.Load(elf.Build());
+  REQUIRE(setup.ok());
+  CHECK(setup->format_name == "ELF64 Multiboot");
+  CHECK(setup->mode == EntryMode::kMultiboot32);
+  CHECK(f.Read<uint32_t>(kBootInfoAddr + 8) == (kMmioHoleStart - kMiB) / 1024);
+  CHECK(f.Read<uint32_t>(kBootInfoAddr + 44) == 6 * 24);  // RAM above 4 GiB listed
+}
+
+TEST_CASE("Multiboot images mote refuses", "[multiboot]") {
+  Fixture f;
+  MultibootElf elf;
+  std::string expected;
+  SECTION("a.out kludge in an ELF") {
+    elf.header = MultibootHeaderBytes(kMultibootAoutKludge | kMultibootMemoryInfo);
+    expected = "a.out kludge";
+  }
+  SECTION("unknown required feature") {
+    elf.header = MultibootHeaderBytes(kMultibootMemoryInfo | (1u << 5));
+    expected = "requires features mote does not provide (flags 0x20)";
+  }
+  SECTION("entry outside the segment") {
+    elf.entry = 0x200000;
+    expected = "entry point 0x200000 is outside every loaded segment";
+  }
+  SECTION("bad checksum: not Multiboot, and a 32-bit ELF has no other way in") {
+    elf.header = MultibootHeaderBytes(kMultibootMemoryInfo, false);
+    expected = "32-bit ELF without a PVH note or Multiboot header";
+  }
+  SECTION("header beyond the first 8 KiB") {
+    elf.segment_bytes = 0x3000;
+    elf.header_at = 0x2000;
+    expected = "32-bit ELF without a PVH note or Multiboot header";
+  }
+  INFO("expected error: " << expected);
+  auto setup = f.Load(elf.Build());
+  REQUIRE_FALSE(setup.ok());
+  INFO(setup.status().ToString());
+  CHECK(setup.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Contains(setup.status(), expected));
+  CHECK(Contains(setup.status(), f.kernel_path));
+}
+
+TEST_CASE("Multiboot header in a file that is not ELF", "[multiboot]") {
+  Fixture f;
+  std::vector<uint8_t> image(0x2000, 0x90);
+  SECTION("with the a.out kludge") {
+    const std::vector<uint8_t> h = MultibootHeaderBytes(kMultibootAoutKludge | kMultibootMemoryInfo);
+    std::memcpy(image.data() + 0x40, h.data(), h.size());
+    auto setup = f.Load(image);
+    REQUIRE_FALSE(setup.ok());
+    CHECK(Contains(setup.status(), "uses the a.out kludge (flag bit 16)"));
+  }
+  SECTION("without it") {
+    const std::vector<uint8_t> h = MultibootHeaderBytes(kMultibootMemoryInfo);
+    std::memcpy(image.data() + 0x40, h.data(), h.size());
+    auto setup = f.Load(image);
+    REQUIRE_FALSE(setup.ok());
+    CHECK(Contains(setup.status(), "has a Multiboot header but is not an ELF file"));
+  }
+}
+
+}  // namespace
+}  // namespace mote::x86
