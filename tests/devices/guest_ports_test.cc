@@ -1,0 +1,62 @@
+#include "devices/guest_ports.h"
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/fakes.h"
+
+namespace mote {
+namespace {
+
+using testing::EventRecorder;
+using testing::ReadByte;
+using testing::WriteByte;
+
+TEST_CASE("DebugExit reports the value written at its base, any width", "[guest_ports]") {
+  EventRecorder events;
+  DebugExit port(&events);
+  uint8_t v32[4] = {0x2a, 0, 0, 0};
+  port.Write(0, absl::Span<const uint8_t>(v32, 4));
+  WriteByte(port, 0, 3);
+  WriteByte(port, 2, 9);  // not at the base: ignored
+  REQUIRE(events.events.size() == 2);
+  CHECK(events.events[0] == std::make_pair(GuestEvent::kDebugExit, uint64_t{0x2a}));
+  CHECK(events.events[1] == std::make_pair(GuestEvent::kDebugExit, uint64_t{3}));
+  CHECK(ReadByte(port, 0) == 0xff);
+}
+
+TEST_CASE("Pvpanic advertises its events and reports a panic", "[guest_ports]") {
+  EventRecorder events;
+  Pvpanic port(&events);
+  CHECK(ReadByte(port, 0) == 0x03);
+  WriteByte(port, 0, Pvpanic::kCrashLoaded);  // not a panic
+  CHECK(events.events.empty());
+  WriteByte(port, 0, Pvpanic::kPanicked);
+  REQUIRE(events.events.size() == 1);
+  CHECK(events.events[0].first == GuestEvent::kPanic);
+}
+
+TEST_CASE("BootTimer marks boot done on any write", "[guest_ports]") {
+  EventRecorder events;
+  BootTimer port(&events);
+  WriteByte(port, 0, 123);
+  REQUIRE(events.events.size() == 1);
+  CHECK(events.events[0].first == GuestEvent::kBootDone);
+}
+
+TEST_CASE("AcpiPm: S5 with SLP_EN powers off; the reset value resets", "[guest_ports]") {
+  EventRecorder events;
+  AcpiPm pm(&events, 5, 1);
+  WriteByte(pm, 0, 5 << 2);            // SLP_TYP without SLP_EN: nothing
+  WriteByte(pm, 0, (3 << 2) | 0x20);   // S3 is not offered: nothing
+  CHECK(events.events.empty());
+  WriteByte(pm, 0, (5 << 2) | 0x20);
+  WriteByte(pm, 2, 0x02);              // wrong reset value: nothing
+  WriteByte(pm, 2, 0x01);
+  REQUIRE(events.events.size() == 2);
+  CHECK(events.events[0].first == GuestEvent::kPowerOff);
+  CHECK(events.events[1].first == GuestEvent::kReset);
+  CHECK(ReadByte(pm, 1) == 0);
+}
+
+}  // namespace
+}  // namespace mote
