@@ -1,0 +1,61 @@
+#include "vmm/vm_config.h"
+
+#include <catch2/catch.hpp>
+
+namespace mote {
+namespace {
+
+TEST_CASE("ParseMemorySize accepts MiB numbers and K/M/G suffixes", "[vm_config]") {
+  CHECK(*ParseMemorySize("128") == (128ull << 20));
+  CHECK(*ParseMemorySize("128M") == (128ull << 20));
+  CHECK(*ParseMemorySize("2G") == (2ull << 30));
+  CHECK(*ParseMemorySize("2gib") == (2ull << 30));
+  CHECK(*ParseMemorySize("8192K") == (8ull << 20));
+}
+
+TEST_CASE("ParseMemorySize rejects garbage with a message", "[vm_config]") {
+  for (const char* bad : {"", "abc", "-5", "12X", "0", "1.5G", "99999999999999999999", "6K", "M"}) {
+    INFO(bad);
+    auto r = ParseMemorySize(bad);
+    CHECK(absl::IsInvalidArgument(r.status()));
+  }
+  CHECK(ParseMemorySize("12X").status().message().find("suffix") != absl::string_view::npos);
+}
+
+TEST_CASE("VmConfig::Validate names the problem", "[vm_config]") {
+  VmConfig c;
+  CHECK(c.Validate().message().find("kernel") != absl::string_view::npos);
+  c.kernel = "k";
+  CHECK(c.Validate().ok());
+  c.cpus = 0;
+  CHECK(!c.Validate().ok());
+  c.cpus = 300;
+  CHECK(c.Validate().message().find("254") != absl::string_view::npos);
+  c.cpus = 1;
+  c.memory_bytes = 1 << 20;
+  CHECK(c.Validate().message().find("too small") != absl::string_view::npos);
+  c.memory_bytes = 128 << 20;
+  c.expect = "([unclosed";
+  CHECK(c.Validate().message().find("regex") != absl::string_view::npos);
+  c.expect = "PASS .*";
+  c.timeout = absl::ZeroDuration();
+  CHECK(!c.Validate().ok());
+}
+
+TEST_CASE("Console, PIT and reboot flags parse or explain", "[vm_config]") {
+  CHECK(ParseConsole("stdio")->kind == ConsoleKind::kStdio);
+  CHECK(ParseConsole("none")->kind == ConsoleKind::kNone);
+  auto f = ParseConsole("file:/tmp/x.log");
+  REQUIRE(f.ok());
+  CHECK(f->kind == ConsoleKind::kFile);
+  CHECK(f->path == "/tmp/x.log");
+  CHECK(!ParseConsole("file:").ok());
+  CHECK(!ParseConsole("tty").ok());
+  CHECK(*ParsePitMode("off") == PitMode::kOff);
+  CHECK(!ParsePitMode("maybe").ok());
+  CHECK(*ParseOnReboot("restart") == OnReboot::kRestart);
+  CHECK(!ParseOnReboot("halt").ok());
+}
+
+}  // namespace
+}  // namespace mote

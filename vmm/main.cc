@@ -1,0 +1,138 @@
+// The mote command line: `mote run ...` builds a VmConfig from flags, runs
+// the VM and exits with the code its outcome maps to (vmm/outcome.h). This is
+// the only place that calls exit() or catches CLI11's exceptions.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/clock.h"
+#include "vmm/base/logging.h"
+#include "vmm/console.h"
+#include "vmm/outcome.h"
+#include "vmm/vm.h"
+#include "vmm/vm_config.h"
+
+namespace mote {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+// Prints one clear line and returns the host-error code.
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "mote: error: %s\n", message.c_str());
+  return exit_code::kHostError;
+}
+
+struct RunFlags {
+  std::string memory = "128M";
+  std::string console = "stdio";
+  std::string pit = "auto";
+  std::string on_reboot = "exit";
+  double timeout_seconds = 0;
+  std::string log_level = "info";
+};
+
+void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
+  run->add_option("--kernel", config.kernel,
+                  "Kernel image: bzImage, ELF with a PVH note, Multiboot ELF, or x86-64 ELF")
+      ->required();
+  run->add_option("--initrd", config.initrd, "Initial ramdisk (Linux) or first module");
+  run->add_option("--cmdline", config.cmdline, "Kernel command line");
+  run->add_option("--cpus", config.cpus, "Number of vCPUs")->capture_default_str();
+  run->add_option("--memory", flags.memory, "Guest RAM: 512 (MiB), 512M, 2G ...")
+      ->capture_default_str();
+  run->add_option("--console", flags.console, "Guest console: stdio, file:PATH or none")
+      ->capture_default_str();
+  run->add_option("--cpu-template", config.cpu_template, "CPU features: host or minimal")
+      ->capture_default_str();
+  run->add_option("--pit", flags.pit,
+                  "In-kernel PIT: on, off, or auto (on for Linux bzImage kernels)")
+      ->capture_default_str();
+  run->add_option("--timeout", flags.timeout_seconds, "Stop the guest after SECONDS (exit code 8)");
+  run->add_option("--expect", config.expect,
+                  "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
+  run->add_option("--on-reboot", flags.on_reboot, "What a guest reboot does: exit (code 4) or restart")
+      ->capture_default_str();
+  run->add_option("--kvm-device", config.kvm_path, "The KVM device to open")->capture_default_str();
+  run->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+}
+
+absl::Status ApplyRunFlags(const RunFlags& flags, VmConfig& config) {
+  absl::StatusOr<uint64_t> memory = ParseMemorySize(flags.memory);
+  if (!memory.ok()) return memory.status();
+  config.memory_bytes = *memory;
+  absl::StatusOr<ConsoleConfig> console = ParseConsole(flags.console);
+  if (!console.ok()) return console.status();
+  config.console = *console;
+  absl::StatusOr<PitMode> pit = ParsePitMode(flags.pit);
+  if (!pit.ok()) return pit.status();
+  config.pit = *pit;
+  absl::StatusOr<OnReboot> on_reboot = ParseOnReboot(flags.on_reboot);
+  if (!on_reboot.ok()) return on_reboot.status();
+  config.on_reboot = *on_reboot;
+  if (flags.timeout_seconds < 0 || flags.timeout_seconds > 1e9) {
+    return absl::InvalidArgumentError("--timeout must be a positive number of seconds");
+  }
+  if (flags.timeout_seconds > 0) config.timeout = absl::Seconds(flags.timeout_seconds);
+  return config.Validate();
+}
+
+int RunVm(VmConfig config) {
+  TerminalRawMode raw(config.console.kind == ConsoleKind::kStdio ? STDIN_FILENO : -1);
+  absl::Time deadline = config.timeout.has_value() ? config.launch_time + *config.timeout
+                                                   : absl::InfiniteFuture();
+  while (true) {
+    // A restarted guest keeps the original deadline.
+    if (config.timeout.has_value()) config.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+    absl::StatusOr<std::unique_ptr<Vm>> vm = Vm::Create(config);
+    if (!vm.ok()) return Fail(std::string(vm.status().message()));
+    VmOutcome outcome = (*vm)->Run();
+    vm->reset();  // tear down before the terminal is restored or a new VM is built
+    if (outcome.kind == OutcomeKind::kReset && config.on_reboot == OnReboot::kRestart) {
+      spdlog::info("guest reset: restarting");
+      continue;
+    }
+    int code = ExitCodeFor(outcome);
+    if (outcome.kind == OutcomeKind::kPowerOff || outcome.kind == OutcomeKind::kExpectMatched ||
+        outcome.kind == OutcomeKind::kDebugExit) {
+      spdlog::debug("{} (exit code {})", outcome.detail, code);
+    } else {
+      spdlog::warn("{} (exit code {})", outcome.detail, code);
+    }
+    return code;
+  }
+}
+
+int Main(int argc, char** argv) {
+  VmConfig config;
+  config.launch_time = absl::Now();
+  RunFlags flags;
+  CLI::App app{"mote: a minimal virtual machine monitor on Linux KVM"};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+  CLI::App* run = app.add_subcommand("run", "Boot a guest with its console on this terminal");
+  AddRunFlags(run, config, flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Fail(e.what());
+  }
+  InitLogging(flags.log_level);
+  if (absl::Status s = ApplyRunFlags(flags, config); !s.ok()) return Fail(std::string(s.message()));
+  return RunVm(std::move(config));
+}
+
+}  // namespace
+}  // namespace mote
+
+int main(int argc, char** argv) { return mote::Main(argc, argv); }

@@ -1,0 +1,159 @@
+#include "vmm/vcpu.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "arch/x86/vcpu_dump.h"
+#include "vmm/base/logging.h"
+
+namespace mote {
+namespace {
+
+int KickSignal() { return SIGRTMIN; }
+
+void NoopHandler(int) {}
+
+}  // namespace
+
+void Vcpu::InstallKickSignalHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = NoopHandler;  // no SA_RESTART: KVM_RUN must return EINTR
+    sigemptyset(&sa.sa_mask);
+    sigaction(KickSignal(), &sa, nullptr);
+  });
+}
+
+Vcpu::Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
+           EndCallback on_end)
+    : fd_(std::move(fd)), pio_bus_(pio_bus), mmio_bus_(mmio_bus), mem_(mem),
+      on_end_(std::move(on_end)) {}
+
+Vcpu::~Vcpu() {
+  Kick();
+  Join();
+}
+
+void Vcpu::Start() {
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Vcpu::Kick() {
+  stop_.store(true);
+  // immediate_exit covers the window before the thread enters KVM_RUN; the
+  // signal interrupts a KVM_RUN already in progress (e.g. a halted vCPU).
+  if (fd_.run() != nullptr) __atomic_store_n(&fd_.run()->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), KickSignal());
+}
+
+void Vcpu::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t Vcpu::ExitCount(uint32_t reason) const {
+  return reason < kExitReasons ? exit_counts_[reason].load(std::memory_order_relaxed) : 0;
+}
+
+void Vcpu::Loop() {
+  // The kick signal is blocked in the process (for signalfd users); this
+  // thread must receive it.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, KickSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+
+  while (!stop_.load()) {
+    int err = fd_.Run();
+    if (err == EINTR || err == EAGAIN) {
+      __atomic_store_n(&fd_.run()->immediate_exit, 0, __ATOMIC_SEQ_CST);
+      continue;  // re-checks stop_
+    }
+    if (err != 0) {
+      on_end_({OutcomeKind::kKvmError, 0,
+               absl::StrFormat("KVM_RUN on vCPU %d failed: %s", fd_.id(), std::strerror(err))});
+      return;
+    }
+    if (!HandleExit()) return;
+  }
+}
+
+bool Vcpu::HandleExit() {
+  kvm_run* run = fd_.run();
+  uint32_t reason = run->exit_reason;
+  if (reason < kExitReasons) exit_counts_[reason].fetch_add(1, std::memory_order_relaxed);
+  switch (reason) {
+    case KVM_EXIT_IO: {
+      auto* base = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+      // String I/O (rep ins/outs) arrives as `count` back-to-back accesses.
+      for (uint32_t i = 0; i < run->io.count; ++i) {
+        absl::Span<uint8_t> data(base + i * run->io.size, run->io.size);
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+          pio_bus_->Write(run->io.port, data);
+        } else {
+          pio_bus_->Read(run->io.port, data);
+        }
+      }
+      return true;
+    }
+    case KVM_EXIT_MMIO: {
+      absl::Span<uint8_t> data(run->mmio.data, run->mmio.len);
+      if (run->mmio.is_write) {
+        mmio_bus_->Write(run->mmio.phys_addr, data);
+      } else {
+        mmio_bus_->Read(run->mmio.phys_addr, data);
+      }
+      return true;
+    }
+    case KVM_EXIT_HLT:
+      // Only seen without an in-kernel LAPIC, which mote always creates.
+      return true;
+    case KVM_EXIT_SHUTDOWN:
+      on_end_({OutcomeKind::kReset, 0,
+               absl::StrFormat("guest triple fault on vCPU %d (treated as a reset)\n%s", fd_.id(),
+                               x86::DescribeVcpu(fd_, *mem_))});
+      return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+      switch (run->system_event.type) {
+        case KVM_SYSTEM_EVENT_SHUTDOWN:
+          on_end_({OutcomeKind::kPowerOff, 0, "guest shut down (KVM system event)"});
+          return false;
+        case KVM_SYSTEM_EVENT_RESET:
+          on_end_({OutcomeKind::kReset, 0, "guest reset (KVM system event)"});
+          return false;
+        case KVM_SYSTEM_EVENT_CRASH:
+          on_end_({OutcomeKind::kPanic, 0, "guest crashed (KVM system event)"});
+          return false;
+        default:
+          return true;
+      }
+    case KVM_EXIT_INTERNAL_ERROR: {
+      const char* what = run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                             ? "the host could not emulate a guest instruction"
+                             : "KVM internal error";
+      on_end_({OutcomeKind::kKvmError, 0,
+               absl::StrFormat("%s (KVM_EXIT_INTERNAL_ERROR suberror %d)\n%s", what,
+                               run->internal.suberror, x86::DescribeVcpu(fd_, *mem_))});
+      return false;
+    }
+    case KVM_EXIT_FAIL_ENTRY:
+      on_end_({OutcomeKind::kKvmError, 0,
+               absl::StrFormat("KVM could not enter the guest (hardware reason 0x%x)\n%s",
+                               run->fail_entry.hardware_entry_failure_reason,
+                               x86::DescribeVcpu(fd_, *mem_))});
+      return false;
+    default:
+      on_end_({OutcomeKind::kKvmError, 0,
+               absl::StrFormat("unexpected KVM exit reason %d on vCPU %d\n%s", reason, fd_.id(),
+                               x86::DescribeVcpu(fd_, *mem_))});
+      return false;
+  }
+}
+
+}  // namespace mote

@@ -1,0 +1,61 @@
+// Vcpu: one host thread running KVM_RUN for one vCPU and dispatching its port
+// and MMIO exits to the buses. It never does blocking host I/O itself. Kick()
+// makes a running KVM_RUN return (immediate_exit + a signal), so Stop and
+// Join always finish. Exit counts per reason are kept for the control plane.
+// Thread-safety: Start/Join from the owner; Kick and counters from any thread.
+#ifndef MOTE_VMM_VCPU_H_
+#define MOTE_VMM_VCPU_H_
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "vmm/base/bus.h"
+#include "vmm/base/guest_memory.h"
+#include "vmm/base/kvm.h"
+#include "vmm/outcome.h"
+
+namespace mote {
+
+class Vcpu {
+ public:
+  // Called once (from this vCPU's thread) when the guest's run on this vCPU
+  // must end the VM: a fatal KVM exit, or a triple fault / system event.
+  using EndCallback = std::function<void(VmOutcome)>;
+
+  Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
+       EndCallback on_end);
+  ~Vcpu();
+
+  void Start();
+  // Asks the thread to leave KVM_RUN and stop; safe before Start and repeatedly.
+  void Kick();
+  void Join();
+
+  VcpuFd& fd() { return fd_; }
+  uint64_t ExitCount(uint32_t reason) const;
+
+  // Installs the (empty) kick signal handler once per process.
+  static void InstallKickSignalHandler();
+
+ private:
+  void Loop();
+  // Handles one exit; false when the vCPU must stop.
+  bool HandleExit();
+
+  static constexpr size_t kExitReasons = 64;
+  VcpuFd fd_;
+  const Bus* const pio_bus_;
+  const Bus* const mmio_bus_;
+  const GuestMemory* const mem_;
+  const EndCallback on_end_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> started_{false};
+  std::thread thread_;
+  std::array<std::atomic<uint64_t>, kExitReasons> exit_counts_{};
+};
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_VCPU_H_

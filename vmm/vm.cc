@@ -1,0 +1,333 @@
+#include "vmm/vm.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "arch/x86/acpi/tables.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/memory_map.h"
+#include "arch/x86/registers.h"
+#include "devices/cmos_rtc.h"
+#include "devices/guest_ports.h"
+#include "devices/i8042.h"
+#include "vmm/base/logging.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote {
+namespace {
+
+constexpr uint64_t kTssAddr = 0xfffbd000;  // 3 pages KVM needs on Intel, inside the MMIO hole
+constexpr uint8_t kCtrlA = 0x01;
+
+// Signals that end the VM; blocked in every thread and read through a signalfd.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// GSI routing when the PIT exists: ISA IRQs to both PICs and the IOAPIC,
+// except that IRQ 0 (the PIT) reaches IOAPIC pin 2, as the MADT override says.
+std::vector<kvm_irq_routing_entry> IsaRouting() {
+  std::vector<kvm_irq_routing_entry> routes;
+  auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
+    kvm_irq_routing_entry e{};
+    e.gsi = gsi;
+    e.type = KVM_IRQ_ROUTING_IRQCHIP;
+    e.u.irqchip.irqchip = chip;
+    e.u.irqchip.pin = pin;
+    routes.push_back(e);
+  };
+  for (uint32_t irq = 0; irq < 16; ++irq) {
+    if (irq == 2) continue;  // the slave PIC's cascade input
+    add(irq, irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, irq % 8);
+  }
+  // KVM refuses a GSI routed twice to one chip, so GSI 0 replaces pin 0's route.
+  for (uint32_t gsi = 0; gsi < x86::kIoapicPins; ++gsi) {
+    add(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? x86::kPitIoapicPin : gsi);
+  }
+  return routes;
+}
+
+}  // namespace
+
+// An ISA interrupt line into the in-kernel PIC/IOAPIC pair.
+class Vm::IsaIrqLine : public IrqLine {
+ public:
+  IsaIrqLine(VmFd* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void SetLevel(bool asserted) override {
+    if (absl::Status s = vm_->SetIrqLine(gsi_, asserted); !s.ok()) {
+      MOTE_LOG_LIMITED(limiter_, spdlog::level::warn, "{}", s.ToString());
+    }
+  }
+
+ private:
+  VmFd* const vm_;
+  const uint32_t gsi_;
+  RateLimiter limiter_;
+};
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
+  MOTE_RETURN_IF_ERROR(config.Validate());
+  std::unique_ptr<Vm> vm(new Vm(config));
+  MOTE_RETURN_IF_ERROR(vm->Build());
+  return vm;
+}
+
+Vm::Vm(const VmConfig& config) : config_(config) {}
+
+Vm::~Vm() {
+  for (auto& v : vcpus_) v->Kick();
+  vcpus_.clear();  // joins
+}
+
+absl::Status Vm::Build() {
+  MOTE_ASSIGN_OR_RETURN(x86::CpuTemplate cpu_template, x86::ParseCpuTemplate(config_.cpu_template));
+  (void)cpu_template;
+  absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
+  if (!kvm.ok()) {
+    return absl::Status(kvm.status().code(),
+                        "cannot use KVM: " + std::string(kvm.status().message()) +
+                            " (mote needs read/write access to " + config_.kvm_path + ")");
+  }
+  kvm_.emplace(std::move(*kvm));
+  int max_vcpus = kvm_->MaxVcpus();
+  if (config_.cpus > static_cast<uint32_t>(max_vcpus)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
+  }
+
+  // Memory, ACPI tables and the kernel first: the kernel's format decides
+  // whether the PIT is worth creating (PitMode::kAuto).
+  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes)));
+  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp,
+                        x86::acpi::WriteAcpiTables(*mem_, x86::acpi::AcpiConfig{config_.cpus}));
+  x86::KernelLoadRequest request;
+  request.kernel_path = config_.kernel;
+  request.initrd_path = config_.initrd;
+  request.cmdline = config_.cmdline;
+  request.ram_bytes = config_.memory_bytes;
+  request.acpi_rsdp_addr = rsdp;
+  MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
+  MOTE_RETURN_IF_ERROR(x86::WriteBootTables(*mem_, boot_.mode));
+  spdlog::debug("kernel {}: {}, entry 0x{:x}", config_.kernel, boot_.format_name, boot_.entry);
+
+  MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
+  vm_fd_.emplace(std::move(vm_fd));
+  MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
+  MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
+  // A Linux kernel calibrates against the PIT; the tiny kernels do not need it,
+  // and it costs ~15 ms of VM teardown here (README: "Choosing the PIT").
+  pit_enabled_ = config_.pit == PitMode::kOn ||
+                 (config_.pit == PitMode::kAuto && boot_.mode == x86::EntryMode::kLinux64);
+  if (pit_enabled_) {
+    MOTE_RETURN_IF_ERROR(vm_fd_->CreatePit2());
+    MOTE_RETURN_IF_ERROR(vm_fd_->SetGsiRouting(IsaRouting()));
+  }
+  const auto& regions = mem_->regions();
+  for (uint32_t slot = 0; slot < regions.size(); ++slot) {
+    MOTE_RETURN_IF_ERROR(vm_fd_->SetUserMemoryRegion(slot, regions[slot].guest_base,
+                                                     regions[slot].size, regions[slot].host));
+  }
+  MOTE_ASSIGN_OR_RETURN(loop_, EventLoop::Create());
+  MOTE_RETURN_IF_ERROR(CreateDevices());
+  return CreateVcpus();
+}
+
+absl::Status Vm::CreateDevices() {
+  MOTE_ASSIGN_OR_RETURN(console_, ConsoleOutput::Create(config_.console, config_.expect, [this] {
+                          RequestEnd({OutcomeKind::kExpectMatched, 0, "console matched --expect"});
+                        }));
+  com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
+  serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
+  static const SystemClock kClock;
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<CmosRtc>(&kClock), x86::kCmosPort,
+                                       CmosRtc::kPortCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<I8042>(this), x86::kI8042DataPort,
+                                       I8042::kPortCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<DebugExit>(this), x86::kDebugExitPort,
+                                       DebugExit::kPortCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<Pvpanic>(this), x86::kPvpanicPort,
+                                       Pvpanic::kPortCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<BootTimer>(this), x86::kBootTimerPort,
+                                       BootTimer::kPortCount));
+  return pio_bus_.Insert(
+      std::make_shared<AcpiPm>(this, x86::kAcpiS5SleepType, x86::kAcpiResetValue),
+      x86::kAcpiSleepControlPort, AcpiPm::kPortCount);
+}
+
+absl::Status Vm::CreateVcpus() {
+  MOTE_ASSIGN_OR_RETURN(x86::CpuTemplate cpu_template, x86::ParseCpuTemplate(config_.cpu_template));
+  MOTE_ASSIGN_OR_RETURN(CpuidEntries supported, kvm_->GetSupportedCpuid());
+  bool tsc_deadline = kvm_->CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  Vcpu::InstallKickSignalHandler();
+  for (uint32_t id = 0; id < config_.cpus; ++id) {
+    MOTE_ASSIGN_OR_RETURN(VcpuFd fd, vm_fd_->CreateVcpu(id));
+    MOTE_RETURN_IF_ERROR(fd.SetCpuid(x86::VcpuCpuid(supported, id, config_.cpus, cpu_template, tsc_deadline)));
+    MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
+    // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
+    if (id == 0) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
+    vcpus_.push_back(std::make_unique<Vcpu>(std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
+                                            [this](VmOutcome o) { RequestEnd(std::move(o)); }));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vm::WatchHostEvents() {
+  if (config_.timeout.has_value()) {
+    timer_fd_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!timer_fd_.ok()) return ErrnoToStatus(errno, "timerfd_create");
+    itimerspec spec{};
+    spec.it_value = absl::ToTimespec(*config_.timeout);
+    if (timerfd_settime(timer_fd_.get(), 0, &spec, nullptr) != 0) {
+      return ErrnoToStatus(errno, "timerfd_settime");
+    }
+    MOTE_RETURN_IF_ERROR(loop_->Add(timer_fd_.get(), EPOLLIN, [this](uint32_t) {
+      RequestEnd({OutcomeKind::kTimeout, 0,
+                  absl::StrFormat("timeout after %s", absl::FormatDuration(*config_.timeout))});
+    }));
+  }
+
+  sigset_t stop_signals = StopSignals();
+  signal_fd_.Reset(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_.ok()) return ErrnoToStatus(errno, "signalfd");
+  MOTE_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, [this](uint32_t) {
+    signalfd_siginfo info;
+    if (read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+      RequestEnd({OutcomeKind::kSignal, info.ssi_signo,
+                  absl::StrFormat("stopped by signal %s", strsignal(info.ssi_signo))});
+    }
+  }));
+
+  if (config_.console.kind != ConsoleKind::kStdio) return absl::OkStatus();
+  bool interactive = isatty(STDIN_FILENO);
+  absl::Status watch = loop_->Add(STDIN_FILENO, EPOLLIN, [this, interactive](uint32_t events) {
+    uint8_t buf[256];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) return;
+      (void)loop_->Remove(STDIN_FILENO);  // EOF or error: no more input
+      return;
+    }
+    std::vector<uint8_t> input;
+    for (ssize_t i = 0; i < n; ++i) {
+      // On a terminal in raw mode Ctrl-C goes to the guest; Ctrl-A x quits.
+      if (interactive && ctrl_a_pending_) {
+        ctrl_a_pending_ = false;
+        if (buf[i] == 'x') {
+          RequestEnd({OutcomeKind::kSignal, SIGINT, "stopped from the console (Ctrl-A x)"});
+          return;
+        }
+        input.push_back(buf[i]);  // Ctrl-A Ctrl-A sends one Ctrl-A
+        continue;
+      }
+      if (interactive && buf[i] == kCtrlA) {
+        ctrl_a_pending_ = true;
+        continue;
+      }
+      input.push_back(buf[i]);
+    }
+    serial_->EnqueueInput(input);
+    (void)events;
+  });
+  if (!watch.ok()) {
+    // /dev/null and regular files cannot be polled: the guest simply gets no input.
+    spdlog::debug("console input disabled: {}", watch.ToString());
+  }
+  return absl::OkStatus();
+}
+
+VmOutcome Vm::Run() {
+  sigset_t stop_signals = StopSignals();
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  if (absl::Status s = WatchHostEvents(); !s.ok()) {
+    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    return {OutcomeKind::kHostError, 0, s.ToString()};
+  }
+  for (auto& v : vcpus_) v->Start();
+  absl::Status loop_status = loop_->Run();
+  if (!loop_status.ok()) RequestEnd({OutcomeKind::kHostError, 0, loop_status.ToString()});
+  for (auto& v : vcpus_) v->Kick();
+  for (auto& v : vcpus_) v->Join();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+
+  VmOutcome outcome;
+  {
+    absl::MutexLock lock(&mu_);
+    outcome = *outcome_;
+  }
+  // With --expect, a guest that ended on its own without the line has failed.
+  bool guest_ended = outcome.kind == OutcomeKind::kPowerOff ||
+                     outcome.kind == OutcomeKind::kDebugExit ||
+                     outcome.kind == OutcomeKind::kReset || outcome.kind == OutcomeKind::kPanic;
+  if (!config_.expect.empty() && guest_ended) {
+    if (console_->MatchedOrFinalLineMatches()) {
+      outcome = {OutcomeKind::kExpectMatched, 0, "console matched --expect"};
+    } else {
+      outcome = {OutcomeKind::kExpectNotMet, 0,
+                 "the guest ended (" + outcome.detail + ") before the console matched --expect"};
+    }
+  }
+  return outcome;
+}
+
+void Vm::RequestEnd(VmOutcome outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (outcome_.has_value()) return;
+    outcome_ = std::move(outcome);
+  }
+  // Stop the vCPUs now, not when the loop thread wakes: a guest that wrote
+  // "exit" must not run on (and print) in the meantime.
+  for (auto& v : vcpus_) v->Kick();
+  loop_->Stop();
+}
+
+void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
+  switch (event) {
+    case GuestEvent::kPowerOff:
+      RequestEnd({OutcomeKind::kPowerOff, 0, "guest powered off"});
+      break;
+    case GuestEvent::kReset:
+      RequestEnd({OutcomeKind::kReset, 0, "guest requested a reset"});
+      break;
+    case GuestEvent::kPanic:
+      RequestEnd({OutcomeKind::kPanic, value, "guest panicked (pvpanic)"});
+      break;
+    case GuestEvent::kDebugExit:
+      RequestEnd({OutcomeKind::kDebugExit, value,
+                  absl::StrFormat("guest wrote 0x%x to the debug-exit port", value)});
+      break;
+    case GuestEvent::kBootDone: {
+      absl::Duration elapsed = absl::Now() - config_.launch_time;
+      bool first;
+      {
+        absl::MutexLock lock(&mu_);
+        first = !boot_time_.has_value();
+        if (first) boot_time_ = elapsed;
+      }
+      if (first) spdlog::info("guest boot done {:.3f} ms after launch", absl::ToDoubleMilliseconds(elapsed));
+      break;
+    }
+  }
+}
+
+std::optional<absl::Duration> Vm::boot_time() const {
+  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+  return boot_time_;
+}
+
+}  // namespace mote

@@ -1,0 +1,83 @@
+// Vm: owns everything of one virtual machine (KVM objects, guest memory,
+// buses, devices, vCPU threads, the event loop) and runs it to an outcome.
+// Create() builds the whole machine and loads the kernel; Run() starts the
+// vCPUs, runs the event loop on the calling thread until the guest ends, a
+// timeout expires, --expect matches or a stop signal arrives, then stops and
+// joins every thread before returning.
+// Thread-safety: Create/Run from one thread; RequestEnd from any thread.
+#ifndef MOTE_VMM_VM_H_
+#define MOTE_VMM_VM_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "arch/x86/kernel_loader.h"
+#include "devices/serial.h"
+#include "vmm/base/bus.h"
+#include "vmm/base/event_loop.h"
+#include "vmm/base/guest_memory.h"
+#include "vmm/base/kvm.h"
+#include "vmm/base/platform_hooks.h"
+#include "vmm/console.h"
+#include "vmm/outcome.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm_config.h"
+
+namespace mote {
+
+class Vm : public GuestEventSink {
+ public:
+  // Validates `config`, creates the KVM objects, memory and devices, loads
+  // the kernel and writes the boot tables. Errors name the bad input.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
+  ~Vm() override;
+
+  // Blocks until the VM ends; every vCPU thread has been joined on return.
+  VmOutcome Run();
+
+  // Ends the VM with `outcome` unless an earlier outcome was recorded.
+  void RequestEnd(VmOutcome outcome);
+
+  void OnGuestEvent(GuestEvent event, uint64_t value) override;
+
+  const x86::BootSetup& boot_setup() const { return boot_; }
+  std::optional<absl::Duration> boot_time() const;
+
+ private:
+  class IsaIrqLine;
+  explicit Vm(const VmConfig& config);
+  absl::Status Build();
+  absl::Status CreateMemory();
+  absl::Status CreateDevices();
+  absl::Status CreateVcpus();
+  absl::Status WatchHostEvents();  // stdin, timeout, signals
+
+  VmConfig config_;
+  std::optional<KvmSystem> kvm_;
+  std::optional<VmFd> vm_fd_;
+  std::unique_ptr<GuestMemory> mem_;
+  Bus pio_bus_{"pio"};
+  Bus mmio_bus_{"mmio"};
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<ConsoleOutput> console_;
+  std::unique_ptr<IsaIrqLine> com1_irq_;
+  std::shared_ptr<Serial16550> serial_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;  // destroyed (joined) before the fds above
+  x86::BootSetup boot_;
+  FileDescriptor timer_fd_;
+  FileDescriptor signal_fd_;
+  bool pit_enabled_ = false;
+  bool ctrl_a_pending_ = false;  // console escape: Ctrl-A then x quits
+
+  absl::Mutex mu_;
+  std::optional<VmOutcome> outcome_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Duration> boot_time_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_VM_H_

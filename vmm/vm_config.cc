@@ -1,0 +1,92 @@
+#include "vmm/vm_config.h"
+
+#include <cctype>
+#include <regex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+
+namespace mote {
+
+absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text) {
+  std::string s = absl::AsciiStrToUpper(text);
+  size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  std::string suffix = s.substr(digits);
+  uint64_t number = 0;
+  if (digits == 0 || digits > 15 || !absl::SimpleAtoi(s.substr(0, digits), &number)) {
+    return absl::InvalidArgumentError("memory size '" + text +
+                                      "' is not a number with an optional K, M or G suffix");
+  }
+  uint64_t shift;
+  if (suffix.empty() || suffix == "M" || suffix == "MB" || suffix == "MIB") {
+    shift = 20;  // a bare number is MiB, as with QEMU's -m
+  } else if (suffix == "K" || suffix == "KB" || suffix == "KIB") {
+    shift = 10;
+  } else if (suffix == "G" || suffix == "GB" || suffix == "GIB") {
+    shift = 30;
+  } else {
+    return absl::InvalidArgumentError("memory size '" + text + "': unknown suffix '" + suffix + "'");
+  }
+  if (number == 0 || number > (kMaxMemoryBytes >> shift)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("memory size '%s' is out of range (%d MiB to %d GiB)", text,
+                        kMinMemoryBytes >> 20, kMaxMemoryBytes >> 30));
+  }
+  uint64_t bytes = number << shift;
+  if (bytes % 4096 != 0) {
+    return absl::InvalidArgumentError("memory size '" + text + "' is not a multiple of 4 KiB");
+  }
+  return bytes;
+}
+
+absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text) {
+  if (text == "stdio") return ConsoleConfig{ConsoleKind::kStdio, ""};
+  if (text == "none") return ConsoleConfig{ConsoleKind::kNone, ""};
+  if (text.rfind("file:", 0) == 0 && text.size() > 5) {
+    return ConsoleConfig{ConsoleKind::kFile, text.substr(5)};
+  }
+  return absl::InvalidArgumentError("console '" + text + "': expected stdio, none or file:PATH");
+}
+
+absl::StatusOr<PitMode> ParsePitMode(const std::string& text) {
+  if (text == "auto") return PitMode::kAuto;
+  if (text == "on") return PitMode::kOn;
+  if (text == "off") return PitMode::kOff;
+  return absl::InvalidArgumentError("pit '" + text + "': expected on, off or auto");
+}
+
+absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text) {
+  if (text == "exit") return OnReboot::kExit;
+  if (text == "restart") return OnReboot::kRestart;
+  return absl::InvalidArgumentError("on-reboot '" + text + "': expected exit or restart");
+}
+
+absl::Status VmConfig::Validate() const {
+  if (kernel.empty()) return absl::InvalidArgumentError("no kernel given (--kernel PATH)");
+  if (cpus == 0) return absl::InvalidArgumentError("--cpus must be at least 1");
+  if (cpus > 254) {
+    // xAPIC IDs are 8 bits and 0xff is the broadcast ID.
+    return absl::InvalidArgumentError(absl::StrFormat("--cpus %d: mote supports at most 254", cpus));
+  }
+  if (memory_bytes < kMinMemoryBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "memory %d KiB is too small: mote needs at least %d MiB", memory_bytes >> 10,
+        kMinMemoryBytes >> 20));
+  }
+  if (memory_bytes > kMaxMemoryBytes) return absl::InvalidArgumentError("memory size too large");
+  if (timeout.has_value() && *timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--timeout must be positive");
+  }
+  if (!expect.empty()) {
+    try {
+      std::regex re(expect);
+    } catch (const std::regex_error& e) {
+      return absl::InvalidArgumentError("--expect '" + expect + "' is not a valid regex: " + e.what());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mote

@@ -1,0 +1,58 @@
+// VmConfig: everything needed to build one VM, as plain structs, validated
+// once (Validate) before any VM object is created. Filled by the CLI today and
+// by JSON/the API later. Value type; thread-compatible.
+#ifndef MOTE_VMM_VM_CONFIG_H_
+#define MOTE_VMM_VM_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace mote {
+
+enum class ConsoleKind { kStdio, kFile, kNone };
+enum class PitMode { kAuto, kOn, kOff };
+enum class OnReboot { kExit, kRestart };
+
+struct ConsoleConfig {
+  ConsoleKind kind = ConsoleKind::kStdio;
+  std::string path;  // kFile only
+};
+
+struct VmConfig {
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  uint32_t cpus = 1;
+  uint64_t memory_bytes = 128ull << 20;
+  std::string cpu_template = "host";
+  PitMode pit = PitMode::kAuto;
+  ConsoleConfig console;
+  std::optional<absl::Duration> timeout;
+  std::string expect;  // ECMAScript regex matched against each console line; empty: none
+  OnReboot on_reboot = OnReboot::kExit;
+  std::string kvm_path = "/dev/kvm";
+  absl::Time launch_time = absl::Now();  // the process start, for the boot timer
+
+  // Checks ranges and presence; file contents are checked by the loaders.
+  absl::Status Validate() const;
+};
+
+// The smallest and largest guest RAM mote accepts.
+inline constexpr uint64_t kMinMemoryBytes = 4ull << 20;
+inline constexpr uint64_t kMaxMemoryBytes = 1ull << 40;
+
+// "512" (MiB), "512M", "2G", "4096K", "1GiB"... -> bytes; rejects garbage,
+// zero and sizes that are not a multiple of 4 KiB.
+absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text);
+absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
+absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
+absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_VM_CONFIG_H_
