@@ -1,0 +1,35 @@
+/* Ring-3 start of the boot CPU: read the boot info, pick the test named by
+ * test=NAME (default "demo") and run it. */
+#include "boot.h"
+#include "lib.h"
+#include "machine.h"
+#include "test.h"
+#include "traps.h"
+
+struct test {
+  const char *name;
+  void (*run)(void);
+};
+
+static const struct test tests[] = {
+    {"demo", test_demo},         {"hello", test_hello},       {"smp", test_smp},
+    {"rtc", test_rtc},           {"pit", test_pit},           {"acpi", test_acpi},
+    {"poweroff", test_poweroff}, {"reset", test_reset},       {"spin", test_spin},
+    {"panic", test_panic},       {"exception", test_exception},
+};
+
+void bsp_user_main(uint32_t cpu) {
+  (void)cpu;
+  bootinfo_init();
+  char name[32] = "demo";
+  cmdline_get("test", name, sizeof(name));
+  for (unsigned i = 0; i < sizeof(tests) / sizeof(tests[0]); ++i) {
+    if (strcmp(tests[i].name, name) == 0) {
+      tests[i].run();
+      test_finish();
+    }
+  }
+  expect(false, "test", "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
+                        "reset, spin, panic, exception)", name);
+  test_finish();
+}
