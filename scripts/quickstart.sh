@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's two commands.
+#   scripts/quickstart.sh boot  - set up, build, and boot the default tiny guest
+#   scripts/quickstart.sh test  - set up, build, and run the whole test suite,
+#                                 ending with a "N passed, N failed" line
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-boot}"
+scripts/setup.sh
+case "$what" in
+  boot)
+    exec build/mote run --kernel build/guest-images/motetest.pvh --cpus 2
+    ;;
+  test)
+    status=0
+    meson test -C build --print-errorlogs || status=$?
+    python3 scripts/test_summary.py build/meson-logs/testlog.json
+    exit "$status"
+    ;;
+  *)
+    echo "usage: $0 boot|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Boot tests: run `mote run` on the tiny test kernels and check what the
+guest and the user can see (console lines, exit codes, timing).
+
+Usage: boot_test.py CASE --mote PATH --images DIR
+Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+class Ctx:
+    def __init__(self, mote, images):
+        self.mote = mote
+        self.images = images
+
+    def image(self, variant="pvh"):
+        return os.path.join(self.images, "motetest." + variant)
+
+    def run(self, *args, timeout=60, preexec=None):
+        """Runs mote with stdin closed; returns (exit code, stdout, stderr, seconds)."""
+        cmd = [self.mote, "run", *args]
+        print("$", " ".join(cmd))
+        start = time.monotonic()
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=timeout, preexec_fn=preexec)
+        took = time.monotonic() - start
+        out = p.stdout.decode(errors="replace")
+        err = p.stderr.decode(errors="replace")
+        print(out, end="")
+        print(err, end="", file=sys.stderr)
+        print(f"exit {p.returncode} after {took:.3f} s")
+        return p.returncode, out, err, took
+
+    def boot(self, test, *extra, variant="pvh", cmdline_extra=""):
+        cmdline = f"test={test} {cmdline_extra}".strip()
+        return self.run("--kernel", self.image(variant), "--cmdline", cmdline, *extra)
+
+
+def expect_eq(what, got, want):
+    if got != want:
+        raise Failure(f"{what}: got {got!r}, want {want!r}")
+
+
+def expect_line(out, pattern):
+    m = re.search(pattern, out, re.M)
+    if not m:
+        raise Failure(f"no console line matches {pattern!r}")
+    return m
+
+
+def no_fail_lines(out):
+    if re.search(r"^FAIL", out, re.M):
+        raise Failure("the guest reported a FAIL line")
+
+
+# ---- Hello and exit codes, through each entry protocol -----------------------
+
+def hello(ctx, variant):
+    code, out, err, _ = ctx.boot("hello", variant=variant)
+    expect_line(out, r"^Hello from the mote test kernel")
+    expect_line(out, r"test=hello")  # the command line reached the guest
+    expect_line(err, r"guest boot done [0-9.]+ ms after launch")
+    expect_eq("exit code (debug-exit 0)", code, 1)
+
+
+@case
+def hello_pvh(ctx):
+    hello(ctx, "pvh")
+
+
+@case
+def hello_multiboot(ctx):
+    hello(ctx, "mb")
+
+
+@case
+def hello_elf64(ctx):
+    hello(ctx, "elf")
+
+
+@case
+def debug_exit_codes(ctx):
+    for value, want in ((5, 11), (0x2a, 0x55), (0x7f, 0xff)):
+        code, _, _, _ = ctx.boot("hello", cmdline_extra=f"exit={value}")
+        expect_eq(f"exit code for debug-exit {value}", code, want)
+
+
+@case
+def demo_powers_off(ctx):
+    code, out, _, _ = ctx.run("--kernel", ctx.image(), "--cpus", "2")
+    expect_line(out, r"mote tiny kernel: hello")
+    expect_line(out, r"\b2\b.*(cpu|CPU)|(cpu|CPU).*\b2\b")
+    expect_eq("exit code (ACPI power-off)", code, 0)
+
+
+# ---- SMP ---------------------------------------------------------------------
+
+def smp(ctx, n):
+    code, out, _, _ = ctx.boot("smp", "--cpus", str(n))
+    no_fail_lines(out)
+    for i in range(n):
+        expect_line(out, rf"^cpu {i} apic_id={i}\b")
+    expect_line(out, rf"^smp: {n} cpus online")
+    expect_eq("exit code", code, 1)
+
+
+@case
+def smp_1(ctx):
+    smp(ctx, 1)
+
+
+@case
+def smp_2(ctx):
+    smp(ctx, 2)
+
+
+@case
+def smp_4(ctx):
+    smp(ctx, 4)
+
+
+# ---- Platform devices ----------------------------------------------------------
+
+@case
+def rtc_matches_host(ctx):
+    code, out, _, _ = ctx.boot("rtc")
+    host_now = time.time()
+    m = expect_line(out, r"^rtc: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d epoch=(\d+)")
+    guest = int(m.group(1))
+    if abs(guest - host_now) > 2:
+        raise Failure(f"guest RTC epoch {guest} is {guest - host_now:.1f} s from the host's")
+    expect_eq("exit code", code, 1)
+
+
+@case
+def pit_ticks(ctx):
+    code, out, _, _ = ctx.boot("pit", "--pit", "on", cmdline_extra="ticks=20")
+    no_fail_lines(out)
+    expect_line(out, r"^pit: 20 ticks")
+    expect_eq("exit code", code, 1)
+
+
+@case
+def pit_off_means_no_ticks(ctx):
+    # The guest must notice the PIT is absent: the test can fail.
+    code, out, _, _ = ctx.boot("pit", "--pit", "off", cmdline_extra="ticks=5")
+    expect_line(out, r"^FAIL")
+    if code in (0, 1):
+        raise Failure(f"exit code {code}: the PIT test passed without a PIT")
+
+
+@case
+def acpi_tables(ctx):
+    code, out, _, _ = ctx.boot("acpi", "--cpus", "3")
+    no_fail_lines(out)
+    expect_line(out, r"^acpi: RSDP ok")
+    for sig in ("FACP", "APIC", "DSDT"):
+        expect_line(out, rf"^acpi: table {sig} .*ok")
+    expect_line(out, r"^acpi: cpus=3\b")
+    expect_line(out, r"sleep_control=0x600 reset=0x602 value=1")
+    expect_eq("exit code", code, 1)
+
+
+@case
+def acpi_poweroff(ctx):
+    code, out, _, _ = ctx.boot("poweroff")
+    expect_line(out, r"^poweroff: via ACPI")
+    no_fail_lines(out)
+    expect_eq("exit code (power-off)", code, 0)
+
+
+@case
+def acpi_reset(ctx):
+    code, _, _, _ = ctx.boot("reset", cmdline_extra="via=acpi")
+    expect_eq("exit code (reset)", code, 4)
+
+
+@case
+def i8042_reset(ctx):
+    code, _, _, _ = ctx.boot("reset", cmdline_extra="via=kbd")
+    expect_eq("exit code (reset)", code, 4)
+
+
+@case
+def reset_restarts_guest(ctx):
+    code, out, err, _ = ctx.boot("reset", "--on-reboot", "restart", "--timeout", "2",
+                                 cmdline_extra="via=acpi")
+    boots = len(re.findall(r"^reset: via ACPI", out, re.M))
+    if boots < 2:
+        raise Failure(f"the guest booted {boots} time(s); --on-reboot restart should reboot it")
+    expect_eq("exit code (timeout ends the restarts)", code, 8)
+
+
+@case
+def pvpanic(ctx):
+    code, out, err, _ = ctx.boot("panic")
+    expect_line(out, r"^panic: pvpanic")
+    expect_line(err, r"panicked")
+    expect_eq("exit code (panic)", code, 6)
+
+
+@case
+def guest_exception_is_reported(ctx):
+    code, out, _, _ = ctx.boot("exception")
+    expect_line(out, r"^FAIL exception vector=13")
+    if code % 2 != 1 or code == 1:
+        raise Failure(f"exit code {code}: want a debug-exit failure code")
+
+
+# ---- Run control: timeout and expect --------------------------------------------
+
+@case
+def timeout_stops_spinning_guest(ctx):
+    code, out, err, took = ctx.boot("spin", "--timeout", "1")
+    expect_line(out, r"^spin: forever")
+    expect_line(err, r"timeout")
+    expect_eq("exit code (timeout)", code, 8)
+    if not 0.9 <= took < 5:
+        raise Failure(f"took {took:.2f} s for a 1 s timeout")
+
+
+@case
+def expect_matches_early(ctx):
+    code, _, _, took = ctx.boot("spin", "--expect", r"^spin: for.ver$", "--timeout", "20")
+    expect_eq("exit code (expect matched)", code, 0)
+    if took > 10:
+        raise Failure(f"took {took:.1f} s: mote did not stop at the match")
+
+
+@case
+def expect_not_met(ctx):
+    code, _, err, _ = ctx.boot("hello", "--expect", "no such line")
+    expect_line(err, r"before the console matched")
+    expect_eq("exit code (expect not met)", code, 10)
+
+
+@case
+def console_to_file(ctx):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "console.log")
+        code, out, _, _ = ctx.boot("hello", "--console", f"file:{path}")
+        expect_eq("stdout (console went to a file)", out, "")
+        with open(path) as f:
+            expect_line(f.read(), r"^Hello from the mote test kernel")
+        expect_eq("exit code", code, 1)
+
+
+@case
+def cpu_template_minimal(ctx):
+    code, out, _, _ = ctx.boot("smp", "--cpus", "2", "--cpu-template", "minimal")
+    expect_line(out, r"^smp: 2 cpus online")
+    expect_eq("exit code", code, 1)
+
+
+# ---- Bad input: one clear line, a non-zero exit, never a crash --------------------
+
+def bad_input(ctx, args, message, preexec=None):
+    code, out, err, _ = ctx.run(*args, preexec=preexec)
+    lines = [l for l in err.splitlines() if l.strip()]
+    if code != 2:
+        raise Failure(f"exit code {code}, want 2 (host error / bad input)")
+    if len(lines) != 1 or not lines[0].startswith("mote: error: "):
+        raise Failure(f"want exactly one 'mote: error:' line on stderr, got {lines!r}")
+    if not re.search(message, lines[0]):
+        raise Failure(f"error line {lines[0]!r} does not match {message!r}")
+
+
+@case
+def bad_inputs(ctx):
+    with tempfile.TemporaryDirectory() as d:
+        garbage = os.path.join(d, "garbage.bin")
+        with open(garbage, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        truncated = os.path.join(d, "truncated.elf")
+        with open(ctx.image(), "rb") as src, open(truncated, "wb") as dst:
+            dst.write(src.read(300))
+        big_initrd = os.path.join(d, "initrd.img")
+        with open(big_initrd, "wb") as f:
+            f.truncate(64 << 20)
+        kernel = ctx.image()
+        cases = [
+            (["--kernel", os.path.join(d, "missing")], r"missing.*(No such file|not found)"),
+            (["--kernel", d], r"not a regular file"),
+            (["--kernel", garbage], r"not a known kernel format"),
+            (["--kernel", truncated], r"(truncated|beyond|short|too small)"),
+            (["--kernel", kernel, "--initrd", big_initrd, "--memory", "32M"], r"initrd.*(fit|large)"),
+            (["--kernel", kernel, "--initrd", os.path.join(d, "nope")], r"nope"),
+            (["--kernel", kernel, "--memory", "1M"], r"too small"),
+            (["--kernel", kernel, "--memory", "lots"], r"memory size 'lots'"),
+            (["--kernel", kernel, "--cpus", "1000"], r"cpus"),
+            (["--kernel", kernel, "--cpus", "0"], r"cpus"),
+            (["--kernel", kernel, "--cpu-template", "pentium"], r"CPU template"),
+            (["--kernel", kernel, "--console", "tty9"], r"console"),
+            (["--kernel", kernel, "--expect", "(["], r"regex"),
+            (["--kernel", kernel, "--no-such-flag"], r"no-such-flag"),
+            (["--kernel", kernel, "--cmdline", "x" * 70000], r"command line"),
+            ([], r"kernel"),
+        ]
+        for args, message in cases:
+            bad_input(ctx, args, message)
+
+
+@case
+def kvm_missing_or_denied(ctx):
+    kernel = ctx.image()
+    bad_input(ctx, ["--kernel", kernel, "--kvm-device", "/nonexistent/kvm"], r"/nonexistent/kvm")
+
+    def drop_root():
+        os.setgid(65534)
+        os.setuid(65534)
+    bad_input(ctx, ["--kernel", kernel], r"(Permission denied|permission)", preexec=drop_root)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--mote", required=True)
+    parser.add_argument("--images", required=True)
+    args = parser.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("/dev/kvm is missing: skipping")
+        return 77
+    try:
+        CASES[args.case](Ctx(args.mote, args.images))
+    except Failure as e:
+        print(f"FAILED {args.case}: {e}")
+        return 1
+    print(f"PASSED {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
