@@ -3,9 +3,12 @@
 #include "arch.h"
 #include "lib.h"
 #include "platform.h"
+#include "test.h"
 
 #define UART_THR 0
+#define UART_RBR 0
 #define UART_LSR 5
+#define UART_LSR_DR 0x01
 #define UART_LSR_THRE 0x20
 
 static spinlock_t console_lock;
@@ -13,6 +16,14 @@ static spinlock_t console_lock;
 void console_putc(char c) {
   while (!(inb(COM1_PORT + UART_LSR) & UART_LSR_THRE)) cpu_relax();
   outb(COM1_PORT + UART_THR, (uint8_t)c);
+}
+
+int console_getc(uint64_t deadline) {
+  while (!(inb(COM1_PORT + UART_LSR) & UART_LSR_DR)) {
+    if (deadline_passed(deadline)) return -1;
+    cpu_relax();
+  }
+  return inb(COM1_PORT + UART_RBR);
 }
 
 void console_write(const char *s, size_t n) {

@@ -16,6 +16,8 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 
 void console_putc(char c);
+/* Polled input: the next received byte, or -1 once `deadline` (deadline_ms) passes. */
+int console_getc(uint64_t deadline);
 void console_write(const char *s, size_t n);
 /* printf takes a console lock so lines from different CPUs never interleave. */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,7 +15,7 @@ static const struct test tests[] = {
     {"demo", test_demo},         {"hello", test_hello},       {"smp", test_smp},
     {"rtc", test_rtc},           {"pit", test_pit},           {"acpi", test_acpi},
     {"poweroff", test_poweroff}, {"reset", test_reset},       {"spin", test_spin},
-    {"panic", test_panic},       {"exception", test_exception},
+    {"panic", test_panic},       {"exception", test_exception}, {"echo", test_echo},
 };
 
 void bsp_user_main(uint32_t cpu) {
@@ -30,6 +30,6 @@ void bsp_user_main(uint32_t cpu) {
     }
   }
   expect(false, "test", "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
-                        "reset, spin, panic, exception)", name);
+                        "reset, spin, panic, exception, echo)", name);
   test_finish();
 }

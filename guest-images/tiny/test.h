@@ -30,5 +30,6 @@ void test_reset(void);
 void test_spin(void);
 void test_panic(void);
 void test_exception(void);
+void test_echo(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -7,6 +7,9 @@ Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
 import argparse
 import os
+import pty
+import select
+import termios
 import re
 import subprocess
 import sys
@@ -33,12 +36,14 @@ class Ctx:
     def image(self, variant="pvh"):
         return os.path.join(self.images, "motetest." + variant)
 
-    def run(self, *args, timeout=60, preexec=None):
-        """Runs mote with stdin closed; returns (exit code, stdout, stderr, seconds)."""
+    def run(self, *args, timeout=60, preexec=None, stdin_data=None):
+        """Runs mote with stdin closed (or fed `stdin_data` through a pipe);
+        returns (exit code, stdout, stderr, seconds)."""
         cmd = [self.mote, "run", *args]
         print("$", " ".join(cmd))
         start = time.monotonic()
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+        stdin = subprocess.DEVNULL if stdin_data is None else None
+        p = subprocess.run(cmd, stdin=stdin, input=stdin_data, capture_output=True,
                            timeout=timeout, preexec_fn=preexec)
         took = time.monotonic() - start
         out = p.stdout.decode(errors="replace")
@@ -267,6 +272,82 @@ def cpu_template_minimal(ctx):
     code, out, _, _ = ctx.boot("smp", "--cpus", "2", "--cpu-template", "minimal")
     expect_line(out, r"^smp: 2 cpus online")
     expect_eq("exit code", code, 1)
+
+
+# ---- Console input: a pipe, and a terminal in raw mode ------------------------------
+
+@case
+def console_input_from_pipe(ctx):
+    code, out, _, _ = ctx.run("--kernel", ctx.image(), "--cmdline", "test=echo",
+                              stdin_data=b"ping from the host\n")
+    expect_line(out, r"^echo: ping from the host$")
+    expect_eq("exit code", code, 1)
+
+
+def run_on_terminal(ctx, args, keys, wait_for):
+    """Runs mote on a new pty; types `keys` once `wait_for` appears. Returns
+    (exit code, output, terminal mode before, terminal mode after)."""
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    cmd = [ctx.mote, "run", *args]
+    print("$", " ".join(cmd), "(on a pty)")
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    out = b""
+    typed = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(master, 4096)
+            except OSError:
+                break
+        if not typed and wait_for.encode() in out:
+            os.write(master, keys)
+            typed = True
+        if p.poll() is not None and not ready:
+            break
+    p.wait(timeout=10)
+    after = termios.tcgetattr(slave)
+    os.close(master)
+    os.close(slave)
+    text = out.decode(errors="replace")
+    print(text)
+    print(p.stderr.read().decode(errors="replace"), file=sys.stderr)
+    return p.returncode, text, before, after
+
+
+@case
+def terminal_raw_input_and_restore(ctx):
+    code, out, before, after = run_on_terminal(
+        ctx, ["--kernel", ctx.image(), "--cmdline", "test=echo"], b"typed keys\r", "echo: ready")
+    expect_line(out, r"echo: typed keys")
+    expect_eq("exit code", code, 1)
+    expect_eq("terminal mode after mote exits", after, before)
+
+
+@case
+def terminal_ctrl_a_x_quits(ctx):
+    code, out, before, after = run_on_terminal(
+        ctx, ["--kernel", ctx.image(), "--cmdline", "test=spin"], b"\x01x", "spin: forever")
+    expect_eq("exit code (stopped from the console, as SIGINT)", code, 130)
+    expect_eq("terminal mode after mote exits", after, before)
+
+
+@case
+def sigterm_stops_cleanly(ctx):
+    p = subprocess.Popen([ctx.mote, "run", "--kernel", ctx.image(), "--cmdline", "test=spin",
+                          "--cpus", "2"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    out = b""
+    while b"spin: forever" not in out:
+        chunk = p.stdout.read1(4096)
+        if not chunk:
+            break
+        out += chunk
+    p.terminate()
+    code = p.wait(timeout=10)
+    expect_eq("exit code (128 + SIGTERM)", code, 143)
 
 
 # ---- Bad input: one clear line, a non-zero exit, never a crash --------------------
