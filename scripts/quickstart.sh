@@ -9,7 +9,7 @@ what="${1:-boot}"
 scripts/setup.sh
 case "$what" in
   boot)
-    exec build/mote run --kernel build/guest-images/motetest.pvh --cpus 2
+    exec build/vmm/mote run --kernel build/guest-images/motetest.pvh --cpus 2
     ;;
   test)
     status=0

@@ -93,8 +93,7 @@ Vm::~Vm() {
 }
 
 absl::Status Vm::Build() {
-  MOTE_ASSIGN_OR_RETURN(x86::CpuTemplate cpu_template, x86::ParseCpuTemplate(config_.cpu_template));
-  (void)cpu_template;
+  MOTE_ASSIGN_OR_RETURN(cpu_template_, x86::ParseCpuTemplate(config_.cpu_template));
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
   if (!kvm.ok()) {
     return absl::Status(kvm.status().code(),
@@ -151,9 +150,8 @@ absl::Status Vm::CreateDevices() {
                         }));
   com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
   serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
-  static const SystemClock kClock;
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<CmosRtc>(&kClock), x86::kCmosPort,
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<CmosRtc>(&clock_), x86::kCmosPort,
                                        CmosRtc::kPortCount));
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<I8042>(this), x86::kI8042DataPort,
                                        I8042::kPortCount));
@@ -169,13 +167,13 @@ absl::Status Vm::CreateDevices() {
 }
 
 absl::Status Vm::CreateVcpus() {
-  MOTE_ASSIGN_OR_RETURN(x86::CpuTemplate cpu_template, x86::ParseCpuTemplate(config_.cpu_template));
   MOTE_ASSIGN_OR_RETURN(CpuidEntries supported, kvm_->GetSupportedCpuid());
   bool tsc_deadline = kvm_->CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   Vcpu::InstallKickSignalHandler();
   for (uint32_t id = 0; id < config_.cpus; ++id) {
     MOTE_ASSIGN_OR_RETURN(VcpuFd fd, vm_fd_->CreateVcpu(id));
-    MOTE_RETURN_IF_ERROR(fd.SetCpuid(x86::VcpuCpuid(supported, id, config_.cpus, cpu_template, tsc_deadline)));
+    MOTE_RETURN_IF_ERROR(
+        fd.SetCpuid(x86::VcpuCpuid(supported, id, config_.cpus, cpu_template_, tsc_deadline)));
     MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
     // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
     if (id == 0) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
@@ -326,7 +324,7 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
 }
 
 std::optional<absl::Duration> Vm::boot_time() const {
-  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+  absl::MutexLock lock(&mu_);
   return boot_time_;
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
 #include "devices/serial.h"
 #include "vmm/base/bus.h"
@@ -57,9 +58,11 @@ class Vm : public GuestEventSink {
   absl::Status WatchHostEvents();  // stdin, timeout, signals
 
   VmConfig config_;
+  x86::CpuTemplate cpu_template_ = x86::CpuTemplate::kHost;
   std::optional<KvmSystem> kvm_;
   std::optional<VmFd> vm_fd_;
   std::unique_ptr<GuestMemory> mem_;
+  SystemClock clock_;
   Bus pio_bus_{"pio"};
   Bus mmio_bus_{"mmio"};
   std::unique_ptr<EventLoop> loop_;
@@ -73,7 +76,7 @@ class Vm : public GuestEventSink {
   bool pit_enabled_ = false;
   bool ctrl_a_pending_ = false;  // console escape: Ctrl-A then x quits
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::optional<VmOutcome> outcome_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Duration> boot_time_ ABSL_GUARDED_BY(mu_);
 };
