@@ -35,6 +35,8 @@
 #define SYS_WAIT 1         /* sti; hlt once: sleep until the next interrupt */
 #define SYS_STI 2          /* return with interrupts enabled */
 #define SYS_CLI 3          /* return with interrupts disabled */
+#define SYS_CMPXCHG16B 4   /* one lock cmpxchg16b in ring 0 (test=emulation) */
+#define SYS_TRIPLE_FAULT 5 /* load an empty IDT and trap: a triple fault */
 
 /* How we were entered (boot_protocol in entry32.S / boot_elf.S). */
 #define BOOT_PVH 1

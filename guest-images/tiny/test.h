@@ -31,5 +31,7 @@ void test_spin(void);
 void test_panic(void);
 void test_exception(void);
 void test_echo(void);
+void test_emulation(void);
+void test_triple_fault(void);
 
 #endif /* MOTETEST_TEST_H_ */

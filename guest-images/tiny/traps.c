@@ -126,6 +126,21 @@ static void syscall(struct trap_frame *f) {
     f->rflags |= RFLAGS_IF;
   } else if (f->rax == SYS_CLI) {
     f->rflags &= ~(uint64_t)RFLAGS_IF;
+  } else if (f->rax == SYS_CMPXCHG16B) {
+    /* Ring-0 code goes through the host's instruction emulator on nested
+     * software KVM, which cannot emulate this one (the VMM must say so). */
+    static __attribute__((aligned(16))) uint64_t pair[2];
+    uint64_t lo = 0, hi = 0;
+    __asm__ volatile("lock cmpxchg16b %0"
+                     : "+m"(pair), "+a"(lo), "+d"(hi)
+                     : "b"((uint64_t)1), "c"((uint64_t)2)
+                     : "memory", "cc");
+  } else if (f->rax == SYS_TRIPLE_FAULT) {
+    struct __attribute__((packed)) {
+      uint16_t limit;
+      uint64_t base;
+    } empty_idt = {0, 0};
+    __asm__ volatile("lidt %0; ud2" : : "m"(empty_idt) : "memory");
   }
 }
 

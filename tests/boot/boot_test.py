@@ -229,6 +229,30 @@ def guest_exception_is_reported(ctx):
         raise Failure(f"exit code {code}: want a debug-exit failure code")
 
 
+class Skip(Exception):
+    pass
+
+
+@case
+def kvm_emulation_failure_is_reported(ctx):
+    code, out, err, _ = ctx.boot("emulation")
+    if code == 1 and re.search(r"^emulation: the host ran it", out, re.M):
+        raise Skip("this host's KVM runs lock cmpxchg16b: no emulation failure to report")
+    expect_eq("exit code (KVM error)", code, 12)
+    expect_line(err, r"could not emulate a guest instruction")
+    expect_line(err, r"rip=0x[0-9a-f]+ .*cpl 0, 64-bit")
+    expect_line(err, r"code at rip: f0 48 0f c7")  # lock cmpxchg16b
+
+
+@case
+def triple_fault_is_a_reset(ctx):
+    code, out, err, _ = ctx.boot("triplefault")
+    expect_line(out, r"^triplefault: empty IDT")
+    expect_line(err, r"triple fault on vCPU 0")
+    expect_line(err, r"code at rip: 0f 0b")  # the ud2 that faulted
+    expect_eq("exit code (reset)", code, 4)
+
+
 # ---- Run control: timeout and expect --------------------------------------------
 
 @case
@@ -423,6 +447,9 @@ def main():
     except Failure as e:
         print(f"FAILED {args.case}: {e}")
         return 1
+    except Skip as e:
+        print(f"SKIPPED {args.case}: {e}")
+        return 77
     print(f"PASSED {args.case}")
     return 0
 
