@@ -1,6 +1,8 @@
 // The mote command line: `mote run ...` builds a VmConfig from flags, runs
 // the VM and exits with the code its outcome maps to (vmm/outcome.h). This is
 // the only place that calls exit() or catches CLI11's exceptions.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -82,6 +84,11 @@ absl::Status ApplyRunFlags(const RunFlags& flags, VmConfig& config) {
 }
 
 int RunVm(VmConfig config) {
+  // Stop signals are read by each Vm's event loop; blocking them from here on
+  // means one arriving while a VM is being built is not lost and cannot kill
+  // mote with the terminal still in raw mode.
+  sigset_t stop_signals = Vm::StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   TerminalRawMode raw(config.console.kind == ConsoleKind::kStdio ? STDIN_FILENO : -1);
   absl::Time deadline = config.timeout.has_value() ? config.launch_time + *config.timeout
                                                    : absl::InfiniteFuture();

@@ -27,16 +27,6 @@ namespace {
 constexpr uint64_t kTssAddr = 0xfffbd000;  // 3 pages KVM needs on Intel, inside the MMIO hole
 constexpr uint8_t kCtrlA = 0x01;
 
-// Signals that end the VM; blocked in every thread and read through a signalfd.
-sigset_t StopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-
 // GSI routing when the PIT exists: ISA IRQs to both PICs and the IOAPIC,
 // except that IRQ 0 (the PIT) reaches IOAPIC pin 2, as the MADT override says.
 std::vector<kvm_irq_routing_entry> IsaRouting() {
@@ -61,6 +51,15 @@ std::vector<kvm_irq_routing_entry> IsaRouting() {
 }
 
 }  // namespace
+
+sigset_t Vm::StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
 
 // An ISA interrupt line into the in-kernel PIC/IOAPIC pair.
 class Vm::IsaIrqLine : public IrqLine {

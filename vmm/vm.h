@@ -8,6 +8,8 @@
 #ifndef MOTE_VMM_VM_H_
 #define MOTE_VMM_VM_H_
 
+#include <signal.h>
+
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -44,6 +46,10 @@ class Vm : public GuestEventSink {
   void RequestEnd(VmOutcome outcome);
 
   void OnGuestEvent(GuestEvent event, uint64_t value) override;
+
+  // The signals that end a VM (SIGINT, SIGTERM, SIGHUP). Run() blocks them in
+  // the calling thread and reads them through a signalfd.
+  static sigset_t StopSignals();
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
