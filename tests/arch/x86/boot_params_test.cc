@@ -10,12 +10,13 @@
 
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
+using testing::kMiB;
 
 // Reads a T at a byte offset of an object, the way the kernel sees it.
 template <typename T, typename Obj>

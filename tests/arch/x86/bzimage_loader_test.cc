@@ -1,13 +1,10 @@
 #include "arch/x86/bzimage_loader.h"
 
 #include <catch2/catch.hpp>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,43 +12,30 @@
 #include "arch/x86/kernel_loader.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::Contains;
+using testing::kGiB;
+using testing::kMiB;
 
-// A file with the given bytes, optionally extended (sparsely) to `size`.
-class TempFile {
- public:
-  explicit TempFile(const std::vector<uint8_t>& bytes, uint64_t size = 0) {
-    char name[] = "/tmp/mote-bzimage-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    path_ = name;
-    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    if (size > bytes.size()) REQUIRE(ftruncate(fd, static_cast<off_t>(size)) == 0);
-    close(fd);
-  }
-  ~TempFile() { unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
+// Temporary files from this test are /tmp/mote-bzimage-test-*.
+constexpr char kTempTag[] = "bzimage";
+using TempFile = testing::TempFile<kTempTag>;
 
- private:
-  std::string path_;
-};
-
+// Setup header fields are little-endian at fixed offsets (boot.rst).
 template <typename T>
 void Put(std::vector<uint8_t>& image, size_t offset, T value) {
   std::memcpy(image.data() + offset, &value, sizeof(T));
 }
 
+// A field of the zero page, by its boot.rst offset.
 template <typename T>
 T ZeroPageField(const GuestMemory& mem, uint64_t offset) {
-  auto value = mem.ReadObj<T>(GuestAddress{kZeroPageAddr + offset});
-  REQUIRE(value.ok());
-  return *value;
+  return testing::ReadGuestObj<T>(mem, kZeroPageAddr + offset);
 }
 
 // A bzImage with a valid 2.15 setup header: 4 setup sectors of 0xff filler
@@ -98,27 +82,13 @@ struct FakeBzImage {
   }
 };
 
-struct Fixture {
-  explicit Fixture(uint64_t ram) : ram_bytes(ram) {
-    auto m = GuestMemory::Create(RamRegions(ram));
-    REQUIRE(m.ok());
-    mem = std::move(*m);
-  }
+struct Fixture : testing::LoaderFixture<kTempTag> {
+  explicit Fixture(uint64_t ram) : LoaderFixture(ram) {}
   absl::StatusOr<BootSetup> Load(const FakeBzImage& fake, const std::string& initrd = "",
                                  const std::string& cmdline = "console=ttyS0") {
-    TempFile kernel(fake.Build());
-    kernel_path = kernel.path();
-    return LoadKernel(*mem, KernelLoadRequest{kernel.path(), initrd, cmdline, ram_bytes,
-                                              kAcpiRsdpAddr});
+    return LoadImage(fake.Build(), initrd, cmdline, kAcpiRsdpAddr);
   }
-  uint64_t ram_bytes;
-  std::unique_ptr<GuestMemory> mem;
-  std::string kernel_path;
 };
-
-bool Contains(const absl::Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
 
 TEST_CASE("bzImage loads at 1 MiB with a complete zero page", "[bzimage]") {
   Fixture f(128 * kMiB);

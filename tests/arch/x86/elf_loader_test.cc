@@ -2,189 +2,55 @@
 
 #include <catch2/catch.hpp>
 #include <elf.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "arch/x86/boot_params.h"
 #include "arch/x86/kernel_loader.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::Contains;
+using testing::ElfSpec;
+using testing::kGiB;
+using testing::kMiB;
+using testing::LittleEndian;
+using testing::Note;
+using testing::PvhNotes;
 
-class TempFile {
- public:
-  explicit TempFile(const std::vector<uint8_t>& bytes) {
-    char name[] = "/tmp/mote-elf-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    path_ = name;
-    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    close(fd);
-  }
-  ~TempFile() { unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
+// Temporary files from this test are /tmp/mote-elf-test-*.
+constexpr char kTempTag[] = "elf";
+using TempFile = testing::TempFile<kTempTag>;
 
- private:
-  std::string path_;
-};
-
-struct Segment {
-  Segment(uint32_t t, uint64_t p, std::vector<uint8_t> d, uint64_t m = 0)
-      : type(t), paddr(p), data(std::move(d)), mem_size(m) {}
-  uint32_t type;
-  uint64_t paddr;
-  std::vector<uint8_t> data;
-  uint64_t mem_size;  // 0: data.size()
-  std::optional<uint64_t> file_size;  // overrides data.size() in the header only
-  uint64_t align = 4;
-};
-
-// An ELF executable: headers, program headers, then each segment's data.
-struct ElfSpec {
-  bool is_64bit = true;
-  uint16_t machine = EM_X86_64;
-  uint16_t type = ET_EXEC;
-  uint64_t entry = 0;
-  std::vector<Segment> segments;
-
-  std::vector<uint8_t> Build() const {
-    const size_t ehdr_size = is_64bit ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
-    const size_t phdr_size = is_64bit ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
-    std::vector<uint8_t> out(ehdr_size + phdr_size * segments.size());
-    std::vector<uint64_t> offsets;
-    for (const Segment& s : segments) {
-      out.resize((out.size() + 15) & ~size_t{15});
-      offsets.push_back(out.size());
-      out.insert(out.end(), s.data.begin(), s.data.end());
-    }
-    unsigned char ident[EI_NIDENT] = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
-                                      static_cast<unsigned char>(is_64bit ? ELFCLASS64 : ELFCLASS32),
-                                      ELFDATA2LSB, EV_CURRENT};
-    if (is_64bit) {
-      Elf64_Ehdr eh = {};
-      std::memcpy(eh.e_ident, ident, EI_NIDENT);
-      eh.e_type = type;
-      eh.e_machine = machine;
-      eh.e_version = EV_CURRENT;
-      eh.e_entry = entry;
-      eh.e_phoff = ehdr_size;
-      eh.e_ehsize = static_cast<uint16_t>(ehdr_size);
-      eh.e_phentsize = static_cast<uint16_t>(phdr_size);
-      eh.e_phnum = static_cast<uint16_t>(segments.size());
-      std::memcpy(out.data(), &eh, sizeof(eh));
-      for (size_t i = 0; i < segments.size(); ++i) {
-        const Segment& s = segments[i];
-        Elf64_Phdr ph = {};
-        ph.p_type = s.type;
-        ph.p_offset = offsets[i];
-        ph.p_paddr = s.paddr;
-        ph.p_vaddr = s.paddr + 0xffffffff80000000;  // like vmlinux: only p_paddr matters
-        ph.p_filesz = s.file_size.value_or(s.data.size());
-        ph.p_memsz = s.mem_size ? s.mem_size : s.data.size();
-        ph.p_align = s.align;
-        std::memcpy(out.data() + ehdr_size + i * phdr_size, &ph, sizeof(ph));
-      }
-    } else {
-      Elf32_Ehdr eh = {};
-      std::memcpy(eh.e_ident, ident, EI_NIDENT);
-      eh.e_type = type;
-      eh.e_machine = machine;
-      eh.e_version = EV_CURRENT;
-      eh.e_entry = static_cast<uint32_t>(entry);
-      eh.e_phoff = static_cast<uint32_t>(ehdr_size);
-      eh.e_ehsize = static_cast<uint16_t>(ehdr_size);
-      eh.e_phentsize = static_cast<uint16_t>(phdr_size);
-      eh.e_phnum = static_cast<uint16_t>(segments.size());
-      std::memcpy(out.data(), &eh, sizeof(eh));
-      for (size_t i = 0; i < segments.size(); ++i) {
-        const Segment& s = segments[i];
-        Elf32_Phdr ph = {};
-        ph.p_type = s.type;
-        ph.p_offset = static_cast<uint32_t>(offsets[i]);
-        ph.p_paddr = static_cast<uint32_t>(s.paddr);
-        ph.p_vaddr = static_cast<uint32_t>(s.paddr);
-        ph.p_filesz = static_cast<uint32_t>(s.file_size.value_or(s.data.size()));
-        ph.p_memsz = static_cast<uint32_t>(s.mem_size ? s.mem_size : s.data.size());
-        ph.p_align = static_cast<uint32_t>(s.align);
-        std::memcpy(out.data() + ehdr_size + i * phdr_size, &ph, sizeof(ph));
-      }
-    }
-    return out;
-  }
-};
-
-// One ELF note: name (NUL included), type, descriptor; 4-byte padded.
-std::vector<uint8_t> Note(const std::string& name, uint32_t type, std::vector<uint8_t> desc) {
-  const size_t desc_at = 12 + ((name.size() + 1 + 3) & ~size_t{3});
-  // Sized up front and filled with memcpy: g++ 12 -O2 warns falsely on
-  // vector::insert into a just-sized vector (-Warray-bounds).
-  std::vector<uint8_t> out(desc_at + ((desc.size() + 3) & ~size_t{3}), 0);
-  const uint32_t words[3] = {static_cast<uint32_t>(name.size() + 1),
-                             static_cast<uint32_t>(desc.size()), type};
-  std::memcpy(out.data(), words, sizeof(words));
-  std::memcpy(out.data() + 12, name.data(), name.size());
-  if (!desc.empty()) std::memcpy(out.data() + desc_at, desc.data(), desc.size());
-  return out;
-}
-
-std::vector<uint8_t> LittleEndian(uint64_t value, size_t bytes) {
-  std::vector<uint8_t> out(bytes);
-  std::memcpy(out.data(), &value, bytes);
-  return out;
-}
-
-// A GNU build-id note followed by the PVH entry note, as in a vmlinux.
-std::vector<uint8_t> PvhNotes(uint64_t entry, size_t desc_bytes) {
-  std::vector<uint8_t> notes = Note("GNU", 3, std::vector<uint8_t>(20, 0xab));
-  const std::vector<uint8_t> pvh = Note("Xen", 18, LittleEndian(entry, desc_bytes));
-  notes.insert(notes.end(), pvh.begin(), pvh.end());
-  return notes;
-}
-
+// Bytes that differ per segment (by seed), so a misplaced copy shows.
 std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
   std::vector<uint8_t> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(i * 13 + seed);
   return out;
 }
 
-struct Fixture {
-  explicit Fixture(uint64_t ram = 128 * kMiB) : ram_bytes(ram) {
-    auto m = GuestMemory::Create(RamRegions(ram));
-    REQUIRE(m.ok());
-    mem = std::move(*m);
-  }
+struct Fixture : testing::LoaderFixture<kTempTag> {
+  explicit Fixture(uint64_t ram = 128 * kMiB) : LoaderFixture(ram) {}
   absl::StatusOr<BootSetup> Load(const ElfSpec& spec, const std::string& initrd = "") {
-    TempFile kernel(spec.Build());
-    kernel_path = kernel.path();
-    return LoadKernel(*mem, KernelLoadRequest{kernel.path(), initrd, "root=/dev/vda", ram_bytes,
-                                              kAcpiRsdpAddr});
+    return LoadImage(spec.Build(), initrd, "root=/dev/vda", kAcpiRsdpAddr);
   }
-  std::vector<uint8_t> ReadGuest(uint64_t gpa, size_t n) const {
-    std::vector<uint8_t> out(n);
-    REQUIRE(mem->Read(GuestAddress{gpa}, absl::MakeSpan(out)).ok());
-    return out;
-  }
-  uint64_t ram_bytes;
-  std::unique_ptr<GuestMemory> mem;
-  std::string kernel_path;
 };
 
-bool Contains(const absl::Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
+// The smallest loadable ELF64: one 4 KiB PT_LOAD at 16 MiB, entered at its
+// start; tests break one thing about it at a time.
+ElfSpec OneSegmentElf() {
+  ElfSpec spec;
+  spec.entry = 0x1000000;
+  spec.segments = {{PT_LOAD, 0x1000000, Pattern(0x1000, 1)}};
+  return spec;
 }
 
 // text at 16 MiB, data + bss at 17 MiB, and the PVH notes.
@@ -307,9 +173,7 @@ TEST_CASE("ELF64 segment in RAM above 4 GiB", "[elf]") {
 
 TEST_CASE("ELF segments that cannot be loaded are rejected", "[elf]") {
   Fixture f;
-  ElfSpec spec;
-  spec.entry = 0x1000000;
-  spec.segments = {{PT_LOAD, 0x1000000, Pattern(0x1000, 1)}};
+  ElfSpec spec = OneSegmentElf();
   std::string expected;
   SECTION("file range beyond the end of the file") {
     spec.segments[0].file_size = 0x100000;
@@ -414,14 +278,10 @@ TEST_CASE("ELF segment straddling the MMIO hole", "[elf]") {
 
 TEST_CASE("truncated ELF headers", "[elf]") {
   Fixture f;
-  ElfSpec spec;
-  spec.entry = 0x1000000;
-  spec.segments = {{PT_LOAD, 0x1000000, Pattern(0x1000, 1)}};
-  std::vector<uint8_t> image = spec.Build();
+  std::vector<uint8_t> image = OneSegmentElf().Build();
   SECTION("inside the program headers") { image.resize(sizeof(Elf64_Ehdr) + 10); }
   SECTION("inside the ELF header") { image.resize(40); }
-  TempFile kernel(image);
-  auto setup = LoadKernel(*f.mem, KernelLoadRequest{kernel.path(), "", "", f.ram_bytes, 0});
+  auto setup = f.LoadImage(image, "", "", 0);
   REQUIRE_FALSE(setup.ok());
   INFO(setup.status().ToString());
   CHECK(Contains(setup.status(), "truncated"));
@@ -429,13 +289,9 @@ TEST_CASE("truncated ELF headers", "[elf]") {
 
 TEST_CASE("big-endian ELF is rejected", "[elf]") {
   Fixture f;
-  ElfSpec spec;
-  spec.entry = 0x1000000;
-  spec.segments = {{PT_LOAD, 0x1000000, Pattern(0x1000, 1)}};
-  std::vector<uint8_t> image = spec.Build();
+  std::vector<uint8_t> image = OneSegmentElf().Build();
   image[EI_DATA] = ELFDATA2MSB;
-  TempFile kernel(image);
-  auto setup = LoadKernel(*f.mem, KernelLoadRequest{kernel.path(), "", "", f.ram_bytes, 0});
+  auto setup = f.LoadImage(image, "", "", 0);
   REQUIRE_FALSE(setup.ok());
   CHECK(Contains(setup.status(), "not little-endian"));
 }

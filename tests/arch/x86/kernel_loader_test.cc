@@ -2,100 +2,60 @@
 
 #include <catch2/catch.hpp>
 #include <elf.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arch/x86/boot_params.h"
+#include "arch/x86/elf_loader.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
 #include "arch/x86/multiboot.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
+using testing::Contains;
+using testing::kMiB;
+
+// Temporary files from this test are /tmp/mote-kernel-loader-test-*.
+constexpr char kTempTag[] = "kernel-loader";
+using TempFile = testing::TempFile<kTempTag>;
+
 constexpr uint64_t kKernelAddr = 0x1000000;
 
-class TempFile {
- public:
-  explicit TempFile(const std::vector<uint8_t>& bytes) {
-    char name[] = "/tmp/mote-kernel-loader-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    path_ = name;
-    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    close(fd);
-  }
-  ~TempFile() { unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // A small x86-64 ELF: one PT_LOAD of 0x1000 bytes at 16 MiB (optionally
-// starting with a Multiboot header) and optionally a PVH note.
+// starting with a Multiboot header) and optionally a PVH note. Without the
+// note its program header is PT_NULL, so the file is otherwise the same.
 std::vector<uint8_t> TinyElf64(bool pvh_note, bool multiboot_header) {
-  constexpr uint64_t kPhoff = sizeof(Elf64_Ehdr);
-  constexpr uint64_t kLoadOffset = 0x100;
-  constexpr uint64_t kNoteOffset = 0x1100;
-  std::vector<uint8_t> out(kNoteOffset + 20, 0x90);
-  Elf64_Ehdr eh = {};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_type = ET_EXEC;
-  eh.e_machine = EM_X86_64;
-  eh.e_entry = kKernelAddr + 0x80;
-  eh.e_phoff = kPhoff;
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 2;
-  std::memcpy(out.data(), &eh, sizeof(eh));
-  Elf64_Phdr load = {};
-  load.p_type = PT_LOAD;
-  load.p_offset = kLoadOffset;
-  load.p_paddr = kKernelAddr;
-  load.p_filesz = load.p_memsz = 0x1000;
-  std::memcpy(out.data() + kPhoff, &load, sizeof(load));
-  Elf64_Phdr note = {};
-  note.p_type = pvh_note ? PT_NOTE : PT_NULL;
-  note.p_offset = kNoteOffset;
-  note.p_filesz = 20;
-  std::memcpy(out.data() + kPhoff + sizeof(load), &note, sizeof(note));
-  const uint32_t note_words[5] = {4, 4, kXenElfNotePhys32Entry, 0x006e6558 /* "Xen\0" */,
-                                  static_cast<uint32_t>(kKernelAddr + 0x40)};
-  std::memcpy(out.data() + kNoteOffset, note_words, sizeof(note_words));
+  std::vector<uint8_t> text(0x1000, 0x90);
   if (multiboot_header) {
-    const uint32_t mb[3] = {kMultibootHeaderMagic, 0, 0u - kMultibootHeaderMagic};
-    std::memcpy(out.data() + kLoadOffset, mb, sizeof(mb));
+    const std::vector<uint8_t> mb = testing::MultibootHeaderBytes(0);
+    std::memcpy(text.data(), mb.data(), mb.size());
   }
-  return out;
+  testing::ElfSpec spec;
+  spec.entry = kKernelAddr + 0x80;
+  spec.segments = {
+      {PT_LOAD, kKernelAddr, std::move(text)},
+      {pvh_note ? uint32_t{PT_NOTE} : uint32_t{PT_NULL}, 0,
+       testing::Note("Xen", kXenElfNotePhys32Entry, testing::LittleEndian(kKernelAddr + 0x40, 4))},
+  };
+  return spec.Build();
 }
 
-struct Fixture {
-  explicit Fixture(uint64_t ram = 64 * kMiB) : ram_bytes(ram) {
-    auto m = GuestMemory::Create(RamRegions(ram));
-    REQUIRE(m.ok());
-    mem = std::move(*m);
-  }
+struct Fixture : testing::LoaderFixture<kTempTag> {
+  explicit Fixture(uint64_t ram = 64 * kMiB) : LoaderFixture(ram) {}
   KernelLoadRequest Request(const std::string& kernel) const {
     return KernelLoadRequest{kernel, "", "console=ttyS0", ram_bytes, 0};
   }
-  uint64_t ram_bytes;
-  std::unique_ptr<GuestMemory> mem;
 };
-
-bool Contains(const absl::Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
 
 TEST_CASE("LoadKernel reports unusable kernel files by name", "[kernel_loader]") {
   Fixture f;

@@ -6,13 +6,14 @@
 #include <vector>
 
 #include "arch/x86/layout.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::kGiB;
+using testing::kMiB;
 
 // A packed entry copied into plain values, so Catch2 can compare it.
 struct Entry {

@@ -2,54 +2,34 @@
 
 #include <catch2/catch.hpp>
 #include <elf.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arch/x86/kernel_loader.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
+#include "tests/support/loader_test_util.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::Contains;
+using testing::kGiB;
+using testing::kMiB;
+using testing::MultibootHeaderBytes;
+
+// Temporary files from this test are /tmp/mote-multiboot-test-*.
+constexpr char kTempTag[] = "multiboot";
+using TempFile = testing::TempFile<kTempTag>;
+
 constexpr uint64_t kSegmentFileOffset = 0x100;
 constexpr uint64_t kLoadAddr = 0x100000;
-
-class TempFile {
- public:
-  explicit TempFile(const std::vector<uint8_t>& bytes) {
-    char name[] = "/tmp/mote-multiboot-test-XXXXXX";
-    const int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    path_ = name;
-    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    close(fd);
-  }
-  ~TempFile() { unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::vector<uint8_t> MultibootHeaderBytes(uint32_t flags, bool good_checksum = true) {
-  const uint32_t words[3] = {kMultibootHeaderMagic, flags,
-                             static_cast<uint32_t>(0u - kMultibootHeaderMagic - flags) +
-                                 (good_checksum ? 0u : 1u)};
-  std::vector<uint8_t> out(sizeof(words));
-  std::memcpy(out.data(), words, sizeof(words));
-  return out;
-}
 
 // An ELF (32- or 64-bit) with one PT_LOAD segment at 1 MiB whose bytes are
 // 0x90 filler with `header` placed at `header_at` inside the segment.
@@ -62,81 +42,28 @@ struct MultibootElf {
   uint64_t bss_bytes = 0x1000;
 
   std::vector<uint8_t> Build() const {
-    std::vector<uint8_t> out(kSegmentFileOffset + segment_bytes, 0x90);
-    std::memcpy(out.data() + kSegmentFileOffset + header_at, header.data(), header.size());
-    const unsigned char ident[EI_NIDENT] = {
-        ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
-        static_cast<unsigned char>(is_64bit ? ELFCLASS64 : ELFCLASS32), ELFDATA2LSB, EV_CURRENT};
-    if (is_64bit) {
-      Elf64_Ehdr eh = {};
-      std::memcpy(eh.e_ident, ident, EI_NIDENT);
-      eh.e_type = ET_EXEC;
-      eh.e_machine = EM_X86_64;
-      eh.e_entry = entry;
-      eh.e_phoff = sizeof(eh);
-      eh.e_phentsize = sizeof(Elf64_Phdr);
-      eh.e_phnum = 1;
-      Elf64_Phdr ph = {};
-      ph.p_type = PT_LOAD;
-      ph.p_offset = kSegmentFileOffset;
-      ph.p_paddr = ph.p_vaddr = kLoadAddr;
-      ph.p_filesz = segment_bytes;
-      ph.p_memsz = segment_bytes + bss_bytes;
-      std::memcpy(out.data(), &eh, sizeof(eh));
-      std::memcpy(out.data() + sizeof(eh), &ph, sizeof(ph));
-    } else {
-      Elf32_Ehdr eh = {};
-      std::memcpy(eh.e_ident, ident, EI_NIDENT);
-      eh.e_type = ET_EXEC;
-      eh.e_machine = EM_386;
-      eh.e_entry = static_cast<uint32_t>(entry);
-      eh.e_phoff = sizeof(eh);
-      eh.e_phentsize = sizeof(Elf32_Phdr);
-      eh.e_phnum = 1;
-      Elf32_Phdr ph = {};
-      ph.p_type = PT_LOAD;
-      ph.p_offset = kSegmentFileOffset;
-      ph.p_paddr = ph.p_vaddr = kLoadAddr;
-      ph.p_filesz = static_cast<uint32_t>(segment_bytes);
-      ph.p_memsz = static_cast<uint32_t>(segment_bytes + bss_bytes);
-      std::memcpy(out.data(), &eh, sizeof(eh));
-      std::memcpy(out.data() + sizeof(eh), &ph, sizeof(ph));
-    }
-    return out;
+    std::vector<uint8_t> text(segment_bytes, 0x90);
+    std::memcpy(text.data() + header_at, header.data(), header.size());
+    testing::ElfSpec spec;
+    spec.is_64bit = is_64bit;
+    spec.machine = is_64bit ? EM_X86_64 : EM_386;
+    spec.entry = entry;
+    spec.vaddr_offset = 0;  // Multiboot kernels are linked where they load
+    spec.segments = {{PT_LOAD, kLoadAddr, std::move(text), segment_bytes + bss_bytes}};
+    // Fixed, so the header's file offset (what the 8 KiB search sees) is
+    // header_at + kSegmentFileOffset whatever the ELF class.
+    spec.segments[0].file_offset = kSegmentFileOffset;
+    return spec.Build();
   }
 };
 
-struct Fixture {
-  explicit Fixture(uint64_t ram = 128 * kMiB) : ram_bytes(ram) {
-    auto m = GuestMemory::Create(RamRegions(ram));
-    REQUIRE(m.ok());
-    mem = std::move(*m);
-  }
+struct Fixture : testing::LoaderFixture<kTempTag> {
+  explicit Fixture(uint64_t ram = 128 * kMiB) : LoaderFixture(ram) {}
   absl::StatusOr<BootSetup> Load(const std::vector<uint8_t>& image,
                                  const std::string& initrd = "") {
-    TempFile kernel(image);
-    kernel_path = kernel.path();
-    return LoadKernel(*mem, KernelLoadRequest{kernel.path(), initrd, "quiet", ram_bytes, 0});
+    return LoadImage(image, initrd, "quiet", 0);
   }
-  template <typename T>
-  T Read(uint64_t gpa) const {
-    auto v = mem->ReadObj<T>(GuestAddress{gpa});
-    REQUIRE(v.ok());
-    return *v;
-  }
-  std::string ReadString(uint64_t gpa) const {
-    std::string s;
-    for (char c; (c = static_cast<char>(Read<uint8_t>(gpa))) != 0; ++gpa) s.push_back(c);
-    return s;
-  }
-  uint64_t ram_bytes;
-  std::unique_ptr<GuestMemory> mem;
-  std::string kernel_path;
 };
-
-bool Contains(const absl::Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
 
 TEST_CASE("FindMultibootHeader scans 4-byte aligned words in the first 8 KiB", "[multiboot]") {
   std::vector<uint8_t> probe(8192, 0);
