@@ -15,6 +15,8 @@ struct boot_info {
   uint64_t rsdp;        /* ACPI RSDP physical address (0: unknown, scan) */
   uint32_t memmap_entries;
   uint32_t modules;
+  uint64_t module0_addr; /* the first module (the initrd), if any */
+  uint64_t module0_size;
 };
 
 extern struct boot_info boot;

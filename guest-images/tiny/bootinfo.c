@@ -20,6 +20,13 @@ struct hvm_start_info {
   uint32_t reserved;
 } __attribute__((packed));
 
+struct hvm_modlist_entry {
+  uint64_t paddr;
+  uint64_t size;
+  uint64_t cmdline_paddr;
+  uint64_t reserved;
+} __attribute__((packed));
+
 struct hvm_memmap_entry {
   uint64_t addr;
   uint64_t size;
@@ -46,6 +53,13 @@ struct multiboot_info {
 #define MB_INFO_MODS 0x008
 #define MB_INFO_MMAP 0x040
 
+struct multiboot_module {
+  uint32_t mod_start;
+  uint32_t mod_end; /* exclusive */
+  uint32_t string;
+  uint32_t reserved;
+} __attribute__((packed));
+
 /* Multiboot memory map entry; `size` does not count itself. */
 struct multiboot_mmap_entry {
   uint32_t size;
@@ -62,6 +76,11 @@ static void from_start_info(const struct hvm_start_info *si) {
   if (si->cmdline_paddr) boot.cmdline = (const char *)si->cmdline_paddr;
   boot.rsdp = si->rsdp_paddr;
   boot.modules = si->nr_modules;
+  if (si->nr_modules && si->modlist_paddr) {
+    const struct hvm_modlist_entry *m = (const void *)si->modlist_paddr;
+    boot.module0_addr = m->paddr;
+    boot.module0_size = m->size;
+  }
   if (si->version >= 1 && si->memmap_paddr) {
     const struct hvm_memmap_entry *e = (const void *)si->memmap_paddr;
     boot.memmap_entries = si->memmap_entries;
@@ -75,7 +94,14 @@ static void from_multiboot(const struct multiboot_info *mb) {
   if (!mb) return;
   boot.valid = true;
   if ((mb->flags & MB_INFO_CMDLINE) && mb->cmdline) boot.cmdline = (const char *)(uint64_t)mb->cmdline;
-  if (mb->flags & MB_INFO_MODS) boot.modules = mb->mods_count;
+  if (mb->flags & MB_INFO_MODS) {
+    boot.modules = mb->mods_count;
+    if (mb->mods_count && mb->mods_addr) {
+      const struct multiboot_module *m = (const void *)(uint64_t)mb->mods_addr;
+      boot.module0_addr = m->mod_start;
+      boot.module0_size = m->mod_end - m->mod_start;
+    }
+  }
   if (mb->flags & MB_INFO_MMAP) {
     uint64_t p = mb->mmap_addr, end = p + mb->mmap_length;
     while (p < end) {

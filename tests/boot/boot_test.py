@@ -101,6 +101,23 @@ def hello_elf64(ctx):
 
 
 @case
+def initrd_reaches_guest(ctx):
+    # The initrd is PVH module 0, Multiboot module 0, and module 0 of the
+    # start_info an ELF64 kernel gets; its first line must arrive intact.
+    with tempfile.TemporaryDirectory() as d:
+        initrd = os.path.join(d, "initrd.img")
+        with open(initrd, "wb") as f:
+            f.write(b"MOTE-MODULE-OK 0123456789\n" + os.urandom(100000))
+        for variant in ("pvh", "mb", "elf"):
+            code, out, _, _ = ctx.boot("hello", "--initrd", initrd, variant=variant)
+            m = expect_line(out, r"^module: (\d+) bytes at 0x([0-9a-f]+): MOTE-MODULE-OK 0123456789$")
+            expect_eq(f"{variant}: module size", int(m.group(1)), 100026)
+            if int(m.group(2), 16) % 4096:
+                raise Failure(f"{variant}: initrd at 0x{m.group(2)} is not page-aligned")
+            expect_eq(f"{variant}: exit code", code, 1)
+
+
+@case
 def debug_exit_codes(ctx):
     for value, want in ((5, 11), (0x2a, 0x55), (0x7f, 0xff)):
         code, _, _, _ = ctx.boot("hello", cmdline_extra=f"exit={value}")
