@@ -58,6 +58,7 @@ void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
                   "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
   run->add_option("--on-reboot", flags.on_reboot, "What a guest reboot does: exit (code 4) or restart")
       ->capture_default_str();
+  run->add_flag("--rng", config.rng, "Give the guest a virtio-rng device backed by getrandom");
   run->add_option("--kvm-device", config.kvm_path, "The KVM device to open")->capture_default_str();
   run->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();

@@ -18,6 +18,7 @@
 #include "devices/cmos_rtc.h"
 #include "devices/guest_ports.h"
 #include "devices/i8042.h"
+#include "virtio/rng.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 
@@ -115,6 +116,19 @@ absl::Status Vm::Build() {
   request.kernel_path = config_.kernel;
   request.initrd_path = config_.initrd;
   request.cmdline = config_.cmdline;
+  // virtio-mmio devices are found through the command line, the Linux way.
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices = VirtioDevicesToCreate();
+  if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
+    return absl::InvalidArgumentError(absl::StrFormat("%d virtio devices: mote has room for %d",
+                                                      virtio_devices.size(),
+                                                      std::size(x86::kVirtioMmioGsis)));
+  }
+  for (size_t slot = 0; slot < virtio_devices.size(); ++slot) {
+    absl::StrAppendFormat(&request.cmdline, "%svirtio_mmio.device=4K@0x%x:%d",
+                          request.cmdline.empty() ? "" : " ",
+                          x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize,
+                          x86::kVirtioMmioGsis[slot]);
+  }
   request.ram_bytes = config_.memory_bytes;
   request.acpi_rsdp_addr = rsdp;
   MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
@@ -140,7 +154,32 @@ absl::Status Vm::Build() {
   }
   MOTE_ASSIGN_OR_RETURN(loop_, EventLoop::Create());
   MOTE_RETURN_IF_ERROR(CreateDevices());
+  MOTE_RETURN_IF_ERROR(CreateVirtioDevices(virtio_devices));
   return CreateVcpus();
+}
+
+std::vector<std::shared_ptr<virtio::VirtioDevice>> Vm::VirtioDevicesToCreate() const {
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
+  if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
+  return devices;
+}
+
+absl::Status Vm::CreateVirtioDevices(
+    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
+  for (size_t slot = 0; slot < devices.size(); ++slot) {
+    uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
+    MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::MmioTransport> transport,
+                          virtio::MmioTransport::Create(devices[slot], mem_.get(), loop_.get()));
+    MOTE_RETURN_IF_ERROR(vm_fd_->AddIrqFd(transport->interrupt_fd(), x86::kVirtioMmioGsis[slot]));
+    // Queue notifications skip the vCPU exit: KVM signals the queue's eventfd.
+    for (uint16_t q = 0; q < transport->num_queues(); ++q) {
+      MOTE_RETURN_IF_ERROR(vm_fd_->AddMmioEventFd(
+          base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, transport->queue_notify_fd(q)));
+    }
+    MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(transport, base, x86::kVirtioMmioSlotSize));
+    virtio_mmio_.push_back(std::move(transport));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Vm::CreateDevices() {

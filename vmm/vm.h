@@ -28,6 +28,7 @@
 #include "vmm/console.h"
 #include "vmm/outcome.h"
 #include "vmm/vcpu.h"
+#include "virtio/mmio_transport.h"
 #include "vmm/vm_config.h"
 
 namespace mote {
@@ -61,6 +62,9 @@ class Vm : public GuestEventSink {
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
+  // The configured virtio devices; each gets the next virtio-mmio slot and GSI.
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> VirtioDevicesToCreate() const;
+  absl::Status CreateVirtioDevices(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status WatchHostEvents();  // stdin, timeout, signals
 
   VmConfig config_;
@@ -69,12 +73,15 @@ class Vm : public GuestEventSink {
   std::optional<VmFd> vm_fd_;
   std::unique_ptr<GuestMemory> mem_;
   SystemClock clock_;
+  // Declared before the buses and devices, so it outlives every device that
+  // watches fds on it (members are destroyed in reverse order).
+  std::unique_ptr<EventLoop> loop_;
   Bus pio_bus_{"pio"};
   Bus mmio_bus_{"mmio"};
-  std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<ConsoleOutput> console_;
   std::unique_ptr<IsaIrqLine> com1_irq_;
   std::shared_ptr<Serial16550> serial_;
+  std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_mmio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // destroyed (joined) before the fds above
   x86::BootSetup boot_;
   FileDescriptor timer_fd_;

@@ -35,6 +35,7 @@ struct VmConfig {
   std::optional<absl::Duration> timeout;
   std::string expect;  // ECMAScript regex matched against each console line; empty: none
   OnReboot on_reboot = OnReboot::kExit;
+  bool rng = false;  // a virtio-rng device (virtio-mmio for now)
   std::string kvm_path = "/dev/kvm";
   absl::Time launch_time = absl::Now();  // the process start, for the boot timer
 

@@ -47,6 +47,7 @@ inline constexpr uint64_t kPciEcamStart = 0xe0000000;  // one bus: 1 MiB
 inline constexpr uint64_t kPciEcamSize = 0x100000;
 inline constexpr uint64_t kVirtioMmioStart = 0xd0000000;  // virtio-mmio slots, outside the PCI window
 inline constexpr uint64_t kVirtioMmioEnd = 0xe0000000;
+inline constexpr uint64_t kVirtioMmioSlotSize = 0x1000;  // one 4 KiB window per device
 inline constexpr uint64_t kIoapicAddr = 0xfec00000;
 inline constexpr uint64_t kLapicAddr = 0xfee00000;
 
@@ -71,6 +72,10 @@ inline constexpr uint32_t kAcpiSciIrq = 9;
 inline constexpr uint32_t kIoapicPins = 24;
 // The PIT raises ISA IRQ 0, which mote routes to IOAPIC pin 2 (MADT override).
 inline constexpr uint32_t kPitIoapicPin = 2;
+// GSIs for virtio-mmio devices, in allocation order: the ISA lines no legacy
+// device uses (as Firecracker does), then the IOAPIC-only pins.
+inline constexpr uint32_t kVirtioMmioGsis[] = {5, 6, 7, 10, 11, 12, 13, 14, 15,
+                                               16, 17, 18, 19, 20, 21, 22, 23};
 
 }  // namespace mote::x86
 

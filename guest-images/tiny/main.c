@@ -16,7 +16,7 @@ static const struct test tests[] = {
     {"rtc", test_rtc},           {"pit", test_pit},           {"acpi", test_acpi},
     {"poweroff", test_poweroff}, {"reset", test_reset},       {"spin", test_spin},
     {"panic", test_panic},       {"exception", test_exception}, {"echo", test_echo},
-    {"emulation", test_emulation}, {"triplefault", test_triple_fault},
+    {"emulation", test_emulation}, {"triplefault", test_triple_fault}, {"rng", test_rng},
 };
 
 void bsp_user_main(uint32_t cpu) {
@@ -31,6 +31,6 @@ void bsp_user_main(uint32_t cpu) {
     }
   }
   expect(false, "test", "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
-                        "reset, spin, panic, exception, echo, emulation, triplefault)", name);
+                        "reset, spin, panic, exception, echo, emulation, triplefault, rng)", name);
   test_finish();
 }

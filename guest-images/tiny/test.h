@@ -33,5 +33,6 @@ void test_exception(void);
 void test_echo(void);
 void test_emulation(void);
 void test_triple_fault(void);
+void test_rng(void);
 
 #endif /* MOTETEST_TEST_H_ */

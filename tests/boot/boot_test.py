@@ -270,6 +270,40 @@ def triple_fault_is_a_reset(ctx):
     expect_eq("exit code (reset)", code, 4)
 
 
+# ---- virtio (over virtio-mmio for now) ---------------------------------------------
+
+@case
+def virtio_rng_mmio(ctx):
+    code, out, _, _ = ctx.boot("rng", "--rng", cmdline_extra="requests=32")
+    no_fail_lines(out)
+    expect_line(out, r"^rng: virtio-mmio 0xd0000000 size 0x1000 irq 5: magic 0x74726976 version 2 device 4")
+    m = expect_line(out, r"^rng: 64 bytes: ([0-9a-f]{32})$")
+    if m.group(1) == "0" * 32:
+        raise Failure("the guest got zeros from virtio-rng")
+    expect_line(out, r"^rng: 32 requests ok")
+    expect_line(out, r"^PASS rng_distinct")
+    expect_line(out, r"^PASS rng_interrupt_status")  # the device raised InterruptStatus
+    expect_eq("exit code", code, 1)
+
+
+@case
+def virtio_rng_survives_bad_descriptors(ctx):
+    for bad in (1, 4):
+        code, out, err, _ = ctx.boot("rng", "--rng", cmdline_extra=f"bad={bad}")
+        no_fail_lines(out)
+        expect_line(out, r"^rng: bad buffer returned with len 0")
+        expect_line(out, r"^PASS rng_after_bad")
+        expect_line(err, r"virtio-rng: bad request: .*not inside one guest RAM region")
+        expect_eq(f"exit code (bad={bad})", code, 1)
+
+
+@case
+def virtio_rng_absent_without_flag(ctx):
+    code, out, _, _ = ctx.boot("rng")
+    expect_line(out, r"^FAIL rng_device")
+    expect_eq("exit code (the guest found no rng)", code, 3)
+
+
 # ---- Run control: timeout and expect --------------------------------------------
 
 @case

@@ -28,6 +28,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
 }
 
 absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
+  absl::MutexLock lock(&mu_);
   epoll_event ev{};
   ev.events = epoll_events;
   ev.data.fd = fd;
@@ -39,6 +40,7 @@ absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
 }
 
 absl::Status EventLoop::Remove(int fd) {
+  absl::MutexLock lock(&mu_);
   callbacks_.erase(fd);
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
     return ErrnoToStatus(errno, "epoll_ctl del fd " + std::to_string(fd));
@@ -94,9 +96,13 @@ absl::Status EventLoop::Run() {
         DrainPosted();
         continue;
       }
-      auto it = callbacks_.find(fd);
-      if (it == callbacks_.end()) continue;  // removed by an earlier callback in this batch
-      std::shared_ptr<Callback> cb = it->second;  // keeps it alive if it removes itself
+      std::shared_ptr<Callback> cb;  // a copy keeps it alive if it removes itself
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = callbacks_.find(fd);
+        if (it == callbacks_.end()) continue;  // removed since epoll_wait returned
+        cb = it->second;
+      }
       (*cb)(events[i].events);
     }
   }

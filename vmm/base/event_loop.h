@@ -1,8 +1,9 @@
 // EventLoop: one epoll loop that runs on one thread (the VM's event-loop
 // thread). File descriptors are watched with callbacks; other threads hand
 // work to it with Post(), which wakes it through an eventfd.
-// Thread-safety: Add/Remove only on the loop thread (or before Run starts);
-// Post and Stop from any thread.
+// Thread-safety: every method may be called from any thread. A callback
+// removed while it runs finishes that run; it is not called again after
+// Remove returns (unless Remove was called from another callback's run).
 #ifndef MOTE_VMM_BASE_EVENT_LOOP_H_
 #define MOTE_VMM_BASE_EVENT_LOOP_H_
 
@@ -40,8 +41,8 @@ class EventLoop {
 
   FileDescriptor epoll_;
   FileDescriptor wake_;  // eventfd
-  absl::flat_hash_map<int, std::shared_ptr<Callback>> callbacks_;
   absl::Mutex mu_;
+  absl::flat_hash_map<int, std::shared_ptr<Callback>> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -178,6 +178,29 @@ absl::Status VmFd::EnableCapability(uint32_t capability, uint64_t arg0) {
   return absl::OkStatus();
 }
 
+absl::Status VmFd::AddMmioEventFd(uint64_t addr, uint32_t len, uint64_t datamatch, int event_fd) {
+  kvm_ioeventfd io{};
+  io.addr = addr;
+  io.len = len;
+  io.datamatch = datamatch;
+  io.fd = event_fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (Ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_IOEVENTFD 0x%x data %d", addr, datamatch));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::AddIrqFd(int event_fd, uint32_t gsi) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = event_fd;
+  irqfd.gsi = gsi;
+  if (Ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_IRQFD gsi %d", gsi));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<VcpuFd> VmFd::CreateVcpu(uint32_t id) const {
   int fd = Ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
   if (fd < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_CREATE_VCPU %d", id));

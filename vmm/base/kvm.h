@@ -57,6 +57,11 @@ class VmFd {
   absl::Status SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);
   absl::Status SetIrqLine(uint32_t irq, bool level);
   absl::Status EnableCapability(uint32_t capability, uint64_t arg0 = 0);
+  // KVM signals `event_fd` itself when the guest writes `datamatch` (len 4)
+  // to MMIO address `addr`, without a userspace exit.
+  absl::Status AddMmioEventFd(uint64_t addr, uint32_t len, uint64_t datamatch, int event_fd);
+  // Signalling `event_fd` injects an edge on `gsi`.
+  absl::Status AddIrqFd(int event_fd, uint32_t gsi);
   absl::StatusOr<VcpuFd> CreateVcpu(uint32_t id) const;
   int fd() const { return fd_.get(); }
 
