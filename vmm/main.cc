@@ -35,6 +35,7 @@ struct RunFlags {
   std::string on_reboot = "exit";
   double timeout_seconds = 0;
   std::string log_level = "info";
+  std::vector<std::string> disks;
 };
 
 void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
@@ -58,6 +59,9 @@ void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
                   "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
   run->add_option("--on-reboot", flags.on_reboot, "What a guest reboot does: exit (code 4) or restart")
       ->capture_default_str();
+  run->add_option("--disk", flags.disks,
+                  "A virtio-blk disk: path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]")
+      ->take_all();
   run->add_flag("--rng", config.rng, "Give the guest a virtio-rng device backed by getrandom");
   run->add_option("--kvm-device", config.kvm_path, "The KVM device to open")->capture_default_str();
   run->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
@@ -77,6 +81,11 @@ absl::Status ApplyRunFlags(const RunFlags& flags, VmConfig& config) {
   absl::StatusOr<OnReboot> on_reboot = ParseOnReboot(flags.on_reboot);
   if (!on_reboot.ok()) return on_reboot.status();
   config.on_reboot = *on_reboot;
+  for (const std::string& text : flags.disks) {
+    absl::StatusOr<DiskConfig> disk = ParseDisk(text, config.disks.size());
+    if (!disk.ok()) return disk.status();
+    config.disks.push_back(*disk);
+  }
   if (flags.timeout_seconds < 0 || flags.timeout_seconds > 1e9) {
     return absl::InvalidArgumentError("--timeout must be a positive number of seconds");
   }

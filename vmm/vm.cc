@@ -18,6 +18,7 @@
 #include "devices/cmos_rtc.h"
 #include "devices/guest_ports.h"
 #include "devices/i8042.h"
+#include "virtio/block.h"
 #include "virtio/rng.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
@@ -117,7 +118,8 @@ absl::Status Vm::Build() {
   request.initrd_path = config_.initrd;
   request.cmdline = config_.cmdline;
   // virtio-mmio devices are found through the command line, the Linux way.
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices = VirtioDevicesToCreate();
+  MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
+                        VirtioDevicesToCreate());
   if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
     return absl::InvalidArgumentError(absl::StrFormat("%d virtio devices: mote has room for %d",
                                                       virtio_devices.size(),
@@ -158,8 +160,15 @@ absl::Status Vm::Build() {
   return CreateVcpus();
 }
 
-std::vector<std::shared_ptr<virtio::VirtioDevice>> Vm::VirtioDevicesToCreate() const {
+absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::VirtioDevicesToCreate()
+    const {
   std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
+  for (const DiskConfig& disk : config_.disks) {
+    MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
+                          virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none));
+    devices.push_back(std::make_shared<virtio::BlockDevice>(
+        std::move(backend), virtio::BlockDevice::Options{disk.readonly, disk.serial}));
+  }
   if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
   return devices;
 }

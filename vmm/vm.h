@@ -63,7 +63,8 @@ class Vm : public GuestEventSink {
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
   // The configured virtio devices; each gets the next virtio-mmio slot and GSI.
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> VirtioDevicesToCreate() const;
+  // Opens the disks' files: errors name the bad one.
+  absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> VirtioDevicesToCreate() const;
   absl::Status CreateVirtioDevices(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status WatchHostEvents();  // stdin, timeout, signals
 

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace mote {
 
@@ -63,6 +64,45 @@ absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text) {
   return absl::InvalidArgumentError("on-reboot '" + text + "': expected exit or restart");
 }
 
+absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
+  DiskConfig disk;
+  disk.id = "disk" + std::to_string(index);
+  for (absl::string_view item : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    size_t eq = item.find('=');
+    std::string key(item.substr(0, eq));
+    std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
+    auto on_off = [&](bool* out) -> absl::Status {
+      if (value == "on") *out = true;
+      else if (value == "off") *out = false;
+      else return absl::InvalidArgumentError("--disk " + key + "=" + value + ": expected on or off");
+      return absl::OkStatus();
+    };
+    if (key == "path") {
+      disk.path = value;
+    } else if (key == "readonly") {
+      if (absl::Status s = on_off(&disk.readonly); !s.ok()) return s;
+    } else if (key == "cache") {
+      if (value != "writeback" && value != "none") {
+        return absl::InvalidArgumentError("--disk cache=" + value + ": expected writeback or none");
+      }
+      disk.cache_none = value == "none";
+    } else if (key == "serial") {
+      if (value.size() > 20) {
+        return absl::InvalidArgumentError("--disk serial=" + value + ": at most 20 bytes");
+      }
+      disk.serial = value;
+    } else if (key == "id") {
+      if (value.empty()) return absl::InvalidArgumentError("--disk id= needs a name");
+      disk.id = value;
+    } else {
+      return absl::InvalidArgumentError("--disk '" + text + "': unknown option '" + key +
+                                        "' (expected path, readonly, cache, serial, id)");
+    }
+  }
+  if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");
+  return disk;
+}
+
 absl::Status VmConfig::Validate() const {
   if (kernel.empty()) return absl::InvalidArgumentError("no kernel given (--kernel PATH)");
   if (cpus == 0) return absl::InvalidArgumentError("--cpus must be at least 1");
@@ -78,6 +118,13 @@ absl::Status VmConfig::Validate() const {
   if (memory_bytes > kMaxMemoryBytes) return absl::InvalidArgumentError("memory size too large");
   if (timeout.has_value() && *timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--timeout must be positive");
+  }
+  for (size_t i = 0; i < disks.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (disks[i].id == disks[j].id) {
+        return absl::InvalidArgumentError("two disks are named '" + disks[i].id + "'");
+      }
+    }
   }
   if (!expect.empty()) {
     try {

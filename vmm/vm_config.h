@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,6 +24,15 @@ struct ConsoleConfig {
   std::string path;  // kFile only
 };
 
+// --disk path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]
+struct DiskConfig {
+  std::string path;
+  bool readonly = false;
+  bool cache_none = false;  // O_DIRECT: bypass the host page cache
+  std::string serial;       // what the guest's GET_ID returns (at most 20 bytes)
+  std::string id;           // a name for the control plane; default disk0, disk1, ...
+};
+
 struct VmConfig {
   std::string kernel;
   std::string initrd;
@@ -36,6 +46,7 @@ struct VmConfig {
   std::string expect;  // ECMAScript regex matched against each console line; empty: none
   OnReboot on_reboot = OnReboot::kExit;
   bool rng = false;  // a virtio-rng device (virtio-mmio for now)
+  std::vector<DiskConfig> disks;
   std::string kvm_path = "/dev/kvm";
   absl::Time launch_time = absl::Now();  // the process start, for the boot timer
 
@@ -53,6 +64,8 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text);
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
+// One --disk value; `index` names it (disk0, ...) when it has no id=.
+absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index);
 
 }  // namespace mote
 

@@ -57,5 +57,28 @@ TEST_CASE("Console, PIT and reboot flags parse or explain", "[vm_config]") {
   CHECK(!ParseOnReboot("halt").ok());
 }
 
+TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
+  auto d = ParseDisk("path=/tmp/a.img,readonly=on,cache=none,serial=S1,id=root", 0);
+  REQUIRE(d.ok());
+  CHECK(d->path == "/tmp/a.img");
+  CHECK(d->readonly);
+  CHECK(d->cache_none);
+  CHECK(d->serial == "S1");
+  CHECK(d->id == "root");
+  auto plain = ParseDisk("path=b.img", 3);
+  REQUIRE(plain.ok());
+  CHECK(plain->id == "disk3");
+  CHECK_FALSE(plain->readonly);
+  CHECK(ParseDisk("readonly=on", 0).status().message().find("no path") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,readonly=yes", 0).status().message().find("on or off") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,cache=fast", 0).status().message().find("writeback or none") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,color=red", 0).status().message().find("unknown option 'color'") != absl::string_view::npos);
+  CHECK(!ParseDisk("path=a,serial=123456789012345678901", 0).ok());
+  VmConfig c;
+  c.kernel = "k";
+  c.disks = {*plain, *plain};
+  CHECK(c.Validate().message().find("two disks") != absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace mote

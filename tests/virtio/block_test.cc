@@ -1,0 +1,225 @@
+#include "virtio/block.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
+
+#include "tests/support/test_virtqueue.h"
+
+namespace mote::virtio {
+namespace {
+
+using testing::Buffer;
+using testing::TestVirtqueue;
+
+constexpr uint32_t kIn = 0, kOut = 1, kFlush = 4, kGetId = 8, kDiscard = 11, kWriteZeroes = 13;
+
+class FakeInterrupt : public VirtioInterrupt {
+ public:
+  void SignalUsedBuffers() override { ++used; }
+  void SignalNeedsReset() override { ++needs_reset; }
+  int used = 0, needs_reset = 0;
+};
+
+struct Fixture {
+  explicit Fixture(BlockDevice::Options options = {}, uint64_t disk_bytes = 64 * 512) {
+    auto b = std::make_unique<MemoryBackend>(disk_bytes);
+    backend = b.get();
+    for (size_t i = 0; i < b->data().size(); ++i) b->data()[i] = static_cast<uint8_t>(i / 512);
+    device = std::make_unique<BlockDevice>(std::move(b), std::move(options));
+    mem = std::move(*GuestMemory::Create({{0, 4 << 20}}));
+    vq = std::make_unique<TestVirtqueue>(*mem, 16);
+    vq->Configure(queue);
+    ActivationContext ctx;
+    ctx.mem = mem.get();
+    ctx.queues = {&queue};
+    ctx.interrupt = &irq;
+    REQUIRE(device->Activate(ctx).ok());
+  }
+  uint64_t Header(uint32_t type, uint64_t sector) {
+    uint8_t h[16] = {};
+    std::memcpy(h, &type, 4);
+    std::memcpy(h + 8, &sector, 8);
+    return vq->AllocBytes(absl::Span<const uint8_t>(h, 16));
+  }
+  // Submits `buffers`, runs the device, returns (used len, status byte).
+  std::pair<uint32_t, uint8_t> Run(const std::vector<Buffer>& buffers, uint64_t status_gpa) {
+    vq->AddChain(buffers);
+    device->ProcessQueue(0);
+    auto used = vq->TakeUsed();
+    REQUIRE(used.has_value());
+    uint8_t status = status_gpa ? vq->ReadBytes(status_gpa, 1)[0] : 0xff;
+    return {used->len, status};
+  }
+  uint64_t Status() {
+    uint64_t s = vq->Alloc(1);
+    vq->WriteBytes(s, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("\xff"), 1));
+    return s;
+  }
+
+  MemoryBackend* backend;
+  std::unique_ptr<BlockDevice> device;
+  std::unique_ptr<GuestMemory> mem;
+  Queue queue{16};
+  std::unique_ptr<TestVirtqueue> vq;
+  FakeInterrupt irq;
+};
+
+TEST_CASE("virtio-blk reads sectors into a split buffer", "[virtio_blk]") {
+  Fixture f;
+  uint64_t a = f.vq->Alloc(512), b = f.vq->Alloc(512), st = f.Status();
+  auto [len, status] = f.Run({{f.Header(kIn, 5), 16, false}, {a, 512, true}, {b, 512, true},
+                              {st, 1, true}}, st);
+  CHECK(status == 0);
+  CHECK(len == 1025);
+  CHECK(f.vq->ReadBytes(a, 512)[0] == 5);
+  CHECK(f.vq->ReadBytes(b, 512)[511] == 6);
+  CHECK(f.device->counters().reads == 1);
+  CHECK(f.irq.used == 1);
+}
+
+TEST_CASE("virtio-blk writes, then flushes", "[virtio_blk]") {
+  Fixture f;
+  uint64_t data = f.vq->AllocBytes(std::string(1024, 'W')), st = f.Status();
+  auto [len, status] = f.Run({{f.Header(kOut, 10), 16, false}, {data, 1024, false}, {st, 1, true}}, st);
+  CHECK(status == 0);
+  CHECK(len == 1);
+  CHECK(f.backend->data()[10 * 512] == 'W');
+  CHECK(f.backend->data()[12 * 512 - 1] == 'W');
+  CHECK(f.backend->data()[12 * 512] == 12);
+  uint64_t st2 = f.Status();
+  CHECK(f.Run({{f.Header(kFlush, 0), 16, false}, {st2, 1, true}}, st2).second == 0);
+  CHECK(f.backend->flushes() == 1);
+}
+
+TEST_CASE("virtio-blk: a read-only disk refuses writes and offers RO", "[virtio_blk]") {
+  Fixture f(BlockDevice::Options{true, ""});
+  CHECK(f.device->AvailableFeatures() & BlockDevice::kFeatureReadOnly);
+  CHECK_FALSE(f.device->AvailableFeatures() & BlockDevice::kFeatureDiscard);
+  uint64_t data = f.vq->AllocBytes(std::string(512, 'W')), st = f.Status();
+  CHECK(f.Run({{f.Header(kOut, 1), 16, false}, {data, 512, false}, {st, 1, true}}, st).second == 1);
+  CHECK(f.backend->data()[512] == 1);  // untouched
+}
+
+TEST_CASE("virtio-blk GET_ID returns the serial, NUL-padded", "[virtio_blk]") {
+  Fixture f(BlockDevice::Options{false, "MOTE-SERIAL-1"});
+  uint64_t id = f.vq->Alloc(20), st = f.Status();
+  auto [len, status] = f.Run({{f.Header(kGetId, 0), 16, false}, {id, 20, true}, {st, 1, true}}, st);
+  CHECK(status == 0);
+  CHECK(len == 21);
+  std::string serial = f.vq->ReadString(id, 20);
+  CHECK(std::string(serial.c_str()) == "MOTE-SERIAL-1");
+}
+
+TEST_CASE("virtio-blk discard and write-zeroes clear sectors", "[virtio_blk]") {
+  Fixture f;
+  for (uint32_t type : {kDiscard, kWriteZeroes}) {
+    uint8_t seg[16] = {};
+    uint64_t sector = type == kDiscard ? 3 : 20;
+    uint32_t count = 2;
+    std::memcpy(seg, &sector, 8);
+    std::memcpy(seg + 8, &count, 4);
+    uint64_t s = f.vq->AllocBytes(absl::Span<const uint8_t>(seg, 16)), st = f.Status();
+    CHECK(f.Run({{f.Header(type, 0), 16, false}, {s, 16, false}, {st, 1, true}}, st).second == 0);
+    CHECK(f.backend->data()[sector * 512] == 0);
+    CHECK(f.backend->data()[(sector + 2) * 512 - 1] == 0);
+    CHECK(f.backend->data()[(sector + 2) * 512] == sector + 2);
+  }
+}
+
+TEST_CASE("virtio-blk answers impossible requests with an error, never success", "[virtio_blk]") {
+  Fixture f;
+  SECTION("read past the end of the disk") {
+    uint64_t a = f.vq->Alloc(512), st = f.Status();
+    CHECK(f.Run({{f.Header(kIn, 64), 16, false}, {a, 512, true}, {st, 1, true}}, st).second == 1);
+  }
+  SECTION("read straddling the end") {
+    uint64_t a = f.vq->Alloc(1024), st = f.Status();
+    CHECK(f.Run({{f.Header(kIn, 63), 16, false}, {a, 1024, true}, {st, 1, true}}, st).second == 1);
+  }
+  SECTION("sector number that overflows when scaled") {
+    uint64_t a = f.vq->Alloc(512), st = f.Status();
+    CHECK(f.Run({{f.Header(kIn, ~0ull / 256), 16, false}, {a, 512, true}, {st, 1, true}}, st)
+              .second == 1);
+  }
+  SECTION("data that is not whole sectors") {
+    uint64_t a = f.vq->Alloc(100), st = f.Status();
+    CHECK(f.Run({{f.Header(kIn, 0), 16, false}, {a, 100, true}, {st, 1, true}}, st).second == 1);
+  }
+  SECTION("an unknown request type") {
+    uint64_t st = f.Status();
+    CHECK(f.Run({{f.Header(99, 0), 16, false}, {st, 1, true}}, st).second == 2);
+  }
+  SECTION("a header that is too short") {
+    uint64_t h = f.vq->Alloc(8), st = f.Status();
+    CHECK(f.Run({{h, 8, false}, {st, 1, true}}, st).second == 1);
+  }
+  SECTION("no status byte at all: completed with length 0") {
+    CHECK(f.Run({{f.Header(kIn, 0), 16, false}}, 0).first == 0);
+  }
+  SECTION("a buffer outside guest RAM: a bad chain, length 0") {
+    CHECK(f.Run({{f.Header(kIn, 0), 16, false}, {0xfffff0000000, 512, true}}, 0).first == 0);
+  }
+  CHECK(f.device->counters().errors == 1);
+  // The device still serves a good request afterwards.
+  uint64_t a = f.vq->Alloc(512), st = f.Status();
+  CHECK(f.Run({{f.Header(kIn, 2), 16, false}, {a, 512, true}, {st, 1, true}}, st).second == 0);
+  CHECK(f.irq.needs_reset == 0);
+}
+
+TEST_CASE("virtio-blk config space describes the disk", "[virtio_blk]") {
+  Fixture f({}, 2048 * 512);
+  uint8_t cfg[24];
+  f.device->ReadConfig(0, absl::Span<uint8_t>(cfg, sizeof(cfg)));
+  uint64_t capacity;
+  uint32_t blk_size, seg_max;
+  std::memcpy(&capacity, cfg, 8);
+  std::memcpy(&seg_max, cfg + 12, 4);
+  std::memcpy(&blk_size, cfg + 20, 4);
+  CHECK(capacity == 2048);
+  CHECK(blk_size == 512);
+  CHECK(seg_max == BlockDevice::kQueueSize - 2);
+  uint8_t beyond = 0xee;
+  f.device->ReadConfig(4000, absl::Span<uint8_t>(&beyond, 1));
+  CHECK(beyond == 0);
+}
+
+TEST_CASE("FileBackend opens, checks and serves an image file", "[virtio_blk]") {
+  std::string path = "/tmp/mote-blk-test-" + std::to_string(getpid()) + ".img";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << std::string(4096, 'x');
+  }
+  auto backend = FileBackend::Open(path, false, false);
+  REQUIRE(backend.ok());
+  CHECK((*backend)->size() == 4096);
+  std::string data(512, 'y');
+  REQUIRE((*backend)->WriteAt(512, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), 512)).ok());
+  REQUIRE((*backend)->Flush().ok());
+  uint8_t back[512];
+  REQUIRE((*backend)->ReadAt(512, absl::Span<uint8_t>(back, 512)).ok());
+  CHECK(back[0] == 'y');
+  REQUIRE((*backend)->Discard(1024, 512).ok());
+  REQUIRE((*backend)->ReadAt(1024, absl::Span<uint8_t>(back, 512)).ok());
+  CHECK(back[0] == 0);
+  auto direct = FileBackend::Open(path, true, true);
+  if (direct.ok()) {  // tmpfs has no O_DIRECT; other filesystems do
+    REQUIRE((*direct)->ReadAt(512, absl::Span<uint8_t>(back, 512)).ok());
+    CHECK(back[511] == 'y');
+  }
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out << "odd";
+  }
+  auto odd = FileBackend::Open(path, false, false);
+  CHECK(odd.status().message().find("not a multiple of 512") != absl::string_view::npos);
+  unlink(path.c_str());
+  CHECK(absl::IsNotFound(FileBackend::Open(path, false, false).status()));
+  CHECK(FileBackend::Open("/tmp", false, false).status().message().find("/tmp") !=
+        absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace mote::virtio
