@@ -451,7 +451,15 @@ def bad_inputs(ctx):
         with open(big_initrd, "wb") as f:
             f.truncate(64 << 20)
         kernel = ctx.image()
+        odd_disk = os.path.join(d, "odd.img")
+        with open(odd_disk, "wb") as f:
+            f.write(b"x" * 1000)
         cases = [
+            (["--kernel", kernel, "--disk", f"path={d}/nodisk.img"], r"disk .*nodisk.img: No such file"),
+            (["--kernel", kernel, "--disk", f"path={odd_disk}"], r"not a multiple of 512"),
+            (["--kernel", kernel, "--disk", f"path={odd_disk},speed=max"], r"unknown option 'speed'"),
+            (["--kernel", kernel, "--disk", "readonly=on"], r"no path=FILE"),
+            (["--kernel", kernel, "--disk", f"path={d}"], r"(Is a directory|not a regular file)"),
             (["--kernel", os.path.join(d, "missing")], r"missing.*(No such file|not found)"),
             (["--kernel", d], r"not a regular file"),
             (["--kernel", garbage], r"not a known kernel format"),
