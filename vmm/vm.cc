@@ -108,16 +108,8 @@ absl::Status Vm::Build() {
         absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
   }
 
-  // Memory, ACPI tables and the kernel first: the kernel's format decides
-  // whether the PIT is worth creating (PitMode::kAuto).
-  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes)));
-  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp,
-                        x86::acpi::WriteAcpiTables(*mem_, x86::acpi::AcpiConfig{config_.cpus}));
-  x86::KernelLoadRequest request;
-  request.kernel_path = config_.kernel;
-  request.initrd_path = config_.initrd;
-  request.cmdline = config_.cmdline;
-  // virtio-mmio devices are found through the command line, the Linux way.
+  // virtio devices first (their files are opened here, so a bad --disk fails
+  // early); each takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
                         VirtioDevicesToCreate());
   if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
@@ -125,12 +117,25 @@ absl::Status Vm::Build() {
                                                       virtio_devices.size(),
                                                       std::size(x86::kVirtioMmioGsis)));
   }
+  x86::acpi::AcpiConfig acpi;
+  acpi.num_cpus = config_.cpus;
+  x86::KernelLoadRequest request;
+  request.kernel_path = config_.kernel;
+  request.initrd_path = config_.initrd;
+  request.cmdline = config_.cmdline;
   for (size_t slot = 0; slot < virtio_devices.size(); ++slot) {
+    uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
+    // Described twice, as Firecracker does: on the command line for kernels
+    // without ACPI, and in the DSDT.
     absl::StrAppendFormat(&request.cmdline, "%svirtio_mmio.device=4K@0x%x:%d",
-                          request.cmdline.empty() ? "" : " ",
-                          x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize,
-                          x86::kVirtioMmioGsis[slot]);
+                          request.cmdline.empty() ? "" : " ", base, x86::kVirtioMmioGsis[slot]);
+    acpi.virtio_mmio.push_back({base, x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
   }
+
+  // Memory, ACPI tables and the kernel before the VM objects: the kernel's
+  // format decides whether the PIT is worth creating (PitMode::kAuto).
+  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes)));
+  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi));
   request.ram_bytes = config_.memory_bytes;
   request.acpi_rsdp_addr = rsdp;
   MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));

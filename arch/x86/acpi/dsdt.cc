@@ -1,7 +1,11 @@
 // BuildDsdt: the guest-visible namespace. Kept apart from the fixed-layout
 // tables because it grows with the device model (PCI0 now, more later).
+#include <cassert>
+#include <cstddef>
+#include <string>
 #include <string_view>
 
+#include "absl/strings/str_format.h"
 #include "arch/x86/acpi/aml.h"
 #include "arch/x86/acpi/sdt.h"
 #include "arch/x86/acpi/tables.h"
@@ -16,6 +20,9 @@ constexpr uint8_t kDsdtRevision = 2;
 // PCI bus numbers behind PCI0: one bus, matching the 1 MiB ECAM.
 constexpr uint16_t kPciFirstBus = 0;
 constexpr uint16_t kPciLastBus = 0;
+
+// Memory32Fixed windows end at or below this.
+constexpr uint64_t kFourGiB = uint64_t{1} << 32;
 
 aml::Bytes Com1() {
   return aml::Device("COM1",
@@ -39,6 +46,45 @@ aml::Bytes Rtc() {
                                                       aml::IoPort(kCmosPort, kCmosPort, 1, 2),
                                                   })),
                             });
+}
+
+// ---- virtio-mmio devices ---------------------------------------------------------
+// One device per slot, as Firecracker and QEMU's microvm describe them, so a
+// guest that ignores (or never gets) virtio_mmio.device= words still finds
+// them: Linux's virtio_mmio driver matches _HID LNRO0005 and takes the
+// window and interrupt from _CRS.
+//  - _UID: the slot index, unique among the LNRO0005 devices.
+//  - _CCA One: DMA is cache-coherent (the device model reads guest RAM
+//    directly). The spec already assumes that on x86 when _CCA is absent;
+//    stating it matches Firecracker and QEMU.
+//  - Interrupt: an Extended Interrupt descriptor because the GSI may be an
+//    I/O APIC pin above 15, which IRQNoFlags cannot name; edge-triggered and
+//    active-high because the device signals through a KVM irqfd, which
+//    injects an edge.
+aml::Bytes VirtioMmio(size_t index, const VirtioMmioSlot& slot) {
+  assert(index < kMaxVirtioMmioSlots);
+  assert(slot.size > 0 && slot.base < kFourGiB && slot.size <= kFourGiB - slot.base);
+  assert(slot.gsi < kIoapicPins);
+  return aml::Device(absl::StrFormat("VR%02X", index),
+                     {
+                         aml::Name("_HID", aml::String("LNRO0005")),
+                         aml::Name("_UID", aml::Integer(index)),
+                         aml::Name("_CCA", aml::Integer(1)),
+                         aml::Name("_CRS", aml::ResourceTemplate({
+                                               aml::Memory32Fixed(static_cast<uint32_t>(slot.base),
+                                                                  static_cast<uint32_t>(slot.size),
+                                                                  /*writable=*/true),
+                                               aml::ExtendedInterrupt(slot.gsi, aml::Trigger::kEdge,
+                                                                      aml::Polarity::kActiveHigh,
+                                                                      /*shared=*/false),
+                                           })),
+                     });
+}
+
+void AppendVirtioMmio(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
+  for (size_t i = 0; i < cfg.virtio_mmio.size(); ++i) {
+    sb.push_back(VirtioMmio(i, cfg.virtio_mmio[i]));
+  }
 }
 
 // ---- PCI host bridge hook --------------------------------------------------------
@@ -89,6 +135,7 @@ void AppendPciHostBridge(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg) {
   std::vector<aml::Bytes> sb = {Com1(), Rtc()};
+  AppendVirtioMmio(cfg, sb);
   AppendPciHostBridge(cfg, sb);
 
   std::vector<uint8_t> table = NewSdt("DSDT", kDsdtRevision);

@@ -1,8 +1,10 @@
 #include "arch/x86/acpi/tables.h"
 
+#include <cstddef>
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86/acpi/le_bytes.h"
 #include "arch/x86/acpi/sdt.h"
@@ -94,6 +96,30 @@ void AppendInterruptOverride(std::vector<uint8_t>& table, uint8_t isa_irq, uint3
   table.push_back(isa_irq);
   AppendLe<uint32_t>(table, gsi);
   AppendLe<uint16_t>(table, flags);
+}
+
+// The DSDT names slots VR00..VRFF, gives each a Memory32Fixed window and
+// an interrupt on the one I/O APIC (GSI base 0 in the MADT).
+absl::Status CheckVirtioMmioSlots(const std::vector<VirtioMmioSlot>& slots) {
+  if (slots.size() > kMaxVirtioMmioSlots) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ACPI tables: %d virtio-mmio slots, at most %d", slots.size(), kMaxVirtioMmioSlots));
+  }
+  constexpr uint64_t kFourGiB = uint64_t{1} << 32;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const VirtioMmioSlot& slot = slots[i];
+    if (slot.size == 0 || slot.base >= kFourGiB || slot.size > kFourGiB - slot.base) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ACPI tables: virtio-mmio slot %d at 0x%x, size 0x%x, is empty or ends above 4 GiB", i,
+          slot.base, slot.size));
+    }
+    if (slot.gsi >= kIoapicPins) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("ACPI tables: virtio-mmio slot %d has GSI %d, past the %d I/O APIC pins",
+                          i, slot.gsi, kIoapicPins));
+    }
+  }
+  return absl::OkStatus();
 }
 
 uint64_t AlignUp(uint64_t value, uint64_t alignment) {
@@ -202,6 +228,7 @@ absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfi
     return absl::InvalidArgumentError(absl::StrFormat(
         "ACPI tables: %d vCPUs is outside 1..%d (xAPIC ids)", cfg.num_cpus, kMaxCpus));
   }
+  MOTE_RETURN_IF_ERROR(CheckVirtioMmioSlots(cfg.virtio_mmio));
 
   // Lay everything out before writing anything, so a table set that does not
   // fit leaves guest memory untouched.

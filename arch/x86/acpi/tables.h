@@ -2,7 +2,8 @@
 // FADT (hardware-reduced), MADT, DSDT (AML) and, with a PCI host bridge, MCFG.
 // A stock Linux kernel finds the RSDP in the BIOS area, learns every vCPU and
 // the I/O APIC from the MADT (there is no MP table), and its serial port, RTC,
-// reset and poweroff from the DSDT and FADT.
+// reset and poweroff from the DSDT and FADT. virtio-mmio devices are listed
+// in the DSDT too, so a guest finds them without virtio_mmio.device= words.
 // The Build* functions are pure and return complete, checksummed tables;
 // WriteAcpiTables places them in guest memory at the addresses of layout.h.
 // Safe from any thread; WriteAcpiTables must run before the vCPUs start (or
@@ -10,6 +11,7 @@
 #ifndef MOTE_ARCH_X86_ACPI_TABLES_H_
 #define MOTE_ARCH_X86_ACPI_TABLES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -22,14 +24,31 @@ namespace mote::x86::acpi {
 // (ids 0..254) fit in type-0 MADT entries; more would need x2APIC entries.
 inline constexpr uint32_t kMaxCpus = 255;
 
+// One virtio-mmio device window and its interrupt, described in the DSDT as
+// \_SB.VRxx (LNRO0005). The window must lie below 4 GiB (the DSDT uses a
+// Memory32Fixed descriptor) and the GSI must be an I/O APIC pin.
+struct VirtioMmioSlot {
+  uint64_t base;
+  uint64_t size;
+  uint32_t gsi;  // described edge-triggered, active-high: an irqfd injects edges
+};
+
+// VRxx names carry the slot index in two hex digits.
+inline constexpr size_t kMaxVirtioMmioSlots = 256;
+
 struct AcpiConfig {
   uint32_t num_cpus = 1;  // local APIC ids 0..num_cpus-1, 1..kMaxCpus
   // Describe the PCI host bridge \_SB.PCI0 (ECAM at kPciEcamStart, bus 0,
   // I/O 0xcf8 and the kPciMmioStart..kPciMmioEnd window) in the DSDT and add
   // an MCFG. Off until the PCI host bridge device exists.
   bool pci_host_bridge = false;
+  // virtio-mmio devices in slot order: slot i becomes \_SB.VRxx (xx = i in
+  // two hex digits) with _UID i.
+  std::vector<VirtioMmioSlot> virtio_mmio;
 };
 
+// Precondition: cfg.virtio_mmio is valid as WriteAcpiTables checks it (at
+// most kMaxVirtioMmioSlots slots, each nonempty, below 4 GiB, GSI < kIoapicPins).
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg);
 std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr);
 // Precondition: 1 <= cfg.num_cpus <= kMaxCpus (WriteAcpiTables checks it).
@@ -42,8 +61,9 @@ std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr);
 // Clears [kAcpiRsdpAddr, kAcpiTablesEnd), lays out DSDT, FADT, MADT (MCFG)
 // and XSDT from kAcpiTablesAddr, each 16-byte aligned, and writes the RSDP at
 // kAcpiRsdpAddr. Returns the RSDP address (for boot_params.acpi_rsdp_addr),
-// InvalidArgument for a bad config, ResourceExhausted if the tables do not fit
-// below kAcpiTablesEnd, or the GuestMemory error if that range is not RAM.
+// InvalidArgument for a bad config (vCPU count, virtio-mmio slots),
+// ResourceExhausted if the tables do not fit below kAcpiTablesEnd, or the
+// GuestMemory error if that range is not RAM.
 absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg);
 
 }  // namespace mote::x86::acpi

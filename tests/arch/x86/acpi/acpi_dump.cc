@@ -1,5 +1,7 @@
-// acpi_dump OUT_DIR [NUM_CPUS] [--pci]
+// acpi_dump OUT_DIR [NUM_CPUS] [--pci] [--virtio-mmio=N]
 // Writes mote's ACPI tables into a scratch guest memory with WriteAcpiTables,
+// for N virtio-mmio slots laid out as layout.h allocates them (slot i at
+// kVirtioMmioStart + i * kVirtioMmioSlotSize, GSI kVirtioMmioGsis[i]),
 // then follows the guest's path (RSDP -> XSDT -> tables, FADT -> DSDT) and
 // saves each table as OUT_DIR/<signature>.dat (RSDP.dat for the RSDP), the
 // file names acpidump/acpixtract use, for `iasl -d` (see iasl_check.sh).
@@ -7,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "arch/x86/acpi/le_bytes.h"
 #include "arch/x86/acpi/tables.h"
+#include "arch/x86/layout.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/status_macros.h"
 
@@ -82,15 +86,32 @@ absl::Status Dump(const std::string& dir, const AcpiConfig& cfg) {
 }  // namespace mote::x86::acpi
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 4) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [NUM_CPUS] [--pci]\n", argv[0]);
+  namespace acpi = mote::x86::acpi;
+  namespace x86 = mote::x86;
+  if (argc < 2 || argc > 5) {
+    std::fprintf(stderr, "usage: %s OUT_DIR [NUM_CPUS] [--pci] [--virtio-mmio=N]\n", argv[0]);
     return 2;
   }
-  mote::x86::acpi::AcpiConfig cfg;
+  acpi::AcpiConfig cfg;
+  const std::string kVirtioMmioFlag = "--virtio-mmio=";
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--pci") {
       cfg.pci_host_bridge = true;
+    } else if (arg.rfind(kVirtioMmioFlag, 0) == 0) {
+      std::string count = arg.substr(kVirtioMmioFlag.size());
+      char* end = nullptr;
+      unsigned long slots = std::strtoul(count.c_str(), &end, 10);
+      // At most one slot per GSI layout.h has for virtio-mmio.
+      if (count.empty() || *end != '\0' || slots > std::size(x86::kVirtioMmioGsis)) {
+        std::fprintf(stderr, "bad virtio-mmio slot count \"%s\" (0..%zu)\n", count.c_str(),
+                     std::size(x86::kVirtioMmioGsis));
+        return 2;
+      }
+      for (unsigned long slot = 0; slot < slots; ++slot) {
+        cfg.virtio_mmio.push_back({x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize,
+                                   x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
+      }
     } else {
       char* end = nullptr;
       unsigned long cpus = std::strtoul(arg.c_str(), &end, 10);
@@ -101,7 +122,7 @@ int main(int argc, char** argv) {
       cfg.num_cpus = static_cast<uint32_t>(cpus);
     }
   }
-  absl::Status status = mote::x86::acpi::Dump(argv[1], cfg);
+  absl::Status status = acpi::Dump(argv[1], cfg);
   if (!status.ok()) {
     std::fprintf(stderr, "acpi_dump: %s\n", status.ToString().c_str());
     return 1;

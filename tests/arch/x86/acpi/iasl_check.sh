@@ -67,10 +67,14 @@ same_table() {
   return $bad
 }
 
-for config in "1" "2" "4" "255" "1 --pci" "4 --pci"; do
-  dir="$tmp/cfg$(echo "$config" | tr -d ' -')"
+# --virtio-mmio=3 is slots 0xd0000000/0xd0001000/0xd0002000 (4 KiB, GSIs 5,
+# 6, 7); =17 is every slot layout.h has, for hex names (VR0A..VR10) and GSIs
+# above 15.
+for config in "1" "2" "4" "255" "1 --pci" "4 --pci" "1 --virtio-mmio=3" \
+  "4 --pci --virtio-mmio=17"; do
+  dir="$tmp/cfg$(echo "$config" | tr -d ' =-')"
   mkdir "$dir"
-  # shellcheck disable=SC2086  # config is two words on purpose
+  # shellcheck disable=SC2086  # config is several words on purpose
   if ! "$dump" "$dir" $config >"$dir/dump.log" 2>&1; then
     fail "[$config] acpi_dump failed:"
     indent "$dir/dump.log"

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -250,6 +251,154 @@ TEST_CASE("DSDT holds \\_S5, COM1 and RTC, and PCI0 only on request", "[acpi]") 
                             0xff, 0xff, 0xff, 0xcf}));
 }
 
+// ---- virtio-mmio devices in the DSDT ------------------------------------------
+
+// Decodes the PkgLength at `at` (ACPI 6.3 section 20.2.4): returns the
+// encoded length (which counts the PkgLength bytes) and sets `bytes`.
+size_t DecodePkgLength(const Bytes& b, size_t at, size_t& bytes) {
+  uint8_t lead = b.at(at);
+  bytes = 1 + (lead >> 6);
+  if (bytes == 1) return lead & 0x3f;
+  size_t len = lead & 0x0f;
+  for (size_t i = 1; i < bytes; ++i) len |= size_t{b.at(at + i)} << (4 + 8 * (i - 1));
+  return len;
+}
+
+const Bytes kVirtioMmioHid = {0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N',
+                              'R',  'O', '0', '0', '0', '5',  0x00};
+
+size_t Count(const Bytes& hay, const Bytes& needle) {
+  size_t n = 0;
+  for (auto it = hay.begin();
+       (it = std::search(it, hay.end(), needle.begin(), needle.end())) != hay.end(); ++it) {
+    ++n;
+  }
+  return n;
+}
+
+// Device (VRxx) as ASL would compile it, written out from the spec:
+//   Device (VRxx) { Name (_HID, "LNRO0005") Name (_UID, index) Name (_CCA, One)
+//     Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, size)
+//       Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi } }) }
+Bytes ExpectedVirtioMmioDevice(uint8_t index, uint32_t base, uint32_t size, uint32_t gsi) {
+  const char* hex = "0123456789ABCDEF";
+  Bytes body = {'V', 'R', static_cast<uint8_t>(hex[index >> 4]),
+                static_cast<uint8_t>(hex[index & 0xf])};
+  body.insert(body.end(), kVirtioMmioHid.begin(), kVirtioMmioHid.end());
+  body.insert(body.end(), {0x08, '_', 'U', 'I', 'D'});
+  if (index <= 1) {
+    body.push_back(index);  // ZeroOp / OneOp
+  } else {
+    body.insert(body.end(), {0x0a, index});  // BytePrefix
+  }
+  body.insert(body.end(), {0x08, '_', 'C', 'C', 'A', 0x01});
+  Bytes crs = {0x86, 0x09, 0x00, 0x01};  // Memory32Fixed, length 9, read/write
+  for (int i = 0; i < 4; ++i) crs.push_back(static_cast<uint8_t>(base >> (8 * i)));
+  for (int i = 0; i < 4; ++i) crs.push_back(static_cast<uint8_t>(size >> (8 * i)));
+  // Extended Interrupt, length 6, flags consumer | edge (active-high,
+  // exclusive), one interrupt.
+  crs.insert(crs.end(), {0x89, 0x06, 0x00, 0x03, 0x01});
+  for (int i = 0; i < 4; ++i) crs.push_back(static_cast<uint8_t>(gsi >> (8 * i)));
+  crs.push_back(0x79);  // End Tag
+  crs.push_back(static_cast<uint8_t>(0x100 - Sum(crs, crs.size())));
+  REQUIRE(crs.size() == 23);
+  // Name (_CRS, Buffer (0x17) {...}): 1 PkgLength byte + BytePrefix 0x17.
+  body.insert(body.end(), {0x08, '_', 'C', 'R', 'S', 0x11, 0x1a, 0x0a, 0x17});
+  body.insert(body.end(), crs.begin(), crs.end());
+  // Two-byte PkgLength: the body is just over 63 bytes.
+  size_t pkg_len = body.size() + 2;
+  REQUIRE(pkg_len > 0x3f);
+  REQUIRE(pkg_len <= 0xfff);
+  Bytes out = {0x5b, 0x82, static_cast<uint8_t>(0x40 | (pkg_len & 0x0f)),
+               static_cast<uint8_t>(pkg_len >> 4)};
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+std::vector<VirtioMmioSlot> LayoutSlots(size_t n) {
+  std::vector<VirtioMmioSlot> slots;
+  for (size_t i = 0; i < n; ++i) {
+    slots.push_back(
+        {kVirtioMmioStart + i * kVirtioMmioSlotSize, kVirtioMmioSlotSize, kVirtioMmioGsis[i]});
+  }
+  return slots;
+}
+
+// The \_SB scope right after \_S5 runs exactly to the table's end, so no
+// device was left outside it by a wrong PkgLength.
+void CheckSbScopeEndsTable(const Bytes& d) {
+  size_t scope = 36 + kS5.size();
+  REQUIRE(d.size() > scope + 2);
+  REQUIRE(d[scope] == 0x10);
+  size_t len_bytes = 0;
+  size_t pkg_len = DecodePkgLength(d, scope + 1, len_bytes);
+  CHECK(scope + 1 + pkg_len == d.size());
+  CHECK(Bytes(d.begin() + static_cast<long>(scope + 1 + len_bytes),
+              d.begin() + static_cast<long>(scope + 1 + len_bytes + 5)) ==
+        Bytes{0x5c, '_', 'S', 'B', '_'});
+}
+
+TEST_CASE("DSDT describes each virtio-mmio slot as an LNRO0005 device", "[acpi]") {
+  const size_t num_slots = GENERATE(0u, 1u, 3u);
+  INFO(num_slots << " virtio-mmio slots");
+  AcpiConfig cfg;
+  for (size_t i = 0; i < num_slots; ++i) {
+    cfg.virtio_mmio.push_back({0xd0000000 + i * 0x1000, 0x1000, static_cast<uint32_t>(5 + i)});
+  }
+  Bytes d = BuildDsdt(cfg);
+  CheckHeader(d, "DSDT", 2);
+  CheckSbScopeEndsTable(d);
+  CHECK(Count(d, kVirtioMmioHid) == num_slots);
+  size_t devices_end = 0;
+  size_t devices_size = 0;
+  for (size_t i = 0; i < num_slots; ++i) {
+    INFO("slot " << i);
+    Bytes dev = ExpectedVirtioMmioDevice(static_cast<uint8_t>(i),
+                                         static_cast<uint32_t>(0xd0000000 + i * 0x1000), 0x1000,
+                                         static_cast<uint32_t>(5 + i));
+    auto at = std::search(d.begin(), d.end(), dev.begin(), dev.end());
+    REQUIRE(at != d.end());
+    // In slot order, one after the other.
+    size_t offset = static_cast<size_t>(at - d.begin());
+    if (i > 0) CHECK(offset == devices_end);
+    devices_end = offset + dev.size();
+    devices_size += dev.size();
+  }
+  // Nothing else changed: the table without slots plus the devices, plus
+  // whatever the \_SB scope's PkgLength grew by.
+  CHECK(Contains(d, kCom1Hid));
+  CHECK(Contains(d, kRtcHid));
+  Bytes plain = BuildDsdt(AcpiConfig{});
+  size_t scope_len_bytes = 0;
+  size_t plain_scope_len_bytes = 0;
+  DecodePkgLength(d, 36 + kS5.size() + 1, scope_len_bytes);
+  DecodePkgLength(plain, 36 + kS5.size() + 1, plain_scope_len_bytes);
+  CHECK(d.size() == plain.size() + devices_size + scope_len_bytes - plain_scope_len_bytes);
+  if (num_slots == 0) CHECK(d == plain);
+}
+
+TEST_CASE("DSDT names every layout.h virtio-mmio slot, with PCI0 too", "[acpi]") {
+  const size_t num_slots = std::size(kVirtioMmioGsis);
+  AcpiConfig cfg;
+  cfg.pci_host_bridge = true;
+  cfg.virtio_mmio = LayoutSlots(num_slots);
+  Bytes d = BuildDsdt(cfg);
+  CheckHeader(d, "DSDT", 2);
+  CheckSbScopeEndsTable(d);
+  CHECK(Count(d, kVirtioMmioHid) == num_slots);
+  CHECK(Contains(d, kPci0Hid));
+  for (size_t i = 0; i < num_slots; ++i) {
+    INFO("slot " << i);
+    CHECK(Contains(d, ExpectedVirtioMmioDevice(
+                          static_cast<uint8_t>(i),
+                          static_cast<uint32_t>(kVirtioMmioStart + i * kVirtioMmioSlotSize),
+                          static_cast<uint32_t>(kVirtioMmioSlotSize), kVirtioMmioGsis[i])));
+  }
+  // Two hex digits: slot 10 is VR0A, slot 16 (GSI 23) is VR10.
+  CHECK(Contains(d, {0x5b, 0x82, 0x42, 0x04, 'V', 'R', '0', 'A'}));
+  CHECK(Contains(d, {0x5b, 0x82, 0x42, 0x04, 'V', 'R', '1', '0'}));
+}
+
 // ---- WriteAcpiTables ----------------------------------------------------------
 
 std::unique_ptr<GuestMemory> Guest(uint64_t size) {
@@ -337,6 +486,57 @@ TEST_CASE("WriteAcpiTables lays out a table set a guest can walk", "[acpi]") {
   CHECK(tables["APIC"].bytes == BuildMadt(cfg));
   CHECK(tables["FACP"].bytes == BuildFadt(cfg, tables["DSDT"].addr));
   CHECK(tables["DSDT"].addr == kAcpiTablesAddr);
+}
+
+TEST_CASE("WriteAcpiTables puts the virtio-mmio devices in the guest's DSDT", "[acpi]") {
+  auto mem = Guest(16 << 20);
+  AcpiConfig cfg;
+  cfg.num_cpus = 2;
+  cfg.virtio_mmio = LayoutSlots(3);
+  REQUIRE(WriteAcpiTables(*mem, cfg).ok());
+  std::map<std::string, FoundTable> tables = WalkFromRsdp(*mem, kAcpiRsdpAddr);
+  CheckNoOverlap(tables);
+  CHECK(tables["DSDT"].bytes == BuildDsdt(cfg));
+  CHECK(Count(tables["DSDT"].bytes, kVirtioMmioHid) == 3);
+  // The rest of the table set does not depend on the slots.
+  CHECK(tables["APIC"].bytes == BuildMadt(cfg));
+  CHECK(tables.count("MCFG") == 0);
+}
+
+TEST_CASE("WriteAcpiTables rejects virtio-mmio slots the DSDT cannot describe", "[acpi]") {
+  auto mem = Guest(16 << 20);
+  AcpiConfig cfg;
+  cfg.virtio_mmio = LayoutSlots(2);
+  SECTION("empty window") { cfg.virtio_mmio[1].size = 0; }
+  SECTION("window above 4 GiB") { cfg.virtio_mmio[1].base = 0x100000000; }
+  SECTION("window crossing 4 GiB") {
+    cfg.virtio_mmio[1].base = 0xfffff000;
+    cfg.virtio_mmio[1].size = 0x2000;
+  }
+  SECTION("size wrapping around") { cfg.virtio_mmio[1].size = ~uint64_t{0}; }
+  SECTION("GSI past the I/O APIC") { cfg.virtio_mmio[1].gsi = kIoapicPins; }
+  SECTION("more slots than VRxx names") {
+    cfg.virtio_mmio.resize(kMaxVirtioMmioSlots + 1, cfg.virtio_mmio[0]);
+  }
+  CHECK(WriteAcpiTables(*mem, cfg).status().code() == absl::StatusCode::kInvalidArgument);
+  Bytes area = ReadGuest(*mem, kAcpiRsdpAddr, kAcpiTablesEnd - kAcpiRsdpAddr);
+  CHECK(std::all_of(area.begin(), area.end(), [](uint8_t b) { return b == 0; }));
+}
+
+TEST_CASE("WriteAcpiTables accepts a slot ending exactly at 4 GiB and 256 slots", "[acpi]") {
+  auto mem = Guest(16 << 20);
+  AcpiConfig cfg;
+  cfg.virtio_mmio.push_back({0xfffff000, 0x1000, kIoapicPins - 1});
+  CHECK(WriteAcpiTables(*mem, cfg).ok());
+  cfg.virtio_mmio.clear();
+  for (size_t i = 0; i < kMaxVirtioMmioSlots; ++i) {
+    cfg.virtio_mmio.push_back({0xd0000000 + i * 0x1000, 0x1000, 5});
+  }
+  REQUIRE(WriteAcpiTables(*mem, cfg).ok());
+  Bytes dsdt = WalkFromRsdp(*mem, kAcpiRsdpAddr)["DSDT"].bytes;
+  CHECK(Count(dsdt, kVirtioMmioHid) == kMaxVirtioMmioSlots);
+  CHECK(Contains(dsdt, {'V', 'R', 'F', 'F', 0x08, '_', 'H', 'I', 'D'}));
+  CheckSbScopeEndsTable(dsdt);
 }
 
 TEST_CASE("WriteAcpiTables clears tables left from an earlier write", "[acpi]") {
