@@ -5,6 +5,10 @@
 // inside the disk, no writes to a read-only disk. A request that fails a check
 // completes with IOERR or UNSUPP; one without a status byte completes with
 // length 0.
+// Reads, writes, flushes and discards go through io_uring when the backend
+// has a file and the kernel allows it, completing later on the event loop;
+// otherwise (and for unaligned O_DIRECT buffers) they run synchronously on
+// the event-loop thread.
 // Thread-safety: called by its transport with the transport's lock held.
 #ifndef MOTE_VIRTIO_BLOCK_H_
 #define MOTE_VIRTIO_BLOCK_H_
@@ -12,9 +16,11 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "virtio/block_backend.h"
+#include "virtio/uring_io.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/logging.h"
 
@@ -46,18 +52,41 @@ class BlockDevice : public VirtioDevice {
 
   struct Counters {
     uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
+    uint64_t async_ops = 0;  // submitted through io_uring
   };
   const Counters& counters() const { return counters_; }
 
  private:
-  // Handles one validated chain; returns the used length to report.
-  uint32_t HandleRequest(const DescriptorChain& chain);
+  // Not a virtio status: the request went to io_uring and completes later.
+  static constexpr uint8_t kPending = 0xff;
+
+  // A request in io_uring, indexed by its chain head (unique while in flight).
+  struct InFlight {
+    uint8_t* status = nullptr;
+    uint32_t used_len = 0;   // reported on success
+    int64_t expected = 0;    // the result that means success (bytes, or 0)
+    uint32_t type = 0;
+    uint64_t bytes = 0;
+  };
+
+  // Handles one validated chain; the used length to report, or nullopt if it
+  // completes later.
+  std::optional<uint32_t> HandleRequest(const DescriptorChain& chain);
   uint8_t Execute(uint32_t type, uint64_t sector, const DescriptorChain& chain, uint64_t data_offset,
-                  uint64_t data_length, uint32_t* written);
-  uint8_t DiscardOrZero(bool zero, const DescriptorChain& chain, uint64_t data_length);
+                  uint64_t data_length, uint32_t* written, uint8_t* status);
+  uint8_t DiscardOrZero(bool zero, const DescriptorChain& chain, uint64_t data_length,
+                        uint8_t* status);
+  // Queues a request on io_uring if it can go there; false: run it synchronously.
+  bool SubmitAsync(uint32_t type, uint16_t head, const std::vector<absl::Span<uint8_t>>& data,
+                   uint64_t offset, uint64_t length, uint8_t* status, uint32_t used_len);
+  void OnCompletions();
+  void Finish(bool used_any);
 
   const std::unique_ptr<BlockBackend> backend_;
   const Options options_;
+  std::unique_ptr<UringIo> uring_;  // created at first activation; destroyed (drained) first
+  bool uring_unavailable_ = false;
+  std::array<InFlight, kQueueSize> in_flight_{};
   std::array<uint8_t, 64> config_{};
   ActivationContext ctx_;
   bool active_ = false;

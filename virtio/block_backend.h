@@ -30,6 +30,10 @@ class BlockBackend {
   // Deallocates the range (reads then return zeros).
   virtual absl::Status Discard(uint64_t offset, uint64_t length) = 0;
   virtual absl::Status WriteZeroes(uint64_t offset, uint64_t length) = 0;
+  // The open file, for asynchronous engines (io_uring); -1 if there is none.
+  virtual int fd() const { return -1; }
+  // Opened with O_DIRECT: asynchronous I/O needs 512-byte aligned buffers.
+  virtual bool direct() const { return false; }
 };
 
 class FileBackend : public BlockBackend {
@@ -45,6 +49,8 @@ class FileBackend : public BlockBackend {
   absl::Status Flush() override;
   absl::Status Discard(uint64_t offset, uint64_t length) override;
   absl::Status WriteZeroes(uint64_t offset, uint64_t length) override;
+  int fd() const override { return fd_.get(); }
+  bool direct() const override { return direct_; }
 
  private:
   FileBackend(FileDescriptor fd, std::string path, uint64_t size, bool direct)

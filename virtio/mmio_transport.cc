@@ -239,6 +239,10 @@ void MmioTransport::Activate() {
   ctx.mem = mem_;
   ctx.interrupt = this;
   ctx.features = driver_features_;
+  // Activate runs with mu_ held, which is what WatchForDevice requires.
+  ctx.watch_fd = [this](int fd, std::function<void()> on_ready) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return WatchForDevice(fd, std::move(on_ready));
+  };
   for (Queue& q : queues_) {
     q.set_event_idx(driver_features_ & kFeatureRingEventIdx);
     q.set_indirect(driver_features_ & kFeatureRingIndirect);
@@ -261,11 +265,21 @@ void MmioTransport::Activate() {
   watching_ = true;
 }
 
+absl::Status MmioTransport::WatchForDevice(int fd, std::function<void()> on_ready) {
+  device_fds_.push_back(fd);
+  return loop_->Add(fd, EPOLLIN, [this, on_ready = std::move(on_ready)](uint32_t) {
+    absl::MutexLock lock(&mu_);
+    if (activated_) on_ready();
+  });
+}
+
 void MmioTransport::ResetDevice() {
   if (watching_) {
     for (const FileDescriptor& fd : notify_fds_) (void)loop_->Remove(fd.get());
     watching_ = false;
   }
+  for (int fd : device_fds_) (void)loop_->Remove(fd);
+  device_fds_.clear();
   if (activated_) device_->Reset();
   activated_ = false;
   for (Queue& q : queues_) q.Reset();

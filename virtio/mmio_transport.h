@@ -61,6 +61,8 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   void ResetDevice() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Queue* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnNotify(uint16_t index);
+  absl::Status WatchForDevice(int fd, std::function<void()> on_ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RaiseInterrupt(uint32_t reason);
 
   const std::shared_ptr<VirtioDevice> device_;
@@ -76,6 +78,7 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   uint8_t status_ ABSL_GUARDED_BY(mu_) = 0;
   bool activated_ ABSL_GUARDED_BY(mu_) = false;
   bool watching_ ABSL_GUARDED_BY(mu_) = false;  // notify fds are on the loop
+  std::vector<int> device_fds_ ABSL_GUARDED_BY(mu_);  // watched for the device (ctx.watch_fd)
   uint32_t device_features_sel_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t driver_features_sel_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t driver_features_ ABSL_GUARDED_BY(mu_) = 0;

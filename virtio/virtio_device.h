@@ -12,6 +12,7 @@
 #define MOTE_VIRTIO_VIRTIO_DEVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,6 +44,10 @@ struct ActivationContext {
   std::vector<Queue*> queues;  // index = queue index; owned by the transport; null if not ready
   VirtioInterrupt* interrupt = nullptr;
   uint64_t features = 0;       // what the driver accepted
+  // Calls `on_ready` on the event-loop thread, with the transport's lock held,
+  // whenever `fd` is readable, until the device is reset (for backend
+  // completions, e.g. an io_uring eventfd).
+  std::function<absl::Status(int fd, std::function<void()> on_ready)> watch_fd;
 };
 
 class VirtioDevice {
