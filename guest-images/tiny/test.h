@@ -34,5 +34,6 @@ void test_echo(void);
 void test_emulation(void);
 void test_triple_fault(void);
 void test_rng(void);
+void test_blk(void);
 
 #endif /* MOTETEST_TEST_H_ */

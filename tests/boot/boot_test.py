@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 CASES = {}
 
@@ -32,6 +33,10 @@ class Ctx:
     def __init__(self, mote, images):
         self.mote = mote
         self.images = images
+        # Disk images live beside the build, not in /tmp, which may be a
+        # tmpfs without O_DIRECT (cache=none).
+        self.scratch = os.path.join(os.path.dirname(images), "test-scratch")
+        os.makedirs(self.scratch, exist_ok=True)
 
     def image(self, variant="pvh"):
         return os.path.join(self.images, "motetest." + variant)
@@ -302,6 +307,123 @@ def virtio_rng_absent_without_flag(ctx):
     code, out, _, _ = ctx.boot("rng")
     expect_line(out, r"^FAIL rng_device")
     expect_eq("exit code (the guest found no rng)", code, 3)
+
+
+def pattern_sector(tag, s):
+    """What the tiny kernel's op=write puts in sector s (guest-images/tiny/README.md)."""
+    line = b"mote %s sector %d\n" % (tag.encode(), s)
+    n = 512 // len(line)
+    return line * n + b"." * (512 - n * len(line))
+
+
+def random_image(path, mib):
+    with open(path, "wb") as f:
+        f.write(os.urandom(mib << 20))
+    with open(path, "rb") as f:
+        return zlib.crc32(f.read())
+
+
+def file_crc(path):
+    with open(path, "rb") as f:
+        return zlib.crc32(f.read())
+
+
+@case
+def virtio_blk_checksum_64mib(ctx):
+    # The guest reads every sector of a 64 MiB image and must see what the host sees.
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        host_crc = random_image(disk, 64)
+        for cache in ("writeback", "none"):
+            code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk},cache={cache}", "--memory", "256M",
+                                       cmdline_extra="op=checksum")
+            no_fail_lines(out)
+            m = expect_line(out, r"^blk: read 131072 sectors crc32=0x([0-9a-f]{8})")
+            expect_eq(f"guest CRC-32 (cache={cache})", int(m.group(1), 16), host_crc)
+            expect_eq("exit code", code, 1)
+
+
+@case
+def virtio_blk_flush_survives_sigkill(ctx):
+    # The guest writes, flushes, reports, then waits; mote dies by SIGKILL.
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        random_image(disk, 4)
+        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--disk", f"path={disk}", "--cmdline",
+               "test=blk op=write sector=100 count=300 tag=flushed hold=1"]
+        print("$", " ".join(cmd))
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        out = b""
+        deadline = time.monotonic() + 30
+        while b"blk: holding" not in out and time.monotonic() < deadline:
+            chunk = p.stdout.read1(4096)
+            if not chunk:
+                break
+            out += chunk
+        p.kill()
+        p.wait()
+        text = out.decode(errors="replace")
+        print(text)
+        expect_line(text, r"^blk: wrote 300 sectors at 100 status=0")
+        expect_line(text, r"^blk: flushed status=0")
+        with open(disk, "rb") as f:
+            data = f.read()
+        bad = [s for s in range(100, 400) if data[s * 512:(s + 1) * 512] != pattern_sector("flushed", s)]
+        if bad:
+            raise Failure(f"{len(bad)} flushed sectors are not in the file after SIGKILL (first {bad[0]})")
+
+
+@case
+def virtio_blk_readonly_refuses_writes(ctx):
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        before = random_image(disk, 4)
+        code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk},readonly=on",
+                                   cmdline_extra="op=write sector=0 count=8 tag=ro expect=ioerr")
+        no_fail_lines(out)
+        expect_line(out, r"^blk: disk 0 capacity=8192 sectors ro=1")
+        expect_line(out, r"^blk: wrote 8 sectors at 0 status=1")
+        expect_eq("exit code", code, 1)
+        expect_eq("the image's CRC-32 (unchanged)", file_crc(disk), before)
+
+
+@case
+def virtio_blk_hostile_requests(ctx):
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        before = random_image(disk, 4)
+        code, out, err, _ = ctx.boot("blk", "--disk", f"path={disk}", cmdline_extra="op=hostile")
+        no_fail_lines(out)
+        expect_eq("exit code", code, 1)
+        expect_eq("the image's CRC-32 (unchanged)", file_crc(disk), before)
+        expect_line(err, r"virtio-blk: ")  # logged, rate-limited
+        code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk}", cmdline_extra="op=framing seg=100")
+        no_fail_lines(out)
+        expect_eq("exit code (odd but legal descriptor layouts)", code, 1)
+
+
+@case
+def virtio_blk_several_disks_with_serials(ctx):
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        a, b = os.path.join(d, "a.img"), os.path.join(d, "b.img")
+        random_image(a, 2)
+        crc_b = random_image(b, 1)
+        disks = ["--disk", f"path={a},serial=FIRST-DISK", "--disk", f"path={b},serial=SECOND,id=data",
+                 "--rng"]
+        code, out, _, _ = ctx.boot("blk", *disks, cmdline_extra="disk=1 op=checksum")
+        no_fail_lines(out)
+        expect_line(out, r"^blk: disk 1 capacity=2048 sectors")
+        m = expect_line(out, r"^blk: read 2048 sectors crc32=0x([0-9a-f]{8})")
+        expect_eq("disk 1 CRC-32", int(m.group(1), 16), crc_b)
+        expect_eq("exit code", code, 1)
+        for disk, serial in ((0, "FIRST-DISK"), (1, "SECOND")):
+            code, out, _, _ = ctx.boot("blk", *disks, cmdline_extra=f"disk={disk} op=info")
+            expect_line(out, rf"^blk: id={serial}$")
+            expect_eq("exit code", code, 1)
+        code, out, _, _ = ctx.boot("rng", *disks)  # the rng sits in the third slot
+        no_fail_lines(out)
+        expect_eq("exit code (rng beside two disks)", code, 1)
 
 
 # ---- Run control: timeout and expect --------------------------------------------

@@ -1,0 +1,13 @@
+/* test=blk's operations that build their own descriptor chains (tests/
+ * blk_hostile.c), called by tests/blk.c on a device it brought up. */
+#ifndef MOTETEST_TESTS_BLK_H_
+#define MOTETEST_TESTS_BLK_H_
+
+#include "../virtio_blk.h"
+
+/* op=hostile: malformed requests, each followed by a good read. */
+void blk_hostile(struct blk *b);
+/* op=framing: valid requests with unusual descriptor layouts. */
+void blk_framing(struct blk *b);
+
+#endif /* MOTETEST_TESTS_BLK_H_ */
