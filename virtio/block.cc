@@ -1,5 +1,7 @@
 #include "virtio/block.h"
 
+#include "virtio/thread_pool_io.h"
+#include "virtio/uring_io.h"
 #include "vmm/base/status_macros.h"
 
 #include <algorithm>
@@ -61,14 +63,15 @@ void PutLe(std::array<uint8_t, 64>& config, size_t offset, T value) {
 }  // namespace
 
 BlockDevice::BlockDevice(std::unique_ptr<BlockBackend> backend, Options options)
-    : backend_(std::move(backend)), options_(std::move(options)) {
+    : backend_(std::move(backend)), options_(std::move(options)),
+      in_flight_(size_t{options_.queues} * kQueueSize) {
   uint64_t sectors = backend_->size() / kSector;
   uint32_t max_sectors = static_cast<uint32_t>(std::min<uint64_t>(sectors, 0xffffffffu));
   PutLe<uint64_t>(config_, 0, sectors);         // capacity
   PutLe<uint32_t>(config_, 8, 1u << 20);        // size_max: bytes per data descriptor
   PutLe<uint32_t>(config_, 12, kSegMax);        // seg_max
   PutLe<uint32_t>(config_, 20, kSector);        // blk_size
-  PutLe<uint16_t>(config_, 34, 1);              // num_queues
+  PutLe<uint16_t>(config_, 34, options_.queues);  // num_queues
   PutLe<uint32_t>(config_, 36, max_sectors);    // max_discard_sectors
   PutLe<uint32_t>(config_, 40, kMaxDiscardSegments);
   PutLe<uint32_t>(config_, 44, 1);              // discard_sector_alignment
@@ -77,9 +80,14 @@ BlockDevice::BlockDevice(std::unique_ptr<BlockBackend> backend, Options options)
   config_[56] = 1;                              // write_zeroes_may_unmap
 }
 
+std::vector<uint16_t> BlockDevice::QueueMaxSizes() const {
+  return std::vector<uint16_t>(options_.queues, kQueueSize);
+}
+
 uint64_t BlockDevice::AvailableFeatures() const {
   uint64_t features = kFeatureVersion1 | kFeatureRingIndirect | kFeatureRingEventIdx |
                       kFeatureSizeMax | kFeatureSegMax | kFeatureBlockSize | kFeatureFlush;
+  if (options_.queues > 1) features |= kFeatureMultiQueue;
   if (options_.readonly) return features | kFeatureReadOnly;
   return features | kFeatureDiscard | kFeatureWriteZeroes;
 }
@@ -94,81 +102,90 @@ absl::Status BlockDevice::Activate(const ActivationContext& ctx) {
   if (ctx.queues.empty() || ctx.queues[0] == nullptr) {
     return absl::FailedPreconditionError("virtio-blk: the request queue is not ready");
   }
-  // io_uring is set up when a driver first uses the disk, not at VM start.
-  if (uring_ == nullptr && !uring_unavailable_ && backend_->fd() >= 0) {
-    absl::StatusOr<std::unique_ptr<UringIo>> uring = UringIo::Create(backend_->fd(), kQueueSize);
-    if (uring.ok()) {
-      uring_ = std::move(*uring);
-    } else {
-      uring_unavailable_ = true;
-      spdlog::info("virtio-blk: io_uring unavailable ({}); using synchronous I/O",
-                   uring.status().ToString());
-    }
-  }
+  if (io_ == nullptr) StartEngine();
   ctx_ = ctx;
-  if (uring_ != nullptr && ctx_.watch_fd) {
-    MOTE_RETURN_IF_ERROR(ctx_.watch_fd(uring_->completion_fd(), [this] { OnCompletions(); }));
+  if (io_ != nullptr && ctx_.watch_fd) {
+    MOTE_RETURN_IF_ERROR(ctx_.watch_fd(io_->completion_fd(), [this] { OnCompletions(); }));
   }
   active_ = true;
   return absl::OkStatus();
 }
 
+// The engine is set up when a driver first uses the disk, not at VM start.
+void BlockDevice::StartEngine() {
+  engine_name_ = "sync";
+  if (backend_->fd() < 0) return;
+  if (options_.aio == Aio::kIoUring) {
+    absl::StatusOr<std::unique_ptr<UringIo>> uring = UringIo::Create(backend_->fd(), kQueueSize);
+    if (uring.ok()) {
+      io_ = std::move(*uring);
+      engine_name_ = "io_uring";
+      return;
+    }
+    spdlog::info("virtio-blk: io_uring unavailable ({}); using worker threads",
+                 uring.status().ToString());
+  }
+  absl::StatusOr<std::unique_ptr<ThreadPoolIo>> pool = ThreadPoolIo::Create(backend_->fd());
+  if (pool.ok()) {
+    io_ = std::move(*pool);
+    engine_name_ = "threads";
+  } else {
+    spdlog::warn("virtio-blk: {}; using synchronous I/O", pool.status().ToString());
+  }
+}
+
 void BlockDevice::Reset() {
-  // Requests still in io_uring write into guest memory: let them finish
+  // Requests still in flight write into guest memory: let them finish
   // before the driver can reuse that memory. Their results are dropped.
-  if (uring_ != nullptr) uring_->Drain([](uint64_t, int32_t) {});
+  if (io_ != nullptr) io_->Drain([](uint64_t, int32_t) {});
   ctx_ = ActivationContext{};
   active_ = false;
 }
 
+void BlockDevice::Fail(const absl::Status& status) {
+  MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", status.ToString());
+  ctx_.interrupt->SignalNeedsReset();
+  active_ = false;
+}
+
 void BlockDevice::ProcessQueue(uint16_t index) {
-  if (!active_ || index != 0) return;
-  Queue& queue = *ctx_.queues[0];
-  bool used = false;
+  if (!active_ || index >= ctx_.queues.size() || ctx_.queues[index] == nullptr) return;
+  Queue& queue = *ctx_.queues[index];
   while (true) {
     absl::StatusOr<PopResult> popped = queue.Pop(*ctx_.mem);
-    if (!popped.ok()) {
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", popped.status().ToString());
-      ctx_.interrupt->SignalNeedsReset();
-      active_ = false;
-      return;
-    }
+    if (!popped.ok()) return Fail(popped.status());
     if (popped->status == PopStatus::kEmpty) break;
     std::optional<uint32_t> len = 0;
     if (popped->status == PopStatus::kBadChain) {
       ++counters_.errors;
       MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: bad request: {}", popped->error);
     } else {
-      len = HandleRequest(popped->chain);
+      len = HandleRequest(index, popped->chain);
     }
-    if (!len.has_value()) continue;  // in io_uring; completed by OnCompletions
-    if (absl::Status s = queue.AddUsed(*ctx_.mem, popped->chain.head, *len); !s.ok()) {
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());
-      ctx_.interrupt->SignalNeedsReset();
-      active_ = false;
-      return;
-    }
-    used = true;
+    if (!len.has_value()) continue;  // in the engine; completed by OnCompletions
+    if (absl::Status s = queue.AddUsed(*ctx_.mem, popped->chain.head, *len); !s.ok()) return Fail(s);
   }
-  if (uring_ != nullptr && uring_->in_flight() > 0) {
-    if (absl::Status s = uring_->Submit(); !s.ok()) {
+  if (io_ != nullptr && io_->in_flight() > 0) {
+    if (absl::Status s = io_->Submit(); !s.ok()) {
       MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());
     }
   }
-  Finish(used);
+  Finish(index);
 }
 
-void BlockDevice::Finish(bool used_any) {
-  if (!used_any || !active_) return;
-  absl::StatusOr<bool> notify = ctx_.queues[0]->NeedsInterrupt(*ctx_.mem);
+void BlockDevice::Finish(uint16_t queue) {
+  if (!active_) return;
+  // NeedsInterrupt is false when nothing was added since the last call.
+  absl::StatusOr<bool> notify = ctx_.queues[queue]->NeedsInterrupt(*ctx_.mem);
   if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers();
 }
 
 void BlockDevice::OnCompletions() {
-  if (uring_ == nullptr) return;
-  bool used = false;
-  uring_->Reap([&](uint64_t head, int32_t result) {
-    InFlight& r = in_flight_[head % kQueueSize];
+  if (io_ == nullptr) return;
+  std::vector<bool> touched(ctx_.queues.size(), false);
+  io_->Reap([&](uint64_t tag, int32_t result) {
+    if (tag >= in_flight_.size()) return;
+    InFlight& r = in_flight_[tag];
     bool ok = result == r.expected;
     *r.status = ok ? kStatusOk : kStatusIoErr;
     if (ok) {
@@ -185,23 +202,24 @@ void BlockDevice::OnCompletions() {
                        "virtio-blk: request type {} finished with {} (want {})", r.type, result,
                        r.expected);
     }
-    if (!active_) return;
-    uint32_t len = r.used_len;  // covers the status byte either way
-    if (absl::Status s = ctx_.queues[0]->AddUsed(*ctx_.mem, static_cast<uint16_t>(head), len); !s.ok()) {
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());
-      ctx_.interrupt->SignalNeedsReset();
-      active_ = false;
-      return;
+    uint16_t queue = static_cast<uint16_t>(tag / kQueueSize);
+    if (!active_ || queue >= ctx_.queues.size() || ctx_.queues[queue] == nullptr) return;
+    uint16_t head = static_cast<uint16_t>(tag % kQueueSize);
+    // The length covers the status byte either way.
+    if (absl::Status s = ctx_.queues[queue]->AddUsed(*ctx_.mem, head, r.used_len); !s.ok()) {
+      return Fail(s);
     }
-    used = true;
+    touched[queue] = true;
   });
-  Finish(used);
+  for (uint16_t q = 0; q < touched.size(); ++q) {
+    if (touched[q]) Finish(q);
+  }
 }
 
-bool BlockDevice::SubmitAsync(uint32_t type, uint16_t head,
+bool BlockDevice::SubmitAsync(uint32_t type, uint64_t tag,
                               const std::vector<absl::Span<uint8_t>>& data, uint64_t offset,
                               uint64_t length, uint8_t* status, uint32_t used_len) {
-  if (uring_ == nullptr) return false;
+  if (io_ == nullptr) return false;
   std::vector<iovec> iov;
   for (absl::Span<uint8_t> part : data) {
     // O_DIRECT needs sector-aligned memory; odd guest buffers take the
@@ -215,24 +233,23 @@ bool BlockDevice::SubmitAsync(uint32_t type, uint16_t head,
   bool queued = false;
   switch (type) {
     case kTypeIn:
-      queued = uring_->Read(iov, offset, head);
+      queued = io_->Read(iov, offset, tag);
       break;
     case kTypeOut:
-      queued = uring_->Write(iov, offset, head);
+      queued = io_->Write(iov, offset, tag);
       break;
     case kTypeFlush:
-      queued = uring_->Flush(head);
+      queued = io_->Flush(tag);
       break;
     case kTypeDiscard:
-      queued = uring_->PunchHole(offset, length, head);
-      break;
     case kTypeWriteZeroes:
-      queued = uring_->ZeroRange(offset, length, head);
+      // A punched hole reads back as zeros, which is all write-zeroes promises.
+      queued = io_->PunchHole(offset, length, tag);
       break;
   }
   if (!queued) return false;
   ++counters_.async_ops;
-  InFlight& r = in_flight_[head % kQueueSize];
+  InFlight& r = in_flight_[tag];
   r.status = status;
   r.used_len = used_len;
   r.type = type;
@@ -241,7 +258,7 @@ bool BlockDevice::SubmitAsync(uint32_t type, uint16_t head,
   return true;
 }
 
-std::optional<uint32_t> BlockDevice::HandleRequest(const DescriptorChain& chain) {
+std::optional<uint32_t> BlockDevice::HandleRequest(uint16_t queue, const DescriptorChain& chain) {
   if (chain.writable_bytes == 0) {
     // Nowhere to put a status: the driver learns only that the chain came back empty.
     ++counters_.errors;
@@ -267,7 +284,8 @@ std::optional<uint32_t> BlockDevice::HandleRequest(const DescriptorChain& chain)
   uint32_t written = 0;
   uint64_t data_length = type == kTypeIn || type == kTypeGetId ? chain.writable_bytes - 1
                                                               : chain.readable_bytes - kHeaderSize;
-  uint8_t result = Execute(type, sector, chain, kHeaderSize, data_length, &written, status);
+  uint64_t tag = uint64_t{queue} * kQueueSize + chain.head;
+  uint8_t result = Execute(tag, type, sector, chain, kHeaderSize, data_length, &written, status);
   if (result == kPending) return std::nullopt;
   *status = result;
   if (result != kStatusOk) {
@@ -279,9 +297,9 @@ std::optional<uint32_t> BlockDevice::HandleRequest(const DescriptorChain& chain)
   return written + 1;
 }
 
-uint8_t BlockDevice::Execute(uint32_t type, uint64_t sector, const DescriptorChain& chain,
-                             uint64_t data_offset, uint64_t data_length, uint32_t* written,
-                             uint8_t* status) {
+uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
+                             const DescriptorChain& chain, uint64_t data_offset,
+                             uint64_t data_length, uint32_t* written, uint8_t* status) {
   uint64_t capacity = backend_->size() / kSector;
   switch (type) {
     case kTypeIn:
@@ -299,7 +317,7 @@ uint8_t BlockDevice::Execute(uint32_t type, uint64_t sector, const DescriptorCha
       std::vector<absl::Span<uint8_t>> data = in ? Range(chain.writable, 0, data_length)
                                                  : Range(chain.readable, data_offset, data_length);
       uint32_t used_len = in ? static_cast<uint32_t>(data_length) + 1 : 1;
-      if (SubmitAsync(type, chain.head, data, offset, data_length, status, used_len)) return kPending;
+      if (SubmitAsync(type, tag, data, offset, data_length, status, used_len)) return kPending;
       for (absl::Span<uint8_t> part : data) {
         absl::Status s = in ? backend_->ReadAt(offset, part) : backend_->WriteAt(offset, part);
         if (!s.ok()) {
@@ -320,7 +338,7 @@ uint8_t BlockDevice::Execute(uint32_t type, uint64_t sector, const DescriptorCha
     }
     case kTypeFlush:
       ++counters_.flushes;
-      if (SubmitAsync(type, chain.head, {}, 0, 0, status, 1)) return kPending;
+      if (SubmitAsync(type, tag, {}, 0, 0, status, 1)) return kPending;
       if (absl::Status s = backend_->Flush(); !s.ok()) {
         MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());
         return kStatusIoErr;
@@ -341,14 +359,14 @@ uint8_t BlockDevice::Execute(uint32_t type, uint64_t sector, const DescriptorCha
     case kTypeDiscard:
     case kTypeWriteZeroes:
       if (options_.readonly) return kStatusIoErr;
-      return DiscardOrZero(type == kTypeWriteZeroes, chain, data_length, status);
+      return DiscardOrZero(tag, type == kTypeWriteZeroes, chain, data_length, status);
     default:
       return kStatusUnsupported;
   }
 }
 
-uint8_t BlockDevice::DiscardOrZero(bool zero, const DescriptorChain& chain, uint64_t data_length,
-                                   uint8_t* status) {
+uint8_t BlockDevice::DiscardOrZero(uint64_t tag, bool zero, const DescriptorChain& chain,
+                                   uint64_t data_length, uint8_t* status) {
   // One segment per request (max_discard_seg = max_write_zeroes_seg = 1).
   if (data_length != kSegmentSize) return kStatusUnsupported;
   uint64_t capacity = backend_->size() / kSector;
@@ -363,7 +381,7 @@ uint8_t BlockDevice::DiscardOrZero(bool zero, const DescriptorChain& chain, uint
   // Discard takes no flags; write-zeroes only "unmap allowed".
   if (flags & ~(zero ? kWriteZeroesUnmap : 0u)) return kStatusUnsupported;
   uint64_t offset = sector * kSector, length = uint64_t{count} * kSector;
-  if (SubmitAsync(zero ? kTypeWriteZeroes : kTypeDiscard, chain.head, {}, offset, length, status, 1)) {
+  if (SubmitAsync(zero ? kTypeWriteZeroes : kTypeDiscard, tag, {}, offset, length, status, 1)) {
     return kPending;
   }
   absl::Status s = zero ? backend_->WriteZeroes(offset, length) : backend_->Discard(offset, length);

@@ -5,10 +5,11 @@
 // inside the disk, no writes to a read-only disk. A request that fails a check
 // completes with IOERR or UNSUPP; one without a status byte completes with
 // length 0.
-// Reads, writes, flushes and discards go through io_uring when the backend
-// has a file and the kernel allows it, completing later on the event loop;
-// otherwise (and for unaligned O_DIRECT buffers) they run synchronously on
-// the event-loop thread.
+// Reads, writes, flushes and discards on a file go to an asynchronous engine
+// (io_uring, or worker threads where io_uring is unavailable or aio=threads)
+// and complete later on the event loop; unaligned O_DIRECT buffers and
+// in-memory backends run synchronously on the event-loop thread. With
+// several queues (VIRTIO_BLK_F_MQ) each queue is served independently.
 // Thread-safety: called by its transport with the transport's lock held.
 #ifndef MOTE_VIRTIO_BLOCK_H_
 #define MOTE_VIRTIO_BLOCK_H_
@@ -20,7 +21,7 @@
 #include <string>
 
 #include "virtio/block_backend.h"
-#include "virtio/uring_io.h"
+#include "virtio/block_io.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/logging.h"
 
@@ -31,20 +32,26 @@ class BlockDevice : public VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint64_t kFeatureSizeMax = 1ull << 1, kFeatureSegMax = 1ull << 2,
                             kFeatureReadOnly = 1ull << 5, kFeatureBlockSize = 1ull << 6,
-                            kFeatureFlush = 1ull << 9, kFeatureDiscard = 1ull << 13,
+                            kFeatureFlush = 1ull << 9, kFeatureMultiQueue = 1ull << 12,
+                            kFeatureDiscard = 1ull << 13,
                             kFeatureWriteZeroes = 1ull << 14;
   static constexpr size_t kSerialLength = 20;  // VIRTIO_BLK_ID_BYTES
 
+  static constexpr uint16_t kMaxQueues = 16;
+  enum class Aio { kIoUring, kThreads };
+
   struct Options {
     bool readonly = false;
-    std::string serial;  // at most kSerialLength bytes
+    std::string serial;     // at most kSerialLength bytes
+    uint16_t queues = 1;    // 1..kMaxQueues
+    Aio aio = Aio::kIoUring;  // falls back to kThreads where io_uring is unavailable
   };
 
   BlockDevice(std::unique_ptr<BlockBackend> backend, Options options);
 
   uint32_t DeviceType() const override { return kDeviceTypeBlock; }
   uint64_t AvailableFeatures() const override;
-  std::vector<uint16_t> QueueMaxSizes() const override { return {kQueueSize}; }
+  std::vector<uint16_t> QueueMaxSizes() const override;
   void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const override;
   absl::Status Activate(const ActivationContext& ctx) override;
   void ProcessQueue(uint16_t index) override;
@@ -52,15 +59,18 @@ class BlockDevice : public VirtioDevice {
 
   struct Counters {
     uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
-    uint64_t async_ops = 0;  // submitted through io_uring
+    uint64_t async_ops = 0;  // submitted to the asynchronous engine
   };
+  // "io_uring", "threads" or "sync" once activated.
+  const char* engine_name() const { return engine_name_; }
   const Counters& counters() const { return counters_; }
 
  private:
-  // Not a virtio status: the request went to io_uring and completes later.
+  // Not a virtio status: the request went to the engine and completes later.
   static constexpr uint8_t kPending = 0xff;
 
-  // A request in io_uring, indexed by its chain head (unique while in flight).
+  // A request in the engine, indexed by queue * kQueueSize + chain head
+  // (a head is unique in its queue while in flight).
   struct InFlight {
     uint8_t* status = nullptr;
     uint32_t used_len = 0;   // reported on success
@@ -71,22 +81,24 @@ class BlockDevice : public VirtioDevice {
 
   // Handles one validated chain; the used length to report, or nullopt if it
   // completes later.
-  std::optional<uint32_t> HandleRequest(const DescriptorChain& chain);
-  uint8_t Execute(uint32_t type, uint64_t sector, const DescriptorChain& chain, uint64_t data_offset,
-                  uint64_t data_length, uint32_t* written, uint8_t* status);
-  uint8_t DiscardOrZero(bool zero, const DescriptorChain& chain, uint64_t data_length,
-                        uint8_t* status);
-  // Queues a request on io_uring if it can go there; false: run it synchronously.
-  bool SubmitAsync(uint32_t type, uint16_t head, const std::vector<absl::Span<uint8_t>>& data,
+  std::optional<uint32_t> HandleRequest(uint16_t queue, const DescriptorChain& chain);
+  uint8_t Execute(uint64_t tag, uint32_t type, uint64_t sector, const DescriptorChain& chain,
+                  uint64_t data_offset, uint64_t data_length, uint32_t* written, uint8_t* status);
+  uint8_t DiscardOrZero(uint64_t tag, bool zero, const DescriptorChain& chain,
+                        uint64_t data_length, uint8_t* status);
+  // Queues a request on the engine if it can go there; false: run it synchronously.
+  bool SubmitAsync(uint32_t type, uint64_t tag, const std::vector<absl::Span<uint8_t>>& data,
                    uint64_t offset, uint64_t length, uint8_t* status, uint32_t used_len);
+  void StartEngine();
   void OnCompletions();
-  void Finish(bool used_any);
+  void Finish(uint16_t queue);
+  void Fail(const absl::Status& status);
 
   const std::unique_ptr<BlockBackend> backend_;
   const Options options_;
-  std::unique_ptr<UringIo> uring_;  // created at first activation; destroyed (drained) first
-  bool uring_unavailable_ = false;
-  std::array<InFlight, kQueueSize> in_flight_{};
+  std::unique_ptr<BlockIo> io_;  // created at first activation; destroyed (drained) first
+  const char* engine_name_ = "none";
+  std::vector<InFlight> in_flight_;  // queues * kQueueSize
   std::array<uint8_t, 64> config_{};
   ActivationContext ctx_;
   bool active_ = false;

@@ -70,15 +70,6 @@ bool UringIo::PunchHole(uint64_t offset, uint64_t length, uint64_t tag) {
   return true;
 }
 
-bool UringIo::ZeroRange(uint64_t offset, uint64_t length, uint64_t tag) {
-  io_uring_sqe* sqe = NextSqe(tag);
-  if (sqe == nullptr) return false;
-  // Punching reads back as zeros on every filesystem that supports holes;
-  // FALLOC_FL_ZERO_RANGE is missing on some (tmpfs).
-  io_uring_prep_fallocate(sqe, file_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
-  return true;
-}
-
 absl::Status UringIo::Submit() {
   int ret = io_uring_submit(&ring_);
   // The kernel has copied the iovec arrays of everything it accepted.
@@ -87,7 +78,7 @@ absl::Status UringIo::Submit() {
   return absl::OkStatus();
 }
 
-void UringIo::Reap(const std::function<void(uint64_t, int32_t)>& done) {
+void UringIo::Reap(const DoneFn& done) {
   uint64_t count;
   (void)!::read(event_fd_.get(), &count, sizeof(count));
   io_uring_cqe* cqe;
@@ -100,7 +91,7 @@ void UringIo::Reap(const std::function<void(uint64_t, int32_t)>& done) {
   }
 }
 
-void UringIo::Drain(const std::function<void(uint64_t, int32_t)>& done) {
+void UringIo::Drain(const DoneFn& done) {
   if (!pending_iovs_.empty()) (void)Submit();
   while (in_flight_ > 0) {
     io_uring_cqe* cqe;

@@ -171,8 +171,13 @@ absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::VirtioDev
   for (const DiskConfig& disk : config_.disks) {
     MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
                           virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none));
-    devices.push_back(std::make_shared<virtio::BlockDevice>(
-        std::move(backend), virtio::BlockDevice::Options{disk.readonly, disk.serial}));
+    virtio::BlockDevice::Options options;
+    options.readonly = disk.readonly;
+    options.serial = disk.serial;
+    options.queues = disk.queues;
+    options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
+                                   : virtio::BlockDevice::Aio::kIoUring;
+    devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
   }
   if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
   return devices;

@@ -91,12 +91,23 @@ absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
         return absl::InvalidArgumentError("--disk serial=" + value + ": at most 20 bytes");
       }
       disk.serial = value;
+    } else if (key == "queues") {
+      int queues = 0;
+      if (!absl::SimpleAtoi(value, &queues) || queues < 1 || queues > 16) {
+        return absl::InvalidArgumentError("--disk queues=" + value + ": expected 1 to 16");
+      }
+      disk.queues = static_cast<uint16_t>(queues);
+    } else if (key == "aio") {
+      if (value != "io_uring" && value != "threads") {
+        return absl::InvalidArgumentError("--disk aio=" + value + ": expected io_uring or threads");
+      }
+      disk.aio_threads = value == "threads";
     } else if (key == "id") {
       if (value.empty()) return absl::InvalidArgumentError("--disk id= needs a name");
       disk.id = value;
     } else {
       return absl::InvalidArgumentError("--disk '" + text + "': unknown option '" + key +
-                                        "' (expected path, readonly, cache, serial, id)");
+                                        "' (expected path, readonly, cache, serial, id, queues, aio)");
     }
   }
   if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");

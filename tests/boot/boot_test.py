@@ -334,22 +334,27 @@ def virtio_blk_checksum_64mib(ctx):
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
         disk = os.path.join(d, "disk.img")
         host_crc = random_image(disk, 64)
-        for cache in ("writeback", "none"):
-            code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk},cache={cache}", "--memory", "256M",
+        for options in ("cache=writeback", "cache=none", "aio=threads", "cache=none,aio=threads,queues=4"):
+            code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk},{options}", "--memory", "256M",
                                        cmdline_extra="op=checksum")
             no_fail_lines(out)
             m = expect_line(out, r"^blk: read 131072 sectors crc32=0x([0-9a-f]{8})")
-            expect_eq(f"guest CRC-32 (cache={cache})", int(m.group(1), 16), host_crc)
+            expect_eq(f"guest CRC-32 ({options})", int(m.group(1), 16), host_crc)
             expect_eq("exit code", code, 1)
 
 
 @case
 def virtio_blk_flush_survives_sigkill(ctx):
+    for options in ("", ",aio=threads", ",cache=none"):
+        flush_then_sigkill(ctx, options)
+
+
+def flush_then_sigkill(ctx, options):
     # The guest writes, flushes, reports, then waits; mote dies by SIGKILL.
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
         disk = os.path.join(d, "disk.img")
         random_image(disk, 4)
-        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--disk", f"path={disk}", "--cmdline",
+        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--disk", f"path={disk}{options}", "--cmdline",
                "test=blk op=write sector=100 count=300 tag=flushed hold=1"]
         print("$", " ".join(cmd))
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

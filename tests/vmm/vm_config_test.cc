@@ -74,6 +74,13 @@ TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
   CHECK(ParseDisk("path=a,cache=fast", 0).status().message().find("writeback or none") != absl::string_view::npos);
   CHECK(ParseDisk("path=a,color=red", 0).status().message().find("unknown option 'color'") != absl::string_view::npos);
   CHECK(!ParseDisk("path=a,serial=123456789012345678901", 0).ok());
+  auto mq = ParseDisk("path=a,queues=4,aio=threads", 0);
+  REQUIRE(mq.ok());
+  CHECK(mq->queues == 4);
+  CHECK(mq->aio_threads);
+  CHECK(ParseDisk("path=a,queues=0", 0).status().message().find("1 to 16") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,queues=x", 0).status().message().find("1 to 16") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,aio=native", 0).status().message().find("io_uring or threads") != absl::string_view::npos);
   VmConfig c;
   c.kernel = "k";
   c.disks = {*plain, *plain};

@@ -1,0 +1,70 @@
+// ThreadPoolIo: the BlockIo engine for hosts without io_uring. A few worker
+// threads (started on first use) run preadv/pwritev/fdatasync/fallocate on
+// the file and post completions to an eventfd. A flush waits until every
+// operation queued before it has finished, and holds back those after it.
+// Thread-safety: the BlockIo methods from one thread at a time; the workers
+// synchronise through mu_.
+#ifndef MOTE_VIRTIO_THREAD_POOL_IO_H_
+#define MOTE_VIRTIO_THREAD_POOL_IO_H_
+
+#include <deque>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "virtio/block_io.h"
+#include "vmm/base/fd.h"
+
+namespace mote::virtio {
+
+class ThreadPoolIo : public BlockIo {
+ public:
+  static constexpr int kWorkers = 4;
+  // `file_fd` stays owned by the caller and must outlive this object.
+  static absl::StatusOr<std::unique_ptr<ThreadPoolIo>> Create(int file_fd);
+  ~ThreadPoolIo() override;
+
+  bool Read(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag) override;
+  bool Write(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag) override;
+  bool Flush(uint64_t tag) override;
+  bool PunchHole(uint64_t offset, uint64_t length, uint64_t tag) override;
+  absl::Status Submit() override;
+  int completion_fd() const override { return event_fd_.get(); }
+  void Reap(const DoneFn& done) override;
+  void Drain(const DoneFn& done) override;
+  unsigned in_flight() const override;
+
+ private:
+  enum class Kind { kRead, kWrite, kFlush, kPunchHole };
+  struct Op {
+    Kind kind;
+    std::vector<iovec> iov;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t tag = 0;
+  };
+  ThreadPoolIo(int file_fd, FileDescriptor event_fd) : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
+  void Queue(Op op);
+  void Worker();
+  int32_t Execute(const Op& op) const;
+  // A worker may take the next op: not a flush while others run, nothing
+  // while a flush runs.
+  bool CanStart() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const int file_fd_;
+  FileDescriptor event_fd_;
+  std::vector<std::thread> workers_;  // started by the first Submit
+  mutable absl::Mutex mu_;
+  std::deque<Op> queued_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<uint64_t, int32_t>> completed_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool flush_running_ ABSL_GUARDED_BY(mu_) = false;
+  unsigned in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace mote::virtio
+
+#endif  // MOTE_VIRTIO_THREAD_POOL_IO_H_
