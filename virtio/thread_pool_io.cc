@@ -20,16 +20,20 @@ absl::StatusOr<std::unique_ptr<ThreadPoolIo>> ThreadPoolIo::Create(int file_fd) 
 ThreadPoolIo::~ThreadPoolIo() {
   Drain([](uint64_t, int32_t) {});
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
 void ThreadPoolIo::Queue(Op op) {
-  absl::MutexLock lock(&mu_);
-  queued_.push_back(std::move(op));
-  ++in_flight_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_.push_back(std::move(op));
+    ++in_flight_;
+  }
+  work_cv_.notify_one();
 }
 
 bool ThreadPoolIo::Read(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag) {
@@ -59,7 +63,7 @@ absl::Status ThreadPoolIo::Submit() {
 }
 
 unsigned ThreadPoolIo::in_flight() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return in_flight_;
 }
 
@@ -69,31 +73,25 @@ bool ThreadPoolIo::CanStart() const {
 }
 
 void ThreadPoolIo::Worker() {
+  std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    Op op;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPoolIo* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->stopping_ || self->CanStart();
-          },
-          this));
-      if (stopping_ && queued_.empty()) return;
-      if (!CanStart()) continue;
-      op = std::move(queued_.front());
-      queued_.pop_front();
-      ++running_;
-      if (op.kind == Kind::kFlush) flush_running_ = true;
-    }
+    work_cv_.wait(lock, [this] { return stopping_ || CanStart(); });
+    if (!CanStart()) return;  // stopping, and nothing left that can run
+    Op op = std::move(queued_.front());
+    queued_.pop_front();
+    ++running_;
+    if (op.kind == Kind::kFlush) flush_running_ = true;
+    lock.unlock();
     int32_t result = Execute(op);
-    {
-      absl::MutexLock lock(&mu_);
-      --running_;
-      if (op.kind == Kind::kFlush) flush_running_ = false;
-      completed_.emplace_back(op.tag, result);
-    }
+    lock.lock();
+    --running_;
+    if (op.kind == Kind::kFlush) flush_running_ = false;
+    completed_.emplace_back(op.tag, result);
     uint64_t one = 1;
     (void)!::write(event_fd_.get(), &one, sizeof(one));
+    // A flush waiting for the others, or the ops held behind a flush, may go now.
+    work_cv_.notify_all();
+    done_cv_.notify_all();
   }
 }
 
@@ -144,7 +142,7 @@ void ThreadPoolIo::Reap(const DoneFn& done) {
   (void)!::read(event_fd_.get(), &count, sizeof(count));
   std::deque<std::pair<uint64_t, int32_t>> batch;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     batch.swap(completed_);
     in_flight_ -= batch.size();
   }
@@ -156,12 +154,8 @@ void ThreadPoolIo::Drain(const DoneFn& done) {
   (void)Submit();  // queued work needs workers to finish
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPoolIo* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return !self->completed_.empty() || self->in_flight_ == 0;
-          },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [this] { return !completed_.empty() || in_flight_ == 0; });
       if (in_flight_ == 0) return;
     }
     Reap(done);
