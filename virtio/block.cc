@@ -1,11 +1,13 @@
 #include "virtio/block.h"
 
-#include "virtio/thread_pool_io.h"
-#include "virtio/uring_io.h"
-#include "vmm/base/status_macros.h"
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "virtio/thread_pool_io.h"
+#include "virtio/uring_io.h"
+#include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
 namespace {
@@ -105,7 +107,7 @@ absl::Status BlockDevice::Activate(const ActivationContext& ctx) {
   if (io_ == nullptr) StartEngine();
   ctx_ = ctx;
   if (io_ != nullptr && ctx_.watch_fd) {
-    MOTE_RETURN_IF_ERROR(ctx_.watch_fd(io_->completion_fd(), [this] { OnCompletions(); }));
+    MOTE_RETURN_IF_ERROR(ctx_.watch_fd(io_->completion_fd(), EPOLLIN, [this] { OnCompletions(); }));
   }
   active_ = true;
   return absl::OkStatus();

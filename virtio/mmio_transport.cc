@@ -240,8 +240,9 @@ void MmioTransport::Activate() {
   ctx.interrupt = this;
   ctx.features = driver_features_;
   // Activate runs with mu_ held, which is what WatchForDevice requires.
-  ctx.watch_fd = [this](int fd, std::function<void()> on_ready) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return WatchForDevice(fd, std::move(on_ready));
+  ctx.watch_fd = [this](int fd, uint32_t events,
+                        std::function<void()> on_ready) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return WatchForDevice(fd, events, std::move(on_ready));
   };
   for (Queue& q : queues_) {
     q.set_event_idx(driver_features_ & kFeatureRingEventIdx);
@@ -265,9 +266,9 @@ void MmioTransport::Activate() {
   watching_ = true;
 }
 
-absl::Status MmioTransport::WatchForDevice(int fd, std::function<void()> on_ready) {
+absl::Status MmioTransport::WatchForDevice(int fd, uint32_t events, std::function<void()> on_ready) {
   device_fds_.push_back(fd);
-  return loop_->Add(fd, EPOLLIN, [this, on_ready = std::move(on_ready)](uint32_t) {
+  return loop_->Add(fd, events, [this, on_ready = std::move(on_ready)](uint32_t) {
     absl::MutexLock lock(&mu_);
     if (activated_) on_ready();
   });

@@ -61,7 +61,7 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   void ResetDevice() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Queue* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnNotify(uint16_t index);
-  absl::Status WatchForDevice(int fd, std::function<void()> on_ready)
+  absl::Status WatchForDevice(int fd, uint32_t events, std::function<void()> on_ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RaiseInterrupt(uint32_t reason);
 

@@ -45,9 +45,10 @@ struct ActivationContext {
   VirtioInterrupt* interrupt = nullptr;
   uint64_t features = 0;       // what the driver accepted
   // Calls `on_ready` on the event-loop thread, with the transport's lock held,
-  // whenever `fd` is readable, until the device is reset (for backend
-  // completions, e.g. an io_uring eventfd).
-  std::function<absl::Status(int fd, std::function<void()> on_ready)> watch_fd;
+  // when `fd` reports `epoll_events` (e.g. EPOLLIN, or EPOLLIN | EPOLLET),
+  // until the device is reset: backend completions, a TAP's packets.
+  std::function<absl::Status(int fd, uint32_t epoll_events, std::function<void()> on_ready)>
+      watch_fd;
 };
 
 class VirtioDevice {

@@ -36,6 +36,7 @@ struct RunFlags {
   double timeout_seconds = 0;
   std::string log_level = "info";
   std::vector<std::string> disks;
+  std::vector<std::string> nets;
 };
 
 void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
@@ -62,6 +63,8 @@ void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
   run->add_option("--disk", flags.disks,
                   "A virtio-blk disk: path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]")
       ->take_all();
+  run->add_option("--net", flags.nets, "A virtio-net NIC on a TAP: tap=NAME[,mac=MAC] or fd=N[,mac=MAC]")
+      ->take_all();
   run->add_flag("--rng", config.rng, "Give the guest a virtio-rng device backed by getrandom");
   run->add_option("--kvm-device", config.kvm_path, "The KVM device to open")->capture_default_str();
   run->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
@@ -85,6 +88,11 @@ absl::Status ApplyRunFlags(const RunFlags& flags, VmConfig& config) {
     absl::StatusOr<DiskConfig> disk = ParseDisk(text, config.disks.size());
     if (!disk.ok()) return disk.status();
     config.disks.push_back(*disk);
+  }
+  for (const std::string& text : flags.nets) {
+    absl::StatusOr<NetConfig> net = ParseNet(text, config.nets.size());
+    if (!net.ok()) return net.status();
+    config.nets.push_back(*net);
   }
   if (flags.timeout_seconds < 0 || flags.timeout_seconds > 1e9) {
     return absl::InvalidArgumentError("--timeout must be a positive number of seconds");

@@ -19,7 +19,9 @@
 #include "devices/guest_ports.h"
 #include "devices/i8042.h"
 #include "virtio/block.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/tap.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 
@@ -95,6 +97,15 @@ Vm::~Vm() {
 
 absl::Status Vm::Build() {
   MOTE_ASSIGN_OR_RETURN(cpu_template_, x86::ParseCpuTemplate(config_.cpu_template));
+  // The user's files and TAPs first, so a bad --disk or --net is reported
+  // before anything else; each device takes the next virtio-mmio slot and GSI.
+  MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
+                        VirtioDevicesToCreate());
+  if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
+    return absl::InvalidArgumentError(absl::StrFormat("%d virtio devices: mote has room for %d",
+                                                      virtio_devices.size(),
+                                                      std::size(x86::kVirtioMmioGsis)));
+  }
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
   if (!kvm.ok()) {
     return absl::Status(kvm.status().code(),
@@ -108,15 +119,6 @@ absl::Status Vm::Build() {
         absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
   }
 
-  // virtio devices first (their files are opened here, so a bad --disk fails
-  // early); each takes the next virtio-mmio slot and GSI.
-  MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
-                        VirtioDevicesToCreate());
-  if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%d virtio devices: mote has room for %d",
-                                                      virtio_devices.size(),
-                                                      std::size(x86::kVirtioMmioGsis)));
-  }
   x86::acpi::AcpiConfig acpi;
   acpi.num_cpus = config_.cpus;
   x86::KernelLoadRequest request;
@@ -178,6 +180,14 @@ absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::VirtioDev
     options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
                                    : virtio::BlockDevice::Aio::kIoUring;
     devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
+  }
+  for (const NetConfig& net : config_.nets) {
+    absl::StatusOr<FileDescriptor> tap =
+        net.tap.empty() ? virtio::AdoptTap(net.fd) : virtio::OpenTap(net.tap);
+    if (!tap.ok()) return tap.status();
+    int tap_fd = tap->get();
+    devices.push_back(std::make_shared<virtio::NetDevice>(
+        std::move(*tap), net.mac, [tap_fd](unsigned flags) { return virtio::SetTapOffload(tap_fd, flags); }));
   }
   if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
   return devices;

@@ -1,6 +1,7 @@
 #include "vmm/vm_config.h"
 
 #include <cctype>
+#include <cstdio>
 #include <regex>
 
 #include "absl/strings/ascii.h"
@@ -112,6 +113,42 @@ absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
   }
   if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");
   return disk;
+}
+
+absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
+  NetConfig net;
+  net.mac = {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
+  for (absl::string_view item : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    size_t eq = item.find('=');
+    std::string key(item.substr(0, eq));
+    std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
+    if (key == "tap") {
+      if (value.empty() || value.size() > 15) {
+        return absl::InvalidArgumentError("--net tap=" + value + ": an interface name has 1 to 15 characters");
+      }
+      net.tap = value;
+    } else if (key == "fd") {
+      if (!absl::SimpleAtoi(value, &net.fd) || net.fd < 0) {
+        return absl::InvalidArgumentError("--net fd=" + value + ": expected a file descriptor number");
+      }
+    } else if (key == "mac") {
+      unsigned b[6];
+      char extra;
+      if (std::sscanf(value.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                      &b[5], &extra) != 6 || value.size() != 17) {
+        return absl::InvalidArgumentError("--net mac=" + value + ": expected xx:xx:xx:xx:xx:xx");
+      }
+      if (b[0] & 1) return absl::InvalidArgumentError("--net mac=" + value + ": a multicast address");
+      for (int i = 0; i < 6; ++i) net.mac[i] = static_cast<uint8_t>(b[i]);
+    } else {
+      return absl::InvalidArgumentError("--net '" + text + "': unknown option '" + key +
+                                        "' (expected tap, fd, mac)");
+    }
+  }
+  if (net.tap.empty() == (net.fd < 0)) {
+    return absl::InvalidArgumentError("--net '" + text + "': give exactly one of tap=NAME and fd=N");
+  }
+  return net;
 }
 
 absl::Status VmConfig::Validate() const {

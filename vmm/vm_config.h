@@ -4,6 +4,7 @@
 #ifndef MOTE_VMM_VM_CONFIG_H_
 #define MOTE_VMM_VM_CONFIG_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,13 @@ struct DiskConfig {
   bool aio_threads = false; // worker threads instead of io_uring
 };
 
+// --net tap=NAME[,mac=MAC] or --net fd=N[,mac=MAC] (an inherited TAP fd)
+struct NetConfig {
+  std::string tap;
+  int fd = -1;
+  std::array<uint8_t, 6> mac{};  // default 52:54:00:12:34:(0x56 + index), as QEMU's
+};
+
 struct VmConfig {
   std::string kernel;
   std::string initrd;
@@ -50,6 +58,7 @@ struct VmConfig {
   OnReboot on_reboot = OnReboot::kExit;
   bool rng = false;  // a virtio-rng device (virtio-mmio for now)
   std::vector<DiskConfig> disks;
+  std::vector<NetConfig> nets;
   std::string kvm_path = "/dev/kvm";
   absl::Time launch_time = absl::Now();  // the process start, for the boot timer
 
@@ -69,6 +78,8 @@ absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
 // One --disk value; `index` names it (disk0, ...) when it has no id=.
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index);
+// One --net value; `index` picks the default MAC.
+absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index);
 
 }  // namespace mote
 

@@ -217,7 +217,7 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   ctx.mem = mem.get();
   for (Queue& q : queue_objects) ctx.queues.push_back(&q);
   ctx.interrupt = &irq;
-  ctx.watch_fd = [&](int fd, std::function<void()> cb) {
+  ctx.watch_fd = [&](int fd, uint32_t, std::function<void()> cb) {
     watched_fd = fd;
     on_ready = std::move(cb);
     return absl::OkStatus();

@@ -87,5 +87,23 @@ TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
   CHECK(c.Validate().message().find("two disks") != absl::string_view::npos);
 }
 
+TEST_CASE("--net values parse, with clear errors", "[vm_config]") {
+  auto n = ParseNet("tap=tap0,mac=02:11:22:33:44:55", 0);
+  REQUIRE(n.ok());
+  CHECK(n->tap == "tap0");
+  CHECK(n->mac[0] == 0x02);
+  CHECK(n->mac[5] == 0x55);
+  auto d = ParseNet("fd=5", 1);
+  REQUIRE(d.ok());
+  CHECK(d->fd == 5);
+  CHECK(d->mac[5] == 0x57);  // default MAC per NIC index
+  CHECK(ParseNet("tap=a,fd=3", 0).status().message().find("exactly one") != absl::string_view::npos);
+  CHECK(ParseNet("mac=02:00:00:00:00:01", 0).status().message().find("exactly one") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,mac=zz", 0).status().message().find("xx:xx") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,mac=01:00:00:00:00:01", 0).status().message().find("multicast") != absl::string_view::npos);
+  CHECK(ParseNet("tap=averyveryverylongname", 0).status().message().find("1 to 15") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,speed=10", 0).status().message().find("unknown option 'speed'") != absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace mote
