@@ -35,5 +35,6 @@ void test_emulation(void);
 void test_triple_fault(void);
 void test_rng(void);
 void test_blk(void);
+void test_net(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -22,6 +22,7 @@
  *   worth of sectors must read the same before and after.
  * op=readback sector=S count=N tag=T: reads them back, compares.
  * op=hostile, op=framing: tests/blk_hostile.c.
+ * op=bench mode=... bs=... depth=... count=... seed=...: tests/blk_bench.c.
  *
  * The pattern: sector S+k (k = 0..N-1) holds the line
  *   "mote " + T + " sector " + decimal(S+k) + "\n"
@@ -204,5 +205,6 @@ void test_blk(void) {
   else if (strcmp(op, "readback") == 0) op_readback();
   else if (strcmp(op, "hostile") == 0) blk_hostile(&blk);
   else if (strcmp(op, "framing") == 0) blk_framing(&blk);
-  else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, hostile or framing", op);
+  else if (strcmp(op, "bench") == 0) blk_bench(&blk);
+  else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, hostile, framing or bench", op);
 }

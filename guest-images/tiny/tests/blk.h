@@ -1,5 +1,6 @@
 /* test=blk's operations that build their own descriptor chains (tests/
- * blk_hostile.c), called by tests/blk.c on a device it brought up. */
+ * blk_hostile.c, tests/blk_bench.c), called by tests/blk.c on a device it
+ * brought up. */
 #ifndef MOTETEST_TESTS_BLK_H_
 #define MOTETEST_TESTS_BLK_H_
 
@@ -9,5 +10,7 @@
 void blk_hostile(struct blk *b);
 /* op=framing: valid requests with unusual descriptor layouts. */
 void blk_framing(struct blk *b);
+/* op=bench: throughput timed by the host (tests/blk_bench.c). */
+void blk_bench(struct blk *b);
 
 #endif /* MOTETEST_TESTS_BLK_H_ */
