@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ meson ninja-build pkg-config cmake binutils python3
   libabsl-dev libfmt-dev libspdlog-dev libfdt-dev libcli11-dev catch2
-  libseccomp-dev liburing-dev nlohmann-json3-dev acpica-tools
+  libseccomp-dev liburing-dev nlohmann-json3-dev acpica-tools iproute2
 )
 missing=()
 for p in "${packages[@]}"; do
