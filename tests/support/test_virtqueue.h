@@ -33,6 +33,7 @@
 
 #include "absl/types/span.h"
 #include "virtio/queue.h"
+#include "virtio/virtio_device.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::virtio::testing {
@@ -42,6 +43,14 @@ struct Buffer {
   uint64_t gpa = 0;
   uint32_t len = 0;
   bool writable = false;  // device-writable (VIRTQ_DESC_F_WRITE)
+};
+
+// The transport's side of a device under test: counts what the device signals.
+class FakeInterrupt : public VirtioInterrupt {
+ public:
+  void SignalUsedBuffers() override { ++used; }
+  void SignalNeedsReset() override { ++needs_reset; }
+  int used = 0, needs_reset = 0;
 };
 
 class TestVirtqueue {

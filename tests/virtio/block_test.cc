@@ -14,16 +14,10 @@ namespace mote::virtio {
 namespace {
 
 using testing::Buffer;
+using testing::FakeInterrupt;
 using testing::TestVirtqueue;
 
 constexpr uint32_t kIn = 0, kOut = 1, kFlush = 4, kGetId = 8, kDiscard = 11, kWriteZeroes = 13;
-
-class FakeInterrupt : public VirtioInterrupt {
- public:
-  void SignalUsedBuffers() override { ++used; }
-  void SignalNeedsReset() override { ++needs_reset; }
-  int used = 0, needs_reset = 0;
-};
 
 struct Fixture {
   explicit Fixture(BlockDevice::Options options = {}, uint64_t disk_bytes = 64 * 512) {

@@ -11,14 +11,8 @@
 namespace mote::virtio {
 namespace {
 
+using testing::FakeInterrupt;
 using testing::TestVirtqueue;
-
-class FakeInterrupt : public VirtioInterrupt {
- public:
-  void SignalUsedBuffers() override { ++used; }
-  void SignalNeedsReset() override { ++needs_reset; }
-  int used = 0, needs_reset = 0;
-};
 
 // A NetDevice on one end of a SOCK_SEQPACKET pair; the test plays the TAP on
 // the other end. Queues 0 (rx) and 1 (tx) live at different addresses.

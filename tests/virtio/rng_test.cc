@@ -7,15 +7,8 @@
 namespace mote::virtio {
 namespace {
 
+using testing::FakeInterrupt;
 using testing::TestVirtqueue;
-
-// Records what the device asks of its transport.
-class FakeInterrupt : public VirtioInterrupt {
- public:
-  void SignalUsedBuffers() override { ++used; }
-  void SignalNeedsReset() override { ++needs_reset; }
-  int used = 0, needs_reset = 0;
-};
 
 // A counting entropy source: byte i of the stream is i mod 251, so tests can
 // tell exactly which bytes were written where.
