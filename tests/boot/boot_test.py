@@ -431,21 +431,24 @@ def virtio_blk_several_disks_with_serials(ctx):
         expect_eq("exit code (rng beside two disks)", code, 1)
 
 
-def net_exchange(ctx, peer_args, guest_args, mote_args=()):
-    """Boots test=net on a TAP in a network namespace of this test's own (all
-    traffic stays there) with net_peer.py as the other end."""
+def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
+    """Boots test=net with `nics` TAPs in a network namespace of this test's
+    own (all traffic stays there); net_peer.py is the other end of NIC `nic`."""
     ns = f"mote-test-{os.getpid()}"
-    tap = "mtap0"
+    taps = [f"mtap{i}" for i in range(nics)]
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "tuntap", "add", tap, "mode", "tap"],
-                    ["ip", "link", "set", tap, "up"]):
+        setup = [["ip", "link", "set", "lo", "up"]]
+        for tap in taps:
+            setup += [["ip", "tuntap", "add", tap, "mode", "tap"], ["ip", "link", "set", tap, "up"]]
+        for cmd in setup:
             subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
         peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "net_peer.py")
-        cmd = ["ip", "netns", "exec", ns, sys.executable, peer, "--iface", tap,
-               "--mac", "52:54:00:12:34:56", *peer_args, "--",
-               ctx.mote, "run", "--kernel", ctx.image(), "--net", f"tap={tap}", *mote_args,
-               "--cmdline", "test=net " + guest_args]
+        net_flags = [arg for tap in taps for arg in ("--net", f"tap={tap}")]
+        cmd = ["ip", "netns", "exec", ns, sys.executable, peer, "--iface", taps[nic],
+               "--mac", f"52:54:00:12:34:{0x56 + nic:02x}", *peer_args, "--",
+               ctx.mote, "run", "--kernel", ctx.image(), *net_flags, *mote_args,
+               "--cmdline", f"test=net nic={nic} " + guest_args]
         print("$", " ".join(cmd))
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         out = p.stdout.decode(errors="replace")
@@ -477,6 +480,22 @@ def virtio_net_mergeable_small_buffers_and_noise(ctx):
     no_fail_lines(out)
     expect_line(out, r"^peer: received 20 of 20 guest frames intact")
     expect_line(out, r"^net: received 20 frames")
+    expect_eq("peer verdict", code, 0)
+
+
+@case
+def virtio_net_second_nic_beside_a_disk(ctx):
+    # Two NICs and a disk at once: the guest talks on the second NIC, whose
+    # frames must come out of the second TAP with the second default MAC.
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        random_image(disk, 1)
+        code, out = net_exchange(ctx, ["--count", "4"], "count=4", ["--disk", f"path={disk}"],
+                                 nics=2, nic=1)
+    no_fail_lines(out)
+    expect_line(out, r"^net: mac=52:54:00:12:34:57 link=up")
+    expect_line(out, r"^peer: received 4 of 4 guest frames intact")
+    expect_line(out, r"^net: received 4 frames")
     expect_eq("peer verdict", code, 0)
 
 

@@ -154,7 +154,8 @@ void test_net(void) {
     printf("net: size=%u out of %u..%u, using %u\n", size, FRAME_MIN, NET_FRAME_MAX, s);
     size = s;
   }
-  if (!expect(net_open(&net, 0, rxbuf), "net_init", "%s", net.error)) return;
+  int nic = (int)cmdline_u64("nic", 0);  /* which virtio-net device, in command-line order */
+  if (!expect(net_open(&net, nic, rxbuf), "net_init", "%s", net.error)) return;
   uint32_t status = virtio_mmio_read(&net.mmio, VIRTIO_MMIO_STATUS);
   uint32_t want = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                   VIRTIO_STATUS_DRIVER_OK;
