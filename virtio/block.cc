@@ -22,24 +22,8 @@ constexpr uint32_t kSegMax = BlockDevice::kQueueSize - 2;  // minus header and s
 constexpr uint32_t kMaxDiscardSegments = 1;
 constexpr uint32_t kWriteZeroesUnmap = 1;
 
-// Copies between a chain's buffers, seen as one byte stream, and a flat buffer.
-void CopyOut(const std::vector<absl::Span<uint8_t>>& spans, uint64_t offset, uint8_t* out,
-             uint64_t length) {
-  for (absl::Span<uint8_t> s : spans) {
-    if (length == 0) return;
-    if (offset >= s.size()) {
-      offset -= s.size();
-      continue;
-    }
-    uint64_t n = std::min<uint64_t>(s.size() - offset, length);
-    std::memcpy(out, s.data() + offset, n);
-    out += n;
-    length -= n;
-    offset = 0;
-  }
-}
-
-// The spans covering [offset, offset + length) of the stream.
+// The spans covering [offset, offset + length) of a chain's buffers seen as
+// one byte stream.
 std::vector<absl::Span<uint8_t>> Range(const std::vector<absl::Span<uint8_t>>& spans,
                                        uint64_t offset, uint64_t length) {
   std::vector<absl::Span<uint8_t>> out;
@@ -55,6 +39,15 @@ std::vector<absl::Span<uint8_t>> Range(const std::vector<absl::Span<uint8_t>>& s
     offset = 0;
   }
   return out;
+}
+
+// Copies [offset, offset + length) of the stream into `out`.
+void CopyOut(const std::vector<absl::Span<uint8_t>>& spans, uint64_t offset, uint8_t* out,
+             uint64_t length) {
+  for (absl::Span<uint8_t> part : Range(spans, offset, length)) {
+    std::memcpy(out, part.data(), part.size());
+    out += part.size();
+  }
 }
 
 template <typename T>
