@@ -172,7 +172,7 @@ void BlockDevice::Finish(uint16_t queue) {
   if (!active_) return;
   // NeedsInterrupt is false when nothing was added since the last call.
   absl::StatusOr<bool> notify = ctx_.queues[queue]->NeedsInterrupt(*ctx_.mem);
-  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers();
+  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers(queue);
 }
 
 void BlockDevice::OnCompletions() {

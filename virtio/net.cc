@@ -124,7 +124,7 @@ void NetDevice::Transmit() {
   }
   if (!used || !active_) return;
   absl::StatusOr<bool> notify = queue.NeedsInterrupt(*ctx_.mem);
-  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers();
+  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers(kTxQueue);
 }
 
 void NetDevice::Receive() {
@@ -145,7 +145,7 @@ void NetDevice::Receive() {
   }
   if (!used || !active_) return;
   absl::StatusOr<bool> notify = ctx_.queues[kRxQueue]->NeedsInterrupt(*ctx_.mem);
-  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers();
+  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers(kRxQueue);
 }
 
 bool NetDevice::DeliverPending() {

@@ -80,7 +80,7 @@ void RngDevice::ProcessQueue(uint16_t index) {
   }
   if (!used) return;
   absl::StatusOr<bool> notify = queue.NeedsInterrupt(*ctx_.mem);
-  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers();
+  if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers(index);
 }
 
 }  // namespace mote::virtio

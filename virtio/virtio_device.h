@@ -1,6 +1,6 @@
 // VirtioDevice: what a virtio device means, apart from how it is reached.
-// A transport (virtio-mmio today, virtio-pci later) owns the register file,
-// feature negotiation and the queues; it calls Activate once the driver sets
+// A transport (virtio-pci or virtio-mmio) owns the register file, feature
+// negotiation and the queues; it calls Activate once the driver sets
 // DRIVER_OK and Reset when the driver (or mote) resets the device. A device
 // never knows which transport carries it.
 // Threading: the transport calls Activate, Reset, ReadConfig, WriteConfig and
@@ -34,7 +34,9 @@ inline constexpr uint32_t kDeviceTypeRng = 4;
 class VirtioInterrupt {
  public:
   virtual ~VirtioInterrupt() = default;
-  virtual void SignalUsedBuffers() = 0;
+  // Queue `queue` has new used buffers (the transport picks the interrupt:
+  // virtio-pci has an MSI-X vector per queue).
+  virtual void SignalUsedBuffers(uint16_t queue) = 0;
   // Sets DEVICE_NEEDS_RESET and raises a configuration-change interrupt.
   virtual void SignalNeedsReset() = 0;
 };

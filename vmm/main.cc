@@ -33,6 +33,7 @@ struct RunFlags {
   std::string console = "stdio";
   std::string pit = "auto";
   std::string on_reboot = "exit";
+  std::string transport = "mmio";
   double timeout_seconds = 0;
   std::string log_level = "info";
   std::vector<std::string> disks;
@@ -65,6 +66,9 @@ void AddRunFlags(CLI::App* run, VmConfig& config, RunFlags& flags) {
       ->take_all();
   run->add_option("--net", flags.nets, "A virtio-net NIC on a TAP: tap=NAME[,mac=MAC] or fd=N[,mac=MAC]")
       ->take_all();
+  run->add_option("--transport", flags.transport,
+                  "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio (virtio-mmio)")
+      ->capture_default_str();
   run->add_flag("--rng", config.rng, "Give the guest a virtio-rng device backed by getrandom");
   run->add_option("--kvm-device", config.kvm_path, "The KVM device to open")->capture_default_str();
   run->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
@@ -84,6 +88,9 @@ absl::Status ApplyRunFlags(const RunFlags& flags, VmConfig& config) {
   absl::StatusOr<OnReboot> on_reboot = ParseOnReboot(flags.on_reboot);
   if (!on_reboot.ok()) return on_reboot.status();
   config.on_reboot = *on_reboot;
+  absl::StatusOr<VirtioTransport> transport = ParseTransport(flags.transport);
+  if (!transport.ok()) return transport.status();
+  config.transport = *transport;
   for (const std::string& text : flags.disks) {
     absl::StatusOr<DiskConfig> disk = ParseDisk(text, config.disks.size());
     if (!disk.ok()) return disk.status();

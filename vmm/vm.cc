@@ -31,28 +31,8 @@ namespace {
 constexpr uint64_t kTssAddr = 0xfffbd000;  // 3 pages KVM needs on Intel, inside the MMIO hole
 constexpr uint8_t kCtrlA = 0x01;
 
-// GSI routing when the PIT exists: ISA IRQs to both PICs and the IOAPIC,
-// except that IRQ 0 (the PIT) reaches IOAPIC pin 2, as the MADT override says.
-std::vector<kvm_irq_routing_entry> IsaRouting() {
-  std::vector<kvm_irq_routing_entry> routes;
-  auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
-    kvm_irq_routing_entry e{};
-    e.gsi = gsi;
-    e.type = KVM_IRQ_ROUTING_IRQCHIP;
-    e.u.irqchip.irqchip = chip;
-    e.u.irqchip.pin = pin;
-    routes.push_back(e);
-  };
-  for (uint32_t irq = 0; irq < 16; ++irq) {
-    if (irq == 2) continue;  // the slave PIC's cascade input
-    add(irq, irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, irq % 8);
-  }
-  // KVM refuses a GSI routed twice to one chip, so GSI 0 replaces pin 0's route.
-  for (uint32_t gsi = 0; gsi < x86::kIoapicPins; ++gsi) {
-    add(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? x86::kPitIoapicPin : gsi);
-  }
-  return routes;
-}
+// Room for one virtio-pci function per slot after the host bridge.
+constexpr size_t kMaxPciDevices = pci::kSlotCount - 1;
 
 }  // namespace
 
@@ -101,10 +81,12 @@ absl::Status Vm::Build() {
   // before anything else; each device takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
                         VirtioDevicesToCreate());
-  if (virtio_devices.size() > std::size(x86::kVirtioMmioGsis)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%d virtio devices: mote has room for %d",
-                                                      virtio_devices.size(),
-                                                      std::size(x86::kVirtioMmioGsis)));
+  bool pci = config_.transport == VirtioTransport::kPci;
+  size_t room = pci ? kMaxPciDevices : std::size(x86::kVirtioMmioGsis);
+  if (virtio_devices.size() > room) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d virtio devices: mote has room for %d on virtio-%s", virtio_devices.size(), room,
+        pci ? "pci" : "mmio"));
   }
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
   if (!kvm.ok()) {
@@ -125,7 +107,8 @@ absl::Status Vm::Build() {
   request.kernel_path = config_.kernel;
   request.initrd_path = config_.initrd;
   request.cmdline = config_.cmdline;
-  for (size_t slot = 0; slot < virtio_devices.size(); ++slot) {
+  acpi.pci_host_bridge = pci;
+  for (size_t slot = 0; !pci && slot < virtio_devices.size(); ++slot) {
     uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
     // Described twice, as Firecracker does: on the command line for kernels
     // without ACPI, and in the DSDT.
@@ -154,8 +137,11 @@ absl::Status Vm::Build() {
                  (config_.pit == PitMode::kAuto && boot_.mode == x86::EntryMode::kLinux64);
   if (pit_enabled_) {
     MOTE_RETURN_IF_ERROR(vm_fd_->CreatePit2());
-    MOTE_RETURN_IF_ERROR(vm_fd_->SetGsiRouting(IsaRouting()));
   }
+  irq_routing_ = std::make_unique<IrqRouting>(&*vm_fd_);
+  // KVM's default routing differs only for IRQ 0; MSI routes replace the
+  // table anyway, so it is only worth an ioctl for the PIT now.
+  if (pit_enabled_) MOTE_RETURN_IF_ERROR(irq_routing_->InstallIsaRoutes());
   const auto& regions = mem_->regions();
   for (uint32_t slot = 0; slot < regions.size(); ++slot) {
     MOTE_RETURN_IF_ERROR(vm_fd_->SetUserMemoryRegion(slot, regions[slot].guest_base,
@@ -163,7 +149,7 @@ absl::Status Vm::Build() {
   }
   MOTE_ASSIGN_OR_RETURN(loop_, EventLoop::Create());
   MOTE_RETURN_IF_ERROR(CreateDevices());
-  MOTE_RETURN_IF_ERROR(CreateVirtioDevices(virtio_devices));
+  MOTE_RETURN_IF_ERROR(pci ? CreateVirtioPci(virtio_devices) : CreateVirtioMmio(virtio_devices));
   return CreateVcpus();
 }
 
@@ -193,7 +179,37 @@ absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::VirtioDev
   return devices;
 }
 
-absl::Status Vm::CreateVirtioDevices(
+absl::Status Vm::CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
+  pci_root_ = std::make_unique<pci::PciRoot>();
+  MOTE_RETURN_IF_ERROR(
+      pio_bus_.Insert(pci_root_->config_ports(), x86::kPciConfigAddressPort, pci::kConfigPortCount));
+  MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->ecam(), x86::kPciEcamStart, x86::kPciEcamSize));
+  MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->bar_window(x86::kPciMmioStart), x86::kPciMmioStart,
+                                        x86::kPciMmioEnd - x86::kPciMmioStart));
+  VmFd* vm_fd = &*vm_fd_;
+  auto notify_hook = [vm_fd](uint64_t address, int fd, bool assign) {
+    return vm_fd->SetMmioWriteEventFd(address, fd, assign);
+  };
+  for (size_t i = 0; i < devices.size(); ++i) {
+    MOTE_ASSIGN_OR_RETURN(std::unique_ptr<KvmMsiRouter> router,
+                          KvmMsiRouter::Create(vm_fd, irq_routing_.get(),
+                                               virtio::PciTransport::VectorCount(*devices[i])));
+    // BAR0s side by side from the window's start, as firmware would assign them.
+    virtio::PciTransport::Placement placement;
+    placement.bar_address =
+        static_cast<uint32_t>(x86::kPciMmioStart + i * virtio::PciTransport::kBarSize);
+    placement.window_start = x86::kPciMmioStart;
+    placement.window_end = x86::kPciMmioEnd;
+    MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::PciTransport> transport,
+                          virtio::PciTransport::Create(devices[i], mem_.get(), loop_.get(),
+                                                       router.get(), placement, notify_hook));
+    msi_routers_.push_back(std::move(router));
+    MOTE_RETURN_IF_ERROR(pci_root_->AddDevice(std::move(transport)).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vm::CreateVirtioMmio(
     const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
   for (size_t slot = 0; slot < devices.size(); ++slot) {
     uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;

@@ -28,7 +28,10 @@
 #include "vmm/console.h"
 #include "vmm/outcome.h"
 #include "vmm/vcpu.h"
+#include "devices/pci/pci_root.h"
 #include "virtio/mmio_transport.h"
+#include "virtio/pci_transport.h"
+#include "vmm/irq_routing.h"
 #include "vmm/vm_config.h"
 
 namespace mote {
@@ -62,10 +65,11 @@ class Vm : public GuestEventSink {
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
-  // The configured virtio devices; each gets the next virtio-mmio slot and GSI.
+  // The configured virtio devices, in slot order: disks, NICs, rng.
   // Opens the disks' files: errors name the bad one.
   absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> VirtioDevicesToCreate() const;
-  absl::Status CreateVirtioDevices(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
+  absl::Status CreateVirtioMmio(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
+  absl::Status CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status WatchHostEvents();  // stdin, timeout, signals
 
   VmConfig config_;
@@ -82,6 +86,9 @@ class Vm : public GuestEventSink {
   std::unique_ptr<ConsoleOutput> console_;
   std::unique_ptr<IsaIrqLine> com1_irq_;
   std::shared_ptr<Serial16550> serial_;
+  std::unique_ptr<IrqRouting> irq_routing_;
+  std::vector<std::unique_ptr<KvmMsiRouter>> msi_routers_;  // outlive the PCI functions
+  std::unique_ptr<pci::PciRoot> pci_root_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_mmio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // destroyed (joined) before the fds above
   x86::BootSetup boot_;

@@ -65,6 +65,12 @@ absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text) {
   return absl::InvalidArgumentError("on-reboot '" + text + "': expected exit or restart");
 }
 
+absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text) {
+  if (text == "pci") return VirtioTransport::kPci;
+  if (text == "mmio") return VirtioTransport::kMmio;
+  return absl::InvalidArgumentError("transport '" + text + "': expected pci or mmio");
+}
+
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
   DiskConfig disk;
   disk.id = "disk" + std::to_string(index);

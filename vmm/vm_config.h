@@ -19,6 +19,9 @@ namespace mote {
 enum class ConsoleKind { kStdio, kFile, kNone };
 enum class PitMode { kAuto, kOn, kOff };
 enum class OnReboot { kExit, kRestart };
+// How virtio devices reach the guest: virtio-pci (what stock kernels probe)
+// or virtio-mmio (kernels built for microVMs).
+enum class VirtioTransport { kPci, kMmio };
 
 struct ConsoleConfig {
   ConsoleKind kind = ConsoleKind::kStdio;
@@ -56,7 +59,8 @@ struct VmConfig {
   std::optional<absl::Duration> timeout;
   std::string expect;  // ECMAScript regex matched against each console line; empty: none
   OnReboot on_reboot = OnReboot::kExit;
-  bool rng = false;  // a virtio-rng device (virtio-mmio for now)
+  VirtioTransport transport = VirtioTransport::kMmio;
+  bool rng = false;  // a virtio-rng device
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;
   std::string kvm_path = "/dev/kvm";
@@ -76,6 +80,7 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text);
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
+absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text);
 // One --disk value; `index` names it (disk0, ...) when it has no id=.
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index);
 // One --net value; `index` picks the default MAC.

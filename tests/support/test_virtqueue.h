@@ -48,9 +48,13 @@ struct Buffer {
 // The transport's side of a device under test: counts what the device signals.
 class FakeInterrupt : public VirtioInterrupt {
  public:
-  void SignalUsedBuffers() override { ++used; }
+  void SignalUsedBuffers(uint16_t queue) override {
+    ++used;
+    last_queue = queue;
+  }
   void SignalNeedsReset() override { ++needs_reset; }
   int used = 0, needs_reset = 0;
+  uint16_t last_queue = 0;
 };
 
 class TestVirtqueue {

@@ -7,39 +7,13 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "tests/support/fake_virtio_device.h"
+
 namespace mote::virtio {
 namespace {
 
-constexpr uint64_t kFeatureBit0 = 1;
-
-// Records what the transport asks of it.
-class FakeDevice : public VirtioDevice {
- public:
-  uint32_t DeviceType() const override { return 42; }
-  uint64_t AvailableFeatures() const override { return kFeatureVersion1 | kFeatureBit0; }
-  std::vector<uint16_t> QueueMaxSizes() const override { return {8, 16}; }
-  void ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const override {
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(0xa0 + offset + i);
-  }
-  absl::Status Activate(const ActivationContext& ctx) override {
-    ++activations;
-    last = ctx;
-    return fail_activation ? absl::InternalError("refused") : absl::OkStatus();
-  }
-  void ProcessQueue(uint16_t index) override {
-    processed_queue = index;
-    ++processed;
-    if (signal_on_process) last.interrupt->SignalUsedBuffers();
-  }
-  void Reset() override { ++resets; }
-
-  int activations = 0, resets = 0;
-  std::atomic<int> processed{0};
-  std::atomic<int> processed_queue{-1};
-  bool fail_activation = false;
-  bool signal_on_process = false;
-  ActivationContext last;
-};
+using testing::FakeDevice;
+constexpr uint64_t kFeatureBit0 = testing::kFakeFeatureBit0;
 
 struct Fixture {
   Fixture() {

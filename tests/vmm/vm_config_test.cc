@@ -55,6 +55,9 @@ TEST_CASE("Console, PIT and reboot flags parse or explain", "[vm_config]") {
   CHECK(!ParsePitMode("maybe").ok());
   CHECK(*ParseOnReboot("restart") == OnReboot::kRestart);
   CHECK(!ParseOnReboot("halt").ok());
+  CHECK(*ParseTransport("pci") == VirtioTransport::kPci);
+  CHECK(*ParseTransport("mmio") == VirtioTransport::kMmio);
+  CHECK(!ParseTransport("isa").ok());
 }
 
 TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {

@@ -191,6 +191,19 @@ absl::Status VmFd::AddMmioEventFd(uint64_t addr, uint32_t len, uint64_t datamatc
   return absl::OkStatus();
 }
 
+absl::Status VmFd::SetMmioWriteEventFd(uint64_t addr, int event_fd, bool assign) {
+  kvm_ioeventfd io{};
+  io.addr = addr;
+  io.len = 0;
+  io.fd = event_fd;
+  io.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN;
+  if (Ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_IOEVENTFD %s 0x%x",
+                                                assign ? "assign" : "deassign", addr));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VmFd::AddIrqFd(int event_fd, uint32_t gsi) {
   kvm_irqfd irqfd{};
   irqfd.fd = event_fd;

@@ -60,6 +60,9 @@ class VmFd {
   // KVM signals `event_fd` itself when the guest writes `datamatch` (len 4)
   // to MMIO address `addr`, without a userspace exit.
   absl::Status AddMmioEventFd(uint64_t addr, uint32_t len, uint64_t datamatch, int event_fd);
+  // Any write to MMIO address `addr`, whatever its width, signals
+  // `event_fd` (a zero-length ioeventfd); assign = false removes it.
+  absl::Status SetMmioWriteEventFd(uint64_t addr, int event_fd, bool assign);
   // Signalling `event_fd` injects an edge on `gsi`.
   absl::Status AddIrqFd(int event_fd, uint32_t gsi);
   absl::StatusOr<VcpuFd> CreateVcpu(uint32_t id) const;

@@ -89,8 +89,7 @@ void AppendVirtioMmio(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 
 // ---- PCI host bridge hook --------------------------------------------------------
 // Appends \_SB.PCI0 and the ECAM reservation to `sb` when cfg asks for a PCI
-// host bridge; the virtio-pci work extends this (interrupt routing _PRT, a
-// 64-bit window above RAM). What is here:
+// host bridge (devices/pci/pci_root.h). What is here:
 //  - PCI0: PCI Express root bridge (PNP0A08, compatible PNP0A03), segment 0,
 //    bus 0; _CRS producing the bus range, the config-mechanism-#1 ports
 //    (consumed, so Linux never hands them to a BAR), I/O 0x0d00-0xffff and
@@ -98,7 +97,7 @@ void AppendVirtioMmio(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 //    I/O below 0xcf8 stays with the legacy devices and is not forwarded.
 //  - MRES (PNP0C02 motherboard resources) with the ECAM range: Linux uses
 //    the MCFG region only if firmware also reserves it, in e820 or here.
-//  - No _PRT: devices must use MSI/MSI-X until INTx routing is described.
+//  - No _PRT: mote's PCI functions have no INTx pin; they signal through MSI-X.
 void AppendPciHostBridge(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
   if (!cfg.pci_host_bridge) return;
   sb.push_back(aml::Device(

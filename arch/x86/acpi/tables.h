@@ -40,7 +40,7 @@ struct AcpiConfig {
   uint32_t num_cpus = 1;  // local APIC ids 0..num_cpus-1, 1..kMaxCpus
   // Describe the PCI host bridge \_SB.PCI0 (ECAM at kPciEcamStart, bus 0,
   // I/O 0xcf8 and the kPciMmioStart..kPciMmioEnd window) in the DSDT and add
-  // an MCFG. Off until the PCI host bridge device exists.
+  // an MCFG: on with --transport pci.
   bool pci_host_bridge = false;
   // virtio-mmio devices in slot order: slot i becomes \_SB.VRxx (xx = i in
   // two hex digits) with _UID i.
