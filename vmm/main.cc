@@ -33,7 +33,7 @@ struct RunFlags {
   std::string console = "stdio";
   std::string pit = "auto";
   std::string on_reboot = "exit";
-  std::string transport = "mmio";
+  std::string transport = "pci";
   double timeout_seconds = 0;
   std::string log_level = "info";
   std::vector<std::string> disks;

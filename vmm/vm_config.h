@@ -59,7 +59,7 @@ struct VmConfig {
   std::optional<absl::Duration> timeout;
   std::string expect;  // ECMAScript regex matched against each console line; empty: none
   OnReboot on_reboot = OnReboot::kExit;
-  VirtioTransport transport = VirtioTransport::kMmio;
+  VirtioTransport transport = VirtioTransport::kPci;
   bool rng = false;  // a virtio-rng device
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;

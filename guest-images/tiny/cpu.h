@@ -29,6 +29,10 @@
 #define VEC_UD 6           /* also the system call: ud2 + "MT" (arch.h) */
 #define VEC_SYSCALL 0x80   /* int 0x80, DPL 3: works on hardware KVM, not kvm_pvm */
 #define VEC_SPURIOUS 0xff  /* LAPIC spurious-interrupt vector */
+/* MSI-X messages of virtio-pci devices (virtio_pci.c): one IDT vector per
+ * table entry in use, handed out from here on, counted per vector. */
+#define VEC_VIRTIO_FIRST 0x40
+#define VEC_VIRTIO_COUNT 32
 
 /* System call numbers (rax), see syscall0() in arch.h. */
 #define SYS_HALT 0         /* cli; hlt forever: an idle vCPU sleeps in KVM */

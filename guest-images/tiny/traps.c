@@ -54,6 +54,7 @@ extern uint8_t kstacks[];
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 volatile uint64_t timer_ticks;
+volatile uint64_t virtio_irqs[VEC_VIRTIO_COUNT];
 
 static void idt_init(void) {
   for (const struct stub *s = trap_stubs; s < trap_stubs_end; ++s) {
@@ -154,6 +155,10 @@ void trap_dispatch(struct trap_frame *f) {
   switch (f->vector) {
     case VEC_TIMER:
       timer_ticks++;
+      lapic_eoi();
+      return;
+    case VEC_VIRTIO_FIRST ... VEC_VIRTIO_FIRST + VEC_VIRTIO_COUNT - 1: /* virtio-pci MSI-X: only counted */
+      virtio_irqs[f->vector - VEC_VIRTIO_FIRST]++;
       lapic_eoi();
       return;
     case VEC_SPURIOUS: /* no EOI for spurious interrupts */

@@ -17,6 +17,8 @@ struct trap_frame {
 
 /* Timer interrupts seen so far (VEC_TIMER handler). */
 extern volatile uint64_t timer_ticks;
+/* MSI-X messages seen so far, per vector from VEC_VIRTIO_FIRST. */
+extern volatile uint64_t virtio_irqs[VEC_VIRTIO_COUNT];
 
 void cpu_setup_bsp(uint32_t cpu);
 void cpu_setup_ap(uint32_t cpu);

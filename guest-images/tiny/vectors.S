@@ -18,7 +18,13 @@ trap_stub_\vec:
 	jmp	trap_common
 .endm
 
-#define VECTORS 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,48,128,255
+#include "cpu.h"
+
+/* 48: VEC_TIMER; 64..95: VEC_VIRTIO_FIRST.. (MSI-X); 128: VEC_SYSCALL; 255: VEC_SPURIOUS. */
+#if VEC_TIMER != 48 || VEC_VIRTIO_FIRST != 64 || VEC_VIRTIO_COUNT != 32
+#error "cpu.h's vectors changed: update VECTORS"
+#endif
+#define VECTORS 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,48,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,128,255
 
 	.irp v, VECTORS
 	TRAP \v

@@ -13,9 +13,8 @@ static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
 bool blk_open(struct blk *b, int nth, uint32_t seg_limit) {
   memset(b, 0, sizeof(*b));
-  if (!virtio_mmio_find(VIRTIO_ID_BLOCK, nth, &b->mmio)) {
-    snprintf(b->error, sizeof(b->error), "no virtio-mmio device %d with DeviceID %u on the command line",
-             nth, VIRTIO_ID_BLOCK);
+  if (!virtio_find(VIRTIO_ID_BLOCK, nth, &b->dev)) {
+    snprintf(b->error, sizeof(b->error), "%s", b->dev.error);
     return false;
   }
   b->seg_limit = seg_limit;
@@ -30,7 +29,7 @@ static bool plan(struct blk *b) {
   if (b->size_max) seg = min32(seg, b->size_max);
   unsigned segs = min32(BLK_SEGS_MAX, b->vq.size - 2);
   /* Linux reads seg_max 0 as 1; so does this driver. */
-  if (b->mmio.features & VIRTIO_BLK_F_SEG_MAX) segs = min32(segs, b->seg_max ? b->seg_max : 1);
+  if (b->dev.features & VIRTIO_BLK_F_SEG_MAX) segs = min32(segs, b->seg_max ? b->seg_max : 1);
   uint32_t unit = VIRTIO_BLK_SECTOR;
   if (b->blk_size > unit && b->blk_size <= BLK_REQ_BYTES && !(b->blk_size & (b->blk_size - 1))) {
     unit = b->blk_size;
@@ -51,27 +50,27 @@ static bool plan(struct blk *b) {
 }
 
 bool blk_setup(struct blk *b) {
-  if (!virtio_mmio_init(&b->mmio, VIRTIO_BLK_WANTED)) {
-    snprintf(b->error, sizeof(b->error), "init: %s", b->mmio.error);
+  if (!virtio_init(&b->dev, VIRTIO_BLK_WANTED)) {
+    snprintf(b->error, sizeof(b->error), "init: %s", b->dev.error);
     return false;
   }
-  uint64_t f = b->mmio.features;
-  b->capacity = virtio_mmio_config64(&b->mmio, VIRTIO_BLK_CFG_CAPACITY);
-  b->size_max = f & VIRTIO_BLK_F_SIZE_MAX ? virtio_mmio_config32(&b->mmio, VIRTIO_BLK_CFG_SIZE_MAX) : 0;
-  b->seg_max = f & VIRTIO_BLK_F_SEG_MAX ? virtio_mmio_config32(&b->mmio, VIRTIO_BLK_CFG_SEG_MAX) : 0;
-  b->blk_size = f & VIRTIO_BLK_F_BLK_SIZE ? virtio_mmio_config32(&b->mmio, VIRTIO_BLK_CFG_BLK_SIZE) : 0;
+  uint64_t f = b->dev.features;
+  b->capacity = virtio_config64(&b->dev, VIRTIO_BLK_CFG_CAPACITY);
+  b->size_max = f & VIRTIO_BLK_F_SIZE_MAX ? virtio_config32(&b->dev, VIRTIO_BLK_CFG_SIZE_MAX) : 0;
+  b->seg_max = f & VIRTIO_BLK_F_SEG_MAX ? virtio_config32(&b->dev, VIRTIO_BLK_CFG_SEG_MAX) : 0;
+  b->blk_size = f & VIRTIO_BLK_F_BLK_SIZE ? virtio_config32(&b->dev, VIRTIO_BLK_CFG_BLK_SIZE) : 0;
   b->ro = f & VIRTIO_BLK_F_RO;
   b->flush = f & VIRTIO_BLK_F_FLUSH;
 
-  uint32_t max = virtio_mmio_queue_max(&b->mmio, 0);
+  uint32_t max = virtio_queue_max(&b->dev, 0);
   unsigned size = BLK_QUEUE_MAX;
   while (size > max) size >>= 1; /* split rings are a power of two */
   if (size < 4) { /* header, data, status, and a power of two */
     snprintf(b->error, sizeof(b->error), "queue 0: QueueNumMax %u, need at least 4 entries", max);
     return false;
   }
-  if (!virtio_mmio_setup_queue(&b->mmio, &b->vq, 0, size, ring)) {
-    snprintf(b->error, sizeof(b->error), "queue 0: %s", b->mmio.error);
+  if (!virtio_setup_queue(&b->dev, &b->vq, 0, size, ring)) {
+    snprintf(b->error, sizeof(b->error), "queue 0: %s", b->dev.error);
     return false;
   }
   if (!plan(b)) return false;
@@ -80,7 +79,7 @@ bool blk_setup(struct blk *b) {
   }
   b->single = (struct blk_slot){0};
   memset(b->slot_of_head, 0, sizeof(b->slot_of_head));
-  virtio_mmio_driver_ok(&b->mmio);
+  virtio_driver_ok(&b->dev);
   return true;
 }
 

@@ -1,4 +1,4 @@
-/* virtio-blk driver side (virtio 1.2, 5.2) over virtio-mmio, polled from
+/* virtio-blk driver side (virtio 1.2, 5.2) over either transport, polled from
  * ring 3: bring-up, one-off requests and a pipelined bulk transfer. The
  * request and config layouts are the spec's; tests/blk.c is the user.
  *
@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "virtio_mmio.h"
+#include "virtio_transport.h"
 
 /* Request types (5.2.6). */
 #define VIRTIO_BLK_T_IN 0
@@ -82,7 +82,7 @@ struct blk_slot {
 };
 
 struct blk {
-  struct virtio_mmio mmio;
+  struct virtio_dev dev;
   struct virtq vq;
   /* Config; the optional fields read 0 when their feature is not offered. */
   uint64_t capacity;
@@ -104,7 +104,7 @@ struct blk {
   char error[160]; /* why the last call failed */
 };
 
-/* Finds the `nth` virtio-mmio device with DeviceID 2 and brings it up with
+/* Finds the `nth` virtio device with DeviceID 2 (virtio_find) and brings it up with
  * blk_setup. `seg_limit` caps the bytes per data descriptor (at most 64 KiB;
  * smaller values make longer chains). */
 bool blk_open(struct blk *b, int nth, uint32_t seg_limit);

@@ -1,184 +1,137 @@
-/* virtio-mmio registers: device initialisation, queue setup, doorbell and
- * interrupt acknowledgement (see virtio_mmio.h). Command-line parsing is in
- * virtio_mmio_cmdline.c. */
+/* virtio-mmio registers behind virtio_transport.h's operations (see
+ * virtio_mmio.h). Command-line parsing is in virtio_mmio_cmdline.c. */
 #include "virtio_mmio.h"
 
 #include "arch.h"
 #include "lib.h"
-#include "test.h"
+#include "virtio_transport.h"
 
-uint32_t virtio_mmio_read(const struct virtio_mmio *dev, uint32_t reg) {
-  return mmio_read32(dev->base + reg);
-}
+uint32_t virtio_mmio_read(const struct virtio_mmio *m, uint32_t reg) { return mmio_read32(m->base + reg); }
 
-void virtio_mmio_write(const struct virtio_mmio *dev, uint32_t reg, uint32_t v) {
-  mmio_write32(dev->base + reg, v);
-}
+void virtio_mmio_write(const struct virtio_mmio *m, uint32_t reg, uint32_t v) { mmio_write32(m->base + reg, v); }
 
-bool virtio_mmio_find(uint32_t device_id, int nth, struct virtio_mmio *dev) {
+int virtio_mmio_find(uint32_t device_id, int nth, struct virtio_dev *dev, int *found) {
   struct virtio_mmio_slot slots[VIRTIO_MMIO_MAX_DEVICES];
   int n = virtio_mmio_slots(slots, VIRTIO_MMIO_MAX_DEVICES, NULL);
+  *found = 0;
   for (int i = 0; i < n && i < VIRTIO_MMIO_MAX_DEVICES; ++i) {
-    if (mmio_read32(slots[i].base + VIRTIO_MMIO_DEVICE_ID) == device_id && nth-- == 0) {
-      memset(dev, 0, sizeof(*dev));
-      dev->base = slots[i].base;
-      dev->size = slots[i].size;
-      dev->irq = slots[i].irq;
-      return true;
-    }
+    if (mmio_read32(slots[i].base + VIRTIO_MMIO_DEVICE_ID) != device_id) continue;
+    if ((*found)++ != nth) continue;
+    dev->ops = &virtio_mmio_ops;
+    dev->mmio = (struct virtio_mmio){.base = slots[i].base, .size = slots[i].size, .irq = slots[i].irq};
+    return 1;
   }
-  return false;
+  return 0;
 }
 
-bool virtio_mmio_reset(struct virtio_mmio *dev) {
-  virtio_mmio_write(dev, VIRTIO_MMIO_STATUS, 0);
-  /* The device may finish a reset asynchronously (4.2.3.1.1 / 2.4.1). */
-  uint64_t deadline = deadline_ms(1000);
-  uint32_t status;
-  while ((status = virtio_mmio_read(dev, VIRTIO_MMIO_STATUS)) != 0) {
-    if (deadline_passed(deadline)) {
-      snprintf(dev->error, sizeof(dev->error), "Status still 0x%x 1 s after writing 0 (reset)", status);
-      return false;
-    }
-    cpu_relax();
-  }
-  return true;
-}
+static uint32_t rd(struct virtio_dev *d, uint32_t reg) { return virtio_mmio_read(&d->mmio, reg); }
+static void wr(struct virtio_dev *d, uint32_t reg, uint32_t v) { virtio_mmio_write(&d->mmio, reg, v); }
 
-static void set_status(struct virtio_mmio *dev, uint32_t bits) {
-  virtio_mmio_write(dev, VIRTIO_MMIO_STATUS, virtio_mmio_read(dev, VIRTIO_MMIO_STATUS) | bits);
-}
-
-static bool fail(struct virtio_mmio *dev) {
-  set_status(dev, VIRTIO_STATUS_FAILED); /* the driver gave up on it (2.1) */
-  return false;
-}
-
-bool virtio_mmio_init(struct virtio_mmio *dev, uint64_t wanted) {
-  uint32_t magic = virtio_mmio_read(dev, VIRTIO_MMIO_MAGIC_VALUE);
-  uint32_t version = virtio_mmio_read(dev, VIRTIO_MMIO_VERSION);
+static bool check(struct virtio_dev *d) {
+  uint32_t magic = rd(d, VIRTIO_MMIO_MAGIC_VALUE);
+  uint32_t version = rd(d, VIRTIO_MMIO_VERSION);
   if (magic != VIRTIO_MMIO_MAGIC) {
-    snprintf(dev->error, sizeof(dev->error), "MagicValue 0x%x at 0x%lx, want 0x%x", magic, dev->base,
+    snprintf(d->error, sizeof(d->error), "MagicValue 0x%x at 0x%lx, want 0x%x", magic, d->mmio.base,
              VIRTIO_MMIO_MAGIC);
     return false;
   }
   if (version != VIRTIO_MMIO_VERSION_MODERN) {
-    snprintf(dev->error, sizeof(dev->error), "Version %u, only %u (modern) is supported", version,
+    snprintf(d->error, sizeof(d->error), "Version %u, only %u (modern) is supported", version,
              VIRTIO_MMIO_VERSION_MODERN);
     return false;
   }
-  if (!virtio_mmio_reset(dev)) return false;
-  set_status(dev, VIRTIO_STATUS_ACKNOWLEDGE);
-  set_status(dev, VIRTIO_STATUS_DRIVER);
-
-  virtio_mmio_write(dev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-  uint64_t offered = (uint64_t)virtio_mmio_read(dev, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-  virtio_mmio_write(dev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-  offered |= virtio_mmio_read(dev, VIRTIO_MMIO_DEVICE_FEATURES);
-  dev->device_features = offered;
-  if (!(offered & VIRTIO_F_VERSION_1)) {
-    snprintf(dev->error, sizeof(dev->error), "device features 0x%lx lack VERSION_1 (bit 32)", offered);
-    return fail(dev);
-  }
-  uint64_t accept = offered & wanted;
-  if (!(accept & VIRTIO_F_VERSION_1)) {
-    snprintf(dev->error, sizeof(dev->error), "driver must accept VERSION_1 (wanted 0x%lx)", wanted);
-    return fail(dev);
-  }
-  virtio_mmio_write(dev, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-  virtio_mmio_write(dev, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)accept);
-  virtio_mmio_write(dev, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-  virtio_mmio_write(dev, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(accept >> 32));
-  dev->features = accept;
-
-  set_status(dev, VIRTIO_STATUS_FEATURES_OK);
-  uint32_t status = virtio_mmio_read(dev, VIRTIO_MMIO_STATUS);
-  if (!(status & VIRTIO_STATUS_FEATURES_OK)) {
-    snprintf(dev->error, sizeof(dev->error), "device refused features 0x%lx (Status 0x%x)", accept,
-             status);
-    return fail(dev);
-  }
   return true;
 }
 
-uint32_t virtio_mmio_queue_max(struct virtio_mmio *dev, unsigned index) {
-  virtio_mmio_write(dev, VIRTIO_MMIO_QUEUE_SEL, index);
-  return virtio_mmio_read(dev, VIRTIO_MMIO_QUEUE_NUM_MAX);
+static uint32_t get_status(struct virtio_dev *d) { return rd(d, VIRTIO_MMIO_STATUS); }
+static void set_status(struct virtio_dev *d, uint32_t status) { wr(d, VIRTIO_MMIO_STATUS, status); }
+
+static uint64_t get_features(struct virtio_dev *d) {
+  wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+  uint64_t f = (uint64_t)rd(d, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+  wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+  return f | rd(d, VIRTIO_MMIO_DEVICE_FEATURES);
 }
 
-static void mmio_notify(struct virtq *vq) {
-  virtio_mmio_write(vq->transport, VIRTIO_MMIO_QUEUE_NOTIFY, vq->index);
+static void set_features(struct virtio_dev *d, uint64_t f) {
+  wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+  wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
+  wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+  wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
 }
 
-static uint32_t mmio_ack(struct virtq *vq) { return virtio_mmio_ack_interrupt(vq->transport); }
+static uint32_t queue_max(struct virtio_dev *d, unsigned index) {
+  wr(d, VIRTIO_MMIO_QUEUE_SEL, index);
+  return rd(d, VIRTIO_MMIO_QUEUE_NUM_MAX);
+}
 
-static void write_addr(struct virtio_mmio *dev, uint32_t low_reg, const void *p) {
+static uint32_t queue_ready(struct virtio_dev *d, unsigned index) {
+  wr(d, VIRTIO_MMIO_QUEUE_SEL, index);
+  return rd(d, VIRTIO_MMIO_QUEUE_READY);
+}
+
+static void write_addr(struct virtio_dev *d, uint32_t low_reg, const void *p) {
   uint64_t a = VIRT_TO_PHYS(p);
-  virtio_mmio_write(dev, low_reg, (uint32_t)a);
-  virtio_mmio_write(dev, low_reg + 4, (uint32_t)(a >> 32));
+  wr(d, low_reg, (uint32_t)a);
+  wr(d, low_reg + 4, (uint32_t)(a >> 32));
 }
 
-bool virtio_mmio_setup_queue(struct virtio_mmio *dev, struct virtq *vq, unsigned index, unsigned size,
-                             void *mem) {
-  virtio_mmio_write(dev, VIRTIO_MMIO_QUEUE_SEL, index);
-  uint32_t ready = virtio_mmio_read(dev, VIRTIO_MMIO_QUEUE_READY);
-  uint32_t max = virtio_mmio_read(dev, VIRTIO_MMIO_QUEUE_NUM_MAX);
-  if (ready != 0) {
-    snprintf(dev->error, sizeof(dev->error), "queue %u: QueueReady reads %u before setup", index, ready);
-    return fail(dev);
-  }
-  if (max == 0 || size > max) {
-    snprintf(dev->error, sizeof(dev->error), "queue %u: size %u, QueueNumMax %u", index, size, max);
-    return fail(dev);
-  }
-  if (!virtq_init(vq, index, size, mem)) {
-    snprintf(dev->error, sizeof(dev->error), "queue %u: %s", index, vq->error);
-    return fail(dev);
-  }
-  virtio_mmio_write(dev, VIRTIO_MMIO_QUEUE_NUM, size);
-  write_addr(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, vq->desc);
-  write_addr(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, vq->avail);
-  write_addr(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, vq->used);
-  vq->notify = mmio_notify;
-  vq->ack = mmio_ack;
-  vq->transport = dev;
-  /* The rings (zeroed by virtq_init) must be in memory before the device may use them. */
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  virtio_mmio_write(dev, VIRTIO_MMIO_QUEUE_READY, 1);
-  ready = virtio_mmio_read(dev, VIRTIO_MMIO_QUEUE_READY);
+static bool queue_setup(struct virtio_dev *d, struct virtq *vq) {
+  wr(d, VIRTIO_MMIO_QUEUE_SEL, vq->index);
+  wr(d, VIRTIO_MMIO_QUEUE_NUM, vq->size);
+  write_addr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, vq->desc);
+  write_addr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, vq->avail);
+  write_addr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, vq->used);
+  wr(d, VIRTIO_MMIO_QUEUE_READY, 1);
+  uint32_t ready = rd(d, VIRTIO_MMIO_QUEUE_READY);
   if (ready != 1) {
-    snprintf(dev->error, sizeof(dev->error), "queue %u: QueueReady reads %u after writing 1", index, ready);
-    return fail(dev);
+    snprintf(d->error, sizeof(d->error), "queue %u: QueueReady reads %u after writing 1", vq->index, ready);
+    return false;
   }
   return true;
 }
 
-void virtio_mmio_driver_ok(struct virtio_mmio *dev) { set_status(dev, VIRTIO_STATUS_DRIVER_OK); }
+static void notify(struct virtio_dev *d, unsigned index) { wr(d, VIRTIO_MMIO_QUEUE_NOTIFY, index); }
 
-uint32_t virtio_mmio_ack_interrupt(struct virtio_mmio *dev) {
-  uint32_t bits = virtio_mmio_read(dev, VIRTIO_MMIO_INTERRUPT_STATUS);
-  if (bits) virtio_mmio_write(dev, VIRTIO_MMIO_INTERRUPT_ACK, bits);
+static uint32_t isr(struct virtio_dev *d) {
+  uint32_t bits = rd(d, VIRTIO_MMIO_INTERRUPT_STATUS);
+  if (bits) wr(d, VIRTIO_MMIO_INTERRUPT_ACK, bits);
   return bits;
 }
 
-uint8_t virtio_mmio_config8(const struct virtio_mmio *dev, uint32_t offset) {
-  return *(volatile uint8_t *)(dev->base + VIRTIO_MMIO_CONFIG + offset);
+static uint8_t config8(struct virtio_dev *d, uint32_t offset) {
+  return *(volatile uint8_t *)(d->mmio.base + VIRTIO_MMIO_CONFIG + offset);
 }
 
-uint16_t virtio_mmio_config16(const struct virtio_mmio *dev, uint32_t offset) {
-  return *(volatile uint16_t *)(dev->base + VIRTIO_MMIO_CONFIG + offset);
+static uint16_t config16(struct virtio_dev *d, uint32_t offset) {
+  return *(volatile uint16_t *)(d->mmio.base + VIRTIO_MMIO_CONFIG + offset);
 }
 
-uint32_t virtio_mmio_config32(const struct virtio_mmio *dev, uint32_t offset) {
-  return mmio_read32(dev->base + VIRTIO_MMIO_CONFIG + offset);
+static uint32_t config32(struct virtio_dev *d, uint32_t offset) {
+  return mmio_read32(d->mmio.base + VIRTIO_MMIO_CONFIG + offset);
 }
 
-uint64_t virtio_mmio_config64(const struct virtio_mmio *dev, uint32_t offset) {
-  uint32_t gen, lo, hi;
-  do { /* a config change between the halves would tear the value */
-    gen = virtio_mmio_read(dev, VIRTIO_MMIO_CONFIG_GENERATION);
-    lo = virtio_mmio_config32(dev, offset);
-    hi = virtio_mmio_config32(dev, offset + 4);
-  } while (virtio_mmio_read(dev, VIRTIO_MMIO_CONFIG_GENERATION) != gen);
-  return ((uint64_t)hi << 32) | lo;
+static uint32_t generation(struct virtio_dev *d) { return rd(d, VIRTIO_MMIO_CONFIG_GENERATION); }
+
+static void describe(struct virtio_dev *d, char *where, unsigned size) {
+  snprintf(where, size, "mmio 0x%lx irq %u", d->mmio.base, d->mmio.irq);
 }
+
+const struct virtio_ops virtio_mmio_ops = {
+    .name = "mmio",
+    .check = check,
+    .get_status = get_status,
+    .set_status = set_status,
+    .get_features = get_features,
+    .set_features = set_features,
+    .queue_max = queue_max,
+    .queue_ready = queue_ready,
+    .queue_setup = queue_setup,
+    .notify = notify,
+    .isr = isr,
+    .config8 = config8,
+    .config16 = config16,
+    .config32 = config32,
+    .generation = generation,
+    .describe = describe,
+};

@@ -1,6 +1,7 @@
 /* Virtio over MMIO, modern interface only (virtio 1.2, 4.2, version 2):
- * finding devices on the kernel command line, device initialisation,
- * queue setup and the doorbell. The rings themselves are virtqueue.c's.
+ * finding devices on the kernel command line and the register side of
+ * virtio_transport.h's operations (status, features, queue setup, doorbell,
+ * InterruptStatus, config). The rings themselves are virtqueue.c's.
  *
  * Devices are described the Linux way, one word each:
  *   virtio_mmio.device=SIZE@BASE:IRQ[:ID]   e.g. virtio_mmio.device=4K@0xd0000000:5
@@ -14,7 +15,6 @@
 #include <stdint.h>
 
 #include "virtio.h"
-#include "virtqueue.h"
 
 #define VIRTIO_MMIO_MAGIC 0x74726976 /* "virt" */
 #define VIRTIO_MMIO_VERSION_MODERN 2
@@ -59,13 +59,14 @@ struct virtio_mmio_slot {
   uint32_t irq;
 };
 
+/* The transport's part of a struct virtio_dev (virtio_transport.h). */
 struct virtio_mmio {
   uint64_t base, size; /* from the command line */
   uint32_t irq;
-  uint64_t device_features; /* offered, read by virtio_mmio_init */
-  uint64_t features;        /* negotiated */
-  char error[112];          /* why the last call failed */
 };
+
+struct virtio_dev;
+extern const struct virtio_ops virtio_mmio_ops;
 
 /* The well-formed virtio_mmio.device= words, in command-line order: stores
  * up to `max`, returns how many there are (may be more than `max`). With
@@ -74,42 +75,12 @@ struct virtio_mmio {
 int virtio_mmio_slots(struct virtio_mmio_slot *slots, int max, int *malformed);
 
 /* The `nth` (from 0) device on the command line whose DeviceID register reads
- * `device_id`. Only DeviceID is looked at: virtio_mmio_init checks the rest. */
-bool virtio_mmio_find(uint32_t device_id, int nth, struct virtio_mmio *dev);
+ * `device_id`: 1 with `dev` set up for virtio_mmio_ops, 0 when there are
+ * fewer (*found: how many there are). Only DeviceID is looked at: the ops'
+ * check looks at MagicValue and Version. */
+int virtio_mmio_find(uint32_t device_id, int nth, struct virtio_dev *dev, int *found);
 
-uint32_t virtio_mmio_read(const struct virtio_mmio *dev, uint32_t reg);
-void virtio_mmio_write(const struct virtio_mmio *dev, uint32_t reg, uint32_t v);
-
-/* Status = 0, then waits (bounded) for it to read back 0. */
-bool virtio_mmio_reset(struct virtio_mmio *dev);
-
-/* Checks MagicValue and Version, resets, sets ACKNOWLEDGE and DRIVER, reads
- * the offered features, accepts (offered & wanted), which must contain
- * VIRTIO_F_VERSION_1, sets FEATURES_OK and checks the device kept it. On
- * failure sets FAILED in Status (when the device got that far) and `error`. */
-bool virtio_mmio_init(struct virtio_mmio *dev, uint64_t wanted);
-
-/* QueueNumMax of queue `index` (0: the queue does not exist). */
-uint32_t virtio_mmio_queue_max(struct virtio_mmio *dev, unsigned index);
-
-/* Lays out queue `index` with `size` entries in `mem` (VIRTQ_MEM_SIZE(size)
- * bytes, 16-aligned), tells the device where it is and sets QueueReady.
- * Between virtio_mmio_init and virtio_mmio_driver_ok. */
-bool virtio_mmio_setup_queue(struct virtio_mmio *dev, struct virtq *vq, unsigned index, unsigned size,
-                             void *mem);
-
-/* Sets DRIVER_OK: the device is live. */
-void virtio_mmio_driver_ok(struct virtio_mmio *dev);
-
-/* Reads InterruptStatus and acknowledges every bit set; returns them. */
-uint32_t virtio_mmio_ack_interrupt(struct virtio_mmio *dev);
-
-/* Device-specific configuration, at the access widths 4.2.2.2 requires
- * (8/16/32-bit fields with their own width, 64-bit ones as two 32-bit reads
- * retried until ConfigGeneration is stable). */
-uint8_t virtio_mmio_config8(const struct virtio_mmio *dev, uint32_t offset);
-uint16_t virtio_mmio_config16(const struct virtio_mmio *dev, uint32_t offset);
-uint32_t virtio_mmio_config32(const struct virtio_mmio *dev, uint32_t offset);
-uint64_t virtio_mmio_config64(const struct virtio_mmio *dev, uint32_t offset);
+uint32_t virtio_mmio_read(const struct virtio_mmio *m, uint32_t reg);
+void virtio_mmio_write(const struct virtio_mmio *m, uint32_t reg, uint32_t v);
 
 #endif /* MOTETEST_VIRTIO_MMIO_H_ */

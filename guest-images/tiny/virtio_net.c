@@ -20,7 +20,7 @@ static uint8_t tx_frame[NET_FRAME_MAX] __attribute__((aligned(64)));
 
 /* The largest power of two up to NET_QUEUE_MAX the device allows (0: no queue). */
 static unsigned queue_size(struct net *n, unsigned index) {
-  uint32_t max = virtio_mmio_queue_max(&n->mmio, index);
+  uint32_t max = virtio_queue_max(&n->dev, index);
   unsigned size = NET_QUEUE_MAX;
   while (size > max) size >>= 1;
   return size;
@@ -38,14 +38,6 @@ static bool post(struct net *n, unsigned b) {
   return true;
 }
 
-static void read_mac(struct net *n) {
-  uint32_t gen;
-  do { /* six byte reads: a config change in between would tear the address */
-    gen = virtio_mmio_read(&n->mmio, VIRTIO_MMIO_CONFIG_GENERATION);
-    for (unsigned i = 0; i < 6; ++i) n->mac[i] = virtio_mmio_config8(&n->mmio, VIRTIO_NET_CFG_MAC + i);
-  } while (virtio_mmio_read(&n->mmio, VIRTIO_MMIO_CONFIG_GENERATION) != gen);
-}
-
 bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
   memset(n, 0, sizeof(*n));
   memset(n->buf_of_head, -1, sizeof(n->buf_of_head));
@@ -55,40 +47,39 @@ bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
     return false;
   }
   n->rx_buf_bytes = rx_buf_bytes;
-  if (!virtio_mmio_find(VIRTIO_ID_NET, nth, &n->mmio)) {
-    snprintf(n->error, sizeof(n->error), "no virtio-mmio device %d with DeviceID %u on the command line", nth,
-             VIRTIO_ID_NET);
+  if (!virtio_find(VIRTIO_ID_NET, nth, &n->dev)) {
+    snprintf(n->error, sizeof(n->error), "%s", n->dev.error);
     return false;
   }
-  if (!virtio_mmio_init(&n->mmio, VIRTIO_NET_WANTED)) {
-    snprintf(n->error, sizeof(n->error), "init: %s", n->mmio.error);
+  if (!virtio_init(&n->dev, VIRTIO_NET_WANTED)) {
+    snprintf(n->error, sizeof(n->error), "init: %s", n->dev.error);
     return false;
   }
-  uint64_t f = n->mmio.features;
+  uint64_t f = n->dev.features;
   n->mrg_rxbuf = f & VIRTIO_NET_F_MRG_RXBUF;
   n->mac_offered = f & VIRTIO_NET_F_MAC;
   if (n->mac_offered) {
-    read_mac(n);
+    virtio_config_bytes(&n->dev, VIRTIO_NET_CFG_MAC, n->mac, 6); /* generation-checked */
   } else { /* the spec's advice: a random locally administered one; fixed is enough here */
     static const uint8_t local[6] = {0x02, 'm', 'o', 't', 'e', 0x01};
     memcpy(n->mac, local, sizeof(local));
   }
   n->has_status = f & VIRTIO_NET_F_STATUS;
-  if (n->has_status) n->status = virtio_mmio_config16(&n->mmio, VIRTIO_NET_CFG_STATUS);
+  if (n->has_status) n->status = virtio_config16(&n->dev, VIRTIO_NET_CFG_STATUS);
 
   unsigned rx_size = queue_size(n, NET_RXQ), tx_size = queue_size(n, NET_TXQ);
   if (rx_size < 1 || tx_size < 2) { /* a two-descriptor frame needs two */
     snprintf(n->error, sizeof(n->error), "QueueNumMax rx %u tx %u: need at least 1 and 2",
-             virtio_mmio_queue_max(&n->mmio, NET_RXQ), virtio_mmio_queue_max(&n->mmio, NET_TXQ));
+             virtio_queue_max(&n->dev, NET_RXQ), virtio_queue_max(&n->dev, NET_TXQ));
     return false;
   }
-  if (!virtio_mmio_setup_queue(&n->mmio, &n->rx, NET_RXQ, rx_size, rx_ring) ||
-      !virtio_mmio_setup_queue(&n->mmio, &n->tx, NET_TXQ, tx_size, tx_ring)) {
-    snprintf(n->error, sizeof(n->error), "%s", n->mmio.error);
+  if (!virtio_setup_queue(&n->dev, &n->rx, NET_RXQ, rx_size, rx_ring) ||
+      !virtio_setup_queue(&n->dev, &n->tx, NET_TXQ, tx_size, tx_ring)) {
+    snprintf(n->error, sizeof(n->error), "%s", n->dev.error);
     return false;
   }
   /* Linux's order: DRIVER_OK, then fill the receive queue and kick it. */
-  virtio_mmio_driver_ok(&n->mmio);
+  virtio_driver_ok(&n->dev);
   n->rx_bufs = rx_size < NET_RX_BUFS ? rx_size : NET_RX_BUFS;
   for (unsigned b = 0; b < n->rx_bufs; ++b) {
     if (!post(n, b)) return false;

@@ -1,4 +1,4 @@
-/* virtio-net driver side (virtio 1.2, 5.1) over virtio-mmio, polled from
+/* virtio-net driver side (virtio 1.2, 5.1) over either transport, polled from
  * ring 3; tests/net.c is the user.
  *
  * Queue 0 receives, queue 1 transmits; no control queue, one queue pair.
@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "virtio_mmio.h"
+#include "virtio_transport.h"
 
 /* Feature bits (5.1.3). */
 #define VIRTIO_NET_F_MAC (1ull << 5)
@@ -52,7 +52,7 @@ struct virtio_net_hdr {
 _Static_assert(sizeof(struct virtio_net_hdr) == 12, "VERSION_1 header is 12 bytes");
 
 struct net {
-  struct virtio_mmio mmio;
+  struct virtio_dev dev;
   struct virtq rx, tx;
   uint8_t mac[6];
   bool mac_offered; /* false: mac is a made-up local address */
@@ -65,7 +65,7 @@ struct net {
   char error[160];                   /* why the last call failed */
 };
 
-/* Finds the `nth` virtio-mmio device with DeviceID 1, negotiates, reads the
+/* Finds the `nth` virtio device with DeviceID 1 (virtio_find), negotiates, reads the
  * config, sets up both queues, DRIVER_OK, then posts `rx_buf_bytes`-byte
  * receive buffers (NET_RX_BUF_MIN..NET_RX_BUF_BYTES) and kicks. */
 bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes);

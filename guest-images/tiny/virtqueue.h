@@ -1,6 +1,7 @@
 /* Split virtqueues (virtio 1.2, 2.7), the driver side, independent of the
- * transport: the transport (virtio_mmio.c, later PCI) tells the device where
- * the three parts are and fills in notify/ack.
+ * transport: the transport (virtio_transport.c over virtio_pci.c or
+ * virtio_mmio.c) tells the device where the three parts are and fills in
+ * notify/ack.
  *
  * The rings live in memory the caller provides (VIRTQ_MEM_SIZE(size) bytes,
  * 16-byte aligned; a static page-aligned array is simplest): the kernel is

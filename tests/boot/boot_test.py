@@ -275,13 +275,42 @@ def triple_fault_is_a_reset(ctx):
     expect_eq("exit code (reset)", code, 4)
 
 
-# ---- virtio (over virtio-mmio for now) ---------------------------------------------
+# ---- virtio, over virtio-pci (the default) and virtio-mmio ----------------------------
+
+def msix_interrupts(out):
+    """The guest's count of MSI-X messages it received (virtio-pci only)."""
+    m = expect_line(out, r"^virtio: msix interrupts=(\d+)")
+    return int(m.group(1))
+
+
+@case
+def virtio_rng_pci(ctx):
+    code, out, _, _ = ctx.boot("rng", "--rng", cmdline_extra="requests=32")
+    no_fail_lines(out)
+    # The guest enumerates bus 0 through 0xcf8/0xcfc and finds the function
+    # with the capabilities and the BAR mote assigned.
+    expect_line(out, r"^rng: virtio-pci 00:01\.0 vendor 0x1af4 device 0x1044 revision 1 subsystem 0x1100: type 4")
+    expect_line(out, r"^virtio-pci 00:01\.0: 1af4:1044 rev 1 .*common bar0\+0x0 notify bar0\+0x3000 \(x4\) "
+                     r"isr bar0\+0x1000 device bar0\+0x2000 msix table bar0\+0x4000 pba bar0\+0x6000 \(2 entries\)")
+    expect_line(out, r"^virtio: rng via pci 00:01\.0 bar0 0xc0000000 msix 2 vectors")
+    m = expect_line(out, r"^rng: 64 bytes: ([0-9a-f]{32})$")
+    if m.group(1) == "0" * 32:
+        raise Failure("the guest got zeros from virtio-rng")
+    expect_line(out, r"^rng: 32 requests ok")
+    expect_line(out, r"^rng: interrupt bits seen 0x1 \(MSI-X messages\)")
+    if msix_interrupts(out) < 1:
+        raise Failure("no MSI-X message reached the guest")
+    expect_eq("exit code", code, 1)
+
 
 @case
 def virtio_rng_mmio(ctx):
-    code, out, _, _ = ctx.boot("rng", "--rng", cmdline_extra="requests=32")
+    code, out, _, _ = ctx.boot("rng", "--rng", "--transport", "mmio", cmdline_extra="requests=32")
     no_fail_lines(out)
     expect_line(out, r"^rng: virtio-mmio 0xd0000000 size 0x1000 irq 5: magic 0x74726976 version 2 device 4")
+    expect_line(out, r"^virtio: rng via mmio 0xd0000000 irq 5")
+    if re.search(r"^rng: virtio-pci", out, re.M):
+        raise Failure("a PCI function showed up with --transport mmio")
     m = expect_line(out, r"^rng: 64 bytes: ([0-9a-f]{32})$")
     if m.group(1) == "0" * 32:
         raise Failure("the guest got zeros from virtio-rng")
@@ -328,33 +357,63 @@ def file_crc(path):
         return zlib.crc32(f.read())
 
 
-@case
-def virtio_blk_checksum_64mib(ctx):
+def blk_checksum_64mib(ctx, transport, option_sets):
     # The guest reads every sector of a 64 MiB image and must see what the host sees.
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
         disk = os.path.join(d, "disk.img")
         host_crc = random_image(disk, 64)
-        for options in ("cache=writeback", "cache=none", "aio=threads", "cache=none,aio=threads,queues=4"):
+        for options in option_sets:
             code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk},{options}", "--memory", "256M",
-                                       cmdline_extra="op=checksum")
+                                       "--transport", transport, cmdline_extra="op=checksum")
             no_fail_lines(out)
+            expect_line(out, rf"^virtio: blk via {transport} ")
             m = expect_line(out, r"^blk: read 131072 sectors crc32=0x([0-9a-f]{8})")
-            expect_eq(f"guest CRC-32 ({options})", int(m.group(1), 16), host_crc)
+            expect_eq(f"guest CRC-32 ({transport}, {options})", int(m.group(1), 16), host_crc)
+            if transport == "pci" and msix_interrupts(out) < 1:
+                raise Failure("no MSI-X message reached the guest")
             expect_eq("exit code", code, 1)
 
 
 @case
+def virtio_blk_checksum_64mib(ctx):
+    blk_checksum_64mib(ctx, "pci", ("cache=writeback", "cache=none", "aio=threads",
+                                    "cache=none,aio=threads,queues=4"))
+
+
+@case
+def virtio_blk_checksum_64mib_mmio(ctx):
+    blk_checksum_64mib(ctx, "mmio", ("cache=writeback", "cache=none,aio=threads,queues=4"))
+
+
+@case
+def virtio_blk_pci_polled_without_msix(ctx):
+    # A driver that leaves MSI-X off gets no interrupts (mote wires no INTx)
+    # but still completes every request by polling the used ring and ISR.
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        disk = os.path.join(d, "disk.img")
+        host_crc = random_image(disk, 4)
+        code, out, _, _ = ctx.boot("blk", "--disk", f"path={disk}", cmdline_extra="op=checksum msix=off")
+        no_fail_lines(out)
+        expect_line(out, r"^virtio: blk via pci 00:01\.0 bar0 0xc0000000 msix off")
+        m = expect_line(out, r"^blk: read 8192 sectors crc32=0x([0-9a-f]{8})")
+        expect_eq("guest CRC-32", int(m.group(1), 16), host_crc)
+        expect_eq("exit code", code, 1)
+
+
+@case
 def virtio_blk_flush_survives_sigkill(ctx):
-    for options in ("", ",aio=threads", ",cache=none"):
-        flush_then_sigkill(ctx, options)
+    for options, transport in (("", "pci"), (",aio=threads", "pci"), (",cache=none", "pci"),
+                               ("", "mmio")):
+        flush_then_sigkill(ctx, options, transport)
 
 
-def flush_then_sigkill(ctx, options):
+def flush_then_sigkill(ctx, options, transport):
     # The guest writes, flushes, reports, then waits; mote dies by SIGKILL.
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
         disk = os.path.join(d, "disk.img")
         random_image(disk, 4)
-        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--disk", f"path={disk}{options}", "--cmdline",
+        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--disk", f"path={disk}{options}",
+               "--transport", transport, "--cmdline",
                "test=blk op=write sector=100 count=300 tag=flushed hold=1"]
         print("$", " ".join(cmd))
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -418,6 +477,8 @@ def virtio_blk_several_disks_with_serials(ctx):
                  "--rng"]
         code, out, _, _ = ctx.boot("blk", *disks, cmdline_extra="disk=1 op=checksum")
         no_fail_lines(out)
+        # Three functions in slot order, each with its own BAR0 and vectors.
+        expect_line(out, r"^virtio: blk via pci 00:02\.0 bar0 0xc0008000 msix 2 vectors")
         expect_line(out, r"^blk: disk 1 capacity=2048 sectors")
         m = expect_line(out, r"^blk: read 2048 sectors crc32=0x([0-9a-f]{8})")
         expect_eq("disk 1 CRC-32", int(m.group(1), 16), crc_b)
@@ -428,6 +489,14 @@ def virtio_blk_several_disks_with_serials(ctx):
             expect_eq("exit code", code, 1)
         code, out, _, _ = ctx.boot("rng", *disks)  # the rng sits in the third slot
         no_fail_lines(out)
+        for slot, device in ((1, "0x1042"), (2, "0x1042"), (3, "0x1044")):
+            expect_line(out, rf"^rng: virtio-pci 00:0{slot}\.0 vendor 0x1af4 device {device} revision 1")
+        expect_line(out, r"^virtio: rng via pci 00:03\.0 bar0 0xc0010000 msix 2 vectors")
+        code, out, _, _ = ctx.boot("blk", *disks, "--transport", "mmio", cmdline_extra="disk=1 op=checksum")
+        no_fail_lines(out)
+        expect_line(out, r"^virtio: blk via mmio 0xd0001000 irq 6")
+        m = expect_line(out, r"^blk: read 2048 sectors crc32=0x([0-9a-f]{8})")
+        expect_eq("disk 1 CRC-32 over virtio-mmio", int(m.group(1), 16), crc_b)
         expect_eq("exit code (rng beside two disks)", code, 1)
 
 
@@ -460,15 +529,19 @@ def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
 
 @case
 def virtio_net_tap_frames_both_ways(ctx):
-    code, out = net_exchange(ctx, ["--count", "8"], "count=8")
-    no_fail_lines(out)
-    expect_line(out, r"^net: mac=52:54:00:12:34:56 link=up")
-    expect_line(out, r"^net: features mrg_rxbuf=1")
-    expect_line(out, r"^peer: received 8 of 8 guest frames intact \(0 damaged\)")
-    for j in range(8):
-        expect_line(out, rf"^net: rx seq={j} len=\d+ ok")
-    expect_line(out, r"^net: received 8 frames")
-    expect_eq("peer verdict", code, 0)
+    for transport in ("pci", "mmio"):
+        code, out = net_exchange(ctx, ["--count", "8"], "count=8", ["--transport", transport])
+        no_fail_lines(out)
+        expect_line(out, rf"^virtio: net via {transport} ")
+        expect_line(out, r"^net: mac=52:54:00:12:34:56 link=up")
+        expect_line(out, r"^net: features mrg_rxbuf=1")
+        expect_line(out, r"^peer: received 8 of 8 guest frames intact \(0 damaged\)")
+        for j in range(8):
+            expect_line(out, rf"^net: rx seq={j} len=\d+ ok")
+        expect_line(out, r"^net: received 8 frames")
+        if transport == "pci" and msix_interrupts(out) < 1:
+            raise Failure("no MSI-X message reached the guest")
+        expect_eq(f"peer verdict ({transport})", code, 0)
 
 
 @case
@@ -669,6 +742,7 @@ def bad_inputs(ctx):
             (["--kernel", kernel, "--cpus", "1000"], r"cpus"),
             (["--kernel", kernel, "--cpus", "0"], r"cpus"),
             (["--kernel", kernel, "--cpu-template", "pentium"], r"CPU template"),
+            (["--kernel", kernel, "--transport", "isa"], r"transport 'isa': expected pci or mmio"),
             (["--kernel", kernel, "--console", "tty9"], r"console"),
             (["--kernel", kernel, "--expect", "(["], r"regex"),
             (["--kernel", kernel, "--no-such-flag"], r"no-such-flag"),

@@ -1,5 +1,6 @@
 /* test=blk [disk=N] [op=OP] [seg=BYTES] ...: drives a virtio-blk device
- * (DeviceID 2; the N-th such virtio_mmio.device=, default 0) through
+ * (DeviceID 2; the N-th such, PCI functions first, then virtio_mmio.device=
+ * words; default 0) through
  * virtio_blk.c, polling in ring 3. Negotiates VERSION_1 and, when offered,
  * FLUSH, RO, BLK_SIZE, SEG_MAX and SIZE_MAX; requests honour seg_max and
  * size_max, carry at most 128 sectors (64 KiB) and are cut into data
@@ -48,7 +49,7 @@ static void print_info(int disk) {
          blk.ro, blk.flush, blk.seg_max, blk.size_max);
   printf("blk: features offered 0x%lx accepted 0x%lx blk_size=%u queue=%u; requests: sectors<=%u "
          "data_descriptors<=%u bytes_each<=%u in_flight<=%u\n",
-         blk.mmio.device_features, blk.mmio.features, blk.blk_size, blk.vq.size, blk.req_sectors, blk.segs,
+         blk.dev.device_features, blk.dev.features, blk.blk_size, blk.vq.size, blk.req_sectors, blk.segs,
          blk.seg_bytes, blk.inflight);
 }
 
@@ -207,4 +208,5 @@ void test_blk(void) {
   else if (strcmp(op, "framing") == 0) blk_framing(&blk);
   else if (strcmp(op, "bench") == 0) blk_bench(&blk);
   else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, hostile, framing or bench", op);
+  virtio_report_interrupts(&blk.dev);
 }

@@ -194,7 +194,7 @@ static void run_case(struct blk *b, unsigned i) {
       if (!stray(b, got, len)) expect(false, name, "device returned head %u, not in flight", got);
       continue;
     }
-    uint32_t status = virtio_mmio_read(&b->mmio, VIRTIO_MMIO_STATUS);
+    uint32_t status = virtio_status(&b->dev);
     if (status & VIRTIO_STATUS_NEEDS_RESET) {
       printf("blk: hostile %s: not returned within %u ms, Status 0x%x (DEVICE_NEEDS_RESET): resetting\n",
              case_names[i], HOSTILE_WAIT_MS, status);

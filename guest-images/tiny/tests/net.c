@@ -1,5 +1,6 @@
 /* test=net [count=N] [size=BYTES] [rxbuf=BYTES]: drives a virtio-net device
- * (DeviceID 1, the first virtio_mmio.device= with it) through virtio_net.c,
+ * (DeviceID 1: the nic=N-th, default 0, PCI functions first, then
+ * virtio_mmio.device= words) through virtio_net.c,
  * polling in ring 3, against a host that answers (see README.md):
  *
  * 1. prints "net: mac=xx:xx:xx:xx:xx:xx link=up|down|unknown" (unknown:
@@ -131,13 +132,10 @@ static void receive_all(unsigned count) {
 }
 
 static void reset(void) {
-  bool ok = virtio_mmio_reset(&net.mmio);
+  bool ok = virtio_reset(&net.dev);
   uint32_t ready[2];
-  for (unsigned q = 0; q < 2; ++q) {
-    virtio_mmio_write(&net.mmio, VIRTIO_MMIO_QUEUE_SEL, q);
-    ready[q] = virtio_mmio_read(&net.mmio, VIRTIO_MMIO_QUEUE_READY);
-  }
-  expect(ok && !ready[0] && !ready[1], "net_reset", "%s; QueueReady %u %u", ok ? "Status 0" : net.mmio.error,
+  for (unsigned q = 0; q < 2; ++q) ready[q] = virtio_queue_ready(&net.dev, q);
+  expect(ok && !ready[0] && !ready[1], "net_reset", "%s; QueueReady %u %u", ok ? "Status 0" : net.dev.error,
          ready[0], ready[1]);
 }
 
@@ -154,9 +152,9 @@ void test_net(void) {
     printf("net: size=%u out of %u..%u, using %u\n", size, FRAME_MIN, NET_FRAME_MAX, s);
     size = s;
   }
-  int nic = (int)cmdline_u64("nic", 0);  /* which virtio-net device, in command-line order */
+  int nic = (int)cmdline_u64("nic", 0);  /* which virtio-net device: PCI order, then command-line order */
   if (!expect(net_open(&net, nic, rxbuf), "net_init", "%s", net.error)) return;
-  uint32_t status = virtio_mmio_read(&net.mmio, VIRTIO_MMIO_STATUS);
+  uint32_t status = virtio_status(&net.dev);
   uint32_t want = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                   VIRTIO_STATUS_DRIVER_OK;
   if (!expect(status == want, "net_status", "Status 0x%x after DRIVER_OK, want 0x%x", status, want)) return;
@@ -167,9 +165,10 @@ void test_net(void) {
   printf("net: features mrg_rxbuf=%d\n", net.mrg_rxbuf);
   printf("net: features offered 0x%lx accepted 0x%lx; queues rx=%u tx=%u; %u receive buffers of %u "
          "bytes%s\n",
-         net.mmio.device_features, net.mmio.features, net.rx.size, net.tx.size, net.rx_bufs, net.rx_buf_bytes,
+         net.dev.device_features, net.dev.features, net.rx.size, net.tx.size, net.rx_bufs, net.rx_buf_bytes,
          net.mac_offered ? "" : "; no MAC feature, MAC made up");
 
   if (send_all(count, size)) receive_all(count);
   reset();
+  virtio_report_interrupts(&net.dev);
 }

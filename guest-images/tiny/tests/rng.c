@@ -1,21 +1,25 @@
-/* test=rng [requests=N] [bad=N]: drives the virtio-rng device (DeviceID 4)
- * found among the virtio_mmio.device= words of the command line, over the
- * modern virtio-mmio interface, polling the used ring in ring 3.
+/* test=rng [requests=N] [bad=N]: drives the first virtio-rng device
+ * (DeviceID 4): PCI functions on bus 0 first, then the virtio_mmio.device=
+ * words of the command line (virtio_find; transport= picks one), over the
+ * modern interface, polling the used ring in ring 3.
  *
- * Checks the registers, negotiates VERSION_1 only, sets up queue 0 (at most
+ * Lists the virtio devices it sees, checks the registers (MagicValue and
+ * Version on MMIO), negotiates VERSION_1 only, sets up queue 0 (at most
  * 16 entries), reads 64 bytes (must be 64, not all zero), then N more
  * (default 8) with up to 8 outstanding per notify, every other one as a
  * chain of two 32-byte descriptors; no two results may be equal. bad=1 then
  * hands the device a buffer outside RAM (bad=N: a chain of N such buffers,
  * up to 4). It must come back with len 0; a device that does not return it
  * but sets DEVICE_NEEDS_RESET (QEMU, for bad=2) is reset and set up again;
- * either way a following good request must complete. Ends with a reset,
- * which must clear Status, QueueReady and InterruptStatus. */
+ * either way a following good request must complete. The device must flag
+ * used buffers: InterruptStatus/ISR bit 0, or with MSI-X a queue message.
+ * Ends with a reset, which must clear Status, QueueReady and InterruptStatus
+ * (ISR), and over PCI the MSI-X count line. */
 #include "../arch.h"
 #include "../boot.h"
 #include "../lib.h"
 #include "../test.h"
-#include "../virtio_mmio.h"
+#include "../virtio_transport.h"
 
 #define QUEUE_SIZE_MAX 16
 #define REQ_BYTES 64
@@ -28,7 +32,7 @@
 static uint8_t ring[VIRTQ_MEM_SIZE(QUEUE_SIZE_MAX)] __attribute__((aligned(4096)));
 /* [0] the first request, [1..N] the others, [N + 1] the one after the bad buffer. */
 static uint8_t results[MAX_REQUESTS + 2][REQ_BYTES] __attribute__((aligned(64)));
-static struct virtio_mmio rng;
+static struct virtio_dev rng;
 static struct virtq vq;
 
 static bool all_zero(const uint8_t *b, unsigned n) {
@@ -42,16 +46,16 @@ static bool all_zero(const uint8_t *b, unsigned n) {
  * check that failed and rng.error says why. */
 static bool bring_up(const char **step) {
   *step = "rng_init";
-  if (!virtio_mmio_init(&rng, VIRTIO_F_VERSION_1)) return false;
+  if (!virtio_init(&rng, VIRTIO_F_VERSION_1)) return false;
   printf("rng: features offered 0x%lx accepted 0x%lx\n", rng.device_features, rng.features);
   *step = "rng_queue";
-  uint32_t max = virtio_mmio_queue_max(&rng, 0);
+  uint32_t max = virtio_queue_max(&rng, 0);
   unsigned size = QUEUE_SIZE_MAX;
   while (size > max) size >>= 1; /* split rings are a power of two */
-  if (!virtio_mmio_setup_queue(&rng, &vq, 0, size, ring)) return false;
+  if (!virtio_setup_queue(&rng, &vq, 0, size, ring)) return false;
   printf("rng: queue 0 size %u (QueueNumMax %u) desc 0x%lx avail 0x%lx used 0x%lx\n", size, max,
          VIRT_TO_PHYS(vq.desc), VIRT_TO_PHYS(vq.avail), VIRT_TO_PHYS(vq.used));
-  virtio_mmio_driver_ok(&rng);
+  virtio_driver_ok(&rng);
   return true;
 }
 
@@ -150,7 +154,7 @@ static void bad_buffer(unsigned n, uint8_t *after) {
     expect(false, "rng_bad_buffer", "%s", r > 0 ? "device returned a chain it was not given" : vq.error);
     return;
   } else {
-    uint32_t status = virtio_mmio_read(&rng, VIRTIO_MMIO_STATUS);
+    uint32_t status = virtio_status(&rng);
     printf("rng: bad buffer not returned within %u ms; Status 0x%x\n", WAIT_MS, status);
     if (status & VIRTIO_STATUS_NEEDS_RESET) {
       printf("rng: device set DEVICE_NEEDS_RESET: resetting and setting it up again\n");
@@ -182,6 +186,19 @@ static void bad_buffer(unsigned n, uint8_t *after) {
          all_zero(after, REQ_BYTES) ? "all zero" : "set");
 }
 
+/* One line per virtio function on PCI bus 0 (the MMIO analogue is above). */
+static void list_pci(void) {
+  const struct pci_fn *fns;
+  int n = pci_functions(&fns);
+  for (int i = 0; i < n; ++i) {
+    const struct pci_fn *f = &fns[i];
+    if (f->vendor != VIRTIO_PCI_VENDOR) continue;
+    printf("rng: virtio-pci 00:%02x.%x vendor 0x%x device 0x%x revision %u subsystem 0x%x: type %d%s\n", f->dev,
+           f->fn, f->vendor, f->device, f->revision, f->subsys_id, virtio_pci_type(f),
+           virtio_pci_type(f) < 0 ? " (not driven: legacy-only or not virtio)" : "");
+  }
+}
+
 void test_rng(void) {
   struct virtio_mmio_slot slots[VIRTIO_MMIO_MAX_DEVICES];
   int malformed;
@@ -193,17 +210,17 @@ void test_rng(void) {
            mmio_read32(b + VIRTIO_MMIO_VERSION), mmio_read32(b + VIRTIO_MMIO_DEVICE_ID),
            mmio_read32(b + VIRTIO_MMIO_VENDOR_ID));
   }
+  list_pci();
   expect(malformed == 0 && n <= VIRTIO_MMIO_MAX_DEVICES, "rng_cmdline",
          "%d malformed virtio_mmio.device= words, %d well-formed (room for %d)", malformed, n,
          VIRTIO_MMIO_MAX_DEVICES);
-  if (!expect(virtio_mmio_find(VIRTIO_ID_RNG, 0, &rng), "rng_device",
-              "no device with DeviceID 4 among %d virtio_mmio.device= words", n)) {
-    return;
+  if (!expect(virtio_find(VIRTIO_ID_RNG, 0, &rng), "rng_device", "%s", rng.error)) return;
+  if (rng.ops == &virtio_mmio_ops) {
+    uint32_t magic = virtio_mmio_read(&rng.mmio, VIRTIO_MMIO_MAGIC_VALUE);
+    uint32_t version = virtio_mmio_read(&rng.mmio, VIRTIO_MMIO_VERSION);
+    if (!expect(magic == VIRTIO_MMIO_MAGIC, "rng_magic", "0x%x, want 0x%x", magic, VIRTIO_MMIO_MAGIC)) return;
+    if (!expect(version == VIRTIO_MMIO_VERSION_MODERN, "rng_version", "%u, want 2", version)) return;
   }
-  uint32_t magic = virtio_mmio_read(&rng, VIRTIO_MMIO_MAGIC_VALUE);
-  uint32_t version = virtio_mmio_read(&rng, VIRTIO_MMIO_VERSION);
-  if (!expect(magic == VIRTIO_MMIO_MAGIC, "rng_magic", "0x%x, want 0x%x", magic, VIRTIO_MMIO_MAGIC)) return;
-  if (!expect(version == VIRTIO_MMIO_VERSION_MODERN, "rng_version", "%u, want 2", version)) return;
 
   const char *step;
   if (!bring_up(&step)) {
@@ -214,7 +231,7 @@ void test_rng(void) {
   expect(true, "rng_queue", NULL);
   uint32_t want = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                   VIRTIO_STATUS_DRIVER_OK;
-  uint32_t status = virtio_mmio_read(&rng, VIRTIO_MMIO_STATUS);
+  uint32_t status = virtio_status(&rng);
   expect(status == want, "rng_status", "Status 0x%x after DRIVER_OK, want 0x%x", status, want);
 
   /* The first request, on its own. */
@@ -238,15 +255,16 @@ void test_rng(void) {
     check_distinct(requests);
   }
 
-  /* The device must flag used buffers in InterruptStatus (we never unmask
-   * its IRQ: the bit is what we can see). It may set the bit just after
-   * used->idx, so give it a moment. */
+  /* The device must flag used buffers: in InterruptStatus/ISR (we never
+   * unmask an IRQ line: the bit is what we can see), or with MSI-X by a
+   * queue message. It may do so just after used->idx, so give it a moment. */
   uint64_t deadline = deadline_ms(100);
-  while (!(vq.isr_seen & VIRTIO_MMIO_INT_VRING) && !deadline_passed(deadline)) {
-    vq.isr_seen |= virtio_mmio_ack_interrupt(&rng);
+  while (!(vq.isr_seen & VIRTIO_INT_VRING) && !deadline_passed(deadline)) {
+    vq.isr_seen |= virtio_ack_interrupt(&rng);
   }
-  printf("rng: InterruptStatus bits seen 0x%x\n", vq.isr_seen);
-  expect(vq.isr_seen & VIRTIO_MMIO_INT_VRING, "rng_interrupt_status", "bit 0 (used buffer) never set");
+  if (rng.ops == &virtio_mmio_ops) printf("rng: InterruptStatus bits seen 0x%x\n", vq.isr_seen);
+  else printf("rng: interrupt bits seen 0x%x (%s)\n", vq.isr_seen, rng.pci.msix ? "MSI-X messages" : "ISR");
+  expect(vq.isr_seen & VIRTIO_INT_VRING, "rng_interrupt_status", "bit 0 (used buffer) never set");
 
   unsigned bad = (unsigned)cmdline_u64("bad", 0);
   if (bad > BAD_MAX) {
@@ -255,10 +273,10 @@ void test_rng(void) {
   }
   if (bad) bad_buffer(bad, results[requests + 1]);
 
-  bool reset = virtio_mmio_reset(&rng);
-  virtio_mmio_write(&rng, VIRTIO_MMIO_QUEUE_SEL, 0);
-  uint32_t ready = virtio_mmio_read(&rng, VIRTIO_MMIO_QUEUE_READY);
-  uint32_t isr = virtio_mmio_read(&rng, VIRTIO_MMIO_INTERRUPT_STATUS);
+  bool reset = virtio_reset(&rng);
+  uint32_t ready = virtio_queue_ready(&rng, 0);
+  uint32_t isr = rng.ops->isr(&rng);
   expect(reset && ready == 0 && isr == 0, "rng_reset", "%s; QueueReady %u InterruptStatus 0x%x",
          reset ? "Status 0" : rng.error, ready, isr);
+  virtio_report_interrupts(&rng);
 }
