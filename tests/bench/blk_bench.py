@@ -4,6 +4,7 @@ host's own O_DIRECT figures (fio) for the same file.
 
 Usage: tests/bench/blk_bench.py [--mote build/vmm/mote]
        [--kernel build/guest-images/motetest.pvh] [--runs 3] [--fio-runtime 5]
+       [--transport pci|mmio]
        [--only NAME[,NAME...]] [--out build/bench/blk.md]
 Not part of the default test run. Needs root (/dev/kvm, drop_caches) and fio
 (Debian package `fio`).
@@ -94,7 +95,8 @@ def run_mote(args, image, cache_opt, mode, bs, depth, count):
     if count:
         cmdline += f" count={count}"
     cmd = [args.mote, "run", "--kernel", args.kernel, "--memory", args.memory,
-           "--disk", f"path={image}{cache_opt}", "--cmdline", cmdline, "--timeout", "300"]
+           "--transport", args.transport, "--disk", f"path={image}{cache_opt}", "--cmdline", cmdline,
+           "--timeout", "300"]
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                              bufsize=0)
@@ -148,6 +150,8 @@ def main():
     ap.add_argument("--image", default=os.path.join(ROOT, "build/bench/blk-bench.img"))
     ap.add_argument("--memory", default="256M")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--transport", choices=("pci", "mmio"), default="pci",
+                    help="how the disk attaches (mote --transport)")
     ap.add_argument("--fio-runtime", type=float, default=5)
     ap.add_argument("--only", help="comma-separated configuration names: "
                     + ", ".join(c[0] for c in CONFIGS))
@@ -201,7 +205,8 @@ def main():
     notes = [
         f"Median of {args.runs} runs; MB/s = 10^6 B/s. Disk: 1 GiB raw image of random data "
         f"({os.path.relpath(args.image, ROOT)}; write modes on a copy). Guest: "
-        f"{os.path.relpath(args.kernel, ROOT)}, {args.memory}, `test=blk op=bench`; seq modes "
+        f"{os.path.relpath(args.kernel, ROOT)}, {args.memory}, virtio-{args.transport}, "
+        "`test=blk op=bench`; seq modes "
         "move the whole disk, randread/randwrite 10000 requests at depth 1 and 40000 at depth 32; "
         "timed on the host from the `bench: start` line to the `bench: done` line. Host: fio "
         f"--direct=1 --ioengine=io_uring --time_based --runtime={args.fio_runtime:g}.",

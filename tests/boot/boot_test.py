@@ -202,7 +202,13 @@ def acpi_tables(ctx):
         expect_line(out, rf"^acpi: table {sig} .*ok")
     expect_line(out, r"^acpi: cpus=3\b")
     expect_line(out, r"sleep_control=0x600 reset=0x602 value=1")
+    expect_line(out, r"^acpi: table MCFG .*ok")  # ECAM of the PCI host bridge (virtio-pci default)
     expect_eq("exit code", code, 1)
+    code, out, _, _ = ctx.boot("acpi", "--transport", "mmio")
+    no_fail_lines(out)
+    if re.search(r"^acpi: table MCFG", out, re.M):
+        raise Failure("an MCFG without a PCI host bridge (--transport mmio)")
+    expect_eq("exit code (mmio)", code, 1)
 
 
 @case
