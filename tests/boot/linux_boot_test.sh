@@ -6,9 +6,11 @@
 # The guest also gets a 4 MiB raw disk of random bytes: its initramfs loads
 # the kernel package's virtio modules, and the test checks that the guest
 # found the disk as vda and read the same first MiB as the host.
-# Usage: tests/boot/linux_boot_test.sh [CPUS]   (from the repository root, after the build)
+# Usage: tests/boot/linux_boot_test.sh [CPUS] [pci|mmio]   (from the repository root, after
+# the build; the second argument is mote's --transport, default pci)
 set -euo pipefail
 cpus="${1:-2}"
+transport="${2:-pci}"
 dir=build/guest-images/linux
 guest-images/linux/build-linux-guest.sh "$dir" >/dev/null
 tmp="$(mktemp -d)"
@@ -21,7 +23,7 @@ want_sha="$(dd if="$disk" bs=1M count=1 status=none | sha256sum | cut -d' ' -f1)
 status=0
 build/vmm/mote run --kernel "$dir/vmlinuz" --initrd "$dir/initramfs.cpio.gz" \
   --cmdline "console=ttyS0 panic=-1 quiet" --cpus "$cpus" --memory 512M \
-  --disk "path=$disk" --timeout 120 --console "file:$raw" </dev/null || status=$?
+  --disk "path=$disk" --transport "$transport" --timeout 120 --console "file:$raw" </dev/null || status=$?
 # The guest's tty turns "\n" into "\r\n".
 tr -d '\r' <"$raw" >"$log"
 grep -q "MOTE-LINUX-BOOT-OK" "$log" || { echo "FAIL: no boot marker (mote exit $status)"; exit 1; }
@@ -37,4 +39,4 @@ grep -q "mote-linux: vda sha256=$want_sha\$" "$log" || {
   exit 1
 }
 [ "$status" -eq 0 ] || { echo "FAIL: mote exit $status, want 0 (guest power-off)"; exit 1; }
-echo "PASS: Debian cloud kernel booted with $cpus CPUs, read its virtio disk intact and powered off"
+echo "PASS: Debian cloud kernel booted with $cpus CPUs, read its virtio-$transport disk intact and powered off"
