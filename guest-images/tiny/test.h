@@ -36,5 +36,6 @@ void test_triple_fault(void);
 void test_rng(void);
 void test_blk(void);
 void test_net(void);
+void test_netbench(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -6,8 +6,8 @@
 #define PIECE_WAIT_MS 1000 /* for the rest of a packet once its first buffer is back */
 #define RX_POISON 0xa5     /* receive buffers are filled with it, so bytes never written show */
 
-static uint8_t rx_ring[VIRTQ_MEM_SIZE(NET_QUEUE_MAX)] __attribute__((aligned(4096)));
-static uint8_t tx_ring[VIRTQ_MEM_SIZE(NET_QUEUE_MAX)] __attribute__((aligned(4096)));
+static uint8_t rx_ring[VIRTQ_MEM_SIZE(NET_QUEUE_BIG)] __attribute__((aligned(4096)));
+static uint8_t tx_ring[VIRTQ_MEM_SIZE(NET_QUEUE_BIG)] __attribute__((aligned(4096)));
 static uint8_t rx_bufs[NET_RX_BUFS][NET_RX_BUF_BYTES] __attribute__((aligned(64)));
 /* One-descriptor frames: header and frame together. */
 static uint8_t tx_one[sizeof(struct virtio_net_hdr) + NET_FRAME_MAX] __attribute__((aligned(64)));
@@ -18,35 +18,56 @@ static uint8_t tx_frame[NET_FRAME_MAX] __attribute__((aligned(64)));
 
 #define HDR_BYTES ((uint32_t)sizeof(struct virtio_net_hdr))
 
-/* The largest power of two up to NET_QUEUE_MAX the device allows (0: no queue). */
-static unsigned queue_size(struct net *n, unsigned index) {
+/* The largest power of two up to `want` the device allows (0: no queue). */
+static unsigned queue_size(struct net *n, unsigned index, unsigned want) {
   uint32_t max = virtio_queue_max(&n->dev, index);
-  unsigned size = NET_QUEUE_MAX;
+  unsigned size = want;
   while (size > max) size >>= 1;
   return size;
 }
 
+static uint8_t *rx_buf(struct net *n, unsigned b) { return n->rx_area + (uint64_t)b * n->rx_stride; }
+
 static bool post(struct net *n, unsigned b) {
-  memset(rx_bufs[b], RX_POISON, n->rx_buf_bytes);
-  struct virtq_buf buf = {VIRT_TO_PHYS(rx_bufs[b]), n->rx_buf_bytes, true};
+  if (n->rx_poison) memset(rx_buf(n, b), RX_POISON, n->rx_buf_bytes);
+  struct virtq_buf buf = {VIRT_TO_PHYS(rx_buf(n, b)), n->rx_buf_bytes, true};
   int head = virtq_add(&n->rx, &buf, 1);
   if (head < 0) {
     snprintf(n->error, sizeof(n->error), "posting receive buffer %u: %s", b, n->rx.error);
     return false;
   }
-  n->buf_of_head[head] = (int8_t)b;
+  n->buf_of_head[head] = (int16_t)b;
   return true;
 }
 
 bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
+  struct net_options o = {.queue_size = NET_QUEUE_MAX, .rx_bufs = NET_RX_BUFS, .rx_buf_bytes = rx_buf_bytes};
+  return net_open_with(n, nth, &o);
+}
+
+bool net_open_with(struct net *n, int nth, const struct net_options *o) {
   memset(n, 0, sizeof(*n));
   memset(n->buf_of_head, -1, sizeof(n->buf_of_head));
+  uint32_t rx_buf_bytes = o->rx_buf_bytes;
   if (rx_buf_bytes < NET_RX_BUF_MIN || rx_buf_bytes > NET_RX_BUF_BYTES) {
     snprintf(n->error, sizeof(n->error), "receive buffers of %u bytes: want %u..%u", rx_buf_bytes, NET_RX_BUF_MIN,
              NET_RX_BUF_BYTES);
     return false;
   }
+  unsigned want = o->queue_size;
+  if (want < 2 || want > NET_QUEUE_BIG || (want & (want - 1))) {
+    snprintf(n->error, sizeof(n->error), "queue size %u: want a power of two, 2..%u", want, NET_QUEUE_BIG);
+    return false;
+  }
+  unsigned bufs_max = o->rx_area ? NET_QUEUE_BIG : NET_RX_BUFS;
+  if (o->rx_bufs < 1 || o->rx_bufs > bufs_max) {
+    snprintf(n->error, sizeof(n->error), "%u receive buffers: want 1..%u", o->rx_bufs, bufs_max);
+    return false;
+  }
   n->rx_buf_bytes = rx_buf_bytes;
+  n->rx_area = o->rx_area ? o->rx_area : &rx_bufs[0][0];
+  n->rx_stride = o->rx_area ? rx_buf_bytes : NET_RX_BUF_BYTES;
+  n->rx_poison = !o->no_poison;
   if (!virtio_find(VIRTIO_ID_NET, nth, &n->dev)) {
     snprintf(n->error, sizeof(n->error), "%s", n->dev.error);
     return false;
@@ -67,7 +88,7 @@ bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
   n->has_status = f & VIRTIO_NET_F_STATUS;
   if (n->has_status) n->status = virtio_config16(&n->dev, VIRTIO_NET_CFG_STATUS);
 
-  unsigned rx_size = queue_size(n, NET_RXQ), tx_size = queue_size(n, NET_TXQ);
+  unsigned rx_size = queue_size(n, NET_RXQ, want), tx_size = queue_size(n, NET_TXQ, want);
   if (rx_size < 1 || tx_size < 2) { /* a two-descriptor frame needs two */
     snprintf(n->error, sizeof(n->error), "QueueNumMax rx %u tx %u: need at least 1 and 2",
              virtio_queue_max(&n->dev, NET_RXQ), virtio_queue_max(&n->dev, NET_TXQ));
@@ -80,7 +101,7 @@ bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
   }
   /* Linux's order: DRIVER_OK, then fill the receive queue and kick it. */
   virtio_driver_ok(&n->dev);
-  n->rx_bufs = rx_size < NET_RX_BUFS ? rx_size : NET_RX_BUFS;
+  n->rx_bufs = rx_size < o->rx_bufs ? rx_size : o->rx_bufs;
   for (unsigned b = 0; b < n->rx_bufs; ++b) {
     if (!post(n, b)) return false;
   }
@@ -119,13 +140,21 @@ bool net_send(struct net *n, const uint8_t *frame, uint32_t len, bool split, uin
 /* The receive buffer behind a used element for `head`, which is no longer
  * in flight; -1 if there is none (virtq_poll already checked the head). */
 static int take(struct net *n, uint16_t head) {
-  int b = head < NET_QUEUE_MAX ? n->buf_of_head[head] : -1;
+  int b = head < NET_QUEUE_BIG ? n->buf_of_head[head] : -1;
   if (b >= 0) n->buf_of_head[head] = -1;
   else snprintf(n->error, sizeof(n->error), "used element for head %u, which holds no receive buffer", head);
   return b;
 }
 
 int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr) {
+  int r = net_rx_take(n, frame, size, len, hdr);
+  if (r == 1) virtq_kick(&n->rx);
+  return r;
+}
+
+void net_rx_kick(struct net *n) { virtq_kick(&n->rx); }
+
+int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr) {
   uint16_t head;
   uint32_t used;
   int r = virtq_poll(&n->rx, &head, &used);
@@ -140,7 +169,7 @@ int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct
     snprintf(n->error, sizeof(n->error), "receive: used len %u, below the %u-byte header", used, HDR_BYTES);
     return -1;
   }
-  memcpy(hdr, rx_bufs[b], HDR_BYTES);
+  memcpy(hdr, rx_buf(n, (unsigned)b), HDR_BYTES);
   /* Without MRG_RXBUF a packet is one buffer whatever num_buffers says: the
    * caller judges the field. */
   unsigned pieces = n->mrg_rxbuf ? hdr->num_buffers : 1;
@@ -157,7 +186,7 @@ int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct
       snprintf(n->error, sizeof(n->error), "receive: packet longer than %u bytes", size);
       return -1;
     }
-    memcpy(frame + total, rx_bufs[b] + skip, bytes);
+    memcpy(frame + total, rx_buf(n, (unsigned)b) + skip, bytes);
     total += bytes;
     if (!post(n, (unsigned)b)) return -1;
     if (++p == pieces) break;
@@ -168,7 +197,27 @@ int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct
     }
     if ((b = take(n, head)) < 0) return -1;
   }
-  virtq_kick(&n->rx);
   *len = total;
   return 1;
+}
+
+int net_tx_queue(struct net *n, const void *buf, uint32_t len) {
+  if (len <= HDR_BYTES || len > HDR_BYTES + NET_FRAME_MAX) {
+    snprintf(n->error, sizeof(n->error), "transmit buffer of %u bytes: want %u..%u", len, HDR_BYTES + 1,
+             HDR_BYTES + NET_FRAME_MAX);
+    return -1;
+  }
+  struct virtq_buf b = {VIRT_TO_PHYS(buf), len, false};
+  int head = virtq_add(&n->tx, &b, 1);
+  if (head < 0) snprintf(n->error, sizeof(n->error), "transmit: %s", n->tx.error);
+  return head;
+}
+
+void net_tx_kick(struct net *n) { virtq_kick(&n->tx); }
+
+int net_tx_poll(struct net *n, uint16_t *head) {
+  uint32_t used;
+  int r = virtq_poll(&n->tx, head, &used); /* nothing is writable: a used len above 0 fails there */
+  if (r < 0) snprintf(n->error, sizeof(n->error), "transmit: %s", n->tx.error);
+  return r;
 }
