@@ -20,7 +20,41 @@ enum class OutcomeKind {
   kKvmError,       // KVM could not run the guest (internal error, failed entry)
   kHostError,      // mote failed on the host side
   kSignal,         // mote was asked to stop (SIGINT/SIGTERM/SIGHUP, Ctrl-A x)
+  kQuit,           // a control client asked mote to quit (QMP `quit`)
+  kHostReset,      // a control client asked for a reset (QMP `system_reset`): boot again
 };
+
+// Why a VM run ended, in QMP's SHUTDOWN `reason` words (QEMU's ShutdownCause)
+// where QEMU has one, and an x-mote- word where it has none.
+inline const char* ShutdownReason(OutcomeKind kind) {
+  switch (kind) {
+    case OutcomeKind::kPowerOff:
+      return "guest-shutdown";
+    case OutcomeKind::kReset:
+      return "guest-reset";
+    case OutcomeKind::kPanic:
+      return "guest-panic";
+    case OutcomeKind::kSignal:
+      return "host-signal";
+    case OutcomeKind::kQuit:
+      return "host-qmp-quit";
+    case OutcomeKind::kHostReset:
+      return "host-qmp-system-reset";
+    case OutcomeKind::kDebugExit:
+      return "x-mote-debug-exit";
+    case OutcomeKind::kTimeout:
+      return "x-mote-timeout";
+    case OutcomeKind::kExpectMatched:
+      return "x-mote-expect-matched";
+    case OutcomeKind::kExpectNotMet:
+      return "x-mote-expect-not-met";
+    case OutcomeKind::kKvmError:
+      return "x-mote-kvm-error";
+    case OutcomeKind::kHostError:
+      return "x-mote-host-error";
+  }
+  return "x-mote-host-error";
+}
 
 struct VmOutcome {
   OutcomeKind kind = OutcomeKind::kHostError;
@@ -45,10 +79,12 @@ inline int ExitCodeFor(const VmOutcome& outcome) {
   switch (outcome.kind) {
     case OutcomeKind::kPowerOff:
     case OutcomeKind::kExpectMatched:
+    case OutcomeKind::kQuit:
       return exit_code::kPowerOff;
     case OutcomeKind::kDebugExit:
       return static_cast<int>(((outcome.value << 1) | 1) & 0xff);
     case OutcomeKind::kReset:
+    case OutcomeKind::kHostReset:
       return exit_code::kReset;
     case OutcomeKind::kPanic:
       return exit_code::kPanic;

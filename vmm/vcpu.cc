@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +15,8 @@ namespace mote {
 namespace {
 
 int KickSignal() { return SIGRTMIN; }
+
+constexpr uint32_t kMsrTsc = 0x10;  // IA32_TIME_STAMP_COUNTER
 
 void NoopHandler(int) {}
 
@@ -42,15 +45,63 @@ Vcpu::~Vcpu() {
 
 void Vcpu::Start() {
   started_ = true;
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    thread_id_.store(static_cast<int>(gettid()));
+    Loop();
+    std::lock_guard lock(pause_mu_);
+    ended_ = true;
+    pause_cv_.notify_all();
+  });
 }
 
 void Vcpu::Kick() {
   stop_.store(true);
+  {
+    std::lock_guard lock(pause_mu_);
+    pause_cv_.notify_all();  // a parked thread must see stop_ too
+  }
+  Interrupt();
+}
+
+void Vcpu::Interrupt() {
   // immediate_exit covers the window before the thread enters KVM_RUN; the
   // signal interrupts a KVM_RUN already in progress (e.g. a halted vCPU).
   if (fd_.run() != nullptr) __atomic_store_n(&fd_.run()->immediate_exit, 1, __ATOMIC_SEQ_CST);
   if (started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), KickSignal());
+}
+
+void Vcpu::Pause() {
+  std::unique_lock lock(pause_mu_);
+  pause_requested_ = true;
+  pause_pending_.store(true);
+  if (!started_) return;  // parks as soon as it starts
+  lock.unlock();
+  Interrupt();
+  lock.lock();
+  pause_cv_.wait(lock, [this] { return parked_ || ended_; });
+}
+
+void Vcpu::Resume() {
+  std::lock_guard lock(pause_mu_);
+  pause_requested_ = false;
+  pause_pending_.store(false);
+  pause_cv_.notify_all();
+}
+
+void Vcpu::ParkIfPaused() {
+  std::unique_lock lock(pause_mu_);
+  if (!pause_requested_ || stop_.load()) return;
+  // A paused guest's clock stands still: its TSC resumes where it stopped.
+  absl::StatusOr<uint64_t> tsc = fd_.GetMsr(kMsrTsc);
+  parked_ = true;
+  pause_cv_.notify_all();
+  pause_cv_.wait(lock, [this] { return !pause_requested_ || stop_.load(); });
+  parked_ = false;
+  if (tsc.ok()) {
+    if (absl::Status s = fd_.SetMsrs({{.index = kMsrTsc, .reserved = 0, .data = *tsc}}); !s.ok()) {
+      spdlog::warn("vCPU {}: cannot restore the TSC after a pause: {}", fd_.id(), s.ToString());
+    }
+  }
 }
 
 void Vcpu::Join() {
@@ -70,6 +121,10 @@ void Vcpu::Loop() {
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 
   while (!stop_.load()) {
+    if (pause_pending_.load()) {
+      ParkIfPaused();
+      continue;  // re-checks stop_
+    }
     int err = fd_.Run();
     if (err == EINTR || err == EAGAIN) {
       __atomic_store_n(&fd_.run()->immediate_exit, 0, __ATOMIC_SEQ_CST);

@@ -1,14 +1,19 @@
 // Vcpu: one host thread running KVM_RUN for one vCPU and dispatching its port
 // and MMIO exits to the buses. It never does blocking host I/O itself. Kick()
 // makes a running KVM_RUN return (immediate_exit + a signal), so Stop and
-// Join always finish. Exit counts per reason are kept for the control plane.
-// Thread-safety: Start/Join from the owner; Kick and counters from any thread.
+// Join always finish; Pause() parks the thread between exits (with the
+// guest's TSC frozen) until Resume(). Exit counts per reason are kept for the
+// control plane.
+// Thread-safety: Start/Join from the owner; Kick, Pause, Resume and counters
+// from any thread.
 #ifndef MOTE_VMM_VCPU_H_
 #define MOTE_VMM_VCPU_H_
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "vmm/base/bus.h"
@@ -32,15 +37,25 @@ class Vcpu {
   // Asks the thread to leave KVM_RUN and stop; safe before Start and repeatedly.
   void Kick();
   void Join();
+  // Parks the vCPU thread outside KVM_RUN and waits until it is parked (or
+  // has ended). The guest's TSC does not advance while parked.
+  void Pause();
+  void Resume();
 
   VcpuFd& fd() { return fd_; }
   uint64_t ExitCount(uint32_t reason) const;
+  // The host thread's id (gettid), 0 before it started.
+  int thread_id() const { return thread_id_.load(); }
 
   // Installs the (empty) kick signal handler once per process.
   static void InstallKickSignalHandler();
 
  private:
   void Loop();
+  // Leaves KVM_RUN soon, without asking the thread to end.
+  void Interrupt();
+  // Parks while pause_requested_; on the vCPU thread.
+  void ParkIfPaused();
   // Handles one exit; false when the vCPU must stop.
   bool HandleExit();
 
@@ -52,8 +67,16 @@ class Vcpu {
   const EndCallback on_end_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> started_{false};
+  std::atomic<int> thread_id_{0};
   std::thread thread_;
   std::array<std::atomic<uint64_t>, kExitReasons> exit_counts_{};
+  // Pause hand-shake (std::mutex: the vCPU thread waits on it).
+  std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  bool pause_requested_ = false;  // guarded by pause_mu_
+  bool parked_ = false;           // guarded by pause_mu_
+  bool ended_ = false;            // guarded by pause_mu_: the thread left Loop
+  std::atomic<bool> pause_pending_{false};  // a cheap copy of pause_requested_ for Loop
 };
 
 }  // namespace mote

@@ -61,18 +61,60 @@ class Vm::IsaIrqLine : public IrqLine {
   RateLimiter limiter_;
 };
 
-absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, EventLoop* loop,
+                                               EventCallback on_event) {
   MOTE_RETURN_IF_ERROR(config.Validate());
-  std::unique_ptr<Vm> vm(new Vm(config));
+  std::unique_ptr<Vm> vm(new Vm(config, loop, std::move(on_event)));
   MOTE_RETURN_IF_ERROR(vm->Build());
   return vm;
 }
 
-Vm::Vm(const VmConfig& config) : config_(config) {}
+Vm::Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event)
+    : config_(config), loop_(loop), on_event_(std::move(on_event)) {}
 
 Vm::~Vm() {
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins
+  // A shared loop outlives this VM: take its host fds off it.
+  if (loop_ != nullptr) {
+    if (timer_fd_.ok()) (void)loop_->Remove(timer_fd_.get());
+    if (signal_fd_.ok()) (void)loop_->Remove(signal_fd_.get());
+    if (stdin_watched_) (void)loop_->Remove(STDIN_FILENO);
+  }
+}
+
+void Vm::Pause() {
+  if (paused_.exchange(true)) return;
+  for (auto& v : vcpus_) v->Pause();
+  if (on_event_) on_event_({VmEvent::Kind::kStop});
+}
+
+void Vm::Resume() {
+  if (!paused_.exchange(false)) return;
+  for (auto& v : vcpus_) v->Resume();
+  if (on_event_) on_event_({VmEvent::Kind::kResume});
+}
+
+void Vm::PressPowerButton() {
+  // An edge: the IOAPIC pin is edge-triggered (the GED's _CRS says so).
+  for (bool level : {true, false}) {
+    if (absl::Status s = vm_fd_->SetIrqLine(x86::kGedGsi, level); !s.ok()) {
+      spdlog::warn("power button: {}", s.ToString());
+    }
+  }
+}
+
+bool Vm::ended() const {
+  absl::MutexLock lock(&mu_);
+  return outcome_.has_value();
+}
+
+uint64_t Vm::VcpuExitCount(size_t index, uint32_t reason) const {
+  return index < vcpus_.size() ? vcpus_[index]->ExitCount(reason) : 0;
+}
+
+int Vm::VcpuThreadId(size_t index) const {
+  return index < vcpus_.size() ? vcpus_[index]->thread_id() : 0;
 }
 
 absl::Status Vm::Build() {
@@ -147,8 +189,15 @@ absl::Status Vm::Build() {
     MOTE_RETURN_IF_ERROR(vm_fd_->SetUserMemoryRegion(slot, regions[slot].guest_base,
                                                      regions[slot].size, regions[slot].host));
   }
-  MOTE_ASSIGN_OR_RETURN(loop_, EventLoop::Create());
+  if (loop_ == nullptr) {
+    MOTE_ASSIGN_OR_RETURN(own_loop_, EventLoop::Create());
+    loop_ = own_loop_.get();
+  }
   MOTE_RETURN_IF_ERROR(CreateDevices());
+  for (const auto& device : virtio_devices) {
+    if (auto disk = std::dynamic_pointer_cast<virtio::BlockDevice>(device)) disks_.push_back(disk);
+    if (auto nic = std::dynamic_pointer_cast<virtio::NetDevice>(device)) nics_.push_back(nic);
+  }
   MOTE_RETURN_IF_ERROR(pci ? CreateVirtioPci(virtio_devices) : CreateVirtioMmio(virtio_devices));
   return CreateVcpus();
 }
@@ -201,7 +250,7 @@ absl::Status Vm::CreateVirtioPci(const std::vector<std::shared_ptr<virtio::Virti
     placement.window_start = x86::kPciMmioStart;
     placement.window_end = x86::kPciMmioEnd;
     MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::PciTransport> transport,
-                          virtio::PciTransport::Create(devices[i], mem_.get(), loop_.get(),
+                          virtio::PciTransport::Create(devices[i], mem_.get(), loop_,
                                                        router.get(), placement, notify_hook));
     msi_routers_.push_back(std::move(router));
     MOTE_RETURN_IF_ERROR(pci_root_->AddDevice(std::move(transport)).status());
@@ -214,7 +263,7 @@ absl::Status Vm::CreateVirtioMmio(
   for (size_t slot = 0; slot < devices.size(); ++slot) {
     uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
     MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::MmioTransport> transport,
-                          virtio::MmioTransport::Create(devices[slot], mem_.get(), loop_.get()));
+                          virtio::MmioTransport::Create(devices[slot], mem_.get(), loop_));
     MOTE_RETURN_IF_ERROR(vm_fd_->AddIrqFd(transport->interrupt_fd(), x86::kVirtioMmioGsis[slot]));
     // Queue notifications skip the vCPU exit: KVM signals the queue's eventfd.
     for (uint16_t q = 0; q < transport->num_queues(); ++q) {
@@ -323,6 +372,7 @@ absl::Status Vm::WatchHostEvents() {
     serial_->EnqueueInput(input);
     (void)events;
   });
+  stdin_watched_ = watch.ok();
   if (!watch.ok()) {
     // /dev/null and regular files cannot be polled: the guest simply gets no input.
     spdlog::debug("console input disabled: {}", watch.ToString());
@@ -330,13 +380,17 @@ absl::Status Vm::WatchHostEvents() {
   return absl::OkStatus();
 }
 
-VmOutcome Vm::Run() {
+VmOutcome Vm::Run(bool start_paused) {
   sigset_t stop_signals = StopSignals();
   sigset_t old_mask;
   pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
   if (absl::Status s = WatchHostEvents(); !s.ok()) {
     pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     return {OutcomeKind::kHostError, 0, s.ToString()};
+  }
+  if (start_paused) {
+    paused_ = true;
+    for (auto& v : vcpus_) v->Pause();  // before Start: they park at once
   }
   for (auto& v : vcpus_) v->Start();
   absl::Status loop_status = loop_->Run();
@@ -369,7 +423,11 @@ void Vm::RequestEnd(VmOutcome outcome) {
   {
     absl::MutexLock lock(&mu_);
     if (outcome_.has_value()) return;
-    outcome_ = std::move(outcome);
+    outcome_ = outcome;
+  }
+  if (on_event_) {
+    if (outcome.kind == OutcomeKind::kPanic) on_event_({VmEvent::Kind::kGuestPanicked, outcome.kind});
+    on_event_({VmEvent::Kind::kShutdown, outcome.kind});
   }
   // Stop the vCPUs now, not when the loop thread wakes: a guest that wrote
   // "exit" must not run on (and print) in the meantime.

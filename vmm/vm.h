@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -19,32 +20,67 @@
 #include "absl/synchronization/mutex.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
+#include "devices/pci/pci_root.h"
 #include "devices/serial.h"
-#include "vmm/base/bus.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/kvm.h"
 #include "vmm/base/platform_hooks.h"
 #include "vmm/console.h"
 #include "vmm/outcome.h"
-#include "vmm/vcpu.h"
-#include "devices/pci/pci_root.h"
+#include "virtio/block.h"
 #include "virtio/mmio_transport.h"
+#include "virtio/net.h"
 #include "virtio/pci_transport.h"
+#include "vmm/base/bus.h"
 #include "vmm/irq_routing.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
 
 namespace mote {
 
+// What happened to a VM, for control clients (QMP events of the same names).
+struct VmEvent {
+  enum class Kind { kStop, kResume, kShutdown, kGuestPanicked };
+  Kind kind;
+  OutcomeKind outcome = OutcomeKind::kHostError;  // kShutdown, kGuestPanicked: why
+};
+
 class Vm : public GuestEventSink {
  public:
+  using EventCallback = std::function<void(const VmEvent&)>;
+
   // Validates `config`, creates the KVM objects, memory and devices, loads
-  // the kernel and writes the boot tables. Errors name the bad input.
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
+  // the kernel and writes the boot tables. Errors name the bad input. The
+  // VM's devices and host events run on `loop` (which must outlive the Vm),
+  // or on a loop of its own when `loop` is null. `on_event` (optional) is
+  // called on the thread where the event happens.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config,
+                                                    EventLoop* loop = nullptr,
+                                                    EventCallback on_event = nullptr);
   ~Vm() override;
 
-  // Blocks until the VM ends; every vCPU thread has been joined on return.
-  VmOutcome Run();
+  // Runs the loop until the VM ends; every vCPU thread has been joined on
+  // return. With `start_paused`, the vCPUs wait for Resume() first.
+  VmOutcome Run(bool start_paused = false);
+
+  // Stops every vCPU between instructions (the guest's TSC stands still)
+  // and returns once all are stopped; Resume lets them run on. Loop thread.
+  void Pause();
+  void Resume();
+  // Presses the ACPI power button (an edge on the GED's GSI): a guest that
+  // listens shuts down. Any thread.
+  void PressPowerButton();
+  bool paused() const { return paused_.load(); }
+  bool ended() const;
+  const VmConfig& config() const { return config_; }
+  size_t vcpu_count() const { return vcpus_.size(); }
+  // KVM exits of vCPU `index` with `reason` (KVM_EXIT_*), and its host thread.
+  uint64_t VcpuExitCount(size_t index, uint32_t reason) const;
+  int VcpuThreadId(size_t index) const;
+  // The virtio devices, in config order (their counters: loop thread only).
+  const std::vector<std::shared_ptr<virtio::BlockDevice>>& disks() const { return disks_; }
+  const std::vector<std::shared_ptr<virtio::NetDevice>>& nics() const { return nics_; }
 
   // Ends the VM with `outcome` unless an earlier outcome was recorded.
   void RequestEnd(VmOutcome outcome);
@@ -60,7 +96,7 @@ class Vm : public GuestEventSink {
 
  private:
   class IsaIrqLine;
-  explicit Vm(const VmConfig& config);
+  Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event);
   absl::Status Build();
   absl::Status CreateMemory();
   absl::Status CreateDevices();
@@ -80,7 +116,11 @@ class Vm : public GuestEventSink {
   SystemClock clock_;
   // Declared before the buses and devices, so it outlives every device that
   // watches fds on it (members are destroyed in reverse order).
-  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<EventLoop> own_loop_;  // when the caller gave none
+  EventLoop* loop_ = nullptr;
+  const EventCallback on_event_;
+  std::atomic<bool> paused_{false};
+  bool stdin_watched_ = false;
   Bus pio_bus_{"pio"};
   Bus mmio_bus_{"mmio"};
   std::unique_ptr<ConsoleOutput> console_;
@@ -90,6 +130,8 @@ class Vm : public GuestEventSink {
   std::vector<std::unique_ptr<KvmMsiRouter>> msi_routers_;  // outlive the PCI functions
   std::unique_ptr<pci::PciRoot> pci_root_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_mmio_;
+  std::vector<std::shared_ptr<virtio::BlockDevice>> disks_;
+  std::vector<std::shared_ptr<virtio::NetDevice>> nics_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // destroyed (joined) before the fds above
   x86::BootSetup boot_;
   FileDescriptor timer_fd_;

@@ -75,7 +75,10 @@ inline constexpr uint32_t kPitIoapicPin = 2;
 // GSIs for virtio-mmio devices, in allocation order: the ISA lines no legacy
 // device uses (as Firecracker does), then the IOAPIC-only pins.
 inline constexpr uint32_t kVirtioMmioGsis[] = {5, 6, 7, 10, 11, 12, 13, 14, 15,
-                                               16, 17, 18, 19, 20, 21, 22, 23};
+                                               16, 17, 18, 19, 20, 21, 22};
+// The ACPI Generic Event Device's interrupt (edge, active high): mote pulses
+// it to press the power button (\_SB.PWRB, QMP system_powerdown).
+inline constexpr uint32_t kGedGsi = 23;
 
 }  // namespace mote::x86
 

@@ -39,5 +39,6 @@
 
 /* Interrupts. */
 #define PIT_IOAPIC_PIN 2              /* kPitIoapicPin: ISA IRQ 0 (MADT override) */
+#define GED_GSI 23                    /* kGedGsi: the ACPI power button's edge (DSDT GED0) */
 
 #endif /* MOTETEST_PLATFORM_H_ */

@@ -28,6 +28,8 @@ void test_acpi(void);
 void test_poweroff(void);
 void test_reset(void);
 void test_spin(void);
+void test_clock(void);
+void test_powerbutton(void);
 void test_panic(void);
 void test_exception(void);
 void test_echo(void);

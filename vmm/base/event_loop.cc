@@ -81,7 +81,10 @@ absl::Status EventLoop::Run() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      if (stop_) return absl::OkStatus();
+      if (stop_) {
+        stop_ = false;  // the loop can be run again (the next VM after a reset)
+        return absl::OkStatus();
+      }
     }
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, -1);
     if (n < 0) {

@@ -30,6 +30,7 @@ class EventLoop {
   absl::Status Remove(int fd);
 
   // Runs callbacks until Stop(); returns an error only if epoll itself fails.
+  // A Stop() before Run() makes it return at once; Run may be called again.
   absl::Status Run();
   // Runs `work` on the loop thread soon.
   void Post(std::function<void()> work);

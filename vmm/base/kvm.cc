@@ -297,6 +297,16 @@ absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> VcpuFd::GetMsr(uint32_t index) const {
+  FlexArg<kvm_abi::MsrsHeader, kvm_msr_entry> arg(1);
+  arg.header()->nmsrs = 1;
+  arg.entries()[0] = kvm_msr_entry{.index = index, .reserved = 0, .data = 0};
+  int ret = Ioctl(fd_.get(), kvm_abi::kGetMsrs, arg.data());
+  if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_MSRS vCPU %d", id_));
+  if (ret != 1) return absl::InternalError(absl::StrFormat("KVM_GET_MSRS vCPU %d: MSR 0x%x refused", id_, index));
+  return arg.entries()[0].data;
+}
+
 absl::Status VcpuFd::SetMpState(uint32_t state) {
   kvm_mp_state mp{};
   mp.mp_state = state;

@@ -92,6 +92,7 @@ class VcpuFd {
   absl::Status SetFpu(const kvm_fpu& fpu);
   absl::Status SetCpuid(const CpuidEntries& cpuid);
   absl::Status SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  absl::StatusOr<uint64_t> GetMsr(uint32_t index) const;
   absl::StatusOr<kvm_lapic_state> GetLapic() const;
   absl::Status SetLapic(const kvm_lapic_state& lapic);
   absl::Status SetMpState(uint32_t state);

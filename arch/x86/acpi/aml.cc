@@ -28,6 +28,7 @@ constexpr uint8_t kRootChar = 0x5c;
 constexpr uint8_t kParentPrefixChar = 0x5e;
 constexpr uint8_t kNullName = 0x00;
 constexpr uint8_t kReturnOp = 0xa4;
+constexpr uint8_t kNotifyOp = 0x86;
 
 // Resource descriptor tags (section 6.4). Small items carry their length in
 // the low 3 bits of the tag byte; large items have a 16-bit length after it.
@@ -278,6 +279,13 @@ Bytes Method(std::string_view path, uint8_t arg_count, bool serialized,
 Bytes Return(const Bytes& value) {
   Bytes out{kReturnOp};
   Append(out, value);
+  return out;
+}
+
+Bytes Notify(std::string_view path, uint64_t value) {
+  Bytes out{kNotifyOp};
+  Append(out, NameString(path));
+  Append(out, Integer(value));
   return out;
 }
 

@@ -59,6 +59,8 @@ Bytes Device(std::string_view path, const std::vector<Bytes>& terms);
 Bytes Method(std::string_view path, uint8_t arg_count, bool serialized,
              const std::vector<Bytes>& terms);
 Bytes Return(const Bytes& value);
+// Notify(path, value): e.g. 0x80 to a power button means "pressed".
+Bytes Notify(std::string_view path, uint64_t value);
 
 // ---- Resource descriptors (for ResourceTemplate) -------------------------------
 

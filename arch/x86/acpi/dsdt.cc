@@ -48,6 +48,26 @@ aml::Bytes Rtc() {
                             });
 }
 
+// ---- Power button ------------------------------------------------------------------
+// A hardware-reduced platform has no fixed power button: PWRB is a control-
+// method button (PNP0C0C) and the Generic Event Device (ACPI0013) turns an
+// edge on kGedGsi into Notify(PWRB, 0x80), "pressed". Linux's evged driver
+// calls _EVT on that interrupt; its button driver then powers off.
+std::vector<aml::Bytes> PowerButton() {
+  return {
+      aml::Device("PWRB", {aml::Name("_HID", aml::EisaId("PNP0C0C")), aml::Name("_UID", aml::Integer(0))}),
+      aml::Device("GED0",
+                  {
+                      aml::Name("_HID", aml::String("ACPI0013")),
+                      aml::Name("_UID", aml::Integer(0)),
+                      aml::Name("_CRS", aml::ResourceTemplate({aml::ExtendedInterrupt(
+                                            kGedGsi, aml::Trigger::kEdge, aml::Polarity::kActiveHigh,
+                                            /*shared=*/false)})),
+                      aml::Method("_EVT", 1, /*serialized=*/false, {aml::Notify("PWRB", 0x80)}),
+                  }),
+  };
+}
+
 // ---- virtio-mmio devices ---------------------------------------------------------
 // One device per slot, as Firecracker and QEMU's microvm describe them, so a
 // guest that ignores (or never gets) virtio_mmio.device= words still finds
@@ -134,6 +154,7 @@ void AppendPciHostBridge(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg) {
   std::vector<aml::Bytes> sb = {Com1(), Rtc()};
+  for (aml::Bytes& device : PowerButton()) sb.push_back(std::move(device));
   AppendVirtioMmio(cfg, sb);
   AppendPciHostBridge(cfg, sb);
 

@@ -1,11 +1,18 @@
 /* Ways a guest ends that are not debug-exit: test=poweroff, test=reset
  * [via=acpi|kbd], test=panic, and test=spin (never ends: for timeouts). Each
  * exit path is one port write; reaching the line after it means the VMM
- * ignored it. */
+ * ignored it. test=clock never ends either: it prints its own clock, the
+ * TSC, every 2^25 ticks (`clock: tsc=N`), so a host that pauses it can see
+ * whether the guest's time moved meanwhile. test=powerbutton waits (forever)
+ * for the ACPI power button, the GED's edge on GED_GSI, then powers off as
+ * an OS that listens would. */
+#include "../apic.h"
+#include "../arch.h"
 #include "../boot.h"
 #include "../lib.h"
 #include "../machine.h"
 #include "../test.h"
+#include "../traps.h"
 
 void test_poweroff(void) {
   printf("poweroff: via ACPI\n");
@@ -37,5 +44,32 @@ void test_spin(void) {
 void test_panic(void) {
   printf("panic: pvpanic\n");
   pvpanic();
+  still_running();
+}
+
+void test_clock(void) {
+  const uint64_t step = 1ull << 25;
+  uint64_t last = rdtsc();
+  printf("clock: tsc=%llu\n", (unsigned long long)last);
+  for (;;) {
+    uint64_t now = rdtsc();
+    if (now - last >= step) {
+      printf("clock: tsc=%llu\n", (unsigned long long)now);
+      last = now;
+    }
+  }
+}
+
+void test_powerbutton(void) {
+  /* The last of the virtio vectors: nothing else uses it in this test. */
+  const uint8_t vector = VEC_VIRTIO_FIRST + VEC_VIRTIO_COUNT - 1;
+  lapic_enable();
+  ioapic_route(GED_GSI, vector, lapic_id(), /*level=*/false, /*active_low=*/false);
+  irq_enable();
+  printf("powerbutton: waiting on gsi %u\n", GED_GSI);
+  while (virtio_irqs[VEC_VIRTIO_COUNT - 1] == 0) cpu_relax();
+  irq_disable();
+  printf("powerbutton: pressed, powering off\n");
+  acpi_poweroff();
   still_running();
 }

@@ -50,6 +50,20 @@ TEST_CASE("EventLoop runs work posted from another thread on its own thread", "[
   CHECK(ran_on == runner_id);
 }
 
+TEST_CASE("EventLoop runs again after a Stop (the next boot after a reset)", "[event_loop]") {
+  auto loop = EventLoop::Create();
+  REQUIRE(loop.ok());
+  (*loop)->Stop();
+  REQUIRE((*loop)->Run().ok());  // a Stop before Run ends it at once
+  int runs = 0;
+  (*loop)->Post([&] {
+    ++runs;
+    (*loop)->Stop();
+  });
+  REQUIRE((*loop)->Run().ok());  // not still stopped: the posted work ran
+  CHECK(runs == 1);
+}
+
 TEST_CASE("EventLoop refuses fds that cannot be polled", "[event_loop]") {
   auto loop = EventLoop::Create();
   REQUIRE(loop.ok());

@@ -394,9 +394,21 @@ TEST_CASE("DSDT names every layout.h virtio-mmio slot, with PCI0 too", "[acpi]")
                           static_cast<uint32_t>(kVirtioMmioStart + i * kVirtioMmioSlotSize),
                           static_cast<uint32_t>(kVirtioMmioSlotSize), kVirtioMmioGsis[i])));
   }
-  // Two hex digits: slot 10 is VR0A, slot 16 (GSI 23) is VR10.
+  // Two hex digits: slot 10 is VR0A, slot 15 (GSI 22) is VR0F.
   CHECK(Contains(d, {0x5b, 0x82, 0x42, 0x04, 'V', 'R', '0', 'A'}));
-  CHECK(Contains(d, {0x5b, 0x82, 0x42, 0x04, 'V', 'R', '1', '0'}));
+  CHECK(Contains(d, {0x5b, 0x82, 0x42, 0x04, 'V', 'R', '0', 'F'}));
+}
+
+TEST_CASE("DSDT has a power button behind a Generic Event Device", "[acpi]") {
+  Bytes d = BuildDsdt(AcpiConfig{});
+  CHECK(Contains(d, {'P', 'W', 'R', 'B'}));
+  CHECK(Contains(d, {0x0d, 'A', 'C', 'P', 'I', '0', '0', '1', '3', 0}));  // GED0's _HID string
+  // _EVT: Notify (PWRB, 0x80).
+  CHECK(Contains(d, {0x86, 'P', 'W', 'R', 'B', 0x0a, 0x80}));
+  // Its interrupt: the GED GSI, edge, active high, exclusive, consumer.
+  CHECK(Contains(d, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<uint8_t>(kGedGsi), 0, 0, 0}));
+  // Not one of the virtio-mmio GSIs.
+  for (uint32_t gsi : kVirtioMmioGsis) CHECK(gsi != kGedGsi);
 }
 
 // ---- WriteAcpiTables ----------------------------------------------------------
