@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "arch/x86/vcpu_dump.h"
 #include "vmm/base/logging.h"
@@ -15,8 +16,6 @@ namespace mote {
 namespace {
 
 int KickSignal() { return SIGRTMIN; }
-
-constexpr uint32_t kMsrTsc = 0x10;  // IA32_TIME_STAMP_COUNTER
 
 void NoopHandler(int) {}
 
@@ -45,8 +44,17 @@ Vcpu::~Vcpu() {
 
 void Vcpu::Start() {
   started_ = true;
+  // Returns once the thread exists, so thread_id() is known (query-cpus-fast).
+  absl::Cleanup wait_for_id = [this] {
+    std::unique_lock lock(pause_mu_);
+    pause_cv_.wait(lock, [this] { return thread_id_.load() != 0; });
+  };
   thread_ = std::thread([this] {
-    thread_id_.store(static_cast<int>(gettid()));
+    {
+      std::lock_guard lock(pause_mu_);
+      thread_id_.store(static_cast<int>(gettid()));
+      pause_cv_.notify_all();
+    }
     Loop();
     std::lock_guard lock(pause_mu_);
     ended_ = true;
@@ -91,17 +99,10 @@ void Vcpu::Resume() {
 void Vcpu::ParkIfPaused() {
   std::unique_lock lock(pause_mu_);
   if (!pause_requested_ || stop_.load()) return;
-  // A paused guest's clock stands still: its TSC resumes where it stopped.
-  absl::StatusOr<uint64_t> tsc = fd_.GetMsr(kMsrTsc);
   parked_ = true;
   pause_cv_.notify_all();
   pause_cv_.wait(lock, [this] { return !pause_requested_ || stop_.load(); });
   parked_ = false;
-  if (tsc.ok()) {
-    if (absl::Status s = fd_.SetMsrs({{.index = kMsrTsc, .reserved = 0, .data = *tsc}}); !s.ok()) {
-      spdlog::warn("vCPU {}: cannot restore the TSC after a pause: {}", fd_.id(), s.ToString());
-    }
-  }
 }
 
 void Vcpu::Join() {

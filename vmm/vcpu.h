@@ -1,8 +1,7 @@
 // Vcpu: one host thread running KVM_RUN for one vCPU and dispatching its port
 // and MMIO exits to the buses. It never does blocking host I/O itself. Kick()
 // makes a running KVM_RUN return (immediate_exit + a signal), so Stop and
-// Join always finish; Pause() parks the thread between exits (with the
-// guest's TSC frozen) until Resume(). Exit counts per reason are kept for the
+// Join always finish; Pause() parks the thread between exits until Resume(). Exit counts per reason are kept for the
 // control plane.
 // Thread-safety: Start/Join from the owner; Kick, Pause, Resume and counters
 // from any thread.
@@ -38,7 +37,7 @@ class Vcpu {
   void Kick();
   void Join();
   // Parks the vCPU thread outside KVM_RUN and waits until it is parked (or
-  // has ended). The guest's TSC does not advance while parked.
+  // has ended).
   void Pause();
   void Resume();
 

@@ -86,11 +86,18 @@ Vm::~Vm() {
 void Vm::Pause() {
   if (paused_.exchange(true)) return;
   for (auto& v : vcpus_) v->Pause();
+  absl::StatusOr<kvm_clock_data> clock = vm_fd_->GetClock();
+  if (clock.ok()) paused_clock_ = *clock;
+  else spdlog::warn("pause: {}", clock.status().ToString());
   if (on_event_) on_event_({VmEvent::Kind::kStop});
 }
 
 void Vm::Resume() {
   if (!paused_.exchange(false)) return;
+  if (paused_clock_.has_value()) {
+    if (absl::Status s = vm_fd_->SetClock(*paused_clock_); !s.ok()) spdlog::warn("resume: {}", s.ToString());
+    paused_clock_.reset();
+  }
   for (auto& v : vcpus_) v->Resume();
   if (on_event_) on_event_({VmEvent::Kind::kResume});
 }

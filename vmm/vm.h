@@ -64,8 +64,9 @@ class Vm : public GuestEventSink {
   // return. With `start_paused`, the vCPUs wait for Resume() first.
   VmOutcome Run(bool start_paused = false);
 
-  // Stops every vCPU between instructions (the guest's TSC stands still)
-  // and returns once all are stopped; Resume lets them run on. Loop thread.
+  // Stops every vCPU between instructions and returns once all are stopped;
+  // Resume lets them run on. kvmclock time stands still in between, as
+  // under QEMU (the raw TSC goes on). Loop thread.
   void Pause();
   void Resume();
   // Presses the ACPI power button (an edge on the GED's GSI): a guest that
@@ -120,6 +121,7 @@ class Vm : public GuestEventSink {
   EventLoop* loop_ = nullptr;
   const EventCallback on_event_;
   std::atomic<bool> paused_{false};
+  std::optional<kvm_clock_data> paused_clock_;  // kvmclock at Pause; loop thread
   bool stdin_watched_ = false;
   Bus pio_bus_{"pio"};
   Bus mmio_bus_{"mmio"};

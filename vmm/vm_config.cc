@@ -158,7 +158,7 @@ absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
 }
 
 absl::Status VmConfig::Validate() const {
-  if (kernel.empty()) return absl::InvalidArgumentError("no kernel given (--kernel PATH)");
+  if (kernel.empty()) return absl::InvalidArgumentError("no kernel given (--kernel PATH, or kernel in a --config file)");
   if (cpus == 0) return absl::InvalidArgumentError("--cpus must be at least 1");
   if (cpus > 254) {
     // xAPIC IDs are 8 bits and 0xff is the broadcast ID.

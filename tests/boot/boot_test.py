@@ -699,6 +699,31 @@ def sigterm_stops_cleanly(ctx):
     expect_eq("exit code (128 + SIGTERM)", code, 143)
 
 
+# ---- One JSON config ---------------------------------------------------------------
+
+@case
+def config_file_and_overrides(ctx):
+    import json
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "vm.json")
+        with open(path, "w") as f:
+            json.dump({"kernel": ctx.image(), "cmdline": "test=smp", "cpus": 3, "memory": "64M"}, f)
+        code, out, _, _ = ctx.run("--config", path)
+        expect_line(out, r"^smp: 3 cpus online")
+        expect_eq("exit code", code, 1)
+        # A flag beside the file wins, whatever its place on the command line.
+        code, out, _, _ = ctx.run("--cpus", "2", "--config", path)
+        expect_line(out, r"^smp: 2 cpus online")
+        expect_eq("exit code (override)", code, 1)
+        with open(path, "w") as f:
+            json.dump({"kernel": ctx.image(), "disks": [{"path": "/x.img", "cache": "fast"}]}, f)
+        bad_input(ctx, ["--config", path], r"config: disks\[0\]\.cache")
+        with open(path, "w") as f:
+            f.write('{"kernel": "k", "cpus": }')
+        bad_input(ctx, ["--config", path], r"config: line 1")
+        bad_input(ctx, ["--config", os.path.join(d, "none.json")], r"cannot read config")
+
+
 # ---- Bad input: one clear line, a non-zero exit, never a crash --------------------
 
 def bad_input(ctx, args, message, preexec=None):

@@ -39,6 +39,20 @@ absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
   return absl::OkStatus();
 }
 
+absl::Status EventLoop::Modify(int fd, uint32_t epoll_events) {
+  absl::MutexLock lock(&mu_);
+  if (!callbacks_.contains(fd)) {
+    return absl::NotFoundError("EventLoop::Modify: fd " + std::to_string(fd) + " is not watched");
+  }
+  epoll_event ev{};
+  ev.events = epoll_events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+    return ErrnoToStatus(errno, "epoll_ctl mod fd " + std::to_string(fd));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EventLoop::Remove(int fd) {
   absl::MutexLock lock(&mu_);
   callbacks_.erase(fd);

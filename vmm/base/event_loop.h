@@ -27,6 +27,9 @@ class EventLoop {
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
 
   absl::Status Add(int fd, uint32_t epoll_events, Callback callback);
+  // Changes the events a watched `fd` waits for (e.g. EPOLLOUT only while
+  // output is pending); the callback stays.
+  absl::Status Modify(int fd, uint32_t epoll_events);
   absl::Status Remove(int fd);
 
   // Runs callbacks until Stop(); returns an error only if epoll itself fails.

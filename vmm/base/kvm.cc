@@ -168,6 +168,19 @@ absl::Status VmFd::SetIrqLine(uint32_t irq, bool level) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<kvm_clock_data> VmFd::GetClock() const {
+  kvm_clock_data clock{};
+  if (Ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) return ErrnoToStatus(errno, "KVM_GET_CLOCK");
+  return clock;
+}
+
+absl::Status VmFd::SetClock(const kvm_clock_data& clock) {
+  kvm_clock_data set{};
+  set.clock = clock.clock;  // only the time: flags ask KVM for more than it takes back
+  if (Ioctl(fd_.get(), KVM_SET_CLOCK, &set) < 0) return ErrnoToStatus(errno, "KVM_SET_CLOCK");
+  return absl::OkStatus();
+}
+
 absl::Status VmFd::EnableCapability(uint32_t capability, uint64_t arg0) {
   kvm_enable_cap cap{};
   cap.cap = capability;
@@ -295,16 +308,6 @@ absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
                                                id_, ret, msrs.size(), msrs[ret].index));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<uint64_t> VcpuFd::GetMsr(uint32_t index) const {
-  FlexArg<kvm_abi::MsrsHeader, kvm_msr_entry> arg(1);
-  arg.header()->nmsrs = 1;
-  arg.entries()[0] = kvm_msr_entry{.index = index, .reserved = 0, .data = 0};
-  int ret = Ioctl(fd_.get(), kvm_abi::kGetMsrs, arg.data());
-  if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_MSRS vCPU %d", id_));
-  if (ret != 1) return absl::InternalError(absl::StrFormat("KVM_GET_MSRS vCPU %d: MSR 0x%x refused", id_, index));
-  return arg.entries()[0].data;
 }
 
 absl::Status VcpuFd::SetMpState(uint32_t state) {

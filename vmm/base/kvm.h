@@ -56,6 +56,10 @@ class VmFd {
   absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host);
   absl::Status SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);
   absl::Status SetIrqLine(uint32_t irq, bool level);
+  // kvmclock's VM-wide time: saved when the guest stops, restored when it
+  // goes on, so the guest's clock does not move while it is paused.
+  absl::StatusOr<kvm_clock_data> GetClock() const;
+  absl::Status SetClock(const kvm_clock_data& clock);
   absl::Status EnableCapability(uint32_t capability, uint64_t arg0 = 0);
   // KVM signals `event_fd` itself when the guest writes `datamatch` (len 4)
   // to MMIO address `addr`, without a userspace exit.
@@ -92,7 +96,6 @@ class VcpuFd {
   absl::Status SetFpu(const kvm_fpu& fpu);
   absl::Status SetCpuid(const CpuidEntries& cpuid);
   absl::Status SetMsrs(const std::vector<kvm_msr_entry>& msrs);
-  absl::StatusOr<uint64_t> GetMsr(uint32_t index) const;
   absl::StatusOr<kvm_lapic_state> GetLapic() const;
   absl::Status SetLapic(const kvm_lapic_state& lapic);
   absl::Status SetMpState(uint32_t state);

@@ -33,7 +33,6 @@ inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHead
 inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
-inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, IrqRoutingHeader);
 
 // The values a C compiler computes from the same headers.
@@ -41,7 +40,6 @@ static_assert(kGetSupportedCpuid == 0xc008ae05);
 static_assert(kGetMsrIndexList == 0xc004ae02);
 static_assert(kSetCpuid2 == 0x4008ae90);
 static_assert(kSetMsrs == 0x4008ae89);
-static_assert(kGetMsrs == 0xc008ae88);
 static_assert(kSetGsiRouting == 0x4008ae6a);
 static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16 &&
               sizeof(kvm_irq_routing_entry) == 48);

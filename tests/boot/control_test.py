@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""Control-plane boot tests: a running tiny guest driven through mote's QMP
+control socket (--api-socket) and `mote ctl`, checking the replies, the
+events and what the guest itself sees.
+
+Usage: control_test.py CASE --mote PATH --images DIR
+Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from boot_test import Ctx, Failure, expect_eq
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Guest:
+    """A `mote run` in the background whose console lines are collected
+    (with the host time each arrived) by a reader thread."""
+
+    def __init__(self, ctx, test, *extra, cmdline_extra=""):
+        self.dir = tempfile.mkdtemp()
+        self.socket = os.path.join(self.dir, "qmp.sock")
+        cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--cmdline",
+               f"test={test} {cmdline_extra}".strip(), "--api-socket", self.socket, *extra]
+        print("$", " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.lines = []  # (host time, text)
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.stderr = b""
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise Failure(f"mote never created {self.socket} (exit {self.proc.poll()}): "
+                              f"{self.proc.stderr.read().decode(errors='replace')}")
+            time.sleep(0.005)
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self.lock:
+                self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    def console(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait_line(self, pattern, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, line in self.console():
+                if re.search(pattern, line):
+                    return t, line
+            time.sleep(0.01)
+        raise Failure(f"no console line matches {pattern!r}")
+
+    def wait(self, timeout=20):
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        self.stderr = self.proc.stderr.read()
+        print("".join(l + "\n" for _, l in self.console()[-20:]), end="")
+        print(self.stderr.decode(errors="replace"), file=sys.stderr)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Qmp:
+    """A raw QMP client over the Unix socket."""
+
+    def __init__(self, path, negotiate=True):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+        self.buf = b""
+        self.events = []
+        self.greeting = self.recv()
+        if negotiate:
+            expect_eq("qmp_capabilities", self.execute("qmp_capabilities"), {"return": {}})
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def reply(self):
+        """The next reply; events on the way are kept in self.events."""
+        while True:
+            m = self.recv()
+            if "event" in m:
+                self.events.append(m)
+                continue
+            return m
+
+    def execute(self, command, arguments=None, **extra):
+        msg = {"execute": command, **extra}
+        if arguments is not None:
+            msg["arguments"] = arguments
+        self.send_raw(json.dumps(msg).encode() + b"\n")
+        return self.reply()
+
+    def ok(self, command, arguments=None):
+        r = self.execute(command, arguments)
+        if "return" not in r:
+            raise Failure(f"{command}: {r}")
+        return r["return"]
+
+    def wait_event(self, name, timeout=10):
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(timeout)
+        while time.monotonic() < deadline:
+            for e in self.events:
+                if e["event"] == name:
+                    self.events.remove(e)
+                    return e
+            m = self.recv()
+            if "event" in m:
+                self.events.append(m)
+        raise Failure(f"no {name} event")
+
+    def close(self):
+        self.sock.close()
+
+
+def expect_error(reply, error_class, desc_pattern=""):
+    if "error" not in reply:
+        raise Failure(f"want a {error_class} error, got {reply}")
+    expect_eq("error class", reply["error"]["class"], error_class)
+    if not re.search(desc_pattern, reply["error"]["desc"]):
+        raise Failure(f"error desc {reply['error']['desc']!r} does not match {desc_pattern!r}")
+
+
+def clock_lines(lines):
+    """(host time, guest kvmclock ns) of each `clock: ns=N` line."""
+    out = []
+    for t, line in lines:
+        m = re.match(r"clock: ns=(\d+)$", line)
+        if m:
+            out.append((t, int(m.group(1))))
+    return out
+
+
+@case
+def qmp_commands_and_pause(ctx):
+    g = Guest(ctx, "clock", "--cpus", "2", "--memory", "256M", "--name", "guest-one")
+    try:
+        q = Qmp(g.socket, negotiate=False)
+        greeting = q.greeting["QMP"]
+        expect_eq("greeting capabilities", greeting["capabilities"], [])
+        if "qemu" not in greeting["version"] or "package" not in greeting["version"]:
+            raise Failure(f"greeting version {greeting['version']}")
+        expect_error(q.execute("query-status"), "CommandNotFound", "qmp_capabilities")
+        expect_eq("negotiation", q.execute("qmp_capabilities", id="n1"), {"return": {}, "id": "n1"})
+        expect_error(q.execute("qmp_capabilities"), "CommandNotFound", "already complete")
+        status = q.ok("query-status")
+        expect_eq("status", (status["status"], status["running"]), ("running", True))
+        expect_eq("query-name", q.ok("query-name"), {"name": "guest-one"})
+        if not q.ok("query-version")["package"].startswith("mote "):
+            raise Failure("query-version package")
+        names = {c["name"] for c in q.ok("query-commands")}
+        for need in ("stop", "cont", "quit", "system_reset", "query-status", "query-cpus-fast",
+                     "query-block", "query-blockstats", "query-memory-size-summary",
+                     "x-mote-query-counters"):
+            if need not in names:
+                raise Failure(f"query-commands lacks {need}")
+        cpus = q.ok("query-cpus-fast")
+        expect_eq("vCPUs", [c["cpu-index"] for c in cpus], [0, 1])
+        if not all(c["thread-id"] > 0 for c in cpus):
+            raise Failure(f"thread ids {cpus}")
+        expect_eq("memory", q.ok("query-memory-size-summary")["base-memory"], 256 << 20)
+        expect_error(q.execute("no-such-command"), "CommandNotFound")
+        expect_error(q.execute("query-status", {"bogus": 1}), "GenericError", "bogus")
+        expect_eq("id echoed", q.execute("query-name", id=[1, "x"])["id"], [1, "x"])
+
+        # Pause: the guest's own clock (kvmclock) must not move while it is stopped.
+        g.wait_line(r"^clock: source kvmclock")
+        g.wait_line(r"^clock: ns=", timeout=10)
+        counters = q.ok("x-mote-query-counters")
+        if counters["vcpus"][0]["exits"]["io"] < 1:
+            raise Failure(f"vCPU 0 made no port exits: {counters}")
+        time.sleep(0.5)
+        q.ok("stop")
+        q.wait_event("STOP")
+        expect_eq("status paused", q.ok("query-status")["status"], "paused")
+        stopped_at = time.monotonic()
+        before = clock_lines(g.console())
+        time.sleep(1.5)
+        if len(clock_lines(g.console())) != len(before):
+            raise Failure("the guest printed while paused")
+        q.ok("cont")
+        q.wait_event("RESUME")
+        resumed_at = time.monotonic()
+        expect_eq("status running", q.ok("query-status")["status"], "running")
+        deadline = time.monotonic() + 10
+        while len(clock_lines(g.console())) < len(before) + 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = clock_lines(g.console())[len(before):]
+        if len(after) < 3 or len(before) < 4:
+            raise Failure(f"too few clock lines ({len(before)} before, {len(after)} after)")
+        gap = (after[0][1] - before[-1][1]) / 1e9
+        host_gap = resumed_at - stopped_at
+        print(f"paused {host_gap:.2f} s on the host; the guest's clock moved {gap:.3f} s across it")
+        if gap > 0.5 * host_gap:
+            raise Failure(f"the guest's clock moved {gap:.2f} s during a {host_gap:.2f} s pause")
+
+        q.ok("quit")
+        e = q.wait_event("SHUTDOWN")
+        expect_eq("SHUTDOWN data", e["data"], {"guest": False, "reason": "host-qmp-quit"})
+        for field in ("seconds", "microseconds"):
+            if field not in e["timestamp"]:
+                raise Failure(f"event timestamp {e['timestamp']}")
+        expect_eq("exit code after quit", g.wait(), 0)
+    finally:
+        g.kill()
+
+
+@case
+def qmp_start_paused_then_cont(ctx):
+    g = Guest(ctx, "hello", "--paused")
+    try:
+        q = Qmp(g.socket)
+        expect_eq("status", q.ok("query-status")["status"], "prelaunch")
+        time.sleep(0.3)
+        if g.console():
+            raise Failure(f"the guest ran before cont: {g.console()}")
+        q.ok("cont")
+        q.wait_event("RESUME")
+        g.wait_line(r"^Hello from the mote test kernel")
+        e = q.wait_event("SHUTDOWN")
+        expect_eq("SHUTDOWN reason", e["data"]["reason"], "x-mote-debug-exit")
+        expect_eq("exit code", g.wait(), 1)
+    finally:
+        g.kill()
+
+
+@case
+def qmp_guest_events(ctx):
+    g = Guest(ctx, "poweroff", "--paused")  # paused, so no event comes before we listen
+    try:
+        q = Qmp(g.socket)
+        q.ok("cont")
+        e = q.wait_event("SHUTDOWN")
+        expect_eq("SHUTDOWN data", e["data"], {"guest": True, "reason": "guest-shutdown"})
+        expect_eq("exit code", g.wait(), 0)
+    except (EOFError, ConnectionError):
+        raise Failure("the connection closed before the SHUTDOWN event")
+    finally:
+        g.kill()
+    g = Guest(ctx, "panic", "--paused")
+    try:
+        q = Qmp(g.socket)
+        q.ok("cont")
+        expect_eq("GUEST_PANICKED", q.wait_event("GUEST_PANICKED")["data"], {"action": "poweroff"})
+        expect_eq("SHUTDOWN reason", q.wait_event("SHUTDOWN")["data"]["reason"], "guest-panic")
+        expect_eq("exit code", g.wait(), 6)
+    finally:
+        g.kill()
+    g = Guest(ctx, "spin", "--paused")
+    try:
+        q = Qmp(g.socket)
+        q.ok("system_reset")
+        e = q.wait_event("RESET")
+        expect_eq("RESET data", e["data"], {"guest": False, "reason": "host-qmp-system-reset"})
+        g.wait_line(r"^spin: forever")  # booted again, and no longer paused
+        expect_eq("status after reset", q.ok("query-status")["status"], "running")
+        q.ok("quit")
+        expect_eq("exit code", g.wait(), 0)
+    finally:
+        g.kill()
+
+
+@case
+def qmp_system_powerdown(ctx):
+    # The ACPI power button: a guest that listens (test=powerbutton takes the
+    # GED's interrupt) shuts down; a guest that does not keeps running.
+    g = Guest(ctx, "powerbutton")
+    try:
+        q = Qmp(g.socket)
+        g.wait_line(r"^powerbutton: waiting on gsi 23")
+        q.ok("system_powerdown")
+        q.wait_event("POWERDOWN")
+        g.wait_line(r"^powerbutton: pressed, powering off")
+        expect_eq("SHUTDOWN reason", q.wait_event("SHUTDOWN")["data"]["reason"], "guest-shutdown")
+        expect_eq("exit code", g.wait(), 0)
+    finally:
+        g.kill()
+    g = Guest(ctx, "spin")
+    try:
+        q = Qmp(g.socket)
+        g.wait_line(r"^spin: forever")
+        q.ok("system_powerdown")
+        q.wait_event("POWERDOWN")
+        time.sleep(0.3)
+        expect_eq("a deaf guest runs on", q.ok("query-status")["status"], "running")
+        q.ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+
+
+@case
+def qmp_hostile_clients(ctx):
+    g = Guest(ctx, "spin")
+    try:
+        q = Qmp(g.socket)
+        q.send_raw(b"this is not json\n")
+        expect_error(q.reply(), "GenericError")
+        q.send_raw(b"[1, 2, 3]\n")
+        expect_error(q.reply(), "GenericError", "object")
+        q.send_raw(b'{"execute": 42}\n')
+        expect_error(q.reply(), "GenericError", "execute")
+        q.send_raw(b'{"execute": "query-status", "arguments": [1]}\n')
+        expect_error(q.reply(), "GenericError", "arguments")
+        q.send_raw(b'{"execute": "query-status", "colour": "red"}\n')
+        expect_error(q.reply(), "GenericError", "colour")
+        # Two requests in one write, then one split across writes.
+        q.send_raw(b'{"execute": "query-name"}{"execute": "query-status"}\n')
+        q.reply()
+        expect_eq("second of two", q.reply()["return"]["status"], "running")
+        for piece in (b'{"exec', b'ute": "query-', b'status"}\n'):
+            q.send_raw(piece)
+            time.sleep(0.01)
+        expect_eq("split request", q.reply()["return"]["status"], "running")
+
+        # A 10 MiB line: an error or a closed connection, and mote runs on.
+        big = Qmp(g.socket)
+        try:
+            big.send_raw(b'{"execute": "' + b"x" * (10 << 20) + b'"}\n')
+            r = big.reply()
+            expect_error(r, "GenericError")
+        except (EOFError, ConnectionError, BrokenPipeError, socket.timeout):
+            pass
+        # A client that vanishes mid-command.
+        gone = Qmp(g.socket)
+        gone.send_raw(b'{"execute": "query-sta')
+        gone.close()
+        # 100 clients at once: each is served or closed; mote runs on.
+        clients = []
+        for _ in range(100):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(g.socket)
+                clients.append(s)
+            except OSError:
+                s.close()
+        served = 0
+        for s in clients:
+            try:
+                f = s.makefile("rb")
+                if b"QMP" in f.readline():
+                    served += 1
+            except OSError:
+                pass
+        for s in clients:
+            s.close()
+        print(f"{served} of 100 simultaneous clients got a greeting")
+        if served == 0:
+            raise Failure("no simultaneous client was served")
+        expect_eq("still running", q.ok("query-status")["status"], "running")
+        q.ok("quit")
+        expect_eq("exit code", g.wait(), 0)
+    finally:
+        g.kill()
+
+
+@case
+def ctl_client(ctx):
+    g = Guest(ctx, "spin")
+    try:
+        events = subprocess.Popen([ctx.mote, "ctl", g.socket, "--events"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        time.sleep(0.3)
+
+        def ctl(*args):
+            p = subprocess.run([ctx.mote, "ctl", g.socket, *args], capture_output=True, timeout=20)
+            print("$ mote ctl", *args, "->", p.returncode, p.stdout.decode(), p.stderr.decode())
+            return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+        code, out, _ = ctl("query-status")
+        expect_eq("ctl exit", code, 0)
+        expect_eq("ctl output", json.loads(out)["status"], "running")
+        expect_eq("stop", ctl("stop")[0], 0)
+        expect_eq("status", json.loads(ctl("query-status")[1])["status"], "paused")
+        expect_eq("cont", ctl("cont")[0], 0)
+        code, _, err = ctl("no-such-command")
+        expect_eq("ctl exit on a QMP error", code, 1)
+        if "CommandNotFound" not in err:
+            raise Failure(f"ctl error line: {err!r}")
+        code, _, err = ctl("query-status", "{not json")
+        expect_eq("ctl exit on bad arguments", code, 2)
+        expect_eq("quit", ctl("quit")[0], 0)
+        expect_eq("mote exit code", g.wait(), 0)
+        out, _ = events.communicate(timeout=10)
+        names = [json.loads(l)["event"] for l in out.decode().splitlines()]
+        expect_eq("streamed events", names, ["STOP", "RESUME", "SHUTDOWN"])
+    finally:
+        g.kill()
+    p = subprocess.run([ctx.mote, "ctl", "/nonexistent/qmp.sock", "query-status"],
+                       capture_output=True)
+    expect_eq("ctl exit without a mote", p.returncode, 2)
+    if b"mote ctl: error:" not in p.stderr:
+        raise Failure(f"ctl error: {p.stderr!r}")
+
+
+@case
+def api_socket_ownership(ctx):
+    g = Guest(ctx, "spin")
+    try:
+        mode = os.stat(g.socket).st_mode & 0o777
+        expect_eq("socket mode", oct(mode), oct(0o600))
+        # A second mote on the same live socket is refused, with one clear line.
+        p = subprocess.run([ctx.mote, "run", "--kernel", ctx.image(), "--cmdline", "test=hello",
+                            "--api-socket", g.socket], capture_output=True, timeout=20)
+        expect_eq("exit code (socket in use)", p.returncode, 2)
+        if not re.search(rb"mote: error: --api-socket .*in use", p.stderr):
+            raise Failure(f"stderr {p.stderr!r}")
+        Qmp(g.socket).ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+    # A stale socket file from a dead mote is replaced.
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "stale.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()
+    p = subprocess.run([ctx.mote, "run", "--kernel", ctx.image(), "--cmdline", "test=hello",
+                        "--api-socket", path], capture_output=True, timeout=20)
+    expect_eq("exit code (stale socket replaced)", p.returncode, 1)
+    if os.path.exists(path):
+        raise Failure("mote left its socket behind")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--mote", required=True)
+    parser.add_argument("--images", required=True)
+    args = parser.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("/dev/kvm is missing: skipping")
+        return 77
+    try:
+        CASES[args.case](Ctx(args.mote, args.images))
+    except Failure as e:
+        print(f"FAILED {args.case}: {e}")
+        return 1
+    print(f"PASSED {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

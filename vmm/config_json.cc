@@ -1,0 +1,499 @@
+#include "vmm/config_json.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "arch/x86/cpuid.h"
+#include "vmm/base/fd.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote {
+namespace {
+
+// Kept in document order, so the first bad member reported is the first one
+// in the file.
+using Json = nlohmann::ordered_json;
+
+constexpr int64_t kMaxCpus = 254;           // as VmConfig::Validate
+constexpr double kMaxTimeoutSeconds = 1e9;  // as the --timeout flag
+constexpr size_t kMaxFileBytes = 1 << 20;
+constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+// What a description fills in; copied back only if all of it is good.
+struct Target {
+  VmConfig config;
+  VmConfigExtras extras;
+};
+
+absl::Status FieldError(const std::string& path, const std::string& message) {
+  return absl::InvalidArgumentError("config: " + path + ": " + message);
+}
+
+std::string MemberPath(const std::string& parent, const std::string& name) {
+  return parent.empty() ? name : parent + "." + name;
+}
+
+// Members tables are small arrays of structs with a `name`.
+template <typename T>
+const T* FindMember(absl::Span<const T> members, const std::string& name) {
+  for (const T& member : members) {
+    if (name == member.name) return &member;
+  }
+  return nullptr;
+}
+
+template <typename T>
+absl::Status UnknownMember(const std::string& path, absl::Span<const T> members) {
+  std::vector<std::string> names;
+  for (const T& member : members) names.push_back(member.name);
+  return FieldError(path, "unknown member (expected one of: " + absl::StrJoin(names, ", ") + ")");
+}
+
+// A JSON Schema "integer": any number without a fractional part.
+std::optional<int64_t> AsInteger(const Json& value) {
+  if (value.is_number_unsigned()) {
+    uint64_t n = value.get<uint64_t>();
+    if (n > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(n);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (std::trunc(d) == d && std::fabs(d) < 0x1p53) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+absl::Status GetString(const Json& value, const std::string& path, std::string& out) {
+  if (!value.is_string()) return FieldError(path, "expected a string");
+  out = value.get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetNonEmptyString(const Json& value, const std::string& path, std::string& out) {
+  if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
+    return FieldError(path, "expected a non-empty string");
+  }
+  out = value.get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const Json& value, const std::string& path, bool& out) {
+  if (!value.is_boolean()) return FieldError(path, "expected true or false");
+  out = value.get<bool>();
+  return absl::OkStatus();
+}
+
+// A string member read by the flag's own parser; its message follows the path.
+template <typename T>
+absl::Status GetParsed(const Json& value, const std::string& path,
+                       absl::StatusOr<T> (*parse)(const std::string&), T& out) {
+  if (!value.is_string()) return FieldError(path, "expected a string");
+  absl::StatusOr<T> parsed = parse(value.get<std::string>());
+  if (!parsed.ok()) return FieldError(path, std::string(parsed.status().message()));
+  out = *std::move(parsed);
+  return absl::OkStatus();
+}
+
+absl::Status GetCpus(const Json& value, const std::string& path, uint32_t& out) {
+  std::optional<int64_t> cpus = AsInteger(value);
+  if (!cpus || *cpus < 1 || *cpus > kMaxCpus) {
+    return FieldError(path, absl::StrFormat("expected an integer from 1 to %d", kMaxCpus));
+  }
+  out = static_cast<uint32_t>(*cpus);
+  return absl::OkStatus();
+}
+
+// "512M", "2G", ... or an integer number of MiB, as --memory takes them.
+absl::Status GetMemory(const Json& value, const std::string& path, uint64_t& out) {
+  std::string text;
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else if (std::optional<int64_t> mib = AsInteger(value)) {
+    text = std::to_string(*mib);
+  } else {
+    return FieldError(path, "expected a size such as \"512M\" or \"2G\", or an integer of MiB");
+  }
+  absl::StatusOr<uint64_t> bytes = ParseMemorySize(text);
+  if (!bytes.ok()) return FieldError(path, std::string(bytes.status().message()));
+  if (*bytes < kMinMemoryBytes) {
+    return FieldError(path, absl::StrFormat("at least %d MiB", kMinMemoryBytes >> 20));
+  }
+  out = *bytes;
+  return absl::OkStatus();
+}
+
+absl::Status GetCpuTemplate(const Json& value, const std::string& path, std::string& out) {
+  MOTE_RETURN_IF_ERROR(GetString(value, path, out));
+  absl::Status valid = x86::ParseCpuTemplate(out).status();
+  if (!valid.ok()) return FieldError(path, std::string(valid.message()));
+  return absl::OkStatus();
+}
+
+absl::Status GetTimeout(const Json& value, const std::string& path,
+                        std::optional<absl::Duration>& out) {
+  if (!value.is_number() || !(value.get<double>() > 0) ||
+      value.get<double>() > kMaxTimeoutSeconds) {
+    return FieldError(path, "expected a number of seconds, more than 0 and at most 1e9");
+  }
+  out = absl::Seconds(value.get<double>());
+  return absl::OkStatus();
+}
+
+absl::Status GetLogLevel(const Json& value, const std::string& path, std::string& out) {
+  if (value.is_string()) {
+    for (const char* level : kLogLevels) {
+      if (value.get_ref<const std::string&>() == level) {
+        out = level;
+        return absl::OkStatus();
+      }
+    }
+  }
+  return FieldError(path, "expected one of: " + absl::StrJoin(kLogLevels, ", "));
+}
+
+// disks[] and nets[] items go through the --disk and --net parsers: each
+// member becomes one KEY=VALUE of the flag's text, which is split on commas,
+// so string values cannot hold one.
+enum class OptionType { kString, kBool, kInteger };
+
+struct OptionMember {
+  const char* name;
+  OptionType type;
+};
+
+constexpr OptionMember kDiskMembers[] = {
+    {"path", OptionType::kString}, {"readonly", OptionType::kBool},
+    {"cache", OptionType::kString}, {"serial", OptionType::kString},
+    {"id", OptionType::kString},    {"queues", OptionType::kInteger},
+    {"aio", OptionType::kString},
+};
+
+constexpr OptionMember kNetMembers[] = {
+    {"tap", OptionType::kString}, {"fd", OptionType::kInteger}, {"mac", OptionType::kString}};
+
+// Checks one "KEY=VALUE" of a flag's text on its own, so an error names it.
+using ItemCheck = std::function<absl::Status(const std::string& name, const std::string& item)>;
+
+// The flag text for `object` ("path=a.img,readonly=on").
+absl::StatusOr<std::string> ToFlagText(const Json& object, const std::string& path,
+                                       absl::Span<const OptionMember> members,
+                                       const ItemCheck& check) {
+  if (!object.is_object()) return FieldError(path, "expected an object");
+  std::vector<std::string> items;
+  for (const auto& member : object.items()) {
+    const std::string& name = member.key();
+    const Json& value = member.value();
+    std::string member_path = MemberPath(path, name);
+    const OptionMember* known = FindMember(members, name);
+    if (known == nullptr) return UnknownMember(member_path, members);
+    std::string text;
+    switch (known->type) {
+      case OptionType::kString:
+        MOTE_RETURN_IF_ERROR(GetString(value, member_path, text));
+        if (text.find(',') != std::string::npos) {
+          return FieldError(member_path, "cannot contain ','");
+        }
+        break;
+      case OptionType::kBool: {
+        bool on = false;
+        MOTE_RETURN_IF_ERROR(GetBool(value, member_path, on));
+        text = on ? "on" : "off";
+        break;
+      }
+      case OptionType::kInteger: {
+        std::optional<int64_t> n = AsInteger(value);
+        if (!n) return FieldError(member_path, "expected an integer");
+        text = std::to_string(*n);
+        break;
+      }
+    }
+    std::string item = name + "=" + text;
+    if (absl::Status s = check(name, item); !s.ok()) {
+      return FieldError(member_path, std::string(s.message()));
+    }
+    items.push_back(std::move(item));
+  }
+  return absl::StrJoin(items, ",");
+}
+
+absl::Status GetDisks(const Json& value, const std::string& path, std::vector<DiskConfig>& out) {
+  if (!value.is_array()) return FieldError(path, "expected an array of disk objects");
+  std::vector<DiskConfig> disks;
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string disk_path = absl::StrFormat("%s[%d]", path, i);
+    ItemCheck check = [i](const std::string& name, const std::string& item) {
+      return ParseDisk(name == "path" ? item : "path=-," + item, i).status();  // any path will do
+    };
+    MOTE_ASSIGN_OR_RETURN(std::string text, ToFlagText(value[i], disk_path, kDiskMembers, check));
+    if (!value[i].contains("path")) return FieldError(disk_path + ".path", "missing (required)");
+    absl::StatusOr<DiskConfig> disk = ParseDisk(text, i);
+    if (!disk.ok()) return FieldError(disk_path, std::string(disk.status().message()));
+    disks.push_back(*std::move(disk));
+  }
+  out = std::move(disks);
+  return absl::OkStatus();
+}
+
+absl::Status GetNets(const Json& value, const std::string& path, std::vector<NetConfig>& out) {
+  if (!value.is_array()) return FieldError(path, "expected an array of NIC objects");
+  std::vector<NetConfig> nets;
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string net_path = absl::StrFormat("%s[%d]", path, i);
+    ItemCheck check = [i](const std::string& name, const std::string& item) {
+      return ParseNet(name == "mac" ? "fd=0," + item : item, i).status();  // any backend will do
+    };
+    MOTE_ASSIGN_OR_RETURN(std::string text, ToFlagText(value[i], net_path, kNetMembers, check));
+    if (!value[i].contains("tap") && !value[i].contains("fd")) {
+      return FieldError(net_path, "expected a tap or an fd member");
+    }
+    absl::StatusOr<NetConfig> net = ParseNet(text, i);
+    if (!net.ok()) return FieldError(net_path, std::string(net.status().message()));
+    nets.push_back(*std::move(net));
+  }
+  out = std::move(nets);
+  return absl::OkStatus();
+}
+
+struct Member {
+  const char* name;
+  absl::Status (*apply)(const Json& value, const std::string& path, Target& t);
+};
+
+// Every top-level member; keep docs/vm-config.schema.json and docs/vm-config.md
+// in step (config_json_test checks the names against the schema).
+constexpr Member kVmMembers[] = {
+    {"kernel", [](const Json& v, const std::string& p, Target& t) {
+       return GetNonEmptyString(v, p, t.config.kernel);
+     }},
+    {"initrd", [](const Json& v, const std::string& p, Target& t) {
+       return GetString(v, p, t.config.initrd);
+     }},
+    {"cmdline", [](const Json& v, const std::string& p, Target& t) {
+       return GetString(v, p, t.config.cmdline);
+     }},
+    {"cpus", [](const Json& v, const std::string& p, Target& t) {
+       return GetCpus(v, p, t.config.cpus);
+     }},
+    {"memory", [](const Json& v, const std::string& p, Target& t) {
+       return GetMemory(v, p, t.config.memory_bytes);
+     }},
+    {"cpu_template", [](const Json& v, const std::string& p, Target& t) {
+       return GetCpuTemplate(v, p, t.config.cpu_template);
+     }},
+    {"pit", [](const Json& v, const std::string& p, Target& t) {
+       return GetParsed(v, p, &ParsePitMode, t.config.pit);
+     }},
+    {"console", [](const Json& v, const std::string& p, Target& t) {
+       return GetParsed(v, p, &ParseConsole, t.config.console);
+     }},
+    {"transport", [](const Json& v, const std::string& p, Target& t) {
+       return GetParsed(v, p, &ParseTransport, t.config.transport);
+     }},
+    {"rng", [](const Json& v, const std::string& p, Target& t) {
+       return GetBool(v, p, t.config.rng);
+     }},
+    {"timeout", [](const Json& v, const std::string& p, Target& t) {
+       return GetTimeout(v, p, t.config.timeout);
+     }},
+    {"expect", [](const Json& v, const std::string& p, Target& t) {
+       return GetString(v, p, t.config.expect);
+     }},
+    {"on_reboot", [](const Json& v, const std::string& p, Target& t) {
+       return GetParsed(v, p, &ParseOnReboot, t.config.on_reboot);
+     }},
+    {"kvm_device", [](const Json& v, const std::string& p, Target& t) {
+       return GetNonEmptyString(v, p, t.config.kvm_path);
+     }},
+    {"disks", [](const Json& v, const std::string& p, Target& t) {
+       return GetDisks(v, p, t.config.disks);
+     }},
+    {"nets", [](const Json& v, const std::string& p, Target& t) {
+       return GetNets(v, p, t.config.nets);
+     }},
+    {"api_socket", [](const Json& v, const std::string& p, Target& t) {
+       return GetString(v, p, t.extras.api_socket);
+     }},
+    {"paused", [](const Json& v, const std::string& p, Target& t) {
+       return GetBool(v, p, t.extras.paused);
+     }},
+    {"name", [](const Json& v, const std::string& p, Target& t) {
+       return GetString(v, p, t.extras.name);
+     }},
+    {"log_level", [](const Json& v, const std::string& p, Target& t) {
+       return GetLogLevel(v, p, t.extras.log_level);
+     }},
+};
+
+absl::Status ApplyRoot(const Json& root, Target& t) {
+  if (!root.is_object()) return absl::InvalidArgumentError("config: expected a JSON object");
+  if (!root.contains("kernel")) return FieldError("kernel", "missing (required)");
+  for (const auto& member : root.items()) {
+    const Member* known = FindMember(absl::MakeConstSpan(kVmMembers), member.key());
+    if (known == nullptr) return UnknownMember(member.key(), absl::MakeConstSpan(kVmMembers));
+    MOTE_RETURN_IF_ERROR(known->apply(member.value(), member.key(), t));
+  }
+  // What no single member shows: duplicate disk ids, a bad regex.
+  if (absl::Status s = t.config.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError("config: " + std::string(s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Json> ParseJson(const std::string& text) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+    std::string what = e.what();
+    size_t at = what.find(" at line ");
+    return absl::InvalidArgumentError(
+        "config: " + (at == std::string::npos ? what : what.substr(at + 4)));
+  }
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  std::string context = "cannot read config " + path;
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return ErrnoToStatus(errno, context);
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, context);
+    if (n == 0) return text;
+    if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) {
+      return absl::InvalidArgumentError(context + ": larger than 1 MiB");
+    }
+    text.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+const char* PitModeName(PitMode pit) {
+  switch (pit) {
+    case PitMode::kOn: return "on";
+    case PitMode::kOff: return "off";
+    case PitMode::kAuto: break;
+  }
+  return "auto";
+}
+
+std::string ConsoleText(const ConsoleConfig& console) {
+  switch (console.kind) {
+    case ConsoleKind::kNone: return "none";
+    case ConsoleKind::kFile: return "file:" + console.path;
+    case ConsoleKind::kStdio: break;
+  }
+  return "stdio";
+}
+
+// The largest unit that divides the size exactly.
+std::string MemoryText(uint64_t bytes) {
+  if (bytes % (1ull << 30) == 0) return absl::StrFormat("%dG", bytes >> 30);
+  if (bytes % (1ull << 20) == 0) return absl::StrFormat("%dM", bytes >> 20);
+  return absl::StrFormat("%dK", bytes >> 10);
+}
+
+std::string MacText(const std::array<uint8_t, 6>& mac) {
+  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+                         mac[5]);
+}
+
+}  // namespace
+
+absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config,
+                               VmConfigExtras& extras) {
+  try {
+    MOTE_ASSIGN_OR_RETURN(Json root, ParseJson(json_text));
+    Target target{config, extras};
+    MOTE_RETURN_IF_ERROR(ApplyRoot(root, target));
+    config = std::move(target.config);
+    extras = std::move(target.extras);
+    return absl::OkStatus();
+  } catch (const nlohmann::json::exception& e) {  // not expected: every type is checked first
+    return absl::InvalidArgumentError(std::string("config: ") + e.what());
+  }
+}
+
+absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config) {
+  VmConfigExtras dropped;
+  return ApplyVmConfigJson(json_text, config, dropped);
+}
+
+absl::Status LoadVmConfigFile(const std::string& path, VmConfig& config, VmConfigExtras& extras) {
+  MOTE_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
+  return ApplyVmConfigJson(text, config, extras);
+}
+
+absl::Status LoadVmConfigFile(const std::string& path, VmConfig& config) {
+  VmConfigExtras dropped;
+  return LoadVmConfigFile(path, config, dropped);
+}
+
+nlohmann::json VmConfigToJson(const VmConfig& config) {
+  nlohmann::json j = {
+      {"kernel", config.kernel},
+      {"initrd", config.initrd},
+      {"cmdline", config.cmdline},
+      {"cpus", config.cpus},
+      {"memory", MemoryText(config.memory_bytes)},
+      {"cpu_template", config.cpu_template},
+      {"pit", PitModeName(config.pit)},
+      {"console", ConsoleText(config.console)},
+      {"transport", config.transport == VirtioTransport::kMmio ? "mmio" : "pci"},
+      {"rng", config.rng},
+      {"expect", config.expect},
+      {"on_reboot", config.on_reboot == OnReboot::kRestart ? "restart" : "exit"},
+      {"kvm_device", config.kvm_path},
+  };
+  if (config.timeout.has_value()) j["timeout"] = absl::ToDoubleSeconds(*config.timeout);
+  nlohmann::json disks = nlohmann::json::array();
+  for (const DiskConfig& disk : config.disks) {
+    disks.push_back({
+        {"path", disk.path},
+        {"readonly", disk.readonly},
+        {"cache", disk.cache_none ? "none" : "writeback"},
+        {"serial", disk.serial},
+        {"id", disk.id},
+        {"queues", disk.queues},
+        {"aio", disk.aio_threads ? "threads" : "io_uring"},
+    });
+  }
+  j["disks"] = std::move(disks);
+  nlohmann::json nets = nlohmann::json::array();
+  for (const NetConfig& net : config.nets) {
+    nlohmann::json n = {{"mac", MacText(net.mac)}};
+    if (net.tap.empty()) {
+      n["fd"] = net.fd;
+    } else {
+      n["tap"] = net.tap;
+    }
+    nets.push_back(std::move(n));
+  }
+  j["nets"] = std::move(nets);
+  return j;
+}
+
+nlohmann::json VmConfigToJson(const VmConfig& config, const VmConfigExtras& extras) {
+  nlohmann::json j = VmConfigToJson(config);
+  j["api_socket"] = extras.api_socket;
+  j["paused"] = extras.paused;
+  j["name"] = extras.name;
+  j["log_level"] = extras.log_level;
+  return j;
+}
+
+}  // namespace mote

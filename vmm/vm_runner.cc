@@ -1,0 +1,275 @@
+#include "vmm/vm_runner.h"
+
+#include <linux/kvm.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "vmm/base/logging.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote {
+namespace {
+
+using nlohmann::json;
+
+// The commands mote answers, in QEMU's words where the meaning is the same;
+// x-mote-* ones are mote's own (README: Control socket).
+constexpr const char* kCommands[] = {
+    "qmp_capabilities", "query-version", "query-name", "query-status", "query-commands",
+    "stop", "cont", "system_reset", "system_powerdown", "quit", "query-cpus-fast", "query-memory-size-summary",
+    "query-block", "query-blockstats", "x-mote-query-counters",
+};
+
+qmp::QmpError Error(std::string desc, std::string error_class = "GenericError") {
+  return qmp::QmpError{std::move(error_class), std::move(desc)};
+}
+
+// KVM exit reasons worth naming in x-mote-query-counters.
+constexpr std::pair<uint32_t, const char*> kExitNames[] = {
+    {KVM_EXIT_IO, "io"},
+    {KVM_EXIT_MMIO, "mmio"},
+    {KVM_EXIT_HLT, "hlt"},
+    {KVM_EXIT_SHUTDOWN, "shutdown"},
+    {KVM_EXIT_SYSTEM_EVENT, "system_event"},
+    {KVM_EXIT_INTERNAL_ERROR, "internal_error"},
+    {KVM_EXIT_FAIL_ENTRY, "fail_entry"},
+    {KVM_EXIT_INTR, "intr"},
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& config,
+                                                           const RunOptions& options) {
+  std::unique_ptr<VmRunner> runner(new VmRunner(config, options));
+  MOTE_ASSIGN_OR_RETURN(runner->loop_, EventLoop::Create());
+  if (!options.api_socket.empty()) {
+    qmp::QmpServer::Options qmp_options;
+    qmp_options.path = options.api_socket;
+    qmp_options.version = {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
+                           {"package", std::string("mote ") + kMoteVersion}};
+    absl::StatusOr<std::unique_ptr<qmp::QmpServer>> server =
+        qmp::QmpServer::Create(runner->loop_.get(), runner.get(), qmp_options);
+    if (!server.ok()) {
+      return absl::Status(server.status().code(),
+                          "--api-socket " + std::string(server.status().message()));
+    }
+    runner->qmp_ = std::move(*server);
+  }
+  return runner;
+}
+
+VmRunner::~VmRunner() {
+  vm_.reset();
+  qmp_.reset();  // before the loop it is registered on
+}
+
+absl::StatusOr<VmOutcome> VmRunner::Run() {
+  absl::Time deadline = config_.timeout.has_value() ? config_.launch_time + *config_.timeout
+                                                    : absl::InfiniteFuture();
+  bool start_paused = options_.paused;
+  while (true) {
+    // A restarted guest keeps the original deadline.
+    if (config_.timeout.has_value()) {
+      config_.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+    }
+    absl::StatusOr<std::unique_ptr<Vm>> vm =
+        Vm::Create(config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); });
+    if (!vm.ok()) return vm.status();
+    vm_ = std::move(*vm);
+    prelaunch_ = start_paused;
+    VmOutcome outcome = vm_->Run(start_paused);
+    vm_.reset();  // tear down before the next boot (or the terminal is restored)
+    start_paused = false;  // a reset guest runs on, as under QEMU
+    bool again = outcome.kind == OutcomeKind::kHostReset ||
+                 (outcome.kind == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
+    if (again) {
+      spdlog::info("guest reset: booting again");
+      continue;
+    }
+    Flush();
+    return outcome;
+  }
+}
+
+void VmRunner::OnVmEvent(const VmEvent& event) {
+  switch (event.kind) {
+    case VmEvent::Kind::kStop:
+      Emit("STOP", nullptr);
+      return;
+    case VmEvent::Kind::kResume:
+      Emit("RESUME", nullptr);
+      return;
+    case VmEvent::Kind::kGuestPanicked:
+      Emit("GUEST_PANICKED", {{"action", "poweroff"}});
+      return;
+    case VmEvent::Kind::kShutdown: {
+      bool guest = event.outcome == OutcomeKind::kPowerOff || event.outcome == OutcomeKind::kReset ||
+                   event.outcome == OutcomeKind::kPanic || event.outcome == OutcomeKind::kDebugExit;
+      json data = {{"guest", guest}, {"reason", ShutdownReason(event.outcome)}};
+      bool reboots = event.outcome == OutcomeKind::kHostReset ||
+                     (event.outcome == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
+      Emit(reboots ? "RESET" : "SHUTDOWN", std::move(data));
+      return;
+    }
+  }
+}
+
+void VmRunner::Emit(const std::string& name, json data) {
+  if (qmp_ != nullptr) qmp_->Emit(name, data);
+}
+
+void VmRunner::Flush() {
+  if (qmp_ == nullptr) return;
+  // Posted work runs in order: the events and replies queued so far go out
+  // before the loop stops again.
+  loop_->Post([this] { loop_->Stop(); });
+  (void)loop_->Run();
+  qmp_->Flush(absl::Milliseconds(200));
+}
+
+json VmRunner::QueryStatus() const {
+  bool paused = vm_ != nullptr && vm_->paused();
+  std::string status = vm_ == nullptr || vm_->ended() ? "shutdown"
+                       : !paused                       ? "running"
+                       : prelaunch_                    ? "prelaunch"
+                                                       : "paused";
+  return {{"status", status}, {"running", status == "running"}, {"singlestep", false}};
+}
+
+json VmRunner::QueryCpus() const {
+  json cpus = json::array();
+  for (size_t i = 0; i < vm_->vcpu_count(); ++i) {
+    cpus.push_back({{"cpu-index", i},
+                    {"qom-path", absl::StrFormat("/machine/unattached/device[%d]", i)},
+                    {"thread-id", vm_->VcpuThreadId(i)},
+                    {"props", {{"socket-id", 0}, {"core-id", i}, {"thread-id", 0}}},
+                    {"target", "x86_64"}});
+  }
+  return cpus;
+}
+
+json VmRunner::QueryBlock() const {
+  json devices = json::array();
+  for (const DiskConfig& disk : config_.disks) {
+    devices.push_back({{"device", disk.id},
+                       {"qdev", disk.id},
+                       {"locked", false},
+                       {"removable", false},
+                       {"type", "unknown"},
+                       {"inserted",
+                        {{"file", disk.path},
+                         {"ro", disk.readonly},
+                         {"drv", "raw"},
+                         {"encrypted", false},
+                         {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}}}});
+  }
+  return devices;
+}
+
+json VmRunner::QueryBlockStats() const {
+  json stats = json::array();
+  for (size_t i = 0; i < config_.disks.size() && i < vm_->disks().size(); ++i) {
+    const auto& c = vm_->disks()[i]->counters();
+    stats.push_back({{"device", config_.disks[i].id},
+                     {"qdev", config_.disks[i].id},
+                     {"stats",
+                      {{"rd_bytes", c.bytes_read},
+                       {"wr_bytes", c.bytes_written},
+                       {"rd_operations", c.reads},
+                       {"wr_operations", c.writes},
+                       {"flush_operations", c.flushes},
+                       {"failed_rd_operations", 0},
+                       {"failed_wr_operations", 0},
+                       {"x-mote-errors", c.errors}}}});
+  }
+  return stats;
+}
+
+json VmRunner::QueryCounters() const {
+  json vcpus = json::array();
+  for (size_t i = 0; i < vm_->vcpu_count(); ++i) {
+    json exits = json::object();
+    for (const auto& [reason, name] : kExitNames) exits[name] = vm_->VcpuExitCount(i, reason);
+    vcpus.push_back({{"cpu-index", i}, {"exits", exits}});
+  }
+  json disks = json::array();
+  for (size_t i = 0; i < vm_->disks().size(); ++i) {
+    const auto& c = vm_->disks()[i]->counters();
+    disks.push_back({{"id", config_.disks[i].id},
+                     {"reads", c.reads},
+                     {"writes", c.writes},
+                     {"flushes", c.flushes},
+                     {"bytes-read", c.bytes_read},
+                     {"bytes-written", c.bytes_written},
+                     {"errors", c.errors}});
+  }
+  json nics = json::array();
+  for (size_t i = 0; i < vm_->nics().size(); ++i) {
+    const auto& c = vm_->nics()[i]->counters();
+    nics.push_back({{"index", i},
+                    {"tx-frames", c.tx_frames},
+                    {"tx-bytes", c.tx_bytes},
+                    {"tx-dropped", c.tx_dropped},
+                    {"rx-frames", c.rx_frames},
+                    {"rx-bytes", c.rx_bytes},
+                    {"rx-dropped", c.rx_dropped}});
+  }
+  return {{"vcpus", vcpus}, {"disks", disks}, {"nics", nics}};
+}
+
+qmp::QmpResult VmRunner::Execute(const std::string& command, const json& arguments) {
+  // None of mote's commands takes arguments yet: reject them as QEMU does.
+  if (!arguments.empty()) {
+    return Error(absl::StrFormat("Parameter '%s' is unexpected", arguments.begin().key()));
+  }
+  if (command == "query-version") {
+    return json{{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
+                {"package", std::string("mote ") + kMoteVersion}};
+  }
+  if (command == "query-name") {
+    return options_.name.empty() ? json::object() : json{{"name", options_.name}};
+  }
+  if (command == "query-commands") {
+    json list = json::array();
+    for (const char* name : kCommands) list.push_back({{"name", name}});
+    return list;
+  }
+  if (command == "query-status") return QueryStatus();
+  if (vm_ == nullptr || vm_->ended()) {
+    if (command == "quit") return json::object();
+    bool known = std::find_if(std::begin(kCommands), std::end(kCommands),
+                              [&](const char* c) { return command == c; }) != std::end(kCommands);
+    if (known) return Error("the guest has shut down");
+  } else if (command == "stop") {
+    vm_->Pause();
+    return json::object();
+  } else if (command == "cont") {
+    prelaunch_ = false;
+    vm_->Resume();
+    return json::object();
+  } else if (command == "quit") {
+    vm_->RequestEnd({OutcomeKind::kQuit, 0, "quit requested on the control socket"});
+    return json::object();
+  } else if (command == "system_powerdown") {
+    vm_->PressPowerButton();
+    Emit("POWERDOWN", nullptr);
+    return json::object();
+  } else if (command == "system_reset") {
+    vm_->RequestEnd({OutcomeKind::kHostReset, 0, "system_reset requested on the control socket"});
+    return json::object();
+  } else if (command == "query-cpus-fast") {
+    return QueryCpus();
+  } else if (command == "query-memory-size-summary") {
+    return json{{"base-memory", config_.memory_bytes}, {"plugged-memory", 0}};
+  } else if (command == "query-block") {
+    return QueryBlock();
+  } else if (command == "query-blockstats") {
+    return QueryBlockStats();
+  } else if (command == "x-mote-query-counters") {
+    return QueryCounters();
+  }
+  return Error(absl::StrFormat("The command %s has not been found", command), "CommandNotFound");
+}
+
+}  // namespace mote
