@@ -34,7 +34,8 @@ namespace {
 using nlohmann::json;
 using Kind = JsonStreamSplitter::Item::Kind;
 
-const json kVersion = {{"qemu", {{"major", 7}, {"minor", 2}, {"micro", 0}}}, {"package", "mote test"}};
+const json kVersion = {{"qemu", {{"major", 7}, {"minor", 2}, {"micro", 0}}},
+                       {"package", "mote test"}};
 
 class TempDir {
  public:
@@ -74,7 +75,9 @@ class FakeDispatcher : public QmpDispatcher {
       server->Emit("DURING", {{"n", 1}});
       return json::object();
     }
-    if (command == "big") return json{{"blob", std::string(arguments.at("bytes").get<size_t>(), 'b')}};
+    if (command == "big") {
+      return json{{"blob", std::string(arguments.at("bytes").get<size_t>(), 'b')}};
+    }
     if (command == "throw") return json{{"x", arguments.at("missing").get<int>()}};
     return QmpError{"CommandNotFound", "The command " + command + " has not been found"};
   }
@@ -135,7 +138,8 @@ class Harness {
 // instead of hanging.
 class TestClient {
  public:
-  explicit TestClient(const std::string& path) : fd_(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  explicit TestClient(const std::string& path)
+      : fd_(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     REQUIRE(fd_.ok());
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -165,7 +169,9 @@ class TestClient {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       pollfd p{fd_.get(), POLLIN, 0};
-      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        return std::nullopt;
+      }
       char chunk[65536];
       ssize_t n = recv(fd_.get(), chunk, sizeof(chunk), 0);
       if (n <= 0) return std::nullopt;  // end of stream, or ECONNRESET
@@ -216,7 +222,9 @@ std::vector<JsonStreamSplitter::Item> Drain(JsonStreamSplitter& splitter) {
 
 std::vector<std::string> Values(const std::vector<JsonStreamSplitter::Item>& items) {
   std::vector<std::string> texts;
-  for (const auto& item : items) texts.push_back((item.kind == Kind::kValue ? "" : "!") + item.text);
+  for (const auto& item : items) {
+    texts.push_back((item.kind == Kind::kValue ? "" : "!") + item.text);
+  }
   return texts;
 }
 
@@ -224,8 +232,8 @@ TEST_CASE("JsonStreamSplitter cuts top-level values by structure, not by lines",
   JsonStreamSplitter splitter(1024);
   splitter.Feed(" {\"a\": \"}{\\\"[\"}[1,\n[2]]\"s\\\"x\" 42 true\n\t{}x");
   // "x" has no delimiter yet: it may go on in the next write.
-  CHECK(Values(Drain(splitter)) == std::vector<std::string>{
-      "{\"a\": \"}{\\\"[\"}", "[1,\n[2]]", "\"s\\\"x\"", "42", "true", "{}"});
+  CHECK(Values(Drain(splitter)) == std::vector<std::string>{"{\"a\": \"}{\\\"[\"}", "[1,\n[2]]",
+                                                            "\"s\\\"x\"", "42", "true", "{}"});
   splitter.Feed("yz ");
   CHECK(Values(Drain(splitter)) == std::vector<std::string>{"xyz"});
   CHECK_FALSE(splitter.in_value());
@@ -300,7 +308,8 @@ TEST_CASE("QmpServer greets with its version and no capabilities, lines ending i
   std::optional<std::string> line = client.ReadLine();
   REQUIRE(line.has_value());
   CHECK(line->back() == '\r');
-  CHECK(json::parse(*line) == json{{"QMP", {{"version", kVersion}, {"capabilities", json::array()}}}});
+  CHECK(json::parse(*line) ==
+        json{{"QMP", {{"version", kVersion}, {"capabilities", json::array()}}}});
   CHECK(h.server_->client_count() == 1);
 }
 
@@ -309,15 +318,17 @@ TEST_CASE("QmpServer runs no command before qmp_capabilities", "[qmp]") {
   TestClient client(h.path_);
   client.Read();
   CHECK(client.Execute({{"execute", "echo"}, {"id", 1}}) ==
-        json{{"error", {{"class", "CommandNotFound"},
-                        {"desc", "Expecting capabilities negotiation with 'qmp_capabilities'"}}},
+        json{{"error",
+              {{"class", "CommandNotFound"},
+               {"desc", "Expecting capabilities negotiation with 'qmp_capabilities'"}}},
              {"id", 1}});
   // mote offers no capability: asking for one fails and leaves negotiation open.
   CHECK(client.Execute({{"execute", "qmp_capabilities"}, {"arguments", {{"enable", {"oob"}}}}}) ==
         Error("GenericError", "Capability 'oob' not available"));
   CHECK(client.Execute({{"execute", "echo"}})["error"]["class"] == "CommandNotFound");
   CHECK(h.dispatcher_.calls().empty());
-  CHECK(client.Execute({{"execute", "qmp_capabilities"}, {"arguments", {{"enable", json::array()}}}}) ==
+  CHECK(client.Execute(
+            {{"execute", "qmp_capabilities"}, {"arguments", {{"enable", json::array()}}}}) ==
         json{{"return", json::object()}});
   CHECK(client.Execute({{"execute", "echo"}}) == json{{"return", json::object()}});
   CHECK(h.dispatcher_.calls() == std::vector<std::string>{"echo"});
@@ -353,7 +364,8 @@ TEST_CASE("QmpServer answers a failed command with QEMU's error shape", "[qmp]")
   TestClient client(h.path_);
   client.Negotiate();
   CHECK(client.Execute({{"execute", "fail"}, {"id", 7}}) ==
-        json{{"error", {{"class", "DeviceNotFound"}, {"desc", "Device 'disk9' not found"}}}, {"id", 7}});
+        json{{"error", {{"class", "DeviceNotFound"}, {"desc", "Device 'disk9' not found"}}},
+             {"id", 7}});
   CHECK(client.Execute({{"execute", "nope"}}) ==
         Error("CommandNotFound", "The command nope has not been found"));
   // A dispatcher that throws on bad arguments costs the client an error, not mote.
@@ -367,7 +379,8 @@ TEST_CASE("QmpServer rejects malformed requests with QEMU's words", "[qmp]") {
   TestClient client(h.path_);
   client.Negotiate();
   CHECK(client.Execute({{"execute", "echo"}, {"colour", "red"}, {"id", 1}}) ==
-        json{{"error", {{"class", "GenericError"}, {"desc", "QMP input member 'colour' is unexpected"}}},
+        json{{"error",
+              {{"class", "GenericError"}, {"desc", "QMP input member 'colour' is unexpected"}}},
              {"id", 1}});
   CHECK(client.Execute({{"arguments", json::object()}}) ==
         Error("GenericError", "QMP input lacks member 'execute'"));
@@ -402,17 +415,20 @@ TEST_CASE("QmpServer answers bad JSON and then the next request on the connectio
   };
   REQUIRE(client.Send("this is not json\n"));
   expect_parse_error();  // one per line: the rest of a bad line is dropped
-  CHECK(client.Execute({{"execute", "echo"}, {"id", 1}}) == json{{"return", json::object()}, {"id", 1}});
+  CHECK(client.Execute({{"execute", "echo"}, {"id", 1}}) ==
+        json{{"return", json::object()}, {"id", 1}});
   // An unterminated string heals at the end of its line.
   REQUIRE(client.Send("{\"execute\": \"echo\", \"arguments\": {\"a\": \"open\n"));
   expect_parse_error();
-  CHECK(client.Execute({{"execute", "echo"}, {"id", 2}}) == json{{"return", json::object()}, {"id", 2}});
+  CHECK(client.Execute({{"execute", "echo"}, {"id", 2}}) ==
+        json{{"return", json::object()}, {"id", 2}});
   // 0xff forces the parser back to a known state (QMP spec).
   REQUIRE(client.Send("{\"execute\": \xff"));
   expect_parse_error();
   REQUIRE(client.Send("{\"execute\": \"echo\" ]\n"));  // balanced but wrong
   expect_parse_error();
-  CHECK(client.Execute({{"execute", "echo"}, {"id", 3}}) == json{{"return", json::object()}, {"id", 3}});
+  CHECK(client.Execute({{"execute", "echo"}, {"id", 3}}) ==
+        json{{"return", json::object()}, {"id", 3}});
 }
 
 TEST_CASE("QmpServer splits requests by JSON structure, not by writes", "[qmp]") {
@@ -420,8 +436,9 @@ TEST_CASE("QmpServer splits requests by JSON structure, not by writes", "[qmp]")
   TestClient client(h.path_);
   client.Negotiate();
   // Two in one write, then one pretty-printed over lines with braces in a string.
-  REQUIRE(client.Send(R"({"execute":"echo","id":1}{"execute":"echo","id":2})"
-                      "\n{\n  \"execute\": \"echo\",\n  \"arguments\": {\"s\": \"}{\\\"]\"},\n  \"id\": 3\n}\n"));
+  REQUIRE(client.Send(
+      R"({"execute":"echo","id":1}{"execute":"echo","id":2})"
+      "\n{\n  \"execute\": \"echo\",\n  \"arguments\": {\"s\": \"}{\\\"]\"},\n  \"id\": 3\n}\n"));
   CHECK(client.Read()["id"] == 1);
   CHECK(client.Read()["id"] == 2);
   CHECK(client.Read() == json{{"return", {{"s", "}{\"]"}}}, {"id", 3}});
@@ -495,7 +512,8 @@ TEST_CASE("QmpServer refuses clients beyond max_clients and keeps serving the re
   }
   CHECK(h.server_->client_count() == 64);
   for (int i : {0, 63}) {
-    CHECK(clients[i]->Execute({{"execute", "qmp_capabilities"}}) == json{{"return", json::object()}});
+    CHECK(clients[i]->Execute({{"execute", "qmp_capabilities"}}) ==
+          json{{"return", json::object()}});
     CHECK(clients[i]->Execute({{"execute", "echo"}, {"id", i}})["id"] == i);
   }
   clients.resize(10);  // room again once some leave

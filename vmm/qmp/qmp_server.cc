@@ -48,9 +48,13 @@ std::string Serialize(const json& message) {
 // column 1: syntax error ..."; QEMU's replies read "JSON parse error, ...".
 std::string ParseErrorDetail(const json::exception& e) {
   std::string_view what = e.what();
-  if (size_t bracket = what.find("] "); bracket != std::string_view::npos) what.remove_prefix(bracket + 2);
+  if (size_t bracket = what.find("] "); bracket != std::string_view::npos) {
+    what.remove_prefix(bracket + 2);
+  }
   if (what.substr(0, 12) == "parse error ") what.remove_prefix(12);
-  if (what.size() > kMaxParseErrorDetail) return std::string(what.substr(0, kMaxParseErrorDetail)) + "...";
+  if (what.size() > kMaxParseErrorDetail) {
+    return std::string(what.substr(0, kMaxParseErrorDetail)) + "...";
+  }
   return std::string(what);
 }
 
@@ -201,8 +205,9 @@ void QmpServer::OnAccept() {
                        "{}: already {} QMP clients, connection refused", options_.path,
                        clients_.size());
       // Say why before closing: a client sees this line, then end of file.
-      std::string line = Serialize(ErrorMessage(
-          "GenericError", absl::StrFormat("too many QMP clients (at most %d)", options_.max_clients)));
+      std::string line = Serialize(
+          ErrorMessage("GenericError",
+                       absl::StrFormat("too many QMP clients (at most %d)", options_.max_clients)));
       (void)!send(conn.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
@@ -215,8 +220,8 @@ void QmpServer::AddClient(FileDescriptor fd) {
   uint64_t id = next_client_id_++;
   auto owned = std::make_unique<Client>(id, std::move(fd), options_.max_request_bytes);
   Client& client = *owned;
-  absl::Status added =
-      loop_->Add(client.fd.get(), EPOLLIN, [this, id](uint32_t events) { OnClientEvent(id, events); });
+  absl::Status added = loop_->Add(client.fd.get(), EPOLLIN,
+                                  [this, id](uint32_t events) { OnClientEvent(id, events); });
   if (!added.ok()) {
     MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "QMP client: {}", added.ToString());
     return;
@@ -295,9 +300,9 @@ void QmpServer::ProcessInput(Client& client) {
         MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn,
                          "QMP client {}: request larger than {} bytes, disconnected", client.id,
                          options_.max_request_bytes);
-        Send(client, ErrorMessage("GenericError",
-                                  absl::StrFormat("request too large (more than %d bytes)",
-                                                  options_.max_request_bytes)));
+        Send(client,
+             ErrorMessage("GenericError", absl::StrFormat("request too large (more than %d bytes)",
+                                                          options_.max_request_bytes)));
         WriteOutput(client);  // best effort: the connection goes either way
         client.dead = true;
         return;

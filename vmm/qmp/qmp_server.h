@@ -59,11 +59,12 @@ class QmpDispatcher {
 class QmpServer {
  public:
   struct Options {
-    std::string path;        // the Unix socket path
-    nlohmann::json version;  // the greeting's "version", e.g. {"qemu": {...}, "package": "mote 0.1"}
-    size_t max_clients = 64;                // more are accepted and closed at once
-    size_t max_request_bytes = 1 << 20;     // a longer request: error, then close
-    size_t max_output_bytes = 8 << 20;      // a client that lets more pile up is dropped
+    std::string path;  // the Unix socket path
+    // The greeting's "version", e.g. {"qemu": {...}, "package": "mote 0.1"}.
+    nlohmann::json version;
+    size_t max_clients = 64;             // more are accepted and closed at once
+    size_t max_request_bytes = 1 << 20;  // a longer request: error, then close
+    size_t max_output_bytes = 8 << 20;   // a client that lets more pile up is dropped
   };
 
   // Creates the socket file (mode 0600) and serves it on `loop`. A stale

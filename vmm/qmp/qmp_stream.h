@@ -71,7 +71,7 @@ class JsonStreamSplitter {
   bool too_deep_ = false;  // depth_ went past max_depth_ in this value
   bool scalar_ = false;    // the value in progress is a bare top-level token
   bool in_string_ = false;
-  bool escape_ = false;    // the previous byte in a string was a backslash
+  bool escape_ = false;  // the previous byte in a string was a backslash
   bool too_large_ = false;
   bool skip_line_ = false;
 };
