@@ -37,8 +37,10 @@ struct Target {
   VmConfigExtras extras;
 };
 
+// Messages name the member by its JSON path; ApplyVmConfigJson puts the
+// caller's label in front.
 absl::Status FieldError(const std::string& path, const std::string& message) {
-  return absl::InvalidArgumentError("config: " + path + ": " + message);
+  return absl::InvalidArgumentError(path + ": " + message);
 }
 
 std::string MemberPath(const std::string& parent, const std::string& name) {
@@ -129,7 +131,8 @@ absl::Status GetMemory(const Json& value, const std::string& path, uint64_t& out
   absl::StatusOr<uint64_t> bytes = ParseMemorySize(text);
   if (!bytes.ok()) return FieldError(path, std::string(bytes.status().message()));
   if (*bytes < kMinMemoryBytes) {
-    return FieldError(path, absl::StrFormat("at least %d MiB", kMinMemoryBytes >> 20));
+    return FieldError(path, absl::StrFormat("'%s' is too small: mote needs at least %d MiB", text,
+                                            kMinMemoryBytes >> 20));
   }
   out = *bytes;
   return absl::OkStatus();
@@ -338,7 +341,7 @@ constexpr Member kVmMembers[] = {
 };
 
 absl::Status ApplyRoot(const Json& root, Target& t) {
-  if (!root.is_object()) return absl::InvalidArgumentError("config: expected a JSON object");
+  if (!root.is_object()) return absl::InvalidArgumentError("expected a JSON object");
   if (!root.contains("kernel")) return FieldError("kernel", "missing (required)");
   for (const auto& member : root.items()) {
     const Member* known = FindMember(absl::MakeConstSpan(kVmMembers), member.key());
@@ -346,10 +349,7 @@ absl::Status ApplyRoot(const Json& root, Target& t) {
     MOTE_RETURN_IF_ERROR(known->apply(member.value(), member.key(), t));
   }
   // What no single member shows: duplicate disk ids, a bad regex.
-  if (absl::Status s = t.config.Validate(); !s.ok()) {
-    return absl::InvalidArgumentError("config: " + std::string(s.message()));
-  }
-  return absl::OkStatus();
+  return t.config.Validate();
 }
 
 absl::StatusOr<Json> ParseJson(const std::string& text) {
@@ -359,8 +359,7 @@ absl::StatusOr<Json> ParseJson(const std::string& text) {
     // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
     std::string what = e.what();
     size_t at = what.find(" at line ");
-    return absl::InvalidArgumentError(
-        "config: " + (at == std::string::npos ? what : what.substr(at + 4)));
+    return absl::InvalidArgumentError(at == std::string::npos ? what : what.substr(at + 4));
   }
 }
 
@@ -415,17 +414,21 @@ std::string MacText(const std::array<uint8_t, 6>& mac) {
 }  // namespace
 
 absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config,
-                               VmConfigExtras& extras) {
+                               VmConfigExtras& extras, const std::string& label) {
+  absl::Status status;
   try {
-    MOTE_ASSIGN_OR_RETURN(Json root, ParseJson(json_text));
     Target target{config, extras};
-    MOTE_RETURN_IF_ERROR(ApplyRoot(root, target));
-    config = std::move(target.config);
-    extras = std::move(target.extras);
-    return absl::OkStatus();
+    absl::StatusOr<Json> root = ParseJson(json_text);
+    status = root.ok() ? ApplyRoot(*root, target) : root.status();
+    if (status.ok()) {
+      config = std::move(target.config);
+      extras = std::move(target.extras);
+      return status;
+    }
   } catch (const nlohmann::json::exception& e) {  // not expected: every type is checked first
-    return absl::InvalidArgumentError(std::string("config: ") + e.what());
+    status = absl::InvalidArgumentError(e.what());
   }
+  return absl::Status(status.code(), label + std::string(status.message()));
 }
 
 absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config) {

@@ -27,9 +27,10 @@ struct VmConfigExtras {
 // Parses a VM description (the JSON text of a --config file) on top of what
 // `config` and `extras` hold: members that are present replace the field
 // (`disks` and `nets` replace the whole list), absent ones leave it alone.
-// The result must pass VmConfig::Validate. On error, nothing is changed.
+// The result must pass VmConfig::Validate. On error, nothing is changed, and
+// the message starts with `label` ("config: disks[1].cache: ...").
 absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config,
-                               VmConfigExtras& extras);
+                               VmConfigExtras& extras, const std::string& label = "config: ");
 // As above; the members that belong in VmConfigExtras are checked and dropped.
 absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config);
 

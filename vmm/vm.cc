@@ -322,7 +322,7 @@ absl::Status Vm::CreateVcpus() {
   return absl::OkStatus();
 }
 
-absl::Status Vm::WatchHostEvents() {
+absl::Status Vm::WatchHostEvents(bool stop_on_signals) {
   if (config_.timeout.has_value()) {
     timer_fd_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!timer_fd_.ok()) return ErrnoToStatus(errno, "timerfd_create");
@@ -337,16 +337,18 @@ absl::Status Vm::WatchHostEvents() {
     }));
   }
 
-  sigset_t stop_signals = StopSignals();
-  signal_fd_.Reset(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd_.ok()) return ErrnoToStatus(errno, "signalfd");
-  MOTE_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, [this](uint32_t) {
-    signalfd_siginfo info;
-    if (read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
-      RequestEnd({OutcomeKind::kSignal, info.ssi_signo,
-                  absl::StrFormat("stopped by signal %s", strsignal(info.ssi_signo))});
-    }
-  }));
+  if (stop_on_signals) {
+    sigset_t stop_signals = StopSignals();
+    signal_fd_.Reset(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd_.ok()) return ErrnoToStatus(errno, "signalfd");
+    MOTE_RETURN_IF_ERROR(loop_->Add(signal_fd_.get(), EPOLLIN, [this](uint32_t) {
+      signalfd_siginfo info;
+      if (read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+        RequestEnd({OutcomeKind::kSignal, info.ssi_signo,
+                    absl::StrFormat("stopped by signal %s", strsignal(info.ssi_signo))});
+      }
+    }));
+  }
 
   if (config_.console.kind != ConsoleKind::kStdio) return absl::OkStatus();
   bool interactive = isatty(STDIN_FILENO);
@@ -387,15 +389,11 @@ absl::Status Vm::WatchHostEvents() {
   return absl::OkStatus();
 }
 
-VmOutcome Vm::Run(bool start_paused) {
-  sigset_t stop_signals = StopSignals();
-  sigset_t old_mask;
-  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
-  if (absl::Status s = WatchHostEvents(); !s.ok()) {
-    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+VmOutcome Vm::Run(RunFlags flags) {
+  if (absl::Status s = WatchHostEvents(flags.stop_on_signals); !s.ok()) {
     return {OutcomeKind::kHostError, 0, s.ToString()};
   }
-  if (start_paused) {
+  if (flags.start_paused) {
     paused_ = true;
     for (auto& v : vcpus_) v->Pause();  // before Start: they park at once
   }
@@ -404,7 +402,6 @@ VmOutcome Vm::Run(bool start_paused) {
   if (!loop_status.ok()) RequestEnd({OutcomeKind::kHostError, 0, loop_status.ToString()});
   for (auto& v : vcpus_) v->Kick();
   for (auto& v : vcpus_) v->Join();
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 
   VmOutcome outcome;
   {

@@ -60,9 +60,16 @@ class Vm : public GuestEventSink {
                                                     EventCallback on_event = nullptr);
   ~Vm() override;
 
+  struct RunFlags {
+    bool start_paused = false;  // the vCPUs wait for Resume() first
+    // SIGINT, SIGTERM and SIGHUP end the VM (OutcomeKind::kSignal). They are
+    // read through a signalfd, so the process must block them in every
+    // thread (StopSignals); an embedder that keeps its signals leaves it off.
+    bool stop_on_signals = false;
+  };
   // Runs the loop until the VM ends; every vCPU thread has been joined on
-  // return. With `start_paused`, the vCPUs wait for Resume() first.
-  VmOutcome Run(bool start_paused = false);
+  // return.
+  VmOutcome Run(RunFlags flags);
 
   // Stops every vCPU between instructions and returns once all are stopped;
   // Resume lets them run on. kvmclock time stands still in between, as
@@ -88,8 +95,8 @@ class Vm : public GuestEventSink {
 
   void OnGuestEvent(GuestEvent event, uint64_t value) override;
 
-  // The signals that end a VM (SIGINT, SIGTERM, SIGHUP). Run() blocks them in
-  // the calling thread and reads them through a signalfd.
+  // The signals that end a VM (SIGINT, SIGTERM, SIGHUP) with
+  // RunFlags::stop_on_signals.
   static sigset_t StopSignals();
 
   const x86::BootSetup& boot_setup() const { return boot_; }
@@ -107,7 +114,7 @@ class Vm : public GuestEventSink {
   absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> VirtioDevicesToCreate() const;
   absl::Status CreateVirtioMmio(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
-  absl::Status WatchHostEvents();  // stdin, timeout, signals
+  absl::Status WatchHostEvents(bool stop_on_signals);  // stdin, timeout, signals
 
   VmConfig config_;
   x86::CpuTemplate cpu_template_ = x86::CpuTemplate::kHost;

@@ -3,6 +3,7 @@
 #include <linux/kvm.h>
 
 #include <algorithm>
+#include <future>
 
 #include "absl/strings/str_format.h"
 #include "vmm/base/logging.h"
@@ -64,32 +65,65 @@ VmRunner::~VmRunner() {
   qmp_.reset();  // before the loop it is registered on
 }
 
-absl::StatusOr<VmOutcome> VmRunner::Run() {
-  absl::Time deadline = config_.timeout.has_value() ? config_.launch_time + *config_.timeout
-                                                    : absl::InfiniteFuture();
+absl::Status VmRunner::Boot() {
+  config_.launch_time = absl::Now();
+  if (config_.timeout.has_value()) deadline_ = config_.launch_time + *config_.timeout;
+  return BuildVm();
+}
+
+absl::Status VmRunner::BuildVm() {
+  // A restarted guest keeps the original deadline.
+  if (config_.timeout.has_value()) {
+    config_.timeout = std::max(deadline_ - absl::Now(), absl::Milliseconds(1));
+  }
+  MOTE_ASSIGN_OR_RETURN(vm_, Vm::Create(config_, loop_.get(),
+                                        [this](const VmEvent& e) { OnVmEvent(e); }));
+  return absl::OkStatus();
+}
+
+VmOutcome VmRunner::Run() {
   bool start_paused = options_.paused;
+  VmOutcome outcome;
   while (true) {
-    // A restarted guest keeps the original deadline.
-    if (config_.timeout.has_value()) {
-      config_.timeout = std::max(deadline - absl::Now(), absl::Milliseconds(1));
-    }
-    absl::StatusOr<std::unique_ptr<Vm>> vm =
-        Vm::Create(config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); });
-    if (!vm.ok()) return vm.status();
-    vm_ = std::move(*vm);
     prelaunch_ = start_paused;
-    VmOutcome outcome = vm_->Run(start_paused);
+    outcome = vm_->Run({.start_paused = start_paused, .stop_on_signals = options_.stop_on_signals});
     vm_.reset();  // tear down before the next boot (or the terminal is restored)
     start_paused = false;  // a reset guest runs on, as under QEMU
     bool again = outcome.kind == OutcomeKind::kHostReset ||
                  (outcome.kind == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
-    if (again) {
-      spdlog::info("guest reset: booting again");
-      continue;
+    if (!again) break;
+    spdlog::info("guest reset: booting again");
+    if (absl::Status s = BuildVm(); !s.ok()) {
+      outcome = {OutcomeKind::kHostError, 0,
+                 "cannot boot again after the reset: " + std::string(s.message())};
+      Emit("SHUTDOWN", {{"guest", false}, {"reason", ShutdownReason(outcome.kind)}});
+      break;
     }
-    Flush();
-    return outcome;
   }
+  Flush();
+  {
+    absl::MutexLock lock(&calls_mu_);
+    finished_ = true;
+  }
+  loop_->RunPosted();  // calls that came in since the loop last ran now fail
+  return outcome;
+}
+
+qmp::QmpResult VmRunner::Call(const std::string& command, const json& arguments) {
+  auto result = std::make_shared<std::promise<qmp::QmpResult>>();
+  std::future<qmp::QmpResult> future = result->get_future();
+  {
+    absl::MutexLock lock(&calls_mu_);
+    if (finished_) return Error("the VM has ended");
+    loop_->Post([this, result, command, arguments] {
+      try {
+        result->set_value(Execute(command, arguments));
+      } catch (const std::exception& e) {  // a bug, not the caller's fault: answer anyway
+        result->set_value(Error(std::string("internal error: ") + e.what()));
+      }
+    });
+  }
+  return future.get();
 }
 
 void VmRunner::OnVmEvent(const VmEvent& event) {
@@ -117,6 +151,7 @@ void VmRunner::OnVmEvent(const VmEvent& event) {
 
 void VmRunner::Emit(const std::string& name, json data) {
   if (qmp_ != nullptr) qmp_->Emit(name, data);
+  if (options_.on_event) options_.on_event(name, data);
 }
 
 void VmRunner::Flush() {

@@ -39,5 +39,6 @@ void test_rng(void);
 void test_blk(void);
 void test_net(void);
 void test_netbench(void);
+void test_traffic(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -233,7 +233,7 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("cpus": 1.5)", "config: cpus: expected an integer from 1 to 254"},
       {R"("cpus": 18446744073709551615)", "config: cpus: expected an integer from 1 to 254"},
       {R"("memory": "12X")", "config: memory: memory size '12X': unknown suffix 'X'"},
-      {R"("memory": 2)", "config: memory: at least 4 MiB"},
+      {R"("memory": 2)", "config: memory: '2' is too small: mote needs at least 4 MiB"},
       {R"("memory": -5)", "config: memory: memory size '-5' is not a number..."},
       {R"("memory": 1048577)", "config: memory: memory size '1048577' is out of range..."},
       {R"("memory": true)",

@@ -81,7 +81,7 @@ void EventLoop::Stop() {
   (void)!write(wake_.get(), &one, sizeof(one));
 }
 
-void EventLoop::DrainPosted() {
+void EventLoop::RunPosted() {
   std::vector<std::function<void()>> work;
   {
     absl::MutexLock lock(&mu_);
@@ -110,7 +110,7 @@ absl::Status EventLoop::Run() {
       if (fd == wake_.get()) {
         uint64_t count;
         (void)!read(wake_.get(), &count, sizeof(count));
-        DrainPosted();
+        RunPosted();
         continue;
       }
       std::shared_ptr<Callback> cb;  // a copy keeps it alive if it removes itself

@@ -38,10 +38,12 @@ class EventLoop {
   // Runs `work` on the loop thread soon.
   void Post(std::function<void()> work);
   void Stop();
+  // Runs the work posted so far on the calling thread; only while Run is not
+  // running (its owner's last word before the loop is abandoned).
+  void RunPosted();
 
  private:
   EventLoop(FileDescriptor epoll, FileDescriptor wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
-  void DrainPosted();
 
   FileDescriptor epoll_;
   FileDescriptor wake_;  // eventfd

@@ -5,6 +5,12 @@
 namespace mote {
 
 void InitLogging(const std::string& level) {
+  static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  if (std::shared_ptr<spdlog::logger> existing = spdlog::get("mote")) {
+    existing->set_level(spdlog::level::from_str(level));
+    return;
+  }
   auto logger = spdlog::stderr_logger_mt("mote");
   logger->set_pattern("mote: %l: %v");
   logger->set_level(spdlog::level::from_str(level));

@@ -13,8 +13,9 @@
 
 namespace mote {
 
-// Sends logs to stderr with a "mote: level: message" pattern. `level` is one
-// of spdlog's names (trace, debug, info, warn, error, off).
+// Sends logs to stderr with a "mote: level: message" pattern, at `level`:
+// one of spdlog's names (trace, debug, info, warn, error, off). Calling it
+// again only changes the level.
 void InitLogging(const std::string& level);
 
 // Allows `burst` messages per `period`; counts what it suppressed so the next
