@@ -1,4 +1,4 @@
-/* test=traffic [disk=N] [nic=N] [slots=N]: steady virtio-blk and virtio-net
+/* test=traffic [disk=N] [nic=N] [slots=N] [hold=1]: steady virtio-blk and virtio-net
  * traffic for the control plane's stop/cont test (README.md), until the
  * host says stop. Round r (from 0):
  *
@@ -12,7 +12,9 @@
  * 3. prints "traffic: round <r> ok" (or a FAIL line, and stops).
  *
  * At the end: "traffic: <n> rounds, <n> writes flushed and read back, <n>
- * frames each way" and guest_exit(0) (status 1) if every check passed. Every
+ * frames each way" and guest_exit(0) (status 1) if every check passed;
+ * with hold=1 it prints "traffic: holding" and spins instead (the host reads
+ * the device counters of a VM at rest, then quits). Every
  * wait is long (30 s of TSC): the host pauses the guest while it runs. */
 #include "../arch.h"
 #include "../boot.h"
@@ -131,4 +133,8 @@ void test_traffic(void) {
   /* Round r wrote and flushed its block too; only its frame had no answer. */
   printf("traffic: %u rounds, %u writes flushed and read back, %u frames each way\n", r, r + 1, r);
   expect(true, "traffic", NULL);
+  if (cmdline_u64("hold", 0)) {
+    printf("traffic: holding\n");
+    for (;;) __asm__ volatile("pause");
+  }
 }
