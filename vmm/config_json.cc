@@ -495,7 +495,7 @@ nlohmann::json VmConfigToJson(const VmConfig& config, const VmConfigExtras& extr
   j["api_socket"] = extras.api_socket;
   j["paused"] = extras.paused;
   j["name"] = extras.name;
-  j["log_level"] = extras.log_level;
+  if (!extras.log_level.empty()) j["log_level"] = extras.log_level;
   return j;
 }
 

@@ -21,7 +21,7 @@ struct VmConfigExtras {
   std::string api_socket;          // QMP control socket path; empty: none
   bool paused = false;             // vCPUs wait for QMP `cont`
   std::string name;                // what QMP query-name reports
-  std::string log_level = "info";  // trace, debug, info, warn, error or off
+  std::string log_level;  // trace, debug, info, warn, error or off; empty: not set (info)
 };
 
 // Parses a VM description (the JSON text of a --config file) on top of what

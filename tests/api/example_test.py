@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""examples/three_guests.c built the way a user of libmote builds it: mote is
+"""examples/three_guests.c (C) and examples/one_guest.cc (C++) built the way a user of libmote builds it: mote is
 installed (`meson install --destdir` into a scratch directory), the example
 is compiled with `cc` and the flags pkg-config gives for libmote, and run
-against the installed shared library. It must report each of its three
-guests' exit codes.
+against the installed shared library. They must report their guests' exit
+codes and events.
 
-Usage: example_test.py --build BUILD_DIR --example three_guests.c --kernel motetest.pvh
+Usage: example_test.py --build BUILD_DIR --example three_guests.c --cxx-example one_guest.cc
+                       --kernel motetest.pvh
 Exits 0 on pass, 1 on failure, 77 (meson's skip) where /dev/kvm is missing.
 """
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -25,10 +27,20 @@ def run(cmd, **kw):
     return p
 
 
+def sanitizer_flags(build):
+    """A sanitized libmote needs its runtime loaded first: build the example
+    with the same -fsanitize= as the build directory (none normally)."""
+    p = subprocess.run(["meson", "introspect", build, "--buildoptions"], capture_output=True, text=True)
+    options = {o["name"]: o["value"] for o in json.loads(p.stdout)} if p.returncode == 0 else {}
+    sanitize = options.get("b_sanitize", "none")
+    return [] if sanitize in ("none", "") else [f"-fsanitize={sanitize}"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--example", required=True)
+    ap.add_argument("--cxx-example", required=True)
     ap.add_argument("--kernel", required=True)
     args = ap.parse_args()
     if not os.path.exists("/dev/kvm"):
@@ -53,7 +65,8 @@ def main():
             return 1
         flags = p.stdout.split()
         binary = os.path.join(stage, "three_guests")
-        p = run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", binary, args.example, *flags])
+        p = run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", *sanitizer_flags(args.build), "-o",
+                 binary, args.example, *flags])
         if p.returncode != 0:
             print("FAILED: the example does not build against the installed libmote")
             return 1
@@ -70,6 +83,21 @@ def main():
                 failures.append(f"no SHUTDOWN event for '{cmdline}'")
         if "3 of 3 guests ended as expected" not in p.stdout or p.returncode != 0:
             failures.append(f"the example exited {p.returncode}")
+        # The C++ API from the same installation, with only C++17 and libmote.
+        cxx_binary = os.path.join(stage, "one_guest")
+        p3 = run(["c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *sanitizer_flags(args.build), "-o",
+                  cxx_binary, args.cxx_example, *flags])
+        if p3.returncode != 0:
+            failures.append("the C++ example does not build against the installed headers")
+        else:
+            p3 = run([cxx_binary, args.kernel], env=env)
+            for pattern in (r"^status prelaunch$", r"^event RESUME \{\}$",
+                            r"^event SHUTDOWN \{\"guest\":true,\"reason\":\"x-mote-debug-exit\"\}$",
+                            r"^exit code 1 \(x-mote-debug-exit: .*\); counters after the end: the VM has ended$"):
+                if not re.search(pattern, p3.stdout, re.M):
+                    failures.append(f"one_guest printed no line matching {pattern}")
+            if p3.returncode != 0:
+                failures.append(f"one_guest exited {p3.returncode}")
         # It must use the installed library, not the build tree's.
         p2 = run(["ldd", binary], env=env)
         if stage not in p2.stdout:

@@ -95,7 +95,7 @@ TEST_CASE("VmConfig defaults are the flags' defaults", "[api_config]") {
   CHECK(internal->config.memory_bytes == defaults.memory_bytes);
   CHECK(internal->config.kvm_path == defaults.kvm_path);
   CHECK_FALSE(internal->config.timeout.has_value());
-  CHECK(internal->extras.log_level == "info");
+  CHECK(internal->extras.log_level.empty());  // the process's level stays as it is
   // A disk without an id and a NIC without a MAC get their positions' names.
   VmConfig config = WithKernel();
   config.disks.push_back(Disk("a.img"));

@@ -371,9 +371,11 @@ TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config
     CHECK(absl::StartsWith(message, "config: " + property.key() + ": expected"));
   }
 
-  // VmConfigToJson writes every member (the timeout once it is set).
+  // VmConfigToJson writes every member (the timeout and log level once set).
   VmConfig config = Load("\"timeout\": 1, \"disks\": [{\"path\": \"a\"}], \"nets\": [{\"fd\": 3}]");
-  json dumped = VmConfigToJson(config, VmConfigExtras{});
+  VmConfigExtras extras;
+  extras.log_level = "warn";
+  json dumped = VmConfigToJson(config, extras);
   CHECK(Keys(dumped) == Keys(schema["properties"]));
   std::set<std::string> disk_keys = Keys(schema["$defs"]["disk"]["properties"]);
   CHECK(Keys(dumped["disks"][0]) == disk_keys);

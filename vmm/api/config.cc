@@ -58,7 +58,7 @@ VmConfig FromInternal(const mote::VmConfig& internal, const mote::VmConfigExtras
   c.api_socket = j["api_socket"];
   c.paused = j["paused"];
   c.name = j["name"];
-  c.log_level = j["log_level"];
+  c.log_level = j.value("log_level", "");
   return c;
 }
 
@@ -120,8 +120,9 @@ nlohmann::json ToJsonObject(const libmote::VmConfig& c) {
       {"rng", c.rng},             {"expect", c.expect},
       {"on_reboot", c.on_reboot}, {"kvm_device", c.kvm_device},
       {"api_socket", c.api_socket}, {"paused", c.paused},
-      {"name", c.name},           {"log_level", c.log_level},
+      {"name", c.name},
   };
+  if (!c.log_level.empty()) j["log_level"] = c.log_level;
   if (!c.kernel.empty()) j["kernel"] = c.kernel;
   if (c.timeout != 0) j["timeout"] = c.timeout;
   j["disks"] = nlohmann::json::array();

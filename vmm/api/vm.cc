@@ -123,7 +123,11 @@ Result<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, VmOptions options
   try {
     absl::StatusOr<mote::api::InternalConfig> internal = mote::api::ToInternal(config);
     if (!internal.ok()) return Error{std::string(internal.status().message())};
-    mote::InitLogging(internal->extras.log_level);
+    if (internal->extras.log_level.empty()) {
+      mote::EnsureLogging();
+    } else {
+      mote::InitLogging(internal->extras.log_level);
+    }
     auto state = std::make_unique<State>();
     State* raw = state.get();
     mote::RunOptions run;

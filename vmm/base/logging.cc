@@ -18,6 +18,10 @@ void InitLogging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
+void EnsureLogging() {
+  if (spdlog::get("mote") == nullptr) InitLogging("info");
+}
+
 bool RateLimiter::Allow(uint64_t* suppressed) {
   absl::MutexLock lock(&mu_);
   absl::Time now = absl::Now();

@@ -58,9 +58,10 @@ struct VmConfig {
   std::string api_socket;            // serve QMP on this Unix socket; "": none
   bool paused = false;               // the vCPUs wait for Resume (QMP `cont`)
   std::string name;                  // what QMP query-name reports
-  // Logging is process-wide: Vm::Create sets the process's level from the
-  // last VM created ("trace", "debug", "info", "warn", "error", "off").
-  std::string log_level = "info";
+  // Logging is process-wide: a level here ("trace", "debug", "info", "warn",
+  // "error", "off") is set by Vm::Create for the whole process; "" leaves
+  // it as it is (SetLogLevel; "info" until something sets it).
+  std::string log_level;
 
   // A whole description (JSON text, or a file of it); errors name the member
   // ("config: cpus: expected an integer from 1 to 254").
@@ -68,7 +69,7 @@ struct VmConfig {
   static Result<VmConfig> FromJsonFile(const std::string& path);
   // The description as JSON text: every member, except those whose empty
   // value means "the default" (timeout 0, a disk's id, a NIC's mac, an
-  // unset kernel).
+  // unset kernel or log level).
   std::string ToJson() const;
 };
 
