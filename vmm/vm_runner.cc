@@ -91,7 +91,11 @@ VmOutcome VmRunner::Run() {
     start_paused = false;  // a reset guest runs on, as under QEMU
     bool again = outcome.kind == OutcomeKind::kHostReset ||
                  (outcome.kind == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
-    if (!again) break;
+    if (again && quit_requested_) {  // the reset won the race, but quit still means quit
+      outcome = {OutcomeKind::kQuit, 0, "quit requested on the control socket"};
+      Emit("SHUTDOWN", {{"guest", false}, {"reason", ShutdownReason(outcome.kind)}});
+    }
+    if (!again || quit_requested_) break;
     spdlog::info("guest reset: booting again");
     if (absl::Status s = BuildVm(); !s.ok()) {
       outcome = {OutcomeKind::kHostError, 0,
@@ -271,8 +275,9 @@ qmp::QmpResult VmRunner::Execute(const std::string& command, const json& argumen
     return list;
   }
   if (command == "query-status") return QueryStatus();
+  if (command == "quit") quit_requested_ = true;
   if (vm_ == nullptr || vm_->ended()) {
-    if (command == "quit") return json::object();
+    if (command == "quit") return json::object();  // Run sees quit_requested_
     bool known = std::find_if(std::begin(kCommands), std::end(kCommands),
                               [&](const char* c) { return command == c; }) != std::end(kCommands);
     if (known) return Error("the guest has shut down");

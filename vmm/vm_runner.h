@@ -79,6 +79,8 @@ class VmRunner : public qmp::QmpDispatcher {
   std::unique_ptr<qmp::QmpServer> qmp_;
   std::unique_ptr<Vm> vm_;  // the current boot; loop thread (or Run's, between boots)
   bool prelaunch_ = false;  // --paused and not yet continued
+  // `quit` came: no more boots, even if it came while a reset was under way.
+  bool quit_requested_ = false;
 
   absl::Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once

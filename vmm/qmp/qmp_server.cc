@@ -84,17 +84,8 @@ absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr)
   return absl::OkStatus();
 }
 
-absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty()) return absl::InvalidArgumentError("the QMP socket path is empty");
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: a socket path has at most %d bytes", path, sizeof(addr.sun_path) - 1));
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  MOTE_RETURN_IF_ERROR(RemoveStaleSocket(path, addr));
-
+// A listening socket at `addr`'s path, mode 0600, or nothing there.
+absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sockaddr_un& addr) {
   FileDescriptor fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.ok()) return ErrnoToStatus(errno, "socket");
   // bind() gives the new file the socket inode's mode less the umask: set it
@@ -113,6 +104,40 @@ absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
     int err = errno;
     unlink(path.c_str());
     return ErrnoToStatus(err, "listen " + path);
+  }
+  return fd;
+}
+
+absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty()) return absl::InvalidArgumentError("the QMP socket path is empty");
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: a socket path has at most %d bytes", path, sizeof(addr.sun_path) - 1));
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  MOTE_RETURN_IF_ERROR(RemoveStaleSocket(path, addr));
+
+  // The file appears only once the socket listens, so a client that sees it
+  // can connect at once: bind a temporary name in the same directory, then
+  // link it to `path` (which fails if another mote took `path` meanwhile).
+  size_t slash = path.rfind('/');
+  std::string temp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) +
+                     absl::StrFormat(".mote-qmp-%d-%p", getpid(), static_cast<const void*>(&addr));
+  if (temp.size() >= sizeof(addr.sun_path)) return BindAndListen(path, addr);  // no room: bind it directly
+  sockaddr_un temp_addr{};
+  temp_addr.sun_family = AF_UNIX;
+  std::memcpy(temp_addr.sun_path, temp.data(), temp.size());
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, BindAndListen(temp, temp_addr));
+  int linked = link(temp.c_str(), path.c_str());
+  int err = errno;
+  unlink(temp.c_str());
+  if (linked != 0) {
+    if (err == EEXIST) return absl::AlreadyExistsError(path + ": in use by a running mote");
+    // A file system without hard links: bind the path itself.
+    if (err == EPERM || err == EOPNOTSUPP) return BindAndListen(path, addr);
+    return ErrnoToStatus(err, "link " + path);
   }
   return fd;
 }
