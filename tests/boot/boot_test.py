@@ -17,12 +17,17 @@ import tempfile
 import time
 import zlib
 
-CASES = {}
+def case_table():
+    """A table of test cases and the @case decorator that fills it."""
+    cases = {}
+
+    def case(fn):
+        cases[fn.__name__] = fn
+        return fn
+    return cases, case
 
 
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = case_table()
 
 
 class Failure(Exception):
@@ -798,9 +803,11 @@ def kvm_missing_or_denied(ctx):
               preexec=drop_root)
 
 
-def main():
+def run_case(cases):
+    """The command line of every boot-test script: CASE --mote PATH --images
+    DIR; 0 passed, 1 failed, 77 skipped (meson's code)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("case", choices=sorted(cases))
     parser.add_argument("--mote", required=True)
     parser.add_argument("--images", required=True)
     args = parser.parse_args()
@@ -808,7 +815,7 @@ def main():
         print("/dev/kvm is missing: skipping")
         return 77
     try:
-        CASES[args.case](Ctx(args.mote, args.images))
+        cases[args.case](Ctx(args.mote, args.images))
     except Failure as e:
         print(f"FAILED {args.case}: {e}")
         return 1
@@ -820,4 +827,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))

@@ -6,7 +6,6 @@ events and what the guest itself sees.
 Usage: control_test.py CASE --mote PATH --images DIR
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
-import argparse
 import json
 import os
 import re
@@ -18,14 +17,9 @@ import tempfile
 import threading
 import time
 
-from boot_test import Ctx, Failure, expect_eq
+from boot_test import Failure, case_table, expect_eq, run_case
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = case_table()
 
 
 class Guest:
@@ -643,23 +637,5 @@ def stop_cont_in_netns(ctx):
     expect_eq("quiet checks while stopped", quiet_checks, TRAFFIC_CYCLES // 100)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--mote", required=True)
-    parser.add_argument("--images", required=True)
-    args = parser.parse_args()
-    if not os.path.exists("/dev/kvm"):
-        print("/dev/kvm is missing: skipping")
-        return 77
-    try:
-        CASES[args.case](Ctx(args.mote, args.images))
-    except Failure as e:
-        print(f"FAILED {args.case}: {e}")
-        return 1
-    print(f"PASSED {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))

@@ -6,7 +6,6 @@ hang, and the VM runs on (a well-behaved client checks after every case).
 Usage: qmp_hostile_test.py CASE --mote PATH --images DIR
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
-import argparse
 import json
 import os
 import socket
@@ -14,15 +13,10 @@ import sys
 import threading
 import time
 
-from boot_test import Ctx, Failure, expect_eq
+from boot_test import Failure, case_table, expect_eq, run_case
 from control_test import Guest, Qmp, expect_error
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES, case = case_table()
 
 
 def still_running(g, q):
@@ -239,23 +233,5 @@ def qmp_hostile_100_clients_at_once(ctx):
     with_guest(ctx, body)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--mote", required=True)
-    parser.add_argument("--images", required=True)
-    args = parser.parse_args()
-    if not os.path.exists("/dev/kvm"):
-        print("/dev/kvm is missing: skipping")
-        return 77
-    try:
-        CASES[args.case](Ctx(args.mote, args.images))
-    except Failure as e:
-        print(f"FAILED {args.case}: {e}")
-        return 1
-    print(f"PASSED {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))
