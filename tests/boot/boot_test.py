@@ -729,6 +729,20 @@ def config_file_and_overrides(ctx):
         bad_input(ctx, ["--config", os.path.join(d, "none.json")], r"cannot read config")
 
 
+@case
+def mini_guests(ctx):
+    # The start-up benchmark's guests (guest-images/mini/): one line, the boot
+    # timer, debug-exit 0; the SMP one first starts the second vCPU.
+    code, out, err, _ = ctx.run("--kernel", os.path.join(ctx.images, "mini.pvh"))
+    expect_eq("mini output", out, "mote mini guest: hello\n")
+    expect_line(err, r"guest boot done")
+    expect_eq("exit code (mini)", code, 1)
+    code, out, err, _ = ctx.run("--kernel", os.path.join(ctx.images, "mini-smp2.pvh"), "--cpus", "2",
+                                "--timeout", "10")
+    expect_eq("mini-smp2 output", out, "mote mini guest: 2 cpus up\n")
+    expect_eq("exit code (mini-smp2)", code, 1)
+
+
 # ---- Bad input: one clear line, a non-zero exit, never a crash --------------------
 
 def bad_input(ctx, args, message, preexec=None):

@@ -1,0 +1,112 @@
+"""The monitors the benchmarks compare, and how each one is asked to run the
+same tiny guest: mote, QEMU (microvm with the options that make it fastest
+here, q35 where PCI is the point) and the bare-KVM floor program. Each
+launcher returns the command line and what marks the guest's boot-timer
+write on that monitor's stderr.
+"""
+import os
+import shutil
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(ROOT, "tests", "bench")
+
+# On this host plain -cpu host aborts QEMU ("failed to set MSR 0x10a").
+QEMU_CPU = ["-enable-kvm", "-cpu", "host,-arch-capabilities"]
+QEMU_COMMON = ["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+               "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+               # The boot-timer port: each byte the guest writes to 0x440 goes to stderr.
+               "-chardev", "file,id=boottimer,path=/dev/stderr",
+               "-device", "isa-debugcon,iobase=0x440,chardev=boottimer"]
+
+
+class Vmm:
+    def __init__(self, name, boot_marker):
+        self.name = name
+        self.boot_marker = boot_marker  # bytes on stderr that say the boot timer was written
+
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+        raise NotImplementedError
+
+
+class Mote(Vmm):
+    def __init__(self, binary, transport="pci", label="mote"):
+        super().__init__(label, b"guest boot done")
+        self.binary = binary
+        self.transport = transport
+
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+        cmd = [self.binary, "run", "--kernel", kernel, "--cmdline", cmdline, "--cpus", str(cpus),
+               "--memory", f"{memory_mib}M", "--transport", self.transport]
+        for d in disks:
+            cmd += ["--disk", d]
+        return cmd + list(extra)
+
+
+class QemuMicrovm(Vmm):
+    """microvm with no firmware, PIC, PIT or RTC; ACPI only where the guest
+    needs it (SMP: the tiny kernel finds its CPUs in the MADT)."""
+
+    def __init__(self, binary="qemu-system-x86_64"):
+        super().__init__("qemu-microvm", b"\x00")
+        self.binary = binary
+
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+        acpi = "on" if cpus > 1 else "off"
+        machine = f"microvm,acpi={acpi},x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on"
+        cmd = [self.binary, *QEMU_CPU, "-M", machine, "-smp", str(cpus), "-m", str(memory_mib),
+               *QEMU_COMMON, "-kernel", kernel, "-append", cmdline,
+               # The tiny driver speaks modern virtio-mmio only.
+               "-global", "virtio-mmio.force-legacy=false"]
+        for i, d in enumerate(disks):
+            cmd += ["-drive", f"if=none,id=d{i},format=raw,{d}", "-device", f"virtio-blk-device,drive=d{i}"]
+        return cmd + list(extra)
+
+
+class QemuQ35(Vmm):
+    """q35 with SeaBIOS (about 4 s of firmware here): for PCI devices."""
+
+    def __init__(self, binary="qemu-system-x86_64"):
+        super().__init__("qemu-q35", b"\x00")
+        self.binary = binary
+
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+        cmd = [self.binary, *QEMU_CPU, "-M", "q35", "-smp", str(cpus), "-m", str(memory_mib),
+               *QEMU_COMMON, "-kernel", kernel, "-append", cmdline]
+        for i, d in enumerate(disks):
+            cmd += ["-drive", f"if=none,id=d{i},format=raw,{d}",
+                    "-device", f"virtio-blk-pci,drive=d{i},disable-legacy=on"]
+        return cmd + list(extra)
+
+
+class Floor(Vmm):
+    """tests/bench/kvm_floor.c: the KVM objects mote creates, and nothing else."""
+
+    def __init__(self, binary, irqchip=True, pit=False):
+        label = "floor" + ("+irqchip" if irqchip else "") + ("+pit" if pit else "")
+        super().__init__(label, b"boot-timer")
+        self.binary = binary
+        self.flags = (["--irqchip"] if irqchip else []) + (["--pit"] if pit else [])
+
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+        if cpus != 1 or disks:
+            raise ValueError("the floor runs one vCPU and no devices")
+        return [self.binary, *self.flags, "--memory", str(memory_mib), kernel, cmdline]
+
+
+def build_helpers(out_dir):
+    """Compiles the floor program and the first-KVM_RUN shim (once per source change)."""
+    os.makedirs(out_dir, exist_ok=True)
+    built = {}
+    for source, output, flags in (("kvm_floor.c", "kvm_floor", []),
+                                  ("first_kvm_run.c", "first_kvm_run.so", ["-shared", "-fPIC"])):
+        src = os.path.join(BENCH, source)
+        dst = os.path.join(out_dir, output)
+        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", *flags, "-o", dst, src, "-ldl"], check=True)
+        built[output] = dst
+    return built
+
+
+def qemu_binary():
+    return shutil.which("qemu-system-x86_64")
