@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "absl/strings/str_format.h"
 #include "arch/x86/acpi/tables.h"
@@ -166,20 +167,41 @@ absl::Status Vm::Build() {
     acpi.virtio_mmio.push_back({base, x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
   }
 
-  // Memory, ACPI tables and the kernel before the VM objects: the kernel's
-  // format decides whether the PIT is worth creating (PitMode::kAuto).
   MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes)));
+  MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
+  vm_fd_.emplace(std::move(vm_fd));
+  MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
+  MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
+  // With the irqchip in place, registering guest RAM waits several ms for
+  // KVM (an SRCU grace period, mostly asleep): it runs on a thread of its own
+  // while the kernel, tables, devices and vCPUs are set up, and is joined
+  // before Build returns (the future's destructor waits on an early return).
+  std::future<absl::Status> memory_slots =
+      std::async(std::launch::async, [vm = &*vm_fd_, mem = mem_.get()] { return RegisterMemory(*vm, *mem); });
+  absl::Status built = BuildOnTopOfMemory(acpi, request, virtio_devices);
+  absl::Status registered = memory_slots.get();
+  return built.ok() ? registered : built;
+}
+
+absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
+  const auto& regions = mem.regions();
+  for (uint32_t slot = 0; slot < regions.size(); ++slot) {
+    MOTE_RETURN_IF_ERROR(
+        vm.SetUserMemoryRegion(slot, regions[slot].guest_base, regions[slot].size, regions[slot].host));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vm::BuildOnTopOfMemory(
+    const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request,
+    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices) {
+  bool pci = config_.transport == VirtioTransport::kPci;
   MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi));
   request.ram_bytes = config_.memory_bytes;
   request.acpi_rsdp_addr = rsdp;
   MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
   MOTE_RETURN_IF_ERROR(x86::WriteBootTables(*mem_, boot_.mode));
   spdlog::debug("kernel {}: {}, entry 0x{:x}", config_.kernel, boot_.format_name, boot_.entry);
-
-  MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
-  vm_fd_.emplace(std::move(vm_fd));
-  MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
-  MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
   // A Linux kernel calibrates against the PIT; the tiny kernels do not need it,
   // and it costs ~15 ms of VM teardown here (README: "Choosing the PIT").
   pit_enabled_ = config_.pit == PitMode::kOn ||
@@ -191,11 +213,6 @@ absl::Status Vm::Build() {
   // KVM's default routing differs only for IRQ 0; MSI routes replace the
   // table anyway, so it is only worth an ioctl for the PIT now.
   if (pit_enabled_) MOTE_RETURN_IF_ERROR(irq_routing_->InstallIsaRoutes());
-  const auto& regions = mem_->regions();
-  for (uint32_t slot = 0; slot < regions.size(); ++slot) {
-    MOTE_RETURN_IF_ERROR(vm_fd_->SetUserMemoryRegion(slot, regions[slot].guest_base,
-                                                     regions[slot].size, regions[slot].host));
-  }
   if (loop_ == nullptr) {
     MOTE_ASSIGN_OR_RETURN(own_loop_, EventLoop::Create());
     loop_ = own_loop_.get();
@@ -316,8 +333,13 @@ absl::Status Vm::CreateVcpus() {
     MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
     // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
     if (id == 0) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
-    vcpus_.push_back(std::make_unique<Vcpu>(std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
-                                            [this](VmOutcome o) { RequestEnd(std::move(o)); }));
+    auto vcpu = std::make_unique<Vcpu>(std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
+                                       [this](VmOutcome o) { RequestEnd(std::move(o)); });
+    // The thread starts now and parks until Start: its start-up overlaps
+    // the memory-slot registration instead of delaying the first KVM_RUN.
+    vcpu->Pause();
+    vcpu->Start();
+    vcpus_.push_back(std::move(vcpu));
   }
   return absl::OkStatus();
 }
@@ -389,15 +411,18 @@ absl::Status Vm::WatchHostEvents(bool stop_on_signals) {
   return absl::OkStatus();
 }
 
+void Vm::Start(bool paused) {
+  if (paused) {
+    paused_ = true;  // they are parked already
+    return;
+  }
+  for (auto& v : vcpus_) v->Resume();
+}
+
 VmOutcome Vm::Run(RunFlags flags) {
   if (absl::Status s = WatchHostEvents(flags.stop_on_signals); !s.ok()) {
     return {OutcomeKind::kHostError, 0, s.ToString()};
   }
-  if (flags.start_paused) {
-    paused_ = true;
-    for (auto& v : vcpus_) v->Pause();  // before Start: they park at once
-  }
-  for (auto& v : vcpus_) v->Start();
   absl::Status loop_status = loop_->Run();
   if (!loop_status.ok()) RequestEnd({OutcomeKind::kHostError, 0, loop_status.ToString()});
   for (auto& v : vcpus_) v->Kick();

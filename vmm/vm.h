@@ -1,10 +1,12 @@
 // Vm: owns everything of one virtual machine (KVM objects, guest memory,
 // buses, devices, vCPU threads, the event loop) and runs it to an outcome.
-// Create() builds the whole machine and loads the kernel; Run() starts the
-// vCPUs, runs the event loop on the calling thread until the guest ends, a
-// timeout expires, --expect matches or a stop signal arrives, then stops and
-// joins every thread before returning.
-// Thread-safety: Create/Run from one thread; RequestEnd from any thread.
+// Create() builds the whole machine and loads the kernel, with the vCPU
+// threads started and parked; Start() lets them go; Run() runs the event loop
+// on the calling thread until the guest ends, a timeout expires, --expect
+// matches or a stop signal arrives, then stops and joins every thread before
+// returning.
+// Thread-safety: Create, Start and Run in that order (Run may be on another
+// thread); RequestEnd from any thread.
 #ifndef MOTE_VMM_VM_H_
 #define MOTE_VMM_VM_H_
 
@@ -18,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "arch/x86/acpi/tables.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
 #include "devices/pci/pci_root.h"
@@ -60,8 +63,11 @@ class Vm : public GuestEventSink {
                                                     EventCallback on_event = nullptr);
   ~Vm() override;
 
+  // Lets the vCPUs run: Create leaves their threads parked, so starting a
+  // guest costs no thread start-up. With `paused` they wait for Resume().
+  // Once, before Run; any thread.
+  void Start(bool paused);
   struct RunFlags {
-    bool start_paused = false;  // the vCPUs wait for Resume() first
     // SIGINT, SIGTERM and SIGHUP end the VM (OutcomeKind::kSignal). They are
     // read through a signalfd, so the process must block them in every
     // thread (StopSignals); an embedder that keeps its signals leaves it off.
@@ -106,6 +112,12 @@ class Vm : public GuestEventSink {
   class IsaIrqLine;
   Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event);
   absl::Status Build();
+  // Guest RAM into KVM memory slots (on a helper thread: see Build).
+  static absl::Status RegisterMemory(VmFd& vm, const GuestMemory& mem);
+  // What Build does while the memory slots are registered: tables, kernel,
+  // PIT, devices, vCPUs.
+  absl::Status BuildOnTopOfMemory(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request,
+                                  const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();

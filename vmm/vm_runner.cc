@@ -68,7 +68,12 @@ VmRunner::~VmRunner() {
 absl::Status VmRunner::Boot() {
   config_.launch_time = absl::Now();
   if (config_.timeout.has_value()) deadline_ = config_.launch_time + *config_.timeout;
-  return BuildVm();
+  MOTE_RETURN_IF_ERROR(BuildVm());
+  // The vCPUs go now, on the caller's thread: the first KVM_RUN does not
+  // wait for the loop thread to start. What they cause waits for the loop.
+  prelaunch_ = options_.paused;
+  vm_->Start(options_.paused);
+  return absl::OkStatus();
 }
 
 absl::Status VmRunner::BuildVm() {
@@ -82,13 +87,10 @@ absl::Status VmRunner::BuildVm() {
 }
 
 VmOutcome VmRunner::Run() {
-  bool start_paused = options_.paused;
   VmOutcome outcome;
   while (true) {
-    prelaunch_ = start_paused;
-    outcome = vm_->Run({.start_paused = start_paused, .stop_on_signals = options_.stop_on_signals});
+    outcome = vm_->Run({.stop_on_signals = options_.stop_on_signals});
     vm_.reset();  // tear down before the next boot (or the terminal is restored)
-    start_paused = false;  // a reset guest runs on, as under QEMU
     bool again = outcome.kind == OutcomeKind::kHostReset ||
                  (outcome.kind == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
     if (again && quit_requested_) {  // the reset won the race, but quit still means quit
@@ -103,6 +105,8 @@ VmOutcome VmRunner::Run() {
       Emit("SHUTDOWN", {{"guest", false}, {"reason", ShutdownReason(outcome.kind)}});
       break;
     }
+    prelaunch_ = false;
+    vm_->Start(/*paused=*/false);  // a reset guest runs on, as under QEMU
   }
   Flush();
   {

@@ -1,6 +1,9 @@
 #include "arch/x86/acpi/tables.h"
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -223,6 +226,24 @@ std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr) {
   return rsdp;
 }
 
+namespace {
+
+// Where an earlier WriteAcpiTables' tables end (the XSDT is placed last), or
+// the start of the area if there are none: a fresh guest's area reads zero.
+uint64_t EarlierTablesEnd(const GuestMemory& mem) {
+  absl::StatusOr<std::array<char, 8>> signature =
+      mem.ReadObj<std::array<char, 8>>(GuestAddress{kAcpiRsdpAddr});
+  absl::StatusOr<uint64_t> xsdt = mem.ReadObj<uint64_t>(GuestAddress{kAcpiRsdpAddr + kRsdpXsdtAddress});
+  if (!signature.ok() || std::memcmp(signature->data(), "RSD PTR ", 8) != 0 || !xsdt.ok() ||
+      *xsdt < kAcpiTablesAddr || *xsdt >= kAcpiTablesEnd) {
+    return kAcpiTablesAddr;
+  }
+  absl::StatusOr<uint32_t> length = mem.ReadObj<uint32_t>(GuestAddress{*xsdt + 4});
+  return length.ok() ? std::min<uint64_t>(*xsdt + *length, kAcpiTablesEnd) : kAcpiTablesAddr;
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg) {
   if (cfg.num_cpus == 0 || cfg.num_cpus > kMaxCpus) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -257,14 +278,17 @@ absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfi
                         kAcpiTablesAddr, end, kAcpiTablesEnd));
   }
 
-  // Clear the whole area first: after a reset no stale bytes of a previous
-  // (larger) table set may remain where a scanner could find them.
-  std::vector<uint8_t> zeros(kAcpiTablesEnd - kAcpiRsdpAddr, 0);
-  MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{kAcpiRsdpAddr}, zeros));
+  // One write of the RSDP, the tables and the zeros between them, and past
+  // them as far as an earlier (larger) table set reached, so no stale table
+  // is left: only those pages are touched (each first touch of guest RAM
+  // costs a host page), not the whole 128 KiB area.
+  std::vector<uint8_t> area(std::max(end, EarlierTablesEnd(mem)) - kAcpiRsdpAddr, 0);
+  std::vector<uint8_t> rsdp = BuildRsdp(xsdt_addr);
+  std::copy(rsdp.begin(), rsdp.end(), area.begin());
   for (const Placed& table : placed) {
-    MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{table.addr}, table.bytes));
+    std::copy(table.bytes.begin(), table.bytes.end(), area.begin() + (table.addr - kAcpiRsdpAddr));
   }
-  MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{kAcpiRsdpAddr}, BuildRsdp(xsdt_addr)));
+  MOTE_RETURN_IF_ERROR(mem.Write(GuestAddress{kAcpiRsdpAddr}, area));
   return kAcpiRsdpAddr;
 }
 
