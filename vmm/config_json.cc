@@ -118,8 +118,9 @@ absl::Status GetCpus(const Json& value, const std::string& path, uint32_t& out) 
   return absl::OkStatus();
 }
 
-// "512M", "2G", ... or an integer number of MiB, as --memory takes them.
-absl::Status GetMemory(const Json& value, const std::string& path, uint64_t& out) {
+// "512M", "2G,hugepages=on", ... or an integer number of MiB, as --memory
+// takes them.
+absl::Status GetMemory(const Json& value, const std::string& path, VmConfig& out) {
   std::string text;
   if (value.is_string()) {
     text = value.get<std::string>();
@@ -128,13 +129,14 @@ absl::Status GetMemory(const Json& value, const std::string& path, uint64_t& out
   } else {
     return FieldError(path, "expected a size such as \"512M\" or \"2G\", or an integer of MiB");
   }
-  absl::StatusOr<uint64_t> bytes = ParseMemorySize(text);
-  if (!bytes.ok()) return FieldError(path, std::string(bytes.status().message()));
-  if (*bytes < kMinMemoryBytes) {
+  absl::StatusOr<MemoryOption> memory = ParseMemory(text);
+  if (!memory.ok()) return FieldError(path, std::string(memory.status().message()));
+  if (memory->bytes < kMinMemoryBytes) {
     return FieldError(path, absl::StrFormat("'%s' is too small: mote needs at least %d MiB", text,
                                             kMinMemoryBytes >> 20));
   }
-  out = *bytes;
+  out.memory_bytes = memory->bytes;
+  out.hugepages = memory->hugepages;
   return absl::OkStatus();
 }
 
@@ -291,7 +293,7 @@ constexpr Member kVmMembers[] = {
        return GetCpus(v, p, t.config.cpus);
      }},
     {"memory", [](const Json& v, const std::string& p, Target& t) {
-       return GetMemory(v, p, t.config.memory_bytes);
+       return GetMemory(v, p, t.config);
      }},
     {"cpu_template", [](const Json& v, const std::string& p, Target& t) {
        return GetCpuTemplate(v, p, t.config.cpu_template);
@@ -452,7 +454,7 @@ nlohmann::json VmConfigToJson(const VmConfig& config) {
       {"initrd", config.initrd},
       {"cmdline", config.cmdline},
       {"cpus", config.cpus},
-      {"memory", MemoryText(config.memory_bytes)},
+      {"memory", MemoryText(config.memory_bytes) + (config.hugepages ? ",hugepages=on" : "")},
       {"cpu_template", config.cpu_template},
       {"pit", PitModeName(config.pit)},
       {"console", ConsoleText(config.console)},

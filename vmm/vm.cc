@@ -167,7 +167,9 @@ absl::Status Vm::Build() {
     acpi.virtio_mmio.push_back({base, x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
   }
 
-  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes)));
+  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes),
+                                                  config_.hugepages ? GuestMemory::Pages::kHuge2M
+                                                                    : GuestMemory::Pages::kTransparent));
   MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
   vm_fd_.emplace(std::move(vm_fd));
   MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));

@@ -43,6 +43,26 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text) {
   return bytes;
 }
 
+absl::StatusOr<MemoryOption> ParseMemory(const std::string& text) {
+  size_t comma = text.find(',');
+  MemoryOption option;
+  absl::StatusOr<uint64_t> bytes = ParseMemorySize(text.substr(0, comma));
+  if (!bytes.ok()) return bytes.status();
+  option.bytes = *bytes;
+  if (comma == std::string::npos) return option;
+  std::string rest = text.substr(comma + 1);
+  if (rest == "hugepages=on") {
+    option.hugepages = true;
+  } else if (rest != "hugepages=off") {
+    return absl::InvalidArgumentError("memory '" + text + "': expected SIZE[,hugepages=on|off]");
+  }
+  if (option.hugepages && option.bytes % (2 << 20) != 0) {
+    return absl::InvalidArgumentError("memory '" + text +
+                                      "': with hugepages=on the size is a multiple of 2 MiB");
+  }
+  return option;
+}
+
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text) {
   if (text == "stdio") return ConsoleConfig{ConsoleKind::kStdio, ""};
   if (text == "none") return ConsoleConfig{ConsoleKind::kNone, ""};

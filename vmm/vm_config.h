@@ -53,6 +53,7 @@ struct VmConfig {
   std::string cmdline;
   uint32_t cpus = 1;
   uint64_t memory_bytes = 128ull << 20;
+  bool hugepages = false;  // reserved 2 MiB hugetlb pages (--memory SIZE,hugepages=on)
   std::string cpu_template = "host";
   PitMode pit = PitMode::kAuto;
   ConsoleConfig console;
@@ -77,6 +78,12 @@ inline constexpr uint64_t kMaxMemoryBytes = 1ull << 40;
 // "512" (MiB), "512M", "2G", "4096K", "1GiB"... -> bytes; rejects garbage,
 // zero and sizes that are not a multiple of 4 KiB.
 absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text);
+// --memory SIZE[,hugepages=on|off]
+struct MemoryOption {
+  uint64_t bytes = 0;
+  bool hugepages = false;
+};
+absl::StatusOr<MemoryOption> ParseMemory(const std::string& text);
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);

@@ -40,5 +40,6 @@ void test_blk(void);
 void test_net(void);
 void test_netbench(void);
 void test_traffic(void);
+void test_exits(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -743,6 +743,47 @@ def mini_guests(ctx):
     expect_eq("exit code (mini-smp2)", code, 1)
 
 
+def set_huge_pages(n):
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write(f"{n}\n")
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        return int(f.read())
+
+
+@case
+def hugepages_memory(ctx):
+    # --memory SIZE,hugepages=on: reserved 2 MiB pages back guest RAM, and a
+    # host without enough of them gets one clear error.
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        before = int(f.read())
+    try:
+        set_huge_pages(0)
+        bad_input(ctx, ["--kernel", ctx.image(), "--memory", "64M,hugepages=on"],
+                  r"hugepages=on: cannot reserve 64 MiB of 2 MiB huge pages .*0 2 MiB pages free")
+        if set_huge_pages(40) < 32:
+            raise Skip("the host would not give 32 huge pages")
+        p = subprocess.Popen([ctx.mote, "run", "--kernel", ctx.image(), "--cmdline", "test=spin",
+                              "--memory", "64M,hugepages=on"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            line = p.stdout.readline()
+            expect_eq("guest output", line, b"spin: forever\n")
+            with open(f"/proc/{p.pid}/smaps") as f:
+                smaps = f.read()
+            # The guest RAM mapping (64 MiB) is made of 2 MiB pages.
+            sizes = {}
+            for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
+                lo, hi = (int(x, 16) for x in block.split()[0].split("-"))
+                k = re.search(r"KernelPageSize:\s+(\d+) kB", block)
+                sizes[hi - lo] = int(k.group(1)) if k else None
+            expect_eq("page size of the 64 MiB guest mapping (KiB)", sizes.get(64 << 20), 2048)
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        set_huge_pages(before)
+
+
 # ---- Bad input: one clear line, a non-zero exit, never a crash --------------------
 
 def bad_input(ctx, args, message, preexec=None):

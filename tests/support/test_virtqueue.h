@@ -1,6 +1,6 @@
 // TestVirtqueue: the guest driver's side of one split virtqueue, for unit
 // tests of Queue and of virtio devices. It lays out a descriptor table, an
-// available ring and a used ring in a (heap/memfd) GuestMemory, hands buffers
+// available ring and a used ring in a GuestMemory, hands buffers
 // to the device the way a driver would, and reads back what the device
 // returned. It also writes raw, deliberately broken descriptors and ring
 // entries for adversarial tests.

@@ -184,6 +184,10 @@ TEST_CASE("Memory is a size string or an integer of MiB", "[config_json]") {
   CHECK(Load("\"memory\": 4").memory_bytes == (4ull << 20));
   CHECK(VmConfigToJson(Load("\"memory\": 3072"))["memory"] == "3G");
   CHECK(VmConfigToJson(Load("\"memory\": \"8196K\""))["memory"] == "8196K");
+  VmConfig huge = Load("\"memory\": \"256M,hugepages=on\"");
+  CHECK(huge.hugepages);
+  CHECK(huge.memory_bytes == 256ull << 20);
+  CHECK(VmConfigToJson(huge)["memory"] == "256M,hugepages=on");
 }
 
 TEST_CASE("Disks and NICs are arrays that replace the lists", "[config_json]") {

@@ -22,6 +22,23 @@ TEST_CASE("ParseMemorySize rejects garbage with a message", "[vm_config]") {
   CHECK(ParseMemorySize("12X").status().message().find("suffix") != absl::string_view::npos);
 }
 
+TEST_CASE("--memory takes hugepages=on|off after the size", "[vm_config]") {
+  absl::StatusOr<MemoryOption> plain = ParseMemory("512M");
+  REQUIRE(plain.ok());
+  CHECK(plain->bytes == 512ull << 20);
+  CHECK_FALSE(plain->hugepages);
+  absl::StatusOr<MemoryOption> huge = ParseMemory("1G,hugepages=on");
+  REQUIRE(huge.ok());
+  CHECK(huge->bytes == 1ull << 30);
+  CHECK(huge->hugepages);
+  CHECK_FALSE(ParseMemory("64M,hugepages=off")->hugepages);
+  CHECK(ParseMemory("64M,huge").status().message() ==
+        "memory '64M,huge': expected SIZE[,hugepages=on|off]");
+  CHECK(ParseMemory("4100K,hugepages=on").status().message() ==
+        "memory '4100K,hugepages=on': with hugepages=on the size is a multiple of 2 MiB");
+  CHECK_FALSE(ParseMemory("lots,hugepages=on").ok());
+}
+
 TEST_CASE("VmConfig::Validate names the problem", "[vm_config]") {
   VmConfig c;
   CHECK(c.Validate().message().find("kernel") != absl::string_view::npos);

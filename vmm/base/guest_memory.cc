@@ -1,11 +1,15 @@
 #include "vmm/base/guest_memory.h"
 
 #include <fcntl.h>
+#include <linux/mman.h>  // MAP_HUGE_2MB
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "vmm/base/status_macros.h"
@@ -15,10 +19,28 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 
+// "N huge pages" from /proc/meminfo's HugePages_Free, for error messages.
+std::string FreeHugePages() {
+  FILE* f = std::fopen("/proc/meminfo", "re");
+  if (f == nullptr) return "an unknown number of";
+  char line[128];
+  std::string free = "an unknown number of";
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    unsigned long n;
+    if (std::sscanf(line, "HugePages_Free: %lu", &n) == 1) {
+      free = absl::StrFormat("%d 2 MiB page%s", n, n == 1 ? "" : "s");
+      break;
+    }
+  }
+  std::fclose(f);
+  return free;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
-    const std::vector<MemoryRegionSpec>& specs) {
+    const std::vector<MemoryRegionSpec>& specs, Pages pages) {
+  const uint64_t align = pages == Pages::kHuge2M ? kHugePageSize : kPageSize;
   if (specs.empty()) return absl::InvalidArgumentError("guest memory: no regions");
   std::vector<MemoryRegionSpec> sorted = specs;
   std::sort(sorted.begin(), sorted.end(),
@@ -26,9 +48,10 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
   uint64_t total = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {
     const MemoryRegionSpec& r = sorted[i];
-    if (r.size == 0 || r.size % kPageSize != 0 || r.guest_base % kPageSize != 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "guest memory: region 0x%x+0x%x is empty or not page-aligned", r.guest_base, r.size));
+    if (r.size == 0 || r.size % align != 0 || r.guest_base % align != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("guest memory: region 0x%x+0x%x is empty or not aligned to %d KiB",
+                          r.guest_base, r.size, align >> 10));
     }
     if (r.guest_base + r.size < r.guest_base) {
       return absl::InvalidArgumentError("guest memory: region wraps the address space");
@@ -39,17 +62,27 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
     total += r.size;
   }
 
-  FileDescriptor memfd(memfd_create("mote-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!memfd.ok()) return ErrnoToStatus(errno, "memfd_create");
-  if (ftruncate(memfd.get(), static_cast<off_t>(total)) != 0) {
-    return ErrnoToStatus(errno, absl::StrFormat("ftruncate guest memory to %d bytes", total));
+  void* mapping;
+  if (pages == Pages::kHuge2M) {
+    // No MAP_NORESERVE: the pages are reserved now, so a guest can never
+    // fault on a huge page the host does not have (that would be SIGBUS).
+    mapping = mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+    if (mapping == MAP_FAILED) {
+      int err = errno;
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "hugepages=on: cannot reserve %d MiB of 2 MiB huge pages (%s); the host has %s free "
+          "(raise /proc/sys/vm/nr_hugepages)",
+          total >> 20, std::strerror(err), FreeHugePages()));
+    }
+  } else {
+    // MAP_NORESERVE and no pre-faulting: pages are allocated on the guest's
+    // first touch.
+    mapping = mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapping == MAP_FAILED) return ErrnoToStatus(errno, "mmap guest memory");
+    (void)madvise(mapping, total, MADV_HUGEPAGE);  // a hint: hosts without THP say no
   }
-  // The guest's RAM must not shrink under a mapping (SIGBUS otherwise).
-  fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
-  // MAP_NORESERVE and no pre-faulting: pages are allocated on the guest's first touch.
-  void* mapping = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                       memfd.get(), 0);
-  if (mapping == MAP_FAILED) return ErrnoToStatus(errno, "mmap guest memory");
 
   std::vector<Region> regions;
   uint64_t offset = 0;
@@ -58,7 +91,7 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
     offset += r.size;
   }
   return std::unique_ptr<GuestMemory>(
-      new GuestMemory(std::move(memfd), static_cast<uint8_t*>(mapping), total, std::move(regions)));
+      new GuestMemory(static_cast<uint8_t*>(mapping), total, std::move(regions)));
 }
 
 GuestMemory::~GuestMemory() { munmap(mapping_, mapping_size_); }

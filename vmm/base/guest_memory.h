@@ -1,7 +1,8 @@
-// GuestMemory: the guest's RAM as a set of non-overlapping regions, each a
-// memfd mapping owned by this object. Every access is bounds- and
-// overflow-checked and never crosses a region. The object does not know KVM:
-// the Vm registers regions() as memory slots.
+// GuestMemory: the guest's RAM as a set of non-overlapping regions in one
+// anonymous mapping owned by this object, populated on the guest's first
+// touch. Every access is bounds- and overflow-checked and never crosses a
+// region. The object does not know KVM: the Vm registers regions() as memory
+// slots.
 // Thread-safety: the region table is immutable after Create(); accessors may
 // be called from any thread (guest RAM itself is shared with the guest).
 #ifndef MOTE_VMM_BASE_GUEST_MEMORY_H_
@@ -17,7 +18,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "vmm/base/fd.h"
 
 namespace mote {
 
@@ -39,17 +39,28 @@ class GuestMemory {
     uint8_t* host;  // mapping owned by GuestMemory
   };
 
-  // Maps one memfd (sealed against shrinking) holding all regions back to back.
-  // Regions must be page-aligned, non-empty and must not overlap.
+  enum class Pages {
+    // 4 KiB pages, with transparent huge pages asked for (MADV_HUGEPAGE, as
+    // QEMU does): where the host allows them, a guest buffer is physically
+    // contiguous, so O_DIRECT I/O into it needs far fewer segments.
+    kTransparent,
+    // Reserved 2 MiB hugetlb pages (--memory SIZE,hugepages=on): all of RAM
+    // is reserved at Create, which fails with a clear error if the host has
+    // too few free.
+    kHuge2M,
+  };
+  inline static constexpr uint64_t kHugePageSize = 2 << 20;
+
+  // Maps all regions back to back. Regions must be page-aligned (2 MiB for
+  // kHuge2M), non-empty and must not overlap.
   static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(
-      const std::vector<MemoryRegionSpec>& specs);
+      const std::vector<MemoryRegionSpec>& specs, Pages pages = Pages::kTransparent);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
 
   const std::vector<Region>& regions() const { return regions_; }
   uint64_t TotalSize() const;
-  int memfd() const { return memfd_.get(); }
 
   // Host view of [gpa, gpa+len) if it lies inside one region; OutOfRange if
   // not (including on address overflow). len 0 is allowed inside a region.
@@ -73,12 +84,9 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(FileDescriptor memfd, uint8_t* mapping, uint64_t mapping_size,
-              std::vector<Region> regions)
-      : memfd_(std::move(memfd)), mapping_(mapping), mapping_size_(mapping_size),
-        regions_(std::move(regions)) {}
+  GuestMemory(uint8_t* mapping, uint64_t mapping_size, std::vector<Region> regions)
+      : mapping_(mapping), mapping_size_(mapping_size), regions_(std::move(regions)) {}
 
-  FileDescriptor memfd_;
   uint8_t* mapping_;
   uint64_t mapping_size_;
   std::vector<Region> regions_;  // sorted by guest_base

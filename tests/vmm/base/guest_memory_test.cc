@@ -63,6 +63,9 @@ TEST_CASE("GuestMemory rejects bad layouts", "[guest_memory]") {
   CHECK(!GuestMemory::Create({{0x800, 0x1000}}).ok());                 // not page-aligned
   CHECK(!GuestMemory::Create({{0, 0x2000}, {0x1000, 0x1000}}).ok());   // overlap
   CHECK(!GuestMemory::Create({{0xfffffffffffff000, 0x2000}}).ok());    // wraps
+  // Huge pages need 2 MiB alignment (checked before anything is reserved).
+  CHECK(GuestMemory::Create({{0, 0x101000}}, GuestMemory::Pages::kHuge2M).status().message() ==
+        "guest memory: region 0x0+0x101000 is empty or not aligned to 2048 KiB");
   auto unsorted = GuestMemory::Create({{0x100000, 0x1000}, {0, 0x1000}});
   REQUIRE(unsorted.ok());
   CHECK((*unsorted)->regions()[0].guest_base == 0);

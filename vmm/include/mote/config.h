@@ -43,7 +43,8 @@ struct VmConfig {
   std::string initrd;   // "": none
   std::string cmdline;
   unsigned cpus = 1;    // 1 to 254
-  std::string memory = "128M";       // "512M", "2G", "4096K"; a bare number is MiB
+  std::string memory = "128M";       // "512M", "2G", "4096K" (a bare number is MiB),
+                                     // ",hugepages=on" for reserved 2 MiB pages
   std::string cpu_template = "host"; // or "minimal"
   std::string pit = "auto";          // "on", "off", or "auto" (bzImage kernels only)
   std::string console = "stdio";     // "stdio", "none" or "file:PATH"
