@@ -102,8 +102,24 @@ absl::Status BlockDevice::Activate(const ActivationContext& ctx) {
   if (io_ != nullptr && ctx_.watch_fd) {
     MOTE_RETURN_IF_ERROR(ctx_.watch_fd(io_->completion_fd(), EPOLLIN, [this] { OnCompletions(); }));
   }
+  if (ctx_.add_poller) ctx_.add_poller([this] { return Poll(); });
   active_ = true;
   return absl::OkStatus();
+}
+
+bool BlockDevice::Poll() {
+  bool found = false;
+  if (io_ != nullptr && io_->HasCompletions()) {
+    OnCompletions();
+    found = true;
+  }
+  for (uint16_t q = 0; q < ctx_.queues.size(); ++q) {
+    if (ctx_.queues[q] != nullptr && ctx_.queues[q]->HasAvailable(*ctx_.mem)) {
+      ProcessQueue(q);
+      found = true;
+    }
+  }
+  return found;
 }
 
 // The engine is set up when a driver first uses the disk, not at VM start.

@@ -89,6 +89,9 @@ class BlockDevice : public VirtioDevice {
   // Queues a request on the engine if it can go there; false: run it synchronously.
   bool SubmitAsync(uint32_t type, uint64_t tag, const std::vector<absl::Span<uint8_t>>& data,
                    uint64_t offset, uint64_t length, uint8_t* status, uint32_t used_len);
+  // The event loop's poller: completions and requests, without waiting to
+  // be told (ActivationContext::add_poller).
+  bool Poll();
   void StartEngine();
   void OnCompletions();
   void Finish(uint16_t queue);

@@ -30,6 +30,9 @@ class BlockIo {
   virtual bool PunchHole(uint64_t offset, uint64_t length, uint64_t tag) = 0;
   virtual absl::Status Submit() = 0;
   virtual int completion_fd() const = 0;
+  // Whether Reap would report something, without a system call where the
+  // engine can tell (for polling); false when it cannot.
+  virtual bool HasCompletions() { return false; }
   virtual void Reap(const DoneFn& done) = 0;
   // Blocks until nothing is in flight, reporting what completes.
   virtual void Drain(const DoneFn& done) = 0;

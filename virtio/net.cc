@@ -64,6 +64,15 @@ absl::Status NetDevice::Activate(const ActivationContext& ctx) {
     absl::Status s = ctx_.watch_fd(fd_.get(), EPOLLIN | EPOLLET, [this] { Receive(); });
     if (!s.ok()) return s;
   }
+  // Frames the guest queues go out without waiting for its notification
+  // while the loop polls (received frames come through the TAP's fd).
+  if (ctx_.add_poller) {
+    ctx_.add_poller([this] {
+      if (!active_ || !ctx_.queues[kTxQueue]->HasAvailable(*ctx_.mem)) return false;
+      Transmit();
+      return true;
+    });
+  }
   active_ = true;
   Receive();  // packets that arrived before the guest was ready
   return absl::OkStatus();

@@ -119,6 +119,12 @@ absl::Status Queue::PublishAvailEvent(const GuestMemory& mem) {
   return absl::OkStatus();
 }
 
+bool Queue::HasAvailable(const GuestMemory& mem) const {
+  if (!CheckUsable().ok()) return false;
+  absl::StatusOr<uint16_t*> avail_idx = RingIndex(mem, avail_ring_ + kRingIdxOffset);
+  return avail_idx.ok() && LoadIndex(*avail_idx, std::memory_order_acquire) != next_avail_;
+}
+
 absl::StatusOr<PopResult> Queue::Pop(const GuestMemory& mem) {
   MOTE_RETURN_IF_ERROR(CheckUsable());
   MOTE_ASSIGN_OR_RETURN(uint16_t* avail_idx_ptr, RingIndex(mem, avail_ring_ + kRingIdxOffset));

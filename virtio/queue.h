@@ -120,6 +120,10 @@ class Queue {
   // chain that races with going idle is not missed.
   absl::StatusOr<PopResult> Pop(const GuestMemory& mem);
 
+  // Whether the driver has made a chain available that Pop has not taken (a
+  // cheap look at avail idx, for polling; false when the queue is unusable).
+  bool HasAvailable(const GuestMemory& mem) const;
+
   // Puts (head, len) in the used ring and publishes the new used idx with
   // release ordering. `head` must be < size (InvalidArgument otherwise).
   absl::Status AddUsed(const GuestMemory& mem, uint16_t head, uint32_t len);

@@ -117,6 +117,12 @@ void TransportCore::Activate() {
   ctx.watch_fd = [this](int fd, uint32_t events, std::function<void()> on_ready) {
     return WatchForDevice(fd, events, std::move(on_ready));
   };
+  ctx.add_poller = [this](std::function<bool()> poll) {
+    device_pollers_.push_back(loop_->AddPoller([this, poll = std::move(poll)] {
+      absl::MutexLock lock(mu_);
+      return activated_ && !(status_ & kStatusNeedsReset) && poll();
+    }));
+  };
   for (Queue& q : queues_) {
     q.set_event_idx(driver_features_ & kFeatureRingEventIdx);
     q.set_indirect(driver_features_ & kFeatureRingIndirect);
@@ -154,6 +160,8 @@ void TransportCore::Reset() {
   }
   for (int fd : device_fds_) (void)loop_->Remove(fd);
   device_fds_.clear();
+  for (uint64_t id : device_pollers_) loop_->RemovePoller(id);
+  device_pollers_.clear();
   if (activated_) device_->Reset();
   activated_ = false;
   for (Queue& q : queues_) q.Reset();

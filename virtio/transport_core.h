@@ -108,6 +108,7 @@ class TransportCore {
   bool activated_ = false;
   bool watching_ = false;         // notify fds are on the loop
   std::vector<int> device_fds_;   // watched for the device (ctx.watch_fd)
+  std::vector<uint64_t> device_pollers_;  // the device's (ctx.add_poller)
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;
   uint64_t driver_features_ = 0;

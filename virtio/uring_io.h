@@ -33,6 +33,7 @@ class UringIo : public BlockIo {
   absl::Status Submit() override;
   int completion_fd() const override { return event_fd_.get(); }
   void Reap(const DoneFn& done) override;
+  bool HasCompletions() override { return io_uring_cq_ready(&ring_) > 0; }
   void Drain(const DoneFn& done) override;
   unsigned in_flight() const override { return in_flight_; }
 

@@ -51,6 +51,11 @@ struct ActivationContext {
   // until the device is reset: backend completions, a TAP's packets.
   std::function<absl::Status(int fd, uint32_t epoll_events, std::function<void()> on_ready)>
       watch_fd;
+  // Calls `poll` on the event-loop thread, with the transport's lock held,
+  // whenever the loop busy-polls (EventLoop pollers), until the device is
+  // reset. It looks for work without being told (a queue the driver filled,
+  // completions of the I/O engine), does it, and returns true if it found any.
+  std::function<void(std::function<bool()> poll)> add_poller;
 };
 
 class VirtioDevice {

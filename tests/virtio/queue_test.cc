@@ -577,6 +577,23 @@ TEST_CASE("Queue stays in step with the driver over more than 2^16 chains", "[vi
   CHECK(vq.free_descriptors() == 4);
 }
 
+TEST_CASE("Queue::HasAvailable says whether Pop has a chain to take", "[virtqueue]") {
+  std::unique_ptr<GuestMemory> mem = MakeMemory({{0, 1 << 20}});
+  Queue queue(8);
+  CHECK_FALSE(queue.HasAvailable(*mem));  // not ready: nothing to look at
+  TestVirtqueue vq(*mem, 8);
+  vq.Configure(queue);
+  CHECK_FALSE(queue.HasAvailable(*mem));
+  uint64_t buf = vq.Alloc(8);
+  vq.AddChain({{buf, 8, false}});
+  vq.AddChain({{buf, 8, true}});
+  CHECK(queue.HasAvailable(*mem));
+  REQUIRE(queue.Pop(*mem)->status == PopStatus::kChain);
+  CHECK(queue.HasAvailable(*mem));
+  REQUIRE(queue.Pop(*mem)->status == PopStatus::kChain);
+  CHECK_FALSE(queue.HasAvailable(*mem));
+}
+
 TEST_CASE_METHOD(QueueFixture, "NeedsInterrupt without EVENT_IDX follows NO_INTERRUPT",
                  "[virtqueue]") {
   uint64_t buf = vq.Alloc(8);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "absl/time/clock.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote {
@@ -90,8 +91,33 @@ void EventLoop::RunPosted() {
   for (auto& w : work) w();
 }
 
+uint64_t EventLoop::AddPoller(Poller poller) {
+  absl::MutexLock lock(&mu_);
+  uint64_t id = next_poller_id_++;
+  pollers_[id] = std::make_shared<Poller>(std::move(poller));
+  return id;
+}
+
+void EventLoop::RemovePoller(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  pollers_.erase(id);
+}
+
+std::optional<bool> EventLoop::RunPollers() {
+  std::vector<std::shared_ptr<Poller>> pollers;  // copies: a poller may remove itself
+  {
+    absl::MutexLock lock(&mu_);
+    if (pollers_.empty()) return std::nullopt;
+    for (const auto& [id, poller] : pollers_) pollers.push_back(poller);
+  }
+  bool found = false;
+  for (const auto& poller : pollers) found |= (*poller)();
+  return found;
+}
+
 absl::Status EventLoop::Run() {
   epoll_event events[kMaxEvents];
+  absl::Time poll_until = absl::InfinitePast();
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -100,7 +126,10 @@ absl::Status EventLoop::Run() {
         return absl::OkStatus();
       }
     }
-    int n = epoll_wait(epoll_.get(), events, kMaxEvents, -1);
+    // Inside the poll window epoll only looks (timeout 0); the pollers run
+    // after the events, and any work found or done extends the window.
+    bool polling = absl::Now() < poll_until;
+    int n = epoll_wait(epoll_.get(), events, kMaxEvents, polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoToStatus(errno, "epoll_wait");
@@ -122,6 +151,8 @@ absl::Status EventLoop::Run() {
       }
       (*cb)(events[i].events);
     }
+    std::optional<bool> found = RunPollers();
+    if (found.has_value() && (*found || n > 0)) poll_until = absl::Now() + kPollWindow;
   }
 }
 

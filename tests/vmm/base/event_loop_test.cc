@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -62,6 +63,39 @@ TEST_CASE("EventLoop runs again after a Stop (the next boot after a reset)", "[e
   });
   REQUIRE((*loop)->Run().ok());  // not still stopped: the posted work ran
   CHECK(runs == 1);
+}
+
+TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[event_loop]") {
+  auto loop = EventLoop::Create();
+  REQUIRE(loop.ok());
+  // Work appears for the poller to find without any fd event: only polling sees it.
+  std::atomic<int> work{0}, found{0}, calls{0};
+  uint64_t id = (*loop)->AddPoller([&] {
+    ++calls;
+    if (work.load() == 0) return false;
+    --work;
+    ++found;
+    return true;
+  });
+  work = 1000;
+  std::thread runner([&] { REQUIRE((*loop)->Run().ok()); });
+  (*loop)->Post([] {});  // one event opens the poll window
+  for (int i = 0; i < 2000 && found.load() < 1000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(found.load() == 1000);  // found back to back: each find keeps the window open
+  // With nothing to find, the window closes and the loop sleeps: no more calls.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  int settled = calls.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(calls.load() == settled);
+  // Removed, it is not called again.
+  (*loop)->RemovePoller(id);
+  (*loop)->Post([] {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(calls.load() == settled);
+  (*loop)->Stop();
+  runner.join();
 }
 
 TEST_CASE("EventLoop refuses fds that cannot be polled", "[event_loop]") {
