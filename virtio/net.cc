@@ -64,15 +64,9 @@ absl::Status NetDevice::Activate(const ActivationContext& ctx) {
     absl::Status s = ctx_.watch_fd(fd_.get(), EPOLLIN | EPOLLET, [this] { Receive(); });
     if (!s.ok()) return s;
   }
-  // Frames the guest queues go out without waiting for its notification
-  // while the loop polls (received frames come through the TAP's fd).
-  if (ctx_.add_poller) {
-    ctx_.add_poller([this] {
-      if (!active_ || !ctx_.queues[kTxQueue]->HasAvailable(*ctx_.mem)) return false;
-      Transmit();
-      return true;
-    });
-  }
+  // No poller (ActivationContext::add_poller): a polling loop thread took
+  // the CPU the TAP's other end needs on 2 cores, and transmit rates fell
+  // by up to half (tests/bench/net_bench.py).
   active_ = true;
   Receive();  // packets that arrived before the guest was ready
   return absl::OkStatus();
@@ -141,12 +135,33 @@ void NetDevice::Receive() {
   bool used = false;
   while (active_) {
     if (pending_len_ == 0) {
+      // Frames stay in the TAP until the guest has a buffer for them, and are
+      // read straight into it (pending_ takes what does not fit).
+      if (!ReserveChains(0)) break;
+      const DescriptorChain& first = reserved_.front();
+      std::vector<iovec> iov;
+      for (absl::Span<uint8_t> part : first.writable) iov.push_back({part.data(), part.size()});
+      iov.push_back({pending_.data(), pending_.size()});
       ssize_t n;
       do {
-        n = ::read(fd_.get(), pending_.data(), pending_.size());
+        n = ::readv(fd_.get(), iov.data(), static_cast<int>(iov.size()));
       } while (n < 0 && errno == EINTR);
       if (n < 0) break;  // EAGAIN: drained, the next packet brings a new edge
       if (static_cast<size_t>(n) <= kHeaderSize) continue;
+      if (static_cast<uint64_t>(n) <= first.writable_bytes) {
+        if (!CompleteInPlace(static_cast<uint32_t>(n))) break;
+        used = true;
+        continue;
+      }
+      // Longer than the first buffer: gather it in pending_ and spread it
+      // over as many buffers as it takes (or cut it) below.
+      size_t in_guest = first.writable_bytes;
+      std::memmove(pending_.data() + in_guest, pending_.data(), static_cast<size_t>(n) - in_guest);
+      size_t at = 0;
+      for (absl::Span<uint8_t> part : first.writable) {
+        std::memcpy(pending_.data() + at, part.data(), part.size());
+        at += part.size();
+      }
       pending_len_ = static_cast<size_t>(n);
     }
     if (!DeliverPending()) break;  // waits for the guest's next receive buffers
@@ -157,13 +172,36 @@ void NetDevice::Receive() {
   if (!notify.ok() || *notify) ctx_.interrupt->SignalUsedBuffers(kRxQueue);
 }
 
-bool NetDevice::DeliverPending() {
+bool NetDevice::CompleteInPlace(uint32_t len) {
+  // The header's num_buffers (the TAP leaves it 0): this frame took one.
+  const uint8_t one[2] = {1, 0};
+  uint64_t skip = kNumBuffersOffset;
+  size_t put = 0;
+  for (absl::Span<uint8_t> part : reserved_.front().writable) {
+    for (size_t i = 0; i < part.size() && put < sizeof(one); ++i) {
+      if (skip > 0) {
+        --skip;
+      } else {
+        part[i] = one[put++];
+      }
+    }
+  }
+  if (absl::Status s = ctx_.queues[kRxQueue]->AddUsed(*ctx_.mem, reserved_.front().head, len);
+      !s.ok()) {
+    Fail(s);
+    return false;
+  }
+  ++counters_.rx_frames;
+  counters_.rx_bytes += len - kHeaderSize;
+  reserved_.erase(reserved_.begin());
+  return true;
+}
+
+bool NetDevice::ReserveChains(uint64_t bytes) {
   Queue& queue = *ctx_.queues[kRxQueue];
-  // Take receive chains until the packet fits (one chain without mergeable
-  // buffers); they stay reserved if the guest has too few for now.
   uint64_t capacity = 0;
   for (const DescriptorChain& c : reserved_) capacity += c.writable_bytes;
-  while (reserved_.empty() || (mergeable_ && capacity < pending_len_)) {
+  while (reserved_.empty() || (mergeable_ && capacity < bytes)) {
     absl::StatusOr<PopResult> popped = queue.Pop(*ctx_.mem);
     if (!popped.ok()) {
       Fail(popped.status());
@@ -182,6 +220,14 @@ bool NetDevice::DeliverPending() {
     capacity += popped->chain.writable_bytes;
     reserved_.push_back(std::move(popped->chain));
   }
+  return true;
+}
+
+bool NetDevice::DeliverPending() {
+  Queue& queue = *ctx_.queues[kRxQueue];
+  // Take receive chains until the packet fits (one chain without mergeable
+  // buffers); they stay reserved if the guest has too few for now.
+  if (!ReserveChains(pending_len_)) return false;
   // num_buffers: how many chains this packet fills (1 without mergeable buffers).
   size_t buffers = 0;
   for (uint64_t filled = 0; buffers < reserved_.size() && filled < pending_len_; ++buffers) {

@@ -57,6 +57,12 @@ class NetDevice : public VirtioDevice {
  private:
   void Transmit();
   void Receive();
+  // Takes receive chains into reserved_ until there is one, and (with
+  // mergeable buffers) room for `bytes`; false if the guest has too few now
+  // (or the queue failed).
+  bool ReserveChains(uint64_t bytes);
+  // The frame of `len` bytes read into reserved_.front() is done there.
+  bool CompleteInPlace(uint32_t len);
   // Puts pending_ into receive buffers; false if the guest has too few.
   bool DeliverPending();
   void Fail(const absl::Status& status);

@@ -201,7 +201,7 @@ def exit_cost(args, vmms_for):
         for v in vmms_for(1):
             if v.name.startswith("floor"):
                 continue
-            p = subprocess.run(v.command(kernel, "test=exits"), stdin=subprocess.DEVNULL,
+            p = subprocess.run(v.command(kernel, "test=exits count=2000"), stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=120)
             out = p.stdout.decode(errors="replace")
             for kind in ("pio", "mmio"):

@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""virtio-net throughput of the tiny guest's driver under mote, through a TAP,
-both ways and over both virtio transports.
+"""virtio-net throughput of the tiny guest's driver under mote and under QEMU
+(the same guest, the same TAP), both ways.
 
 Usage: tests/bench/net_bench.py [--mote build/vmm/mote] [--images build/guest-images]
-       [--count 100000] [--size 1514,60] [--runs 3] [--transport pci,mmio]
+       [--count 100000] [--size 1514,60] [--runs 3]
+       [--monitors mote-pci,qemu-q35,mote-mmio,qemu-microvm]
        [--dir tx,rx] [--out build/bench/net.md]
 Not part of the default test run. Needs root (network namespaces, TAPs,
-AF_PACKET sockets) and /dev/kvm.
+AF_PACKET sockets), /dev/kvm and qemu-system-x86 (scripts/bench-setup.sh).
+QEMU runs its userspace virtio-net (this host has no /dev/vhost-net), as
+virtio-net-pci on q35 and virtio-net-device on microvm.
 
 Everything happens in a private network namespace, mote-bench-<pid>, holding
 one TAP (ip tuntap add mbtap0 mode tap; link up); this script enters it
-(setns), so mote runs there with `--net tap=mbtap0`, and leaves and deletes it
-at the end. For every direction, transport and frame size it boots
-`test=netbench` (guest-images/tiny/tests/netbench.c) --runs times:
+(setns), so each monitor runs there with its NIC on mbtap0, and leaves and deletes it
+at the end. For every direction and frame size it boots `test=netbench`
+(guest-images/tiny/tests/netbench.c) --runs times on each monitor, the
+monitors alternating:
 
 - tx: the guest sends --count frames of --size bytes (EtherType 0x88b5,
   payload "mote-bench seq=<i> ...") as fast as its queue allows. An AF_PACKET
@@ -50,6 +54,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from vmms import Mote, QemuMicrovm, QemuQ35, qemu_binary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ETH_P_BENCH = 0x88b5
@@ -100,12 +106,12 @@ def kernel_stamp(sock):
         return None
 
 
-class Mote:
-    """mote run in the namespace, its stdout read as it comes (unbuffered)."""
+class Guest:
+    """A monitor running the guest in the namespace, its console (stdout)
+    read as it comes (unbuffered)."""
 
-    def __init__(self, args, transport, cmdline):
-        self.cmd = [args.mote, "run", "--kernel", args.kernel, "--transport", transport,
-                    "--net", f"tap={TAP}", "--cmdline", cmdline, "--timeout", "120"]
+    def __init__(self, args, vmm, cmdline):
+        self.cmd = vmm.command(args.kernel, cmdline, taps=[TAP])
         self.err = tempfile.TemporaryFile()
         self.p = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=self.err, bufsize=0)
@@ -139,7 +145,16 @@ class Mote:
         except OSError:
             pass
         rc, out, err = self.finish()
-        raise SystemExit(f"{why} (mote exit {rc}): {' '.join(self.cmd)}\n{out}\n{err}")
+        raise SystemExit(f"{why} (exit {rc}): {' '.join(self.cmd)}\n{out}\n{err}")
+
+    def finish_within(self, seconds):
+        """finish(), killing the monitor if it is still running after `seconds`."""
+        timer = threading.Timer(seconds, self.p.kill)
+        timer.start()
+        try:
+            return self.finish()
+        finally:
+            timer.cancel()
 
 
 def guest_result(text, direction):
@@ -149,7 +164,7 @@ def guest_result(text, direction):
     return int(m.group(1)), int(m.group(2)), float(m.group(3))
 
 
-def run_tx(args, transport, size):
+def run_tx(args, vmm, size):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_BENCH))
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 512 << 20)  # doubled: 1 GiB
     sock.bind((TAP, ETH_P_BENCH))
@@ -184,8 +199,8 @@ def run_tx(args, transport, size):
     before = tap_stats()
     t = threading.Thread(target=reader)
     t.start()
-    mote = Mote(args, transport, f"test=netbench dir=tx count={args.count} size={size}")
-    rc, out, err = mote.finish()
+    guest = Guest(args, vmm, f"test=netbench dir=tx count={args.count} size={size}")
+    rc, out, err = guest.finish_within(120)
     time.sleep(0.3)  # the reader drains what is still queued
     stop.set()
     t.join()
@@ -194,14 +209,14 @@ def run_tx(args, transport, size):
     after = tap_stats()
     g = guest_result(out, "tx")
     if rc != 1 or g is None or "PASS netbench_tx" not in out:
-        raise SystemExit(f"mote run failed (exit {rc}): {' '.join(mote.cmd)}\n{out}\n{err}")
+        raise SystemExit(f"{vmm.name} failed (exit {rc}): {' '.join(guest.cmd)}\n{out}\n{err}")
     frames, nbytes = state["frames"], state["bytes"]
     if frames >= 2 and state["first_ns"] is not None and state["last_ns"] is not None:
         secs, clock = (state["last_ns"] - state["first_ns"]) / 1e9, "kernel"
     elif frames >= 2:
         secs, clock = state["last_mono"] - state["first_mono"], "reader"
     else:
-        raise SystemExit(f"tx {transport} size {size}: the host saw {frames} frames\n{out}")
+        raise SystemExit(f"tx {vmm.name} size {size}: the host saw {frames} frames\n{out}")
     gf, gb, gms = g
     return {"fps": frames / secs, "mbps": nbytes / secs / 1e6, "frames": frames, "sent": args.count,
             "lost": args.count - frames, "sock_drops": sock_drops, "clock": clock, "secs": secs,
@@ -218,13 +233,13 @@ def make_frames(count, size):
     return out
 
 
-def run_rx(args, transport, size, frames):
+def run_rx(args, vmm, size, frames):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     sock.bind((TAP, 0))
     before = tap_stats()
-    mote = Mote(args, transport, f"test=netbench dir=rx count={args.count}")
-    if not mote.wait_for(b"netbench: rx ready\n"):
-        mote.fail("the guest never got ready")
+    guest = Guest(args, vmm, f"test=netbench dir=rx count={args.count}")
+    if not guest.wait_for(b"netbench: rx ready\n"):
+        guest.fail("the guest never got ready")
     send = sock.send
     errors = 0
     t0 = time.monotonic()
@@ -236,12 +251,12 @@ def run_rx(args, transport, size, frames):
                 raise
             errors += 1
     t1 = time.monotonic()
-    rc, out, err = mote.finish()
+    rc, out, err = guest.finish_within(120)
     sock.close()
     after = tap_stats()
     g = guest_result(out, "rx")
     if rc != 1 or g is None or "PASS netbench_rx" not in out:
-        raise SystemExit(f"mote run failed (exit {rc}): {' '.join(mote.cmd)}\n{out}\n{err}")
+        raise SystemExit(f"{vmm.name} failed (exit {rc}): {' '.join(guest.cmd)}\n{out}\n{err}")
     gf, gb, gms = g
     secs = gms / 1e3
     sent = len(frames) - errors
@@ -260,18 +275,28 @@ def main():
     ap.add_argument("--count", type=int, default=100000)
     ap.add_argument("--size", default="1514,60", help="frame sizes, comma-separated (60..1514)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--transport", default="pci,mmio", help="pci, mmio or both (comma-separated)")
+    ap.add_argument("--monitors", default="mote-pci,qemu-q35,mote-mmio,qemu-microvm")
     ap.add_argument("--dir", default="tx,rx", help="tx, rx or both (comma-separated)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build/bench/net.md"))
     args = ap.parse_args()
     args.kernel = os.path.join(args.images, "motetest.pvh")
     sizes = [int(s) for s in args.size.split(",")]
-    transports = args.transport.split(",")
     dirs = args.dir.split(",")
     if any(not 60 <= s <= 1514 for s in sizes):
         raise SystemExit("--size: 60..1514")
-    if any(t not in ("pci", "mmio") for t in transports) or any(d not in ("tx", "rx") for d in dirs):
-        raise SystemExit("--transport: pci,mmio; --dir: tx,rx")
+    if any(d not in ("tx", "rx") for d in dirs):
+        raise SystemExit("--dir: tx,rx")
+    qemu = qemu_binary()
+    known = {"mote-pci": lambda: Mote(args.mote, "pci", "mote-pci"),
+             "mote-mmio": lambda: Mote(args.mote, "mmio", "mote-mmio"),
+             "qemu-q35": lambda: QemuQ35(qemu), "qemu-microvm": lambda: QemuMicrovm(qemu)}
+    monitors = []
+    for name in args.monitors.split(","):
+        if name not in known:
+            raise SystemExit(f"--monitors: unknown {name} (known: {', '.join(known)})")
+        if name.startswith("qemu") and qemu is None:
+            raise SystemExit("qemu-system-x86_64 is missing: scripts/bench-setup.sh installs it")
+        monitors.append(known[name]())
     for path in (args.mote, args.kernel):
         if not os.path.exists(path):
             raise SystemExit(f"{path} not found (build first: ninja -C build)")
@@ -297,29 +322,30 @@ def main():
         for direction in dirs:
             for size in sizes:
                 frames = make_frames(args.count, size) if direction == "rx" else None
-                for transport in transports:
-                    samples = []
-                    for run in range(args.runs):
-                        r = (run_tx(args, transport, size) if direction == "tx"
-                             else run_rx(args, transport, size, frames))
-                        samples.append(r)
+                samples_of = {vmm.name: [] for vmm in monitors}
+                for run in range(args.runs):
+                    for vmm in monitors:
+                        r = (run_tx(args, vmm, size) if direction == "tx"
+                             else run_rx(args, vmm, size, frames))
+                        samples_of[vmm.name].append(r)
                         extra = (f"guest {r['guest_fps']:.0f} frames/s, host saw {r['frames']}"
                                  f" (socket drops {r['sock_drops']}, clock {r['clock']})"
                                  if direction == "tx" else
                                  f"guest got {r['frames']} of {r['sent']} (TAP dropped "
                                  f"{r['tap_dropped']}), host sent at {r['send_fps']:.0f} frames/s")
-                        log(f"{direction} {transport} {size} run {run + 1}: {r['fps']:.0f} frames/s "
+                        log(f"{direction} {vmm.name} {size} run {run + 1}: {r['fps']:.0f} frames/s "
                             f"{r['mbps']:.1f} MB/s; {extra}")
-                    rows.append((direction, transport, size, samples))
+                for name, samples in samples_of.items():
+                    rows.append((direction, name, size, samples))
     finally:
         setns(home)
         os.close(home)
         subprocess.run(["ip", "netns", "del", ns])
 
     med = lambda samples, key: statistics.median(s[key] for s in samples)
-    lines = ["| direction | transport | size | frames/s | MB/s | other end | frames lost |",
+    lines = ["| direction | monitor | size | frames/s | MB/s | other end | frames lost |",
              "|---|---|---|---|---|---|---|"]
-    for direction, transport, size, samples in rows:
+    for direction, monitor, size, samples in rows:
         if direction == "tx":
             other = f"guest: {med(samples, 'guest_fps'):.0f} frames/s, {med(samples, 'guest_mbps'):.0f} MB/s"
             what = "guest → TAP (host-observed)"
@@ -327,34 +353,43 @@ def main():
             other = f"host sent at {med(samples, 'send_fps'):.0f} frames/s"
             what = "TAP → guest (guest-observed)"
         lost = ", ".join(str(s["lost"]) for s in samples)
-        lines.append(f"| {direction}: {what} | {transport} | {size} | {med(samples, 'fps'):.0f} "
+        lines.append(f"| {direction}: {what} | {monitor} | {size} | {med(samples, 'fps'):.0f} "
                      f"| {med(samples, 'mbps'):.1f} | {other} | {lost} of {samples[0]['sent']} |")
     load = os.getloadavg()
     cmd = " ".join(["tests/bench/net_bench.py"] + sys.argv[1:])
+    fps = {(d, m, z): med(smp, "fps") for d, m, z, smp in rows}
+    ratio_lines = []
+    for d, m, z, _ in rows:
+        peer = {"mote-pci": "qemu-q35", "mote-mmio": "qemu-microvm"}.get(m)
+        if peer and (d, peer, z) in fps:
+            ratio_lines.append(f"- {d} {z} B: {m} / {peer} = {fps[(d, m, z)] / fps[(d, peer, z)]:.2f}")
     notes = [
         f"Median of {args.runs} runs, {args.count} frames each; MB/s = 10^6 bytes of Ethernet frame per "
         "second; frames lost per run. tx: frames/s and MB/s from the host's AF_PACKET socket (kernel "
         "receive timestamps, first to last frame), the guest's own figure beside it. rx: from the "
         "guest's count and its TSC (first to last frame); the host sends back to back.",
-        f"Command: `{cmd}`; guest {os.path.relpath(args.kernel, ROOT)}, 1 vCPU, 128 MiB.",
+        f"Command: `{cmd}`, {time.strftime('%Y-%m-%d %H:%M')}; guest "
+        f"{os.path.relpath(args.kernel, ROOT)}, 1 vCPU, 128 MiB.",
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores); "
         f"total {time.monotonic() - began:.0f} s.",
     ]
     raw = ["", "Raw samples:"]
-    for direction, transport, size, samples in rows:
+    for direction, monitor, size, samples in rows:
         if direction == "tx":
-            raw.append(f"- tx {transport} {size}: " + "; ".join(
+            raw.append(f"- tx {monitor} {size}: " + "; ".join(
                 f"{s['fps']:.0f} f/s (guest {s['guest_fps']:.0f}), {s['frames']} seen, socket drops "
                 f"{s['sock_drops']}, {s['clock']} clock" for s in samples))
         else:
-            raw.append(f"- rx {transport} {size}: " + "; ".join(
+            raw.append(f"- rx {monitor} {size}: " + "; ".join(
                 f"{s['fps']:.0f} f/s, {s['frames']} of {s['sent']}, TAP dropped {s['tap_dropped']}, "
                 f"sent at {s['send_fps']:.0f} f/s" for s in samples))
-    report = "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n" + "\n".join(raw) + "\n"
+    report = ("\n".join(lines) + "\n\nframes/s ratios:\n" + "\n".join(ratio_lines) + "\n\n"
+              + "\n".join(notes) + "\n" + "\n".join(raw) + "\n")
     print(report)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        f.write("# virtio-net throughput: tiny guest driver under mote, through a TAP\n\n" + report)
+        f.write("# virtio-net throughput: the tiny guest's driver under mote and QEMU, through a TAP\n\n"
+                + report)
     log(f"written to {args.out}")
 
 

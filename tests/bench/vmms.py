@@ -25,7 +25,9 @@ class Vmm:
         self.name = name
         self.boot_marker = boot_marker  # bytes on stderr that say the boot timer was written
 
-    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), taps=(), extra=()):
+        """The command line; `disks` items come from disk(), `taps` are TAP
+        names (NIC i gets MAC 52:54:00:12:34:56 + i on every monitor)."""
         raise NotImplementedError
 
     def disk(self, path, direct):
@@ -39,18 +41,32 @@ class Mote(Vmm):
         self.binary = binary
         self.transport = transport
 
-    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), taps=(), extra=()):
         cmd = [self.binary, "run", "--kernel", kernel, "--cmdline", cmdline, "--cpus", str(cpus),
                "--memory", f"{memory_mib}M", "--transport", self.transport]
         for d in disks:
             cmd += ["--disk", d]
+        for t in taps:
+            cmd += ["--net", f"tap={t}"]
         return cmd + list(extra)
 
     def disk(self, path, direct):
         return f"path={path}" + (",cache=none" if direct else "")
 
 
+def mac(i):
+    return f"52:54:00:12:34:{0x56 + i:02x}"
+
+
 class Qemu(Vmm):
+    def nics(self, taps, device):
+        # No /dev/vhost-net on this host: QEMU's own userspace virtio-net, like mote's.
+        out = []
+        for i, t in enumerate(taps):
+            out += ["-netdev", f"tap,id=n{i},ifname={t},script=no,downscript=no,vhost=off",
+                    "-device", f"{device},netdev=n{i},mac={mac(i)}"]
+        return out
+
     def disk(self, path, direct):
         # QEMU's fastest: O_DIRECT through io_uring; buffered through its threads.
         return f"file={path}," + ("cache=none,aio=io_uring" if direct else "cache=writeback,aio=threads")
@@ -64,7 +80,7 @@ class QemuMicrovm(Qemu):
         super().__init__("qemu-microvm", b"\x00")
         self.binary = binary
 
-    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), taps=(), extra=()):
         acpi = "on" if cpus > 1 else "off"
         machine = f"microvm,acpi={acpi},x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on"
         cmd = [self.binary, *QEMU_CPU, "-M", machine, "-smp", str(cpus), "-m", str(memory_mib),
@@ -73,7 +89,7 @@ class QemuMicrovm(Qemu):
                "-global", "virtio-mmio.force-legacy=false"]
         for i, d in enumerate(disks):
             cmd += ["-drive", f"if=none,id=d{i},format=raw,{d}", "-device", f"virtio-blk-device,drive=d{i}"]
-        return cmd + list(extra)
+        return cmd + self.nics(taps, "virtio-net-device") + list(extra)
 
 
 class QemuQ35(Qemu):
@@ -83,13 +99,13 @@ class QemuQ35(Qemu):
         super().__init__("qemu-q35", b"\x00")
         self.binary = binary
 
-    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), taps=(), extra=()):
         cmd = [self.binary, *QEMU_CPU, "-M", "q35", "-smp", str(cpus), "-m", str(memory_mib),
                *QEMU_COMMON, "-kernel", kernel, "-append", cmdline]
         for i, d in enumerate(disks):
             cmd += ["-drive", f"if=none,id=d{i},format=raw,{d}",
                     "-device", f"virtio-blk-pci,drive=d{i},disable-legacy=on"]
-        return cmd + list(extra)
+        return cmd + self.nics(taps, "virtio-net-pci,disable-legacy=on") + list(extra)
 
 
 class Floor(Vmm):
@@ -101,8 +117,8 @@ class Floor(Vmm):
         self.binary = binary
         self.flags = (["--irqchip"] if irqchip else []) + (["--pit"] if pit else [])
 
-    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), extra=()):
-        if cpus != 1 or disks:
+    def command(self, kernel, cmdline, cpus=1, memory_mib=128, disks=(), taps=(), extra=()):
+        if cpus != 1 or disks or taps:
             raise ValueError("the floor runs one vCPU and no devices")
         return [self.binary, *self.flags, "--memory", str(memory_mib), kernel, cmdline]
 
