@@ -289,7 +289,7 @@ def main():
     qemu = qemu_binary()
     known = {"mote-pci": lambda: Mote(args.mote, "pci", "mote-pci"),
              "mote-mmio": lambda: Mote(args.mote, "mmio", "mote-mmio"),
-             "qemu-q35": lambda: QemuQ35(qemu), "qemu-microvm": lambda: QemuMicrovm(qemu)}
+             "qemu-q35": lambda: QemuQ35(qemu), "qemu-microvm": lambda: QemuMicrovm(qemu, rtc=True)}
     monitors = []
     for name in args.monitors.split(","):
         if name not in known:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The benchmarks, side by side with QEMU (not part of the test suite):
+#   scripts/bench.sh [--runs N] [--out DIR]
+# installs what they need from Debian (QEMU, fio, gnuplot) beside the build's
+# own set-up, then runs tests/bench/compare.py (start-up, memory, launch
+# rate, exit cost), blk_bench.py and net_bench.py. Results: DIR (default
+# build/bench) holds compare.md, compare-startup.png, blk.md and net.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=20
+out=build/bench
+while (($#)); do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+scripts/setup.sh
+missing=()
+for p in qemu-system-x86 fio gnuplot-nox; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${missing[@]}"
+fi
+mkdir -p "$out"
+python3 tests/bench/compare.py --runs "$runs" --out "$out"
+python3 tests/bench/blk_bench.py --runs 3 --out "$out/blk.md"
+python3 tests/bench/net_bench.py --runs 3 --out "$out/net.md"
