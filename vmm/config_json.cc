@@ -17,6 +17,7 @@
 #include "absl/types/span.h"
 #include "arch/x86/cpuid.h"
 #include "vmm/base/fd.h"
+#include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote {
@@ -29,7 +30,6 @@ using Json = nlohmann::ordered_json;
 constexpr int64_t kMaxCpus = 254;           // as VmConfig::Validate
 constexpr double kMaxTimeoutSeconds = 1e9;  // as the --timeout flag
 constexpr size_t kMaxFileBytes = 1 << 20;
-constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 
 // What a description fills in; copied back only if all of it is good.
 struct Target {

@@ -26,8 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-
 Outcome OutcomeOf(const mote::VmOutcome& o) {
   return Outcome{mote::ShutdownReason(o.kind), mote::ExitCodeFor(o), o.value, o.detail};
 }
@@ -43,7 +41,7 @@ uint64_t U64(const json& object, const char* member) { return object.value(membe
 const char* Version() { return mote::kMoteVersion; }
 
 Status SetLogLevel(const std::string& level) {
-  for (const char* known : kLogLevels) {
+  for (const char* known : mote::kLogLevels) {
     if (level == known) {
       mote::InitLogging(level);
       return Status();

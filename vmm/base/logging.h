@@ -17,6 +17,8 @@ namespace mote {
 // one of spdlog's names (trace, debug, info, warn, error, off). Calling it
 // again only changes the level.
 void InitLogging(const std::string& level);
+// The levels InitLogging takes, by name.
+inline constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 // The same at "info" the first time; later calls leave the level alone.
 void EnsureLogging();
 
