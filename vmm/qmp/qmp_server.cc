@@ -84,8 +84,10 @@ absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr)
   return absl::OkStatus();
 }
 
-// A listening socket at `addr`'s path, mode 0600, or nothing there.
-absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sockaddr_un& addr) {
+// A listening socket at `addr`'s path, mode 0600, or nothing there. Errors
+// name `shown`, the path the user asked for (not a temporary name).
+absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sockaddr_un& addr,
+                                             const std::string& shown) {
   FileDescriptor fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.ok()) return ErrnoToStatus(errno, "socket");
   // bind() gives the new file the socket inode's mode less the umask: set it
@@ -93,17 +95,17 @@ absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sock
   // below makes the mode exact whatever the umask.
   (void)fchmod(fd.get(), 0600);
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoToStatus(errno, "bind " + path);
+    return ErrnoToStatus(errno, "bind " + shown);
   }
   if (chmod(path.c_str(), 0600) != 0) {
     int err = errno;
     unlink(path.c_str());
-    return ErrnoToStatus(err, "chmod " + path);
+    return ErrnoToStatus(err, "chmod " + shown);
   }
   if (listen(fd.get(), SOMAXCONN) != 0) {
     int err = errno;
     unlink(path.c_str());
-    return ErrnoToStatus(err, "listen " + path);
+    return ErrnoToStatus(err, "listen " + shown);
   }
   return fd;
 }
@@ -125,18 +127,18 @@ absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string temp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) +
                      absl::StrFormat(".mote-qmp-%d-%p", getpid(), static_cast<const void*>(&addr));
-  if (temp.size() >= sizeof(addr.sun_path)) return BindAndListen(path, addr);  // no room: bind it directly
+  if (temp.size() >= sizeof(addr.sun_path)) return BindAndListen(path, addr, path);  // no room: bind it directly
   sockaddr_un temp_addr{};
   temp_addr.sun_family = AF_UNIX;
   std::memcpy(temp_addr.sun_path, temp.data(), temp.size());
-  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, BindAndListen(temp, temp_addr));
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, BindAndListen(temp, temp_addr, path));
   int linked = link(temp.c_str(), path.c_str());
   int err = errno;
   unlink(temp.c_str());
   if (linked != 0) {
     if (err == EEXIST) return absl::AlreadyExistsError(path + ": in use by a running mote");
     // A file system without hard links: bind the path itself.
-    if (err == EPERM || err == EOPNOTSUPP) return BindAndListen(path, addr);
+    if (err == EPERM || err == EOPNOTSUPP) return BindAndListen(path, addr, path);
     return ErrnoToStatus(err, "link " + path);
   }
   return fd;

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Bad input from users, one table: every malformed command line, VM
+description, kernel image, disk file and control-socket request below must
+end mote (or `mote ctl`) with exactly one clear error line on stderr, the
+documented exit code 2, and no crash. Cases that need a VM to get that far
+(the kernel is loaded into a VM) are skipped where /dev/kvm is missing; the
+rest run anywhere.
+  bad_input_test.py --mote build/vmm/mote --images build/guest-images
+Exit: 0 all run cases passed, 1 a case failed (meson's codes)."""
+import argparse
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+KVM = os.path.exists("/dev/kvm")
+
+
+def elf64(segments, entry):
+    """An x86-64 ET_EXEC with one PT_LOAD per (paddr, data, memsz)."""
+    off = 64 + 56 * len(segments)
+    ph, body = b"", b""
+    for paddr, data, memsz in segments:
+        ph += struct.pack("<IIQQQQQQ", 1, 7, off + len(body), paddr, paddr, len(data), memsz, 0x1000)
+        body += data
+    eh = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8 + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 62, 1, entry, 64, 0, 0, 64, 56, len(segments), 0, 0, 0)
+    return eh + ph + body
+
+
+def old_bzimage():
+    """A bzImage whose boot protocol (2.00) is older than any mote loads."""
+    img = bytearray(b"\0" * (5 * 512 + 4096))
+    struct.pack_into("<B", img, 0x1f1, 4)
+    struct.pack_into("<H", img, 0x1fe, 0xaa55)
+    struct.pack_into("<I", img, 0x202, 0x53726448)
+    struct.pack_into("<H", img, 0x206, 0x0200)
+    return bytes(img)
+
+
+class Files:
+    """The malformed files the cases point at, in one scratch directory."""
+
+    def __init__(self, d, images):
+        self.d = d
+        self.kernel = os.path.join(images, "motetest.pvh")
+
+        def make(name, data=b"", size=None):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(data)
+                if size is not None:
+                    f.truncate(size)
+            return path
+
+        self.garbage = make("garbage.bin", os.urandom(64 * 1024))
+        with open(self.kernel, "rb") as f:
+            self.truncated = make("truncated.elf", f.read(300))
+        self.empty = make("empty.bin")
+        code = b"\xf4" * 64
+        self.overlap = make("overlap.elf", elf64([(0x100000, code, 0x2000), (0x101000, code, 0x1000)], 0x100000))
+        self.entry_outside = make("entry.elf", elf64([(0x100000, code, 64)], 0x7000000))
+        self.beyond_ram = make("beyond.elf", elf64([(0x40000000, code, 64)], 0x40000000))
+        self.old_bzimage = make("old.bzimage", old_bzimage())
+        self.big_initrd = make("initrd.img", size=64 << 20)
+        self.odd_disk = make("odd.img", b"x" * 1000)
+        self.disk = make("disk.img", size=1 << 20)
+        self.regular = make("regular-file")
+
+    def config(self, value):
+        """A --config file holding `value` (text as it is, anything else as JSON)."""
+        self.configs = getattr(self, "configs", 0) + 1
+        path = os.path.join(self.d, f"config-{self.configs}.json")
+        with open(path, "w") as f:
+            f.write(value if isinstance(value, str) else json.dumps(value))
+        return path
+
+
+def listening_socket(d):
+    """A Unix socket something already listens on (as a running mote would)."""
+    path = os.path.join(d, "busy.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    return path, s
+
+
+def cases(f, busy_socket):
+    k = f.kernel
+    run = lambda *a: ["run", *a]
+    # (name, argv after `mote`, error pattern, needs a VM)
+    return [
+        # The command line.
+        ("no kernel", run(), r"kernel: missing", False),
+        ("unknown flag", run("--kernel", k, "--no-such-flag"), r"no-such-flag", False),
+        ("no subcommand", ["frobnicate"], r"subcommand", False),
+        ("zero cpus", run("--kernel", k, "--cpus", "0"), r"cpus: expected an integer", False),
+        ("too many cpus", run("--kernel", k, "--cpus", "1000"), r"cpus: expected an integer", False),
+        ("memory not a size", run("--kernel", k, "--memory", "lots"), r"memory size 'lots'", False),
+        ("memory unit unknown", run("--kernel", k, "--memory", "12Q"), r"unknown suffix 'Q'", False),
+        ("memory too small", run("--kernel", k, "--memory", "1M"), r"too small", False),
+        ("negative timeout", run("--kernel", k, "--timeout", "-5"), r"timeout: expected a number", False),
+        ("on-reboot word", run("--kernel", k, "--on-reboot", "maybe"), r"expected exit or restart", False),
+        ("pit word", run("--kernel", k, "--pit", "sometimes"), r"expected on, off or auto", False),
+        ("log level", run("--kernel", k, "--log-level", "loud"), r"log_level: expected one of", False),
+        ("transport", run("--kernel", k, "--transport", "isa"), r"transport 'isa': expected pci or mmio", False),
+        ("console", run("--kernel", k, "--console", "tty9"), r"console", False),
+        ("bad regex", run("--kernel", k, "--expect", "(["), r"regex", False),
+        ("cpu template", run("--kernel", k, "--cpu-template", "pentium"), r"CPU template", False),
+        # The VM description (--config).
+        ("config missing", run("--config", os.path.join(f.d, "none.json")), r"cannot read config", False),
+        ("config not JSON", run("--config", f.config('{"kernel": "k", "cpus": }')), r"config: line 1", False),
+        ("config not an object", run("--config", f.config("[1, 2]")), r"config: .*object", False),
+        ("config wrong type", run("--config", f.config({"kernel": k, "cpus": "two"})), r"config: cpus", False),
+        ("config bad cache", run("--config", f.config({"kernel": k, "disks": [{"path": f.disk, "cache": "fast"}]})),
+         r"config: disks\[0\]\.cache", False),
+        ("config unknown member", run("--config", f.config({"kernel": k, "turbo": True})), r"config: .*turbo", False),
+        # Disk files and NICs.
+        ("disk missing", run("--kernel", k, "--disk", f"path={f.d}/nodisk.img"), r"nodisk.img: No such file", False),
+        ("disk odd size", run("--kernel", k, "--disk", f"path={f.odd_disk}"), r"not a multiple of 512", False),
+        ("disk is a directory", run("--kernel", k, "--disk", f"path={f.d}"), r"(Is a directory|not a regular file)",
+         False),
+        ("disk option", run("--kernel", k, "--disk", f"path={f.disk},speed=max"), r"unknown option 'speed'", False),
+        ("disk without path", run("--kernel", k, "--disk", "readonly=on"), r"no path=FILE", False),
+        ("net tap and fd", run("--kernel", k, "--net", "tap=a,fd=3"), r"exactly one of tap=NAME and fd=N", False),
+        ("net mac", run("--kernel", k, "--net", "tap=t0,mac=nope"), r"xx:xx:xx:xx:xx:xx", False),
+        ("net fd not a TAP", run("--kernel", k, "--net", "fd=0"), r"tap fd 0: not an open TAP device", False),
+        # The control socket.
+        ("socket directory missing", run("--kernel", k, "--api-socket", f"{f.d}/no/such/dir/s.sock"),
+         r"--api-socket .*no/such/dir/s.sock: No such file", False),
+        ("socket path is a file", run("--kernel", k, "--api-socket", f.regular), r"exists and is not a socket", False),
+        ("socket path too long", run("--kernel", k, "--api-socket", "/tmp/" + "x" * 120), r"at most 107 bytes",
+         False),
+        ("socket in use", run("--kernel", k, "--api-socket", busy_socket), r"in use by a running mote", False),
+        ("ctl without mote", ["ctl", f"{f.d}/none.sock", "query-status"], r"is mote running", False),
+        ("ctl arguments not JSON", ["ctl", f"{f.d}/none.sock", "stop", "{bad"], r"arguments '\{bad': not JSON",
+         False),
+        ("kvm device missing", run("--kernel", k, "--kvm-device", "/nonexistent/kvm"), r"/nonexistent/kvm", False),
+        # Kernel images (loaded once the VM exists).
+        ("kernel missing", run("--kernel", os.path.join(f.d, "missing")), r"missing.*(No such file|not found)", True),
+        ("kernel is a directory", run("--kernel", f.d), r"not a regular file", True),
+        ("kernel empty", run("--kernel", f.empty), r"(empty|not a known kernel format|short|truncated)", True),
+        ("kernel wrong magic", run("--kernel", f.garbage), r"not a known kernel format", True),
+        ("kernel truncated", run("--kernel", f.truncated), r"(truncated|beyond|short|too small)", True),
+        ("kernel overlapping segments", run("--kernel", f.overlap), r"overlap", True),
+        ("kernel entry outside", run("--kernel", f.entry_outside), r"entry", True),
+        ("kernel beyond RAM", run("--kernel", f.beyond_ram, "--memory", "64M"), r"(RAM|memory)", True),
+        ("bzImage too old", run("--kernel", f.old_bzimage), r"(protocol|version|old)", True),
+        ("initrd too big", run("--kernel", k, "--initrd", f.big_initrd, "--memory", "32M"), r"initrd.*(fit|large)",
+         True),
+        ("initrd missing", run("--kernel", k, "--initrd", os.path.join(f.d, "nope")), r"nope", True),
+        ("cmdline too long", run("--kernel", k, "--cmdline", "x" * 70000), r"command line", True),
+    ]
+
+
+def check(mote, argv, pattern):
+    """None if mote failed as it should, else what went wrong."""
+    p = subprocess.run([mote, *argv], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    err = p.stderr.decode(errors="replace")
+    lines = [l for l in err.splitlines() if l.strip()]
+    if p.returncode != 2:
+        return f"exit code {p.returncode}, want 2; stderr {err[-300:]!r}"
+    if len(lines) != 1 or not re.match(r"mote( ctl)?: error: ", lines[0]):
+        return f"want exactly one 'mote: error:' line on stderr, got {lines!r}"
+    if not re.search(pattern, lines[0]):
+        return f"error line {lines[0]!r} does not match {pattern!r}"
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mote", required=True)
+    ap.add_argument("--images", required=True)
+    args = ap.parse_args()
+    failed = ran = skipped = 0
+    with tempfile.TemporaryDirectory() as d:
+        busy_path, busy = listening_socket(d)
+        table = cases(Files(d, args.images), busy_path)
+        for name, argv, pattern, needs_vm in table:
+            if needs_vm and not KVM:
+                print(f"SKIP {name}: needs /dev/kvm")
+                skipped += 1
+                continue
+            ran += 1
+            problem = check(args.mote, argv, pattern)
+            print(f"{'FAIL' if problem else 'ok  '} {name}" + (f": {problem}" if problem else ""))
+            failed += bool(problem)
+        busy.close()
+    print(f"{len(table)} cases: {ran - failed} passed, {failed} failed, {skipped} skipped (no /dev/kvm)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
