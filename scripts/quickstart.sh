@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's two commands.
 #   scripts/quickstart.sh boot  - set up, build, and boot the default tiny guest
-#   scripts/quickstart.sh test  - set up, build, and run the whole test suite,
+#   scripts/quickstart.sh test  - set up, build, and run the whole test suite
+#                                 (also under ASan+UBSan with the fuzz-smoke
+#                                 suite),
 #                                 ending with a "N passed, N failed" line
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +14,11 @@ case "$what" in
     exec build/vmm/mote run --kernel build/guest-images/motetest.pvh --cpus 2
     ;;
   test)
+    scripts/sanitize.sh setup
     status=0
     meson test -C build --print-errorlogs || status=$?
-    python3 scripts/test_summary.py build/meson-logs/testlog.json
+    scripts/sanitize.sh test || status=$?
+    python3 scripts/test_summary.py build/meson-logs/testlog.json build-san/meson-logs/testlog.json
     exit "$status"
     ;;
   *)

@@ -79,11 +79,23 @@ TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[eve
   });
   work = 1000;
   std::thread runner([&] { REQUIRE((*loop)->Run().ok()); });
-  (*loop)->Post([] {});  // one event opens the poll window
-  for (int i = 0; i < 2000 && found.load() < 1000; ++i) {
+  // One event opens the poll window. On a loaded host (a sanitizer build
+  // beside the fuzzers) the loop thread can be preempted for longer than the
+  // window and go back to epoll: then another event reopens it.
+  (*loop)->Post([] {});
+  int events = 1;
+  for (int i = 0, last = 0; i < 4000 && found.load() < 1000; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (found.load() == last) {
+      (*loop)->Post([] {});
+      ++events;
+    }
+    last = found.load();
   }
-  CHECK(found.load() == 1000);  // found back to back: each find keeps the window open
+  CHECK(found.load() == 1000);
+  // Found back to back, each find keeping the window open: far fewer events
+  // than finds (one event per find would mean no polling at all).
+  CHECK(events < 500);
   // With nothing to find, the window closes and the loop sleeps: no more calls.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   int settled = calls.load();
