@@ -37,7 +37,9 @@ absl::StatusOr<uint64_t> RuntimeStart(const ImageFile& kernel, const SetupHeader
     return kernel.Error(absl::StatusCode::kInvalidArgument,
                         absl::StrFormat("kernel_alignment 0x%x is not a power of two", align));
   }
-  const uint64_t load = std::max<uint64_t>(kKernelLoadAddr, hdr.pref_address);
+  // A copy: std::max takes references, and a packed field may be misaligned.
+  const uint64_t pref_address = hdr.pref_address;
+  const uint64_t load = std::max<uint64_t>(kKernelLoadAddr, pref_address);
   uint64_t start;
   if (!CheckedAdd(load, align - 1, &start)) {
     return kernel.Error(absl::StatusCode::kInvalidArgument, "pref_address overflows");

@@ -140,16 +140,16 @@ TEST_CASE("plain ELF64 enters at e_entry with start_info and a zero page", "[elf
   CHECK(start->nr_modules == 1);
   auto params = f.mem->ReadObj<BootParams>(GuestAddress{kZeroPageAddr});
   REQUIRE(params.ok());
-  CHECK(params->hdr.header == kHdrSMagic);
-  CHECK(params->hdr.boot_flag == kBootFlagMagic);
-  CHECK(params->hdr.type_of_loader == 0xff);
-  CHECK(params->hdr.cmd_line_ptr == kCmdlineAddr);
-  CHECK(params->hdr.ramdisk_size == 100);
+  CHECK(+params->hdr.header == kHdrSMagic);
+  CHECK(+params->hdr.boot_flag == kBootFlagMagic);
+  CHECK(+params->hdr.type_of_loader == 0xff);
+  CHECK(+params->hdr.cmd_line_ptr == kCmdlineAddr);
+  CHECK(+params->hdr.ramdisk_size == 100);
   auto module = f.mem->ReadObj<HvmModlistEntry>(GuestAddress{start->modlist_paddr});
   REQUIRE(module.ok());
-  CHECK(params->hdr.ramdisk_image == module->paddr);
-  CHECK(params->acpi_rsdp_addr == kAcpiRsdpAddr);
-  CHECK(params->e820_entries == 5);
+  CHECK(+params->hdr.ramdisk_image == +module->paddr);
+  CHECK(+params->acpi_rsdp_addr == kAcpiRsdpAddr);
+  CHECK(+params->e820_entries == 5);
 }
 
 TEST_CASE("ELF64 segment in RAM above 4 GiB", "[elf]") {
