@@ -29,16 +29,17 @@ std::string ProtocolName(uint16_t version) {
 // Where the kernel will run from after it relocates itself, per boot.rst's
 // init_size description; [start, start + init_size) must be free RAM.
 absl::StatusOr<uint64_t> RuntimeStart(const ImageFile& kernel, const SetupHeader& hdr) {
+  // A plain copy: the packed field may be misaligned, and std::max and the
+  // conditional below would bind references to it.
+  const uint64_t pref_address = hdr.pref_address;
   if (hdr.relocatable_kernel == 0) {
-    return hdr.pref_address != 0 ? hdr.pref_address : kKernelLoadAddr;
+    return pref_address != 0 ? pref_address : kKernelLoadAddr;
   }
   const uint64_t align = hdr.kernel_alignment == 0 ? 1 : hdr.kernel_alignment;
   if ((align & (align - 1)) != 0) {
     return kernel.Error(absl::StatusCode::kInvalidArgument,
                         absl::StrFormat("kernel_alignment 0x%x is not a power of two", align));
   }
-  // A copy: std::max takes references, and a packed field may be misaligned.
-  const uint64_t pref_address = hdr.pref_address;
   const uint64_t load = std::max<uint64_t>(kKernelLoadAddr, pref_address);
   uint64_t start;
   if (!CheckedAdd(load, align - 1, &start)) {
@@ -78,7 +79,11 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
   MOTE_RETURN_IF_ERROR(kernel.ReadAt(
       kSetupHeaderOffset, absl::MakeSpan(reinterpret_cast<uint8_t*>(&params) + kSetupHeaderOffset,
                                          header_end - kSetupHeaderOffset)));
-  const SetupHeader hdr = params.hdr;  // a copy: fields of a packed struct
+  const SetupHeader hdr = params.hdr;
+  // Plain copies of the packed fields that are passed by reference below
+  // (StrFormat): a packed field may be misaligned for its type.
+  const uint32_t cmdline_size = hdr.cmdline_size;
+  const uint32_t init_size = hdr.init_size;
   const std::string protocol = ProtocolName(hdr.version);
 
   if (hdr.version < kMinBootProtocol) {
@@ -91,9 +96,9 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
     return invalid("bzImage (boot protocol " + protocol +
                    ") has no 64-bit entry point (needs protocol 2.12+ with XLF_KERNEL_64)");
   }
-  if (req.cmdline.size() > hdr.cmdline_size) {
+  if (req.cmdline.size() > cmdline_size) {
     return invalid(absl::StrFormat("command line is %d bytes; this kernel accepts at most %d",
-                                   req.cmdline.size(), hdr.cmdline_size));
+                                   req.cmdline.size(), cmdline_size));
   }
 
   const uint64_t setup_sects = hdr.setup_sects == 0 ? kDefaultSetupSects : hdr.setup_sects;
@@ -117,11 +122,11 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
   }
   MOTE_ASSIGN_OR_RETURN(const uint64_t runtime_start, RuntimeStart(kernel, hdr));
   uint64_t window_end;
-  if (!CheckedAdd(runtime_start, hdr.init_size, &window_end) || window_end > low_end) {
+  if (!CheckedAdd(runtime_start, init_size, &window_end) || window_end > low_end) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "kernel %s is too large for %d bytes of RAM: it runs at 0x%x and needs init_size "
         "0x%x bytes there (up to 0x%x, but RAM below the MMIO hole ends at 0x%x)",
-        req.kernel_path, req.ram_bytes, runtime_start, hdr.init_size, window_end, low_end));
+        req.kernel_path, req.ram_bytes, runtime_start, init_size, window_end, low_end));
   }
   const uint64_t kernel_end = std::max(image_end, window_end);
 
