@@ -12,34 +12,14 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from kernel_images import bzimage, elf64  # noqa: E402
+
 KVM = os.path.exists("/dev/kvm")
-
-
-def elf64(segments, entry):
-    """An x86-64 ET_EXEC with one PT_LOAD per (paddr, data, memsz)."""
-    off = 64 + 56 * len(segments)
-    ph, body = b"", b""
-    for paddr, data, memsz in segments:
-        ph += struct.pack("<IIQQQQQQ", 1, 7, off + len(body), paddr, paddr, len(data), memsz, 0x1000)
-        body += data
-    eh = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8 + struct.pack(
-        "<HHIQQQIHHHHHH", 2, 62, 1, entry, 64, 0, 0, 64, 56, len(segments), 0, 0, 0)
-    return eh + ph + body
-
-
-def old_bzimage():
-    """A bzImage whose boot protocol (2.00) is older than any mote loads."""
-    img = bytearray(b"\0" * (5 * 512 + 4096))
-    struct.pack_into("<B", img, 0x1f1, 4)
-    struct.pack_into("<H", img, 0x1fe, 0xaa55)
-    struct.pack_into("<I", img, 0x202, 0x53726448)
-    struct.pack_into("<H", img, 0x206, 0x0200)
-    return bytes(img)
 
 
 class Files:
@@ -65,7 +45,7 @@ class Files:
         self.overlap = make("overlap.elf", elf64([(0x100000, code, 0x2000), (0x101000, code, 0x1000)], 0x100000))
         self.entry_outside = make("entry.elf", elf64([(0x100000, code, 64)], 0x7000000))
         self.beyond_ram = make("beyond.elf", elf64([(0x40000000, code, 64)], 0x40000000))
-        self.old_bzimage = make("old.bzimage", old_bzimage())
+        self.old_bzimage = make("old.bzimage", bzimage(version=0x0200))  # protocol 2.00: too old
         self.big_initrd = make("initrd.img", size=64 << 20)
         self.odd_disk = make("odd.img", b"x" * 1000)
         self.disk = make("disk.img", size=1 << 20)

@@ -4,6 +4,7 @@
 // Each round the device serves whatever the ring holds; then the config
 // space is read at every offset.
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/support/test_virtqueue.h"
 #include "virtio/block.h"
 #include "virtio/block_backend.h"
 
@@ -24,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.readonly = header.options & 1;
   if (header.options & 2) options.serial = "fuzz-serial-01234567";
   virtio::BlockDevice device(std::make_unique<virtio::MemoryBackend>(64 * 512), options);
-  fuzz::NullInterrupt interrupt;
+  virtio::testing::FakeInterrupt interrupt;
   virtio::ActivationContext ctx;
   ctx.mem = mem.get();
   ctx.queues = {&queue};

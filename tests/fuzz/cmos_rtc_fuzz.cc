@@ -8,27 +8,16 @@
 #include "arch/x86/layout.h"
 #include "devices/cmos_rtc.h"
 #include "tests/fuzz/fuzz_support.h"
-#include "vmm/base/platform_hooks.h"
+#include "tests/support/fakes.h"
 
 using namespace mote;
-
-namespace {
-class FixedClock : public Clock {
- public:
-  explicit FixedClock(absl::Time now) : now_(now) {}
-  absl::Time Now() const override { return now_; }
-
- private:
-  absl::Time now_;
-};
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
   // Any time a host clock could report, from 1900 to 10000 years ahead.
   int64_t seconds = in.Take<int64_t>() % (int64_t{320000} * 365 * 86400) - int64_t{2208988800};
-  FixedClock clock(absl::FromUnixSeconds(seconds));
+  testing::FakeClock clock(absl::FromUnixSeconds(seconds));
   auto rtc = std::make_shared<CmosRtc>(&clock);
   Bus bus("pio");
   if (!bus.Insert(rtc, x86::kCmosPort, CmosRtc::kPortCount).ok()) abort();

@@ -13,14 +13,11 @@
 #include <memory>
 #include <vector>
 
-#include "devices/pci/msix.h"
 #include "virtio/queue.h"
-#include "virtio/virtio_device.h"
 #include "vmm/base/bus.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/logging.h"
-#include "vmm/base/platform_hooks.h"
 
 namespace mote::fuzz {
 
@@ -157,25 +154,6 @@ void Perform(Target& target, const Access& a) {
     target.Read(a.addr, absl::Span<uint8_t>(bytes, a.width));
   }
 }
-
-// Sinks for what devices tell the platform; fuzzing only needs them to exist.
-class NullInterrupt : public virtio::VirtioInterrupt {
- public:
-  void SignalUsedBuffers(uint16_t) override {}
-  void SignalNeedsReset() override {}
-};
-
-class NullRouter : public pci::MsiRouter {
- public:
-  void Route(uint16_t, uint64_t, uint32_t) override {}
-  void Fire(uint16_t) override {}
-};
-
-class CountingEvents : public GuestEventSink {
- public:
-  void OnGuestEvent(GuestEvent, uint64_t) override { ++count; }
-  uint64_t count = 0;
-};
 
 inline std::unique_ptr<EventLoop> MakeLoop() {
   auto loop = EventLoop::Create();

@@ -8,14 +8,14 @@
 #include "arch/x86/layout.h"
 #include "devices/guest_ports.h"
 #include "tests/fuzz/fuzz_support.h"
-#include "vmm/base/platform_hooks.h"
+#include "tests/support/fakes.h"
 
 using namespace mote;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
-  fuzz::CountingEvents events;
+  testing::EventRecorder events;
   Bus bus("pio");
   if (!bus.Insert(std::make_shared<DebugExit>(&events), x86::kDebugExitPort, DebugExit::kPortCount).ok() ||
       !bus.Insert(std::make_shared<Pvpanic>(&events), x86::kPvpanicPort, Pvpanic::kPortCount).ok() ||

@@ -7,14 +7,14 @@
 #include "arch/x86/layout.h"
 #include "devices/i8042.h"
 #include "tests/fuzz/fuzz_support.h"
-#include "vmm/base/platform_hooks.h"
+#include "tests/support/fakes.h"
 
 using namespace mote;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
-  fuzz::CountingEvents events;
+  testing::EventRecorder events;
   auto i8042 = std::make_shared<I8042>(&events);
   Bus bus("pio");
   if (!bus.Insert(i8042, x86::kI8042DataPort, I8042::kPortCount).ok()) abort();

@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/support/test_virtqueue.h"
 #include "virtio/net.h"
 
 using namespace mote;
@@ -54,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (header.options & 2) set_offload = [](unsigned) { return absl::OkStatus(); };
   virtio::NetDevice device(FileDescriptor(fds[0]), {0x52, 0x54, 0, 0x12, 0x34, 0x56},
                            set_offload);
-  fuzz::NullInterrupt interrupt;
+  virtio::testing::FakeInterrupt interrupt;
   std::function<void()> on_packets;
   virtio::ActivationContext ctx;
   ctx.mem = mem.get();

@@ -11,6 +11,7 @@
 #include "arch/x86/layout.h"
 #include "devices/pci/pci_root.h"
 #include "tests/fuzz/fuzz_devices.h"
+#include "tests/support/recording_msi_router.h"
 #include "virtio/pci_transport.h"
 
 using namespace mote;
@@ -28,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
   auto mem = fuzz::MakeRam();
   auto loop = fuzz::MakeLoop();
-  fuzz::NullRouter router;
+  pci::testing::RecordingRouter router;
   pci::PciRoot root;
   fuzz::FuzzDevice devices[] = {fuzz::MakeDevice(0), fuzz::MakeDevice(2)};
   for (size_t i = 0; i < std::size(devices); ++i) {

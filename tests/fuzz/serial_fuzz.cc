@@ -9,28 +9,15 @@
 #include "arch/x86/layout.h"
 #include "devices/serial.h"
 #include "tests/fuzz/fuzz_support.h"
-#include "vmm/base/platform_hooks.h"
+#include "tests/support/fakes.h"
 
 using namespace mote;
-
-namespace {
-class CountingSink : public ByteSink {
- public:
-  void Write(absl::Span<const uint8_t> bytes) override { count += bytes.size(); }
-  size_t count = 0;
-};
-class LevelLine : public IrqLine {
- public:
-  void SetLevel(bool asserted) override { level = asserted; }
-  bool level = false;
-};
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
-  CountingSink out;
-  LevelLine irq;
+  testing::StringSink out;
+  testing::FakeIrqLine irq;
   auto uart = std::make_shared<Serial16550>(&out, &irq);
   Bus bus("pio");
   if (!bus.Insert(uart, x86::kCom1Port, Serial16550::kRegisterCount).ok()) abort();

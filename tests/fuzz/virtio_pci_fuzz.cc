@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "tests/fuzz/fuzz_devices.h"
+#include "tests/support/recording_msi_router.h"
 #include "virtio/pci_transport.h"
 
 using namespace mote;
@@ -19,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
   fuzz::TransportBench bench(in);
-  fuzz::NullRouter router;
+  pci::testing::RecordingRouter router;
   virtio::PciTransport::Placement placement{kBar, 0xc0000000, 0xd0000000};
   auto made = virtio::PciTransport::Create(bench.device.device, bench.mem.get(), bench.loop.get(),
                                            &router, placement,
