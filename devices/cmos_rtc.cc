@@ -66,14 +66,14 @@ uint8_t CmosRtc::ReadRegister(uint8_t reg) {
 
 void CmosRtc::Read(uint64_t offset, absl::Span<uint8_t> data) {
   if (data.empty()) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   data[0] = offset == 0 ? index_ : ReadRegister(index_);
   for (size_t i = 1; i < data.size(); ++i) data[i] = 0xff;
 }
 
 void CmosRtc::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   if (data.empty()) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (offset == 0) {
     index_ = data[0] & kIndexMask;
     return;

@@ -9,8 +9,8 @@
 #include <array>
 #include <cstdint>
 
-#include "absl/synchronization/mutex.h"
 #include "vmm/base/bus.h"
+#include "vmm/base/mutex.h"
 #include "vmm/base/platform_hooks.h"
 
 namespace mote {
@@ -28,7 +28,7 @@ class CmosRtc : public BusDevice {
   uint8_t Encode(int value) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* const clock_;
-  absl::Mutex mu_;
+  Mutex mu_;
   uint8_t index_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint8_t, 128> ram_ ABSL_GUARDED_BY(mu_){};
 };

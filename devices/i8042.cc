@@ -59,7 +59,7 @@ void I8042::Command(uint8_t command) {
 
 void I8042::Read(uint64_t offset, absl::Span<uint8_t> data) {
   if (data.empty()) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   uint8_t value = 0xff;
   if (offset == kDataOffset) {
     value = output_;
@@ -73,7 +73,7 @@ void I8042::Read(uint64_t offset, absl::Span<uint8_t> data) {
 
 void I8042::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   if (data.empty()) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (offset == kCommandOffset) {
     pending_command_ = 0;
     Command(data[0]);

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 
-#include "absl/synchronization/mutex.h"
 #include "vmm/base/bus.h"
+#include "vmm/base/mutex.h"
 #include "vmm/base/platform_hooks.h"
 
 namespace mote {
@@ -27,7 +27,7 @@ class I8042 : public BusDevice {
   void Reply(uint8_t byte) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GuestEventSink* const events_;
-  absl::Mutex mu_;
+  Mutex mu_;
   uint8_t control_ ABSL_GUARDED_BY(mu_) = 0x30;  // both ports disabled, no interrupts
   uint8_t output_ ABSL_GUARDED_BY(mu_) = 0;
   bool output_full_ ABSL_GUARDED_BY(mu_) = false;

@@ -19,7 +19,7 @@ constexpr uint8_t kMsrLineUp = 0xb0;
 }  // namespace
 
 void Serial16550::Read(uint64_t offset, absl::Span<uint8_t> data) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Registers are 8 bits wide; a wider access reads the first and pads with 0.
   for (size_t i = 0; i < data.size(); ++i) {
     data[i] = (i == 0 && offset < kRegisterCount) ? ReadRegister(offset) : 0;
@@ -29,7 +29,7 @@ void Serial16550::Read(uint64_t offset, absl::Span<uint8_t> data) {
 
 void Serial16550::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   if (data.empty() || offset >= kRegisterCount) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   WriteRegister(offset, data[0]);
   UpdateIrq();
 }
@@ -128,7 +128,7 @@ void Serial16550::UpdateIrq() {
 }
 
 size_t Serial16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   size_t room = kInputCapacity - rx_.size();
   size_t n = bytes.size() < room ? bytes.size() : room;
   rx_.insert(rx_.end(), bytes.begin(), bytes.begin() + n);
@@ -137,7 +137,7 @@ size_t Serial16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
 }
 
 size_t Serial16550::InputRoom() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return kInputCapacity - rx_.size();
 }
 

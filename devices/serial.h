@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <deque>
 
-#include "absl/synchronization/mutex.h"
 #include "vmm/base/bus.h"
+#include "vmm/base/mutex.h"
 #include "vmm/base/platform_hooks.h"
 
 namespace mote {
@@ -38,7 +38,7 @@ class Serial16550 : public BusDevice {
 
   ByteSink* const out_;
   IrqLine* const irq_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::deque<uint8_t> rx_ ABSL_GUARDED_BY(mu_);
   uint8_t ier_ ABSL_GUARDED_BY(mu_) = 0;
   uint8_t lcr_ ABSL_GUARDED_BY(mu_) = 0x03;  // 8N1

@@ -34,18 +34,18 @@ absl::StatusOr<std::unique_ptr<MmioTransport>> MmioTransport::Create(
   MOTE_ASSIGN_OR_RETURN(std::unique_ptr<TransportCore> core,
                         TransportCore::Create("virtio-mmio", std::move(device), mem, loop,
                                               &t->mu_, t.get()));
-  absl::MutexLock lock(&t->mu_);
+  MutexLock lock(&t->mu_);
   t->core_ = std::move(core);
   return t;
 }
 
 uint8_t MmioTransport::status() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return core_->status();
 }
 
 void MmioTransport::Read(uint64_t offset, absl::Span<uint8_t> data) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (offset >= kConfig) {
     core_->device().ReadConfig(offset - kConfig, data);
     return;
@@ -57,7 +57,7 @@ void MmioTransport::Read(uint64_t offset, absl::Span<uint8_t> data) {
 }
 
 void MmioTransport::Write(uint64_t offset, absl::Span<const uint8_t> data) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (offset >= kConfig) {
     core_->device().WriteConfig(offset - kConfig, data);
     return;

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "virtio/transport_core.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/bus.h"
@@ -22,6 +21,7 @@
 #include "vmm/base/fd.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/mutex.h"
 
 namespace mote::virtio {
 
@@ -58,7 +58,7 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   const FileDescriptor interrupt_fd_;
   std::atomic<uint32_t> interrupt_status_{0};
   // Declared before core_: the core takes it while it is destroyed.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::unique_ptr<TransportCore> core_ ABSL_PT_GUARDED_BY(mu_);
 };
 

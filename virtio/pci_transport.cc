@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<PciTransport>> PciTransport::Create(
   MOTE_ASSIGN_OR_RETURN(std::unique_ptr<TransportCore> core,
                         TransportCore::Create("virtio-pci", std::move(device), mem, loop, &t->mu_,
                                               t.get()));
-  absl::MutexLock lock(&t->mu_);
+  MutexLock lock(&t->mu_);
   t->core_ = std::move(core);
   t->queue_vectors_.assign(t->core_->num_queues(), kNoVector);
   t->BuildCapabilities();
@@ -98,7 +98,7 @@ PciTransport::PciTransport(std::shared_ptr<VirtioDevice> device, pci::MsiRouter*
           .subsystem = kSubsystem}) {}
 
 PciTransport::~PciTransport() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   uint64_t base = bar_base_.load();
   if (base == kUnmapped || core_ == nullptr) return;
   for (uint16_t q = 0; q < core_->num_queues(); ++q) {
@@ -141,18 +141,18 @@ void PciTransport::BuildCapabilities() {
 }
 
 uint8_t PciTransport::status() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return core_->status();
 }
 
 void PciTransport::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (Overlaps(offset, data.size(), pci_cfg_cap_ + kCapData, 4)) PciCfgWindowRead();
   config_.Read(offset, data);
 }
 
 void PciTransport::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   config_.Write(offset, data);
   if (Overlaps(offset, data.size(), msix_cap_ + 2, 2)) msix_.SetControl(config_.Get16(msix_cap_ + 2));
   if (Overlaps(offset, data.size(), pci_cfg_cap_ + kCapData, 4)) PciCfgWindowWrite();
@@ -212,7 +212,7 @@ void PciTransport::PciCfgWindowWrite() {
 bool PciTransport::ReadBar(uint64_t addr, absl::Span<uint8_t> data) {
   uint64_t base = bar_base_.load();
   if (base == kUnmapped || addr < base || addr + data.size() > base + kBarSize) return false;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   BarRead(addr - base, data);
   return true;
 }
@@ -220,7 +220,7 @@ bool PciTransport::ReadBar(uint64_t addr, absl::Span<uint8_t> data) {
 bool PciTransport::WriteBar(uint64_t addr, absl::Span<const uint8_t> data) {
   uint64_t base = bar_base_.load();
   if (base == kUnmapped || addr < base || addr + data.size() > base + kBarSize) return false;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   BarWrite(addr - base, data);
   return true;
 }

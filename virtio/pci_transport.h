@@ -20,12 +20,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_device.h"
 #include "virtio/transport_core.h"
 #include "virtio/virtio_device.h"
+#include "vmm/base/mutex.h"
 
 namespace mote::virtio {
 
@@ -97,7 +97,7 @@ class PciTransport : public pci::PciDevice, public VirtioInterrupt {
   std::atomic<uint64_t> bar_base_{kUnmapped};
 
   // Declared before core_: the core takes it while it is destroyed.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::unique_ptr<TransportCore> core_ ABSL_PT_GUARDED_BY(mu_);
   pci::PciConfigSpace config_ ABSL_GUARDED_BY(mu_);
   uint8_t msix_cap_ ABSL_GUARDED_BY(mu_) = 0;

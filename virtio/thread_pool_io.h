@@ -3,8 +3,8 @@
 // the file and post completions to an eventfd. A flush waits until every
 // operation queued before it has finished, and holds back those after it.
 // Thread-safety: the BlockIo methods from one thread at a time; the workers
-// synchronise through mu_. It is a std::mutex, not absl::Mutex, so that
-// ThreadSanitizer can check this class: Debian's Abseil is not instrumented.
+// synchronise through mu_, a std::mutex rather than mote::Mutex because the
+// workers wait on condition variables.
 #ifndef MOTE_VIRTIO_THREAD_POOL_IO_H_
 #define MOTE_VIRTIO_THREAD_POOL_IO_H_
 

@@ -23,7 +23,7 @@ void SignalEventFd(int fd) {
 
 absl::StatusOr<std::unique_ptr<TransportCore>> TransportCore::Create(
     std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,
-    EventLoop* loop, absl::Mutex* mu, VirtioInterrupt* interrupt) {
+    EventLoop* loop, Mutex* mu, VirtioInterrupt* interrupt) {
   std::vector<FileDescriptor> notify_fds;
   for (size_t i = 0; i < device->QueueMaxSizes().size(); ++i) {
     MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, NewEventFd());
@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<TransportCore>> TransportCore::Create(
 }
 
 TransportCore::TransportCore(std::string name, std::shared_ptr<VirtioDevice> device,
-                             const GuestMemory* mem, EventLoop* loop, absl::Mutex* mu,
+                             const GuestMemory* mem, EventLoop* loop, Mutex* mu,
                              VirtioInterrupt* interrupt, std::vector<FileDescriptor> notify_fds)
     : name_(std::move(name)), device_(std::move(device)), mem_(mem), loop_(loop), mu_(mu),
       interrupt_(interrupt), notify_fds_(std::move(notify_fds)) {
@@ -43,7 +43,7 @@ TransportCore::TransportCore(std::string name, std::shared_ptr<VirtioDevice> dev
 
 TransportCore::~TransportCore() {
   // Takes the fds off the loop before they close.
-  absl::MutexLock lock(mu_);
+  MutexLock lock(mu_);
   Reset();
 }
 
@@ -119,7 +119,7 @@ void TransportCore::Activate() {
   };
   ctx.add_poller = [this](std::function<bool()> poll) {
     device_pollers_.push_back(loop_->AddPoller([this, poll = std::move(poll)] {
-      absl::MutexLock lock(mu_);
+      MutexLock lock(mu_);
       return activated_ && !(status_ & kStatusNeedsReset) && poll();
     }));
   };
@@ -148,7 +148,7 @@ void TransportCore::Activate() {
 absl::Status TransportCore::WatchForDevice(int fd, uint32_t events, std::function<void()> on_ready) {
   device_fds_.push_back(fd);
   return loop_->Add(fd, events, [this, on_ready = std::move(on_ready)](uint32_t) {
-    absl::MutexLock lock(mu_);
+    MutexLock lock(mu_);
     if (activated_) on_ready();
   });
 }
@@ -173,7 +173,7 @@ void TransportCore::Reset() {
 void TransportCore::OnNotify(uint16_t index) {
   uint64_t count;
   (void)!::read(notify_fds_[index].get(), &count, sizeof(count));
-  absl::MutexLock lock(mu_);
+  MutexLock lock(mu_);
   // A reset may have raced with this notification.
   if (activated_ && !(status_ & kStatusNeedsReset)) device_->ProcessQueue(index);
 }

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "virtio/queue.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/mutex.h"
 
 namespace mote::virtio {
 
@@ -41,7 +41,7 @@ class TransportCore {
   // signals reach the transport. Both outlive the core, as do `mem` and `loop`.
   static absl::StatusOr<std::unique_ptr<TransportCore>> Create(
       std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,
-      EventLoop* loop, absl::Mutex* mu, VirtioInterrupt* interrupt);
+      EventLoop* loop, Mutex* mu, VirtioInterrupt* interrupt);
   ~TransportCore();
 
   const std::string& name() const { return name_; }
@@ -88,7 +88,7 @@ class TransportCore {
 
  private:
   TransportCore(std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,
-                EventLoop* loop, absl::Mutex* mu, VirtioInterrupt* interrupt,
+                EventLoop* loop, Mutex* mu, VirtioInterrupt* interrupt,
                 std::vector<FileDescriptor> notify_fds);
   void Activate();
   absl::Status WatchForDevice(int fd, uint32_t events, std::function<void()> on_ready);
@@ -98,7 +98,7 @@ class TransportCore {
   const std::shared_ptr<VirtioDevice> device_;
   const GuestMemory* const mem_;
   EventLoop* const loop_;
-  absl::Mutex* const mu_;
+  Mutex* const mu_;
   VirtioInterrupt* const interrupt_;
   const std::vector<FileDescriptor> notify_fds_;
   RateLimiter log_limiter_;

@@ -54,7 +54,7 @@ void ConsoleOutput::Write(absl::Span<const uint8_t> bytes) {
   if (!expect_.has_value()) return;
   bool fire = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (matched_) return;
     for (uint8_t b : bytes) {
       if (b == '\n' || line_.size() >= kMaxLine) {
@@ -73,7 +73,7 @@ void ConsoleOutput::Write(absl::Span<const uint8_t> bytes) {
 }
 
 bool ConsoleOutput::MatchedOrFinalLineMatches() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!matched_ && !line_.empty() && LineMatches(line_)) matched_ = true;
   return matched_;
 }

@@ -15,8 +15,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "vmm/base/fd.h"
+#include "vmm/base/mutex.h"
 #include "vmm/base/platform_hooks.h"
 #include "vmm/vm_config.h"
 
@@ -44,7 +44,7 @@ class ConsoleOutput : public ByteSink {
   const int fd_;          // -1: discard
   const std::optional<std::regex> expect_;
   const std::function<void()> on_match_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::string line_ ABSL_GUARDED_BY(mu_);
   bool matched_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -11,6 +11,7 @@
 #include <future>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "arch/x86/acpi/tables.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
@@ -113,7 +114,7 @@ void Vm::PressPowerButton() {
 }
 
 bool Vm::ended() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return outcome_.has_value();
 }
 
@@ -432,7 +433,7 @@ VmOutcome Vm::Run(RunFlags flags) {
 
   VmOutcome outcome;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     outcome = *outcome_;
   }
   // With --expect, a guest that ended on its own without the line has failed.
@@ -452,7 +453,7 @@ VmOutcome Vm::Run(RunFlags flags) {
 
 void Vm::RequestEnd(VmOutcome outcome) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (outcome_.has_value()) return;
     outcome_ = outcome;
   }
@@ -485,7 +486,7 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
       absl::Duration elapsed = absl::Now() - config_.launch_time;
       bool first;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         first = !boot_time_.has_value();
         if (first) boot_time_ = elapsed;
       }
@@ -496,7 +497,7 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
 }
 
 std::optional<absl::Duration> Vm::boot_time() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return boot_time_;
 }
 

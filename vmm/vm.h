@@ -19,24 +19,24 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "arch/x86/acpi/tables.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
-#include "vmm/base/event_loop.h"
-#include "vmm/base/guest_memory.h"
-#include "vmm/base/kvm.h"
-#include "vmm/base/platform_hooks.h"
-#include "vmm/console.h"
-#include "vmm/outcome.h"
 #include "virtio/block.h"
 #include "virtio/mmio_transport.h"
 #include "virtio/net.h"
 #include "virtio/pci_transport.h"
 #include "vmm/base/bus.h"
+#include "vmm/base/event_loop.h"
+#include "vmm/base/guest_memory.h"
+#include "vmm/base/kvm.h"
+#include "vmm/base/mutex.h"
+#include "vmm/base/platform_hooks.h"
+#include "vmm/console.h"
 #include "vmm/irq_routing.h"
+#include "vmm/outcome.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
 
@@ -160,7 +160,7 @@ class Vm : public GuestEventSink {
   bool pit_enabled_ = false;
   bool ctrl_a_pending_ = false;  // console escape: Ctrl-A then x quits
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::optional<VmOutcome> outcome_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Duration> boot_time_ ABSL_GUARDED_BY(mu_);
 };

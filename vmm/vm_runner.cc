@@ -6,6 +6,7 @@
 #include <future>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 
@@ -110,7 +111,7 @@ VmOutcome VmRunner::Run() {
   }
   Flush();
   {
-    absl::MutexLock lock(&calls_mu_);
+    MutexLock lock(&calls_mu_);
     finished_ = true;
   }
   loop_->RunPosted();  // calls that came in since the loop last ran now fail
@@ -121,7 +122,7 @@ qmp::QmpResult VmRunner::Call(const std::string& command, const json& arguments)
   auto result = std::make_shared<std::promise<qmp::QmpResult>>();
   std::future<qmp::QmpResult> future = result->get_future();
   {
-    absl::MutexLock lock(&calls_mu_);
+    MutexLock lock(&calls_mu_);
     if (finished_) return Error("the VM has ended");
     loop_->Post([this, result, command, arguments] {
       try {

@@ -15,9 +15,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "vmm/base/event_loop.h"
+#include "vmm/base/mutex.h"
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
 #include "vmm/vm.h"
@@ -82,7 +82,7 @@ class VmRunner : public qmp::QmpDispatcher {
   // `quit` came: no more boots, even if it came while a reset was under way.
   bool quit_requested_ = false;
 
-  absl::Mutex calls_mu_;
+  Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once
 };
 

@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "vmm/base/event_loop.h"
+#include "vmm/base/mutex.h"
 #include "vmm/qmp/qmp_stream.h"
 
 namespace mote::qmp {
@@ -65,7 +65,7 @@ class FakeDispatcher : public QmpDispatcher {
  public:
   QmpResult Execute(const std::string& command, const json& arguments) override {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       calls_.push_back(command);
       threads_.push_back(std::this_thread::get_id());
     }
@@ -82,18 +82,18 @@ class FakeDispatcher : public QmpDispatcher {
     return QmpError{"CommandNotFound", "The command " + command + " has not been found"};
   }
   std::vector<std::string> calls() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
   std::vector<std::thread::id> threads() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return threads_;
   }
 
   QmpServer* server = nullptr;
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
 };

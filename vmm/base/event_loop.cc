@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
 }
 
 absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   epoll_event ev{};
   ev.events = epoll_events;
   ev.data.fd = fd;
@@ -41,7 +41,7 @@ absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
 }
 
 absl::Status EventLoop::Modify(int fd, uint32_t epoll_events) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!callbacks_.contains(fd)) {
     return absl::NotFoundError("EventLoop::Modify: fd " + std::to_string(fd) + " is not watched");
   }
@@ -55,7 +55,7 @@ absl::Status EventLoop::Modify(int fd, uint32_t epoll_events) {
 }
 
 absl::Status EventLoop::Remove(int fd) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   callbacks_.erase(fd);
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
     return ErrnoToStatus(errno, "epoll_ctl del fd " + std::to_string(fd));
@@ -65,7 +65,7 @@ absl::Status EventLoop::Remove(int fd) {
 
 void EventLoop::Post(std::function<void()> work) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     posted_.push_back(std::move(work));
   }
   uint64_t one = 1;
@@ -75,7 +75,7 @@ void EventLoop::Post(std::function<void()> work) {
 
 void EventLoop::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
   uint64_t one = 1;
@@ -85,28 +85,28 @@ void EventLoop::Stop() {
 void EventLoop::RunPosted() {
   std::vector<std::function<void()>> work;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     work.swap(posted_);
   }
   for (auto& w : work) w();
 }
 
 uint64_t EventLoop::AddPoller(Poller poller) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   uint64_t id = next_poller_id_++;
   pollers_[id] = std::make_shared<Poller>(std::move(poller));
   return id;
 }
 
 void EventLoop::RemovePoller(uint64_t id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   pollers_.erase(id);
 }
 
 std::optional<bool> EventLoop::RunPollers() {
   std::vector<std::shared_ptr<Poller>> pollers;  // copies: a poller may remove itself
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (pollers_.empty()) return std::nullopt;
     for (const auto& [id, poller] : pollers_) pollers.push_back(poller);
   }
@@ -120,7 +120,7 @@ absl::Status EventLoop::Run() {
   absl::Time poll_until = absl::InfinitePast();
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stop_) {
         stop_ = false;  // the loop can be run again (the next VM after a reset)
         return absl::OkStatus();
@@ -144,7 +144,7 @@ absl::Status EventLoop::Run() {
       }
       std::shared_ptr<Callback> cb;  // a copy keeps it alive if it removes itself
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         auto it = callbacks_.find(fd);
         if (it == callbacks_.end()) continue;  // removed since epoll_wait returned
         cb = it->second;

@@ -19,9 +19,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "vmm/base/fd.h"
+#include "vmm/base/mutex.h"
 
 namespace mote {
 
@@ -62,7 +62,7 @@ class EventLoop {
 
   FileDescriptor epoll_;
   FileDescriptor wake_;  // eventfd
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<int, std::shared_ptr<Callback>> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

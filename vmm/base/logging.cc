@@ -1,12 +1,13 @@
 #include "vmm/base/logging.h"
 
+#include "absl/time/clock.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
 namespace mote {
 
 void InitLogging(const std::string& level) {
-  static absl::Mutex mu(absl::kConstInit);
-  absl::MutexLock lock(&mu);
+  static Mutex mu;
+  MutexLock lock(&mu);
   if (std::shared_ptr<spdlog::logger> existing = spdlog::get("mote")) {
     existing->set_level(spdlog::level::from_str(level));
     return;
@@ -23,7 +24,7 @@ void EnsureLogging() {
 }
 
 bool RateLimiter::Allow(uint64_t* suppressed) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Time now = absl::Now();
   if (now - window_start_ >= period_) {
     window_start_ = now;

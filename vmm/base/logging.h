@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
+#include "vmm/base/mutex.h"
 
 namespace mote {
 
@@ -33,7 +33,7 @@ class RateLimiter {
   bool Allow(uint64_t* suppressed);
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   const int burst_;
   const absl::Duration period_;
   absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

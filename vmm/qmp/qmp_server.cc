@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/qmp/qmp_stream.h"
 
@@ -502,7 +503,7 @@ void QmpServer::Emit(const std::string& name, const json& data) {
   if (!data.is_null()) event["data"] = data;
   std::string line = Serialize(event);
   {
-    absl::MutexLock lock(&events_mu_);
+    MutexLock lock(&events_mu_);
     queued_events_.push_back(std::move(line));
     if (delivery_posted_) return;  // the delivery already on its way takes this one too
     delivery_posted_ = true;
@@ -517,7 +518,7 @@ void QmpServer::Emit(const std::string& name, const json& data) {
 void QmpServer::DeliverEvents(bool from_posted_work) {
   std::vector<std::string> events;
   {
-    absl::MutexLock lock(&events_mu_);
+    MutexLock lock(&events_mu_);
     events.swap(queued_events_);
     if (from_posted_work) delivery_posted_ = false;
   }

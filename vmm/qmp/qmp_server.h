@@ -26,12 +26,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/mutex.h"
 
 namespace mote::qmp {
 
@@ -131,7 +131,7 @@ class QmpServer {
   std::atomic<size_t> client_count_{0};
 
   // Events from any thread, waiting for the loop thread.
-  absl::Mutex events_mu_;
+  Mutex events_mu_;
   std::vector<std::string> queued_events_ ABSL_GUARDED_BY(events_mu_);
   bool delivery_posted_ ABSL_GUARDED_BY(events_mu_) = false;
   // Work posted to the loop holds a weak_ptr to this: it may run after the

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/time/clock.h"
+
 namespace mote {
 namespace {
 
