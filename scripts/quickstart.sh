@@ -3,7 +3,7 @@
 #   scripts/quickstart.sh boot  - set up, build, and boot the default tiny guest
 #   scripts/quickstart.sh test  - set up, build, and run the whole test suite
 #                                 (also under ASan+UBSan with the fuzz-smoke
-#                                 suite),
+#                                 suite, and under TSan: unit and control),
 #                                 ending with a "N passed, N failed" line
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,8 @@ case "$what" in
     status=0
     meson test -C build --print-errorlogs || status=$?
     scripts/sanitize.sh test || status=$?
-    python3 scripts/test_summary.py build/meson-logs/testlog.json build-san/meson-logs/testlog.json
+    python3 scripts/test_summary.py build/meson-logs/testlog.json \
+      build-san/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
     exit "$status"
     ;;
   *)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The sanitizer build, beside the main one (README: "Tests"):
+# The sanitizer builds, beside the main one (README: "Tests"):
 #   build-san   clang, AddressSanitizer + UndefinedBehaviorSanitizer (any
 #               report fails the test), with the libFuzzer targets: the whole
 #               suite, fuzz-smoke included
-# Usage: scripts/sanitize.sh setup   configure and build it
-#        scripts/sanitize.sh test    run it (after setup); exit non-zero on a failure
+#   build-tsan  g++, ThreadSanitizer: the unit tests and the control plane's
+#               (suite control; those boot guests, so they skip without KVM)
+# Usage: scripts/sanitize.sh setup   configure and build both
+#        scripts/sanitize.sh test    run them (after setup); exit non-zero on a failure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -14,9 +16,19 @@ case "${1:-}" in
         -Db_lundef=false -Dwerror=false -Dcpp_args=-fno-sanitize-recover=all -Dfuzz=true
     fi
     meson compile -C build-san
+    if [ ! -f build-tsan/build.ninja ]; then
+      meson setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Dwerror=false
+    fi
+    # Only what those suites run.
+    meson compile -C build-tsan tests/unit_tests tests/arch/x86/acpi/acpi_dump vmm/mote \
+      guest-images/motetest.pvh
     ;;
   test)
-    meson test -C build-san --no-rebuild --print-errorlogs
+    status=0
+    meson test -C build-san --no-rebuild --print-errorlogs || status=$?
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+      meson test -C build-tsan --no-rebuild --suite unit --suite control --print-errorlogs || status=$?
+    exit "$status"
     ;;
   *)
     echo "usage: $0 setup|test" >&2
