@@ -25,10 +25,14 @@ meson compile -C "$build" >/dev/null
 ((${#targets[@]})) || targets=($(ls tests/fuzz/corpus))
 crashes="$build/fuzz-crashes"
 mkdir -p "$crashes" "$build/fuzz-logs"
+stamp="$build/fuzz-logs/.started"
+touch "$stamp"  # findings are the crash files newer than this
 run_one() {
   local t="$1"
   mkdir -p "$build/fuzz-corpus/$t"
-  "$build/tests/fuzz/fuzz_$t" "$build/fuzz-corpus/$t" "tests/fuzz/corpus/$t" \
+  local dirs=("$build/fuzz-corpus/$t" "tests/fuzz/corpus/$t")
+  [ -d "tests/fuzz/regressions/$t" ] && dirs+=("tests/fuzz/regressions/$t")
+  "$build/tests/fuzz/fuzz_$t" "${dirs[@]}" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -entropic=0 -print_final_stats=1 \
     -artifact_prefix="$crashes/$t-" >"$build/fuzz-logs/$t.log" 2>&1 || true
   local runs
@@ -38,6 +42,6 @@ run_one() {
 export -f run_one
 export build seconds crashes
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
-found=$(ls "$crashes" 2>/dev/null | wc -l)
-echo "fuzz: ${#targets[@]} targets, $found findings in $crashes"
+found=$(find "$crashes" -type f -newer "$stamp" | wc -l)
+echo "fuzz: ${#targets[@]} targets, $found new findings in $crashes"
 [ "$found" -eq 0 ]
