@@ -19,7 +19,7 @@ static const struct test tests[] = {
     {"emulation", test_emulation}, {"triplefault", test_triple_fault}, {"rng", test_rng},
     {"blk", test_blk},           {"net", test_net},           {"netbench", test_netbench},
     {"clock", test_clock},       {"powerbutton", test_powerbutton}, {"traffic", test_traffic},
-    {"exits", test_exits},
+    {"exits", test_exits},       {"chaos", test_chaos},
 };
 
 void bsp_user_main(uint32_t cpu) {
@@ -34,6 +34,6 @@ void bsp_user_main(uint32_t cpu) {
     }
   }
   expect(false, "test", "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
-                        "reset, spin, panic, exception, echo, emulation, triplefault, rng, blk, net, netbench, clock, powerbutton, traffic, exits)", name);
+                        "reset, spin, panic, exception, echo, emulation, triplefault, rng, blk, net, netbench, clock, powerbutton, traffic, exits, chaos)", name);
   test_finish();
 }

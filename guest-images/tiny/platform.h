@@ -21,7 +21,11 @@
 #define AP_TRAMPOLINE_ADDR 0x70000
 
 /* MMIO. */
+#define PCI_ECAM_ADDR 0xe0000000ull   /* kPciEcamStart: bus 0's configuration space */
+#define PCI_ECAM_BYTES 0x100000ull    /* kPciEcamSize */
+#define VIRTIO_MMIO_ADDR 0xd0000000ull /* kVirtioMmioStart: the first virtio-mmio slot */
 #define IOAPIC_ADDR 0xfec00000        /* kIoapicAddr */
+#define HPET_ADDR 0xfed00000          /* none in mote; QEMU's (and KVM's habit) */
 #define LAPIC_ADDR 0xfee00000         /* kLapicAddr */
 
 /* I/O ports. */

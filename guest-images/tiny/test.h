@@ -41,5 +41,6 @@ void test_net(void);
 void test_netbench(void);
 void test_traffic(void);
 void test_exits(void);
+void test_chaos(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -22,6 +22,12 @@
  *   is read-only and must refuse the write with IOERR; the first request's
  *   worth of sectors must read the same before and after.
  * op=readback sector=S count=N tag=T: reads them back, compares.
+ * op=records count=N sectors=K [tag=T]: N numbered records, one after the
+ *   other: record R is K sectors at R * K with the pattern of tag T + "r" +
+ *   R (e.g. "recr17"; T default "rec"), written, then flushed; only when
+ *   both succeeded it prints "blk: record R flushed" (the host may kill the
+ *   VMM at any moment and then finds every such record in the file). Stops
+ *   at the first failure; after the last, "blk: records N flushed" and spins.
  * op=hostile, op=framing: tests/blk_hostile.c.
  * op=bench mode=... bs=... depth=... count=... seed=...: tests/blk_bench.c.
  *
@@ -175,6 +181,35 @@ static void op_write(void) {
   }
 }
 
+static void op_records(void) {
+  char base[TAG_MAX / 2] = "rec";
+  cmdline_get("tag", base, sizeof(base));
+  uint64_t count = cmdline_u64("count", 1), sectors = cmdline_u64("sectors", 8);
+  if (!blk.flush) {
+    expect(false, "blk_records", "the device does not offer FLUSH");
+    return;
+  }
+  for (uint64_t r = 0; r < count; ++r) {
+    static struct pattern p;
+    snprintf(p.tag, sizeof(p.tag), "%sr%lu", base, r);
+    int st = blk_transfer(&blk, VIRTIO_BLK_T_OUT, r * sectors, sectors, fill_pattern, &p);
+    const char *step = "write";
+    uint32_t len;
+    if (st == VIRTIO_BLK_S_OK) {
+      st = blk_request(&blk, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false, &len);
+      step = "flush";
+    }
+    if (st != VIRTIO_BLK_S_OK) {
+      expect(false, "blk_records", "record %lu: %s status %d %s", r, step, st, st < 0 ? blk.error : "");
+      return;
+    }
+    printf("blk: record %lu flushed\n", r);
+  }
+  printf("blk: records %lu flushed\n", count);
+  expect(true, "blk_records", NULL);
+  for (;;) __asm__ volatile("pause");
+}
+
 static void op_readback(void) {
   static struct pattern p = {.tag = "test"};
   cmdline_get("tag", p.tag, sizeof(p.tag));
@@ -204,9 +239,10 @@ void test_blk(void) {
   else if (strcmp(op, "checksum") == 0) op_checksum();
   else if (strcmp(op, "write") == 0) op_write();
   else if (strcmp(op, "readback") == 0) op_readback();
+  else if (strcmp(op, "records") == 0) op_records();
   else if (strcmp(op, "hostile") == 0) blk_hostile(&blk);
   else if (strcmp(op, "framing") == 0) blk_framing(&blk);
   else if (strcmp(op, "bench") == 0) blk_bench(&blk);
-  else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, hostile, framing or bench", op);
+  else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, records, hostile, framing or bench", op);
   virtio_report_interrupts(&blk.dev);
 }

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""The chaos guest against mote (test=chaos, guest-images/tiny/tests/chaos.c):
+from one seed, a million random accesses to I/O ports, the MMIO hole, PCI
+configuration space and every virtio register, and malicious descriptor
+chains, on a VM with a disk, a NIC (a TAP in a network namespace of the
+test's own) and an rng. Meanwhile a QMP client asks query-status ten times a
+second. mote must not crash, must answer every query within a second, must
+keep its log bounded (rate-limited: it grows with time, not with the number
+of bad accesses), and every device must still work for the guest afterwards.
+
+Usage: chaos_test.py CASE --mote PATH --images DIR [--count N] [--seed S]
+  CASE is chaos_seed_1, chaos_seed_2 (virtio-mmio) or chaos_seed_3, or
+  `custom` with --seed and --count (e.g. the 10^7 run of the closing note).
+Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from boot_test import Ctx, Failure, case_table, expect_eq, expect_line
+from control_test import Qmp
+
+CASES, case = case_table()
+
+STATUS_EVERY = 0.1     # seconds between query-status
+REPLY_WITHIN = 1.0     # seconds a reply may take
+LOG_LINES_PER_SECOND = 200  # the bound on mote's log: rate-limited, so time, not events, makes it grow
+LOG_LINES_BASE = 100
+
+
+class StatusPoller:
+    """Asks query-status every STATUS_EVERY seconds until mote exits; keeps
+    each reply and how long it took."""
+
+    def __init__(self, path, proc):
+        self.path, self.proc = path, proc
+        self.replies = []  # (seconds taken, reply)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            q = Qmp(self.path)
+            while self.proc.poll() is None:
+                start = time.monotonic()
+                reply = q.execute("query-status")
+                self.replies.append((time.monotonic() - start, reply))
+                time.sleep(STATUS_EVERY)
+        except (OSError, EOFError, ValueError) as e:
+            if self.proc.poll() is None:
+                time.sleep(0.5)  # mote may be on its way out
+            if self.proc.poll() is None:
+                self.error = f"{type(e).__name__}: {e}"
+
+
+def in_netns(ns, *cmd):
+    subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+
+
+def chaos(ctx, seed, count, transport):
+    ns = f"mote-chaos-{os.getpid()}"
+    tap = "ctap0"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    workdir = tempfile.mkdtemp(dir=ctx.scratch)
+    try:
+        in_netns(ns, "ip", "link", "set", "lo", "up")
+        in_netns(ns, "ip", "tuntap", "add", tap, "mode", "tap")
+        in_netns(ns, "ip", "link", "set", tap, "up")
+        disk = os.path.join(workdir, "disk.img")
+        with open(disk, "wb") as f:
+            f.truncate(4 << 20)
+        sock = os.path.join(workdir, "qmp.sock")
+        cmd = ["ip", "netns", "exec", ns, ctx.mote, "run", "--kernel", ctx.image(), "--memory", "128M",
+               "--transport", transport, "--disk", f"path={disk}", "--net", f"tap={tap}", "--rng",
+               "--api-socket", sock, "--timeout", str(60 + count // 2000),
+               "--cmdline", f"test=chaos seed={seed} count={count}"]
+        print("$", " ".join(cmd))
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        out, err = [], []
+        readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)
+                   for s, b in ((proc.stdout, out), (proc.stderr, err))]
+        for r in readers:
+            r.start()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        poller = StatusPoller(sock, proc)
+        code = proc.wait(timeout=120 + count // 1000)
+        took = time.monotonic() - start
+        for r in readers:
+            r.join(10)
+        poller.thread.join(10)
+        out = out[0].decode(errors="replace") if out else ""
+        err = err[0].decode(errors="replace") if err else ""
+        tx = open_stat(ns, tap, "rx_packets")
+        size = os.path.getsize(disk)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = [line for line in out.splitlines() if line.startswith(("chaos:", "PASS", "FAIL"))]
+    print("\n".join(summary[-12:]))
+    log = err.splitlines()
+    print(f"mote exit {code} after {took:.1f} s; log {len(log)} lines, {len(err)} bytes; "
+          f"{len(poller.replies)} query-status replies, slowest "
+          f"{max((t for t, _ in poller.replies), default=0) * 1000:.1f} ms; the TAP got {tx} frames")
+    print("\n".join(log[:20]))
+
+    if re.search(r"^FAIL", out, re.M):
+        raise Failure("the guest reported a FAIL line")
+    expect_line(out, rf"^chaos: done seed={seed} actions={count}$")
+    for device in ("blk", "net", "rng"):
+        expect_line(out, rf"^PASS chaos_after_{device}$")
+    expect_eq("mote's exit code (the guest's debug-exit 0)", code, 1)
+    if poller.error:
+        raise Failure(f"the control socket stopped answering: {poller.error}")
+    if len(poller.replies) < max(3, int(took / STATUS_EVERY / 4)):
+        raise Failure(f"only {len(poller.replies)} query-status replies in {took:.1f} s")
+    for i, (t, reply) in enumerate(poller.replies):
+        status = reply.get("return", {}).get("status")
+        if status != "running" and not (i == len(poller.replies) - 1 and status == "shutdown"):
+            raise Failure(f"query-status reply {i}: {reply}")
+        if t > REPLY_WITHIN:
+            raise Failure(f"query-status reply {i} took {t:.3f} s")
+    bound = LOG_LINES_BASE + LOG_LINES_PER_SECOND * took
+    if len(log) > bound:
+        raise Failure(f"mote logged {len(log)} lines in {took:.1f} s (bound {bound:.0f}): not rate-limited")
+    expect_eq("the disk file's size", size, 4 << 20)
+
+
+def open_stat(ns, dev, name):
+    p = subprocess.run(["ip", "netns", "exec", ns, "cat", f"/sys/class/net/{dev}/statistics/{name}"],
+                       capture_output=True, text=True)
+    return int(p.stdout) if p.returncode == 0 else -1
+
+
+@case
+def chaos_seed_1(ctx):
+    chaos(ctx, 1, ctx.count, "pci")
+
+
+@case
+def chaos_seed_2(ctx):
+    chaos(ctx, 2, ctx.count, "mmio")
+
+
+@case
+def chaos_seed_3(ctx):
+    chaos(ctx, 3, ctx.count, "pci")
+
+
+@case
+def custom(ctx):
+    chaos(ctx, ctx.seed, ctx.count, ctx.transport)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--mote", required=True)
+    parser.add_argument("--images", required=True)
+    parser.add_argument("--count", type=int, default=1000000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--transport", choices=["pci", "mmio"], default="pci")
+    args = parser.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("/dev/kvm is missing: skipping")
+        return 77
+    ctx = Ctx(args.mote, args.images)
+    ctx.count, ctx.seed, ctx.transport = args.count, args.seed, args.transport
+    try:
+        CASES[args.case](ctx)
+    except Failure as e:
+        print(f"FAILED {args.case}: {e}")
+        return 1
+    print(f"PASSED {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
