@@ -146,6 +146,10 @@ int Main(int argc, char** argv) {
   AddRunFlags(run, config, flags);
   CLI::App* ctl_app = app.add_subcommand("ctl", "Send one QMP command to a running mote, or follow its events");
   AddCtlFlags(ctl_app, ctl);
+  // CLI11 would answer an unknown first word with "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-' && std::string(argv[1]) != "run" && std::string(argv[1]) != "ctl") {
+    return Fail(std::string("unknown command '") + argv[1] + "': try `mote run` or `mote ctl` (--help)");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -77,7 +77,8 @@ def cases(f, busy_socket):
         # The command line.
         ("no kernel", run(), r"kernel: missing", False),
         ("unknown flag", run("--kernel", k, "--no-such-flag"), r"no-such-flag", False),
-        ("no subcommand", ["frobnicate"], r"subcommand", False),
+        ("unknown command", ["frobnicate"], r"unknown command 'frobnicate': try `mote run` or `mote ctl`", False),
+        ("no command", [], r"subcommand", False),
         ("zero cpus", run("--kernel", k, "--cpus", "0"), r"cpus: expected an integer", False),
         ("too many cpus", run("--kernel", k, "--cpus", "1000"), r"cpus: expected an integer", False),
         ("memory not a size", run("--kernel", k, "--memory", "lots"), r"memory size 'lots'", False),
