@@ -139,19 +139,10 @@ absl::Status Vm::Build() {
         "%d virtio devices: mote has room for %d on virtio-%s", virtio_devices.size(), room,
         pci ? "pci" : "mmio"));
   }
-  absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
-  if (!kvm.ok()) {
-    return absl::Status(kvm.status().code(),
-                        "cannot use KVM: " + std::string(kvm.status().message()) +
-                            " (mote needs read/write access to " + config_.kvm_path + ")");
-  }
-  kvm_.emplace(std::move(*kvm));
-  int max_vcpus = kvm_->MaxVcpus();
-  if (config_.cpus > static_cast<uint32_t>(max_vcpus)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
-  }
-
+  // Guest RAM, the firmware tables and the kernel need no KVM: a bad kernel,
+  // initrd or command line is reported before any KVM object exists (and on
+  // a host without KVM). Only the copying of a big kernel and initrd leaves
+  // the overlap with memory registration below; a tiny kernel's costs µs.
   x86::acpi::AcpiConfig acpi;
   acpi.num_cpus = config_.cpus;
   x86::KernelLoadRequest request;
@@ -167,23 +158,46 @@ absl::Status Vm::Build() {
                           request.cmdline.empty() ? "" : " ", base, x86::kVirtioMmioGsis[slot]);
     acpi.virtio_mmio.push_back({base, x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
   }
-
   MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes),
                                                   config_.hugepages ? GuestMemory::Pages::kHuge2M
                                                                     : GuestMemory::Pages::kTransparent));
+  MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
+
+  absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
+  if (!kvm.ok()) {
+    return absl::Status(kvm.status().code(),
+                        "cannot use KVM: " + std::string(kvm.status().message()) +
+                            " (mote needs read/write access to " + config_.kvm_path + ")");
+  }
+  kvm_.emplace(std::move(*kvm));
+  int max_vcpus = kvm_->MaxVcpus();
+  if (config_.cpus > static_cast<uint32_t>(max_vcpus)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
+  }
   MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
   vm_fd_.emplace(std::move(vm_fd));
   MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
   MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
   // With the irqchip in place, registering guest RAM waits several ms for
   // KVM (an SRCU grace period, mostly asleep): it runs on a thread of its own
-  // while the kernel, tables, devices and vCPUs are set up, and is joined
-  // before Build returns (the future's destructor waits on an early return).
+  // while the devices and vCPUs are set up, and is joined before Build
+  // returns (the future's destructor waits on an early return).
   std::future<absl::Status> memory_slots =
       std::async(std::launch::async, [vm = &*vm_fd_, mem = mem_.get()] { return RegisterMemory(*vm, *mem); });
-  absl::Status built = BuildOnTopOfMemory(acpi, request, virtio_devices);
+  absl::Status built = BuildOnTopOfMemory(virtio_devices);
   absl::Status registered = memory_slots.get();
   return built.ok() ? registered : built;
+}
+
+absl::Status Vm::LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request) {
+  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi));
+  request.ram_bytes = config_.memory_bytes;
+  request.acpi_rsdp_addr = rsdp;
+  MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
+  MOTE_RETURN_IF_ERROR(x86::WriteBootTables(*mem_, boot_.mode));
+  spdlog::debug("kernel {}: {}, entry 0x{:x}", config_.kernel, boot_.format_name, boot_.entry);
+  return absl::OkStatus();
 }
 
 absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
@@ -196,15 +210,8 @@ absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
 }
 
 absl::Status Vm::BuildOnTopOfMemory(
-    const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request,
     const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices) {
   bool pci = config_.transport == VirtioTransport::kPci;
-  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi));
-  request.ram_bytes = config_.memory_bytes;
-  request.acpi_rsdp_addr = rsdp;
-  MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
-  MOTE_RETURN_IF_ERROR(x86::WriteBootTables(*mem_, boot_.mode));
-  spdlog::debug("kernel {}: {}, entry 0x{:x}", config_.kernel, boot_.format_name, boot_.entry);
   // A Linux kernel calibrates against the PIT; the tiny kernels do not need it,
   // and it costs ~15 ms of VM teardown here (README: "Choosing the PIT").
   pit_enabled_ = config_.pit == PitMode::kOn ||

@@ -114,10 +114,11 @@ class Vm : public GuestEventSink {
   absl::Status Build();
   // Guest RAM into KVM memory slots (on a helper thread: see Build).
   static absl::Status RegisterMemory(VmFd& vm, const GuestMemory& mem);
-  // What Build does while the memory slots are registered: tables, kernel,
-  // PIT, devices, vCPUs.
-  absl::Status BuildOnTopOfMemory(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request,
-                                  const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
+  // ACPI tables, the kernel (and initrd, command line) and the boot tables
+  // into guest RAM, before KVM is opened.
+  absl::Status LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request);
+  // What Build does while the memory slots are registered: PIT, devices, vCPUs.
+  absl::Status BuildOnTopOfMemory(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
