@@ -6,6 +6,7 @@ Usage: boot_test.py CASE --mote PATH --images DIR
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
 import argparse
+import contextlib
 import os
 import pty
 import select
@@ -511,11 +512,11 @@ def virtio_blk_several_disks_with_serials(ctx):
         expect_eq("exit code (rng beside two disks)", code, 1)
 
 
-def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
-    """Boots test=net with `nics` TAPs in a network namespace of this test's
-    own (all traffic stays there); net_peer.py is the other end of NIC `nic`."""
+@contextlib.contextmanager
+def tap_namespace(taps):
+    """A network namespace of this test's own (all traffic stays there) with
+    the TAPs named `taps`, up; yields its name, deletes it afterwards."""
     ns = f"mote-test-{os.getpid()}"
-    taps = [f"mtap{i}" for i in range(nics)]
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         setup = [["ip", "link", "set", "lo", "up"]]
@@ -523,6 +524,16 @@ def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
             setup += [["ip", "tuntap", "add", tap, "mode", "tap"], ["ip", "link", "set", tap, "up"]]
         for cmd in setup:
             subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
+    """Boots test=net with `nics` TAPs in a namespace of its own
+    (tap_namespace); net_peer.py is the other end of NIC `nic`."""
+    taps = [f"mtap{i}" for i in range(nics)]
+    with tap_namespace(taps) as ns:
         peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "net_peer.py")
         net_flags = [arg for tap in taps for arg in ("--net", f"tap={tap}")]
         cmd = ["ip", "netns", "exec", ns, sys.executable, peer, "--iface", taps[nic],
@@ -534,8 +545,6 @@ def net_exchange(ctx, peer_args, guest_args, mote_args=(), nics=1, nic=0):
         out = p.stdout.decode(errors="replace")
         print(out, p.stderr.decode(errors="replace"))
         return p.returncode, out
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
 
 
 @case
@@ -808,19 +817,25 @@ def kvm_missing_or_denied(ctx):
               preexec=drop_root)
 
 
-def run_case(cases):
+def run_case(cases, options=None, needs_kvm=lambda args: True):
     """The command line of every boot-test script: CASE --mote PATH --images
-    DIR; 0 passed, 1 failed, 77 skipped (meson's code)."""
+    DIR, plus what `options(parser)` adds (the parsed arguments are
+    ctx.args); 0 passed, 1 failed, 77 skipped (meson's code), also when
+    needs_kvm(args) and /dev/kvm is missing."""
     parser = argparse.ArgumentParser()
     parser.add_argument("case", choices=sorted(cases))
     parser.add_argument("--mote", required=True)
     parser.add_argument("--images", required=True)
+    if options:
+        options(parser)
     args = parser.parse_args()
-    if not os.path.exists("/dev/kvm"):
+    if needs_kvm(args) and not os.path.exists("/dev/kvm"):
         print("/dev/kvm is missing: skipping")
         return 77
+    ctx = Ctx(args.mote, args.images)
+    ctx.args = args
     try:
-        cases[args.case](Ctx(args.mote, args.images))
+        cases[args.case](ctx)
     except Failure as e:
         print(f"FAILED {args.case}: {e}")
         return 1

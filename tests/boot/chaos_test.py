@@ -13,17 +13,15 @@ Usage: chaos_test.py CASE --mote PATH --images DIR [--count N] [--seed S]
   `custom` with --seed and --count (e.g. the 10^7 run of the closing note).
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
-import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from boot_test import Ctx, Failure, case_table, expect_eq, expect_line
+from boot_test import Failure, case_table, expect_eq, expect_line, run_case, tap_namespace
 from control_test import Qmp
 
 CASES, case = case_table()
@@ -60,19 +58,9 @@ class StatusPoller:
                 self.error = f"{type(e).__name__}: {e}"
 
 
-def in_netns(ns, *cmd):
-    subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
-
-
 def chaos(ctx, seed, count, transport):
-    ns = f"mote-chaos-{os.getpid()}"
     tap = "ctap0"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    workdir = tempfile.mkdtemp(dir=ctx.scratch)
-    try:
-        in_netns(ns, "ip", "link", "set", "lo", "up")
-        in_netns(ns, "ip", "tuntap", "add", tap, "mode", "tap")
-        in_netns(ns, "ip", "link", "set", tap, "up")
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as workdir, tap_namespace([tap]) as ns:
         disk = os.path.join(workdir, "disk.img")
         with open(disk, "wb") as f:
             f.truncate(4 << 20)
@@ -103,9 +91,6 @@ def chaos(ctx, seed, count, transport):
         err = err[0].decode(errors="replace") if err else ""
         tx = open_stat(ns, tap, "rx_packets")
         size = os.path.getsize(disk)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
-        shutil.rmtree(workdir, ignore_errors=True)
     summary = [line for line in out.splitlines() if line.startswith(("chaos:", "PASS", "FAIL"))]
     print("\n".join(summary[-12:]))
     log = err.splitlines()
@@ -144,46 +129,29 @@ def open_stat(ns, dev, name):
 
 @case
 def chaos_seed_1(ctx):
-    chaos(ctx, 1, ctx.count, "pci")
+    chaos(ctx, 1, ctx.args.count, "pci")
 
 
 @case
 def chaos_seed_2(ctx):
-    chaos(ctx, 2, ctx.count, "mmio")
+    chaos(ctx, 2, ctx.args.count, "mmio")
 
 
 @case
 def chaos_seed_3(ctx):
-    chaos(ctx, 3, ctx.count, "pci")
+    chaos(ctx, 3, ctx.args.count, "pci")
 
 
 @case
 def custom(ctx):
-    chaos(ctx, ctx.seed, ctx.count, ctx.transport)
+    chaos(ctx, ctx.args.seed, ctx.args.count, ctx.args.transport)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=sorted(CASES))
-    parser.add_argument("--mote", required=True)
-    parser.add_argument("--images", required=True)
+def options(parser):
     parser.add_argument("--count", type=int, default=1000000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--transport", choices=["pci", "mmio"], default="pci")
-    args = parser.parse_args()
-    if not os.path.exists("/dev/kvm"):
-        print("/dev/kvm is missing: skipping")
-        return 77
-    ctx = Ctx(args.mote, args.images)
-    ctx.count, ctx.seed, ctx.transport = args.count, args.seed, args.transport
-    try:
-        CASES[args.case](ctx)
-    except Failure as e:
-        print(f"FAILED {args.case}: {e}")
-        return 1
-    print(f"PASSED {args.case}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES, options))

@@ -342,19 +342,21 @@ static void action_pio(void) {
   port_access(port, w);
 }
 
-static void mmio_access(uint64_t a, unsigned w) {
+/* A read or a write of `w` bytes at `a`; true if it was a read. */
+static bool mmio_access(uint64_t a, unsigned w) {
   if ((a & 0xfff) + w > 0x1000) a = (a & ~0xfffull) + 0x1000 - w; /* one page: no split exits */
-  if (mmio_excluded(a)) return;
+  if (mmio_excluded(a)) return false;
   if (below(2)) {
     mmio_read(a, w);
     n.mmio_reads++;
-    return;
+    return true;
   }
   uint64_t v = value_of(w);
   if (mmio_write_ok(a, w, &v)) {
     mmio_write(a, w, v);
     n.mmio_writes++;
   }
+  return false;
 }
 
 static void action_mmio(void) {
@@ -400,9 +402,7 @@ static void action_virtio(void) {
   /* Registers are mostly in the first 256 bytes: aim there more often. */
   uint64_t off = below(2) && size > 0x100 ? below(0x100) : below(size);
   uint64_t a = win->lo + (below(4) ? off & ~(uint64_t)(w - 1) : off);
-  uint64_t before = n.mmio_reads;
-  mmio_access(a, w);
-  if (n.mmio_reads != before) n.virtio_reads++;
+  if (mmio_access(a, w)) n.virtio_reads++;
   else n.virtio_writes++;
 }
 
