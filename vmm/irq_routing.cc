@@ -8,24 +8,33 @@
 
 namespace mote {
 
-IrqRouting::IrqRouting(VmFd* vm) : vm_(vm), next_msi_gsi_(x86::kIoapicPins) {
-  auto add = [this](uint32_t gsi, uint32_t chip, uint32_t pin) {
+std::vector<kvm_irq_routing_entry> IsaIrqRoutes() {
+  std::vector<kvm_irq_routing_entry> routes;
+  auto add = [&routes](uint32_t gsi, uint32_t chip, uint32_t pin) {
     kvm_irq_routing_entry e{};
     e.gsi = gsi;
     e.type = KVM_IRQ_ROUTING_IRQCHIP;
     e.u.irqchip.irqchip = chip;
     e.u.irqchip.pin = pin;
-    isa_routes_.push_back(e);
+    routes.push_back(e);
   };
   for (uint32_t irq = 0; irq < 16; ++irq) {
     if (irq == 2) continue;  // the slave PIC's cascade input
     add(irq, irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, irq % 8);
   }
-  // KVM refuses a GSI routed twice to one chip, so GSI 0 replaces pin 0's route.
+  // GSI 0 (the PIT) takes IOAPIC pin 2, as the MADT override says, and GSI 2
+  // gets no IOAPIC route at all: KVM remembers one GSI per pin for EOIs, so a
+  // second GSI on pin 2 would swallow the EOI of the PIT's tick and the PIT
+  // would never send another (QEMU leaves GSI 2 out the same way).
   for (uint32_t gsi = 0; gsi < x86::kIoapicPins; ++gsi) {
+    if (gsi == x86::kPitIoapicPin) continue;
     add(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? x86::kPitIoapicPin : gsi);
   }
+  return routes;
 }
+
+IrqRouting::IrqRouting(VmFd* vm)
+    : vm_(vm), isa_routes_(IsaIrqRoutes()), next_msi_gsi_(x86::kIoapicPins) {}
 
 absl::Status IrqRouting::InstallIsaRoutes() {
   std::lock_guard lock(mu_);

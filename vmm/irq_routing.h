@@ -26,6 +26,10 @@
 
 namespace mote {
 
+// The ISA routes: IRQs 0-15 (but 2) to the PICs, GSIs 0-23 to the IOAPIC
+// with GSI 0 on pin 2, and at most one GSI per IOAPIC pin.
+std::vector<kvm_irq_routing_entry> IsaIrqRoutes();
+
 class IrqRouting {
  public:
   explicit IrqRouting(VmFd* vm);
