@@ -551,7 +551,10 @@ static void action_chain(void) {
 
 /* ---- Setting up and checking afterwards ------------------------------------ */
 
-static uint8_t after_ring[2][VIRTQ_MEM_SIZE(8)] __attribute__((aligned(4096)));
+/* One page per queue: a row of VIRTQ_MEM_SIZE(8) (222) bytes would leave
+ * queue 1's rings off the 16-byte alignment the spec requires. */
+static uint8_t after_ring[2][4096] __attribute__((aligned(4096)));
+_Static_assert(VIRTQ_MEM_SIZE(8) <= sizeof(after_ring[0]), "an after_ring row holds 8 entries");
 static uint8_t after_buf[1024] __attribute__((aligned(64)));
 
 static void add_window(struct target *t, uint64_t addr, uint64_t len) {
