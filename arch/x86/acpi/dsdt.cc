@@ -48,6 +48,18 @@ aml::Bytes Rtc() {
                             });
 }
 
+// QEMU's ISA pvpanic device, as QEMU describes it: Linux's pvpanic-mmio
+// driver matches QEMU0001 and writes "panicked" to the port from its panic
+// notifier, which mote turns into its guest-panic exit.
+aml::Bytes Pvpanic() {
+  return aml::Device("PEVT", {
+                                 aml::Name("_HID", aml::String("QEMU0001")),
+                                 aml::Name("_CRS", aml::ResourceTemplate({
+                                                       aml::IoPort(kPvpanicPort, kPvpanicPort, 1, 1),
+                                                   })),
+                             });
+}
+
 // ---- Power button ------------------------------------------------------------------
 // A hardware-reduced platform has no fixed power button: PWRB is a control-
 // method button (PNP0C0C) and the Generic Event Device (ACPI0013) turns an
@@ -153,7 +165,7 @@ void AppendPciHostBridge(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 }  // namespace
 
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg) {
-  std::vector<aml::Bytes> sb = {Com1(), Rtc()};
+  std::vector<aml::Bytes> sb = {Com1(), Rtc(), Pvpanic()};
   for (aml::Bytes& device : PowerButton()) sb.push_back(std::move(device));
   AppendVirtioMmio(cfg, sb);
   AppendPciHostBridge(cfg, sb);

@@ -411,6 +411,16 @@ TEST_CASE("DSDT has a power button behind a Generic Event Device", "[acpi]") {
   for (uint32_t gsi : kVirtioMmioGsis) CHECK(gsi != kGedGsi);
 }
 
+TEST_CASE("DSDT describes the pvpanic port as QEMU does (QEMU0001)", "[acpi]") {
+  Bytes d = BuildDsdt(AcpiConfig{});
+  CHECK(Contains(d, {'P', 'E', 'V', 'T'}));
+  CHECK(Contains(d, {0x0d, 'Q', 'E', 'M', 'U', '0', '0', '0', '1', 0}));
+  // IO (Decode16, 0x505, 0x505, 1, 1): the port Linux's pvpanic driver writes.
+  const auto lo = static_cast<uint8_t>(kPvpanicPort & 0xff);
+  const auto hi = static_cast<uint8_t>(kPvpanicPort >> 8);
+  CHECK(Contains(d, {0x47, 0x01, lo, hi, lo, hi, 0x01, 0x01}));
+}
+
 // ---- WriteAcpiTables ----------------------------------------------------------
 
 std::unique_ptr<GuestMemory> Guest(uint64_t size) {
