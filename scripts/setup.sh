@@ -10,6 +10,8 @@ packages=(
   libabsl-dev libfmt-dev libspdlog-dev libfdt-dev libcli11-dev catch2
   libseccomp-dev liburing-dev nlohmann-json3-dev acpica-tools iproute2
   clang-14 libclang-rt-14-dev
+  # The nested KVM runner (tests/nested/run.sh) and the Linux test guest.
+  qemu-system-x86 busybox-static cpio e2fsprogs
 )
 missing=()
 for p in "${packages[@]}"; do
