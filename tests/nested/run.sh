@@ -72,7 +72,7 @@ for tool in apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
 
-CACHE="${MOTE_NESTED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mote/nested}"
+CACHE="${MOTE_NESTED_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/mote/nested}"
 mkdir -p "$CACHE"
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/mote-nested.XXXXXX")"
 cleanup() { rm -rf "$RUN"; }
