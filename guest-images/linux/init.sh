@@ -13,11 +13,11 @@
 #                       until the peer has pinged us 3 times
 #   rng                 read /dev/hwrng
 # Every report line starts with "mote-linux: " so tests can find it.
+/bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-/bin/busybox --install -s /bin
 
 arg() { # the value of kernel parameter $1, or $2
   for word in $(cat /proc/cmdline); do
