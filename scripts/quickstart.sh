@@ -11,7 +11,10 @@ what="${1:-boot}"
 scripts/setup.sh
 case "$what" in
   boot)
-    exec build/vmm/mote run --kernel build/guest-images/motetest.pvh --cpus 2
+    boot=(build/vmm/mote run --kernel build/guest-images/motetest.pvh --cpus 2)
+    if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then exec "${boot[@]}"; fi
+    echo "quickstart: no usable /dev/kvm here; booting inside the nested KVM runner (tests/nested/run.sh)" >&2
+    exec tests/nested/run.sh -- "${boot[@]}"
     ;;
   test)
     scripts/sanitize.sh setup
