@@ -1,6 +1,7 @@
 #include "arch/x86/cpuid.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace mote::x86 {
 namespace {
@@ -73,7 +74,54 @@ void ApplyMinimalTemplate(CpuidEntries& table) {
                       table.entries.end());
 }
 
+constexpr uint32_t kLeafExtMax = 0x80000000, kLeafBrandFirst = 0x80000002, kLeafBrandLast = 0x80000004;
+
+// Leaves 0x80000002-4: the processor brand string, 48 bytes with its NUL.
+// KVM leaves them empty, and Linux then names the CPU "family/model".
+void SetBrandString(CpuidEntries& table, const std::string& brand) {
+  char bytes[48] = {};
+  std::memcpy(bytes, brand.data(), std::min(brand.size(), sizeof(bytes) - 1));
+  kvm_cpuid_entry2* max = table.Find(kLeafExtMax);
+  if (max == nullptr) return;  // no extended leaves at all
+  max->eax = std::max(max->eax, kLeafBrandLast);
+  for (uint32_t leaf = kLeafBrandFirst; leaf <= kLeafBrandLast; ++leaf) {
+    kvm_cpuid_entry2* e = table.Find(leaf);
+    if (e == nullptr) {
+      kvm_cpuid_entry2 added{};
+      added.function = leaf;
+      table.entries.push_back(added);
+      e = &table.entries.back();
+    }
+    const char* part = bytes + 16 * (leaf - kLeafBrandFirst);
+    std::memcpy(&e->eax, part, 4);
+    std::memcpy(&e->ebx, part + 4, 4);
+    std::memcpy(&e->ecx, part + 8, 4);
+    std::memcpy(&e->edx, part + 12, 4);
+  }
+}
+
+bool HasBrandString(CpuidEntries& table) {
+  const kvm_cpuid_entry2* e = table.Find(kLeafBrandFirst);
+  return e != nullptr && (e->eax | e->ebx | e->ecx | e->edx) != 0;
+}
+
 }  // namespace
+
+std::string HostBrandString() {
+  // Not <cpuid.h>: this directory's own cpuid.h shadows it on the include path.
+  auto cpuid = [](uint32_t leaf, uint32_t* r) {
+    asm volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+  };
+  uint32_t regs[12] = {};
+  cpuid(kLeafExtMax, regs);
+  if (regs[0] < kLeafBrandLast) return "";
+  for (uint32_t i = 0; i < 3; ++i) cpuid(kLeafBrandFirst + i, &regs[4 * i]);
+  char bytes[49] = {};
+  std::memcpy(bytes, regs, 48);
+  std::string brand(bytes);
+  brand.erase(0, brand.find_first_not_of(' '));
+  return brand;
+}
 
 absl::StatusOr<CpuTemplate> ParseCpuTemplate(const std::string& name) {
   if (name == "host") return CpuTemplate::kHost;
@@ -108,7 +156,13 @@ CpuidEntries VcpuCpuid(const CpuidEntries& supported, uint32_t vcpu_id, uint32_t
   }
   SetTopologyLeaf(table, 0xb, vcpu_id, num_vcpus);
   SetTopologyLeaf(table, 0x1f, vcpu_id, num_vcpus);
-  if (cpu_template == CpuTemplate::kMinimal) ApplyMinimalTemplate(table);
+  if (cpu_template == CpuTemplate::kMinimal) {
+    ApplyMinimalTemplate(table);
+    SetBrandString(table, kMinimalBrandString);
+  } else if (!HasBrandString(table)) {
+    std::string host = HostBrandString();
+    SetBrandString(table, host.empty() ? kMinimalBrandString : host);
+  }
   return table;
 }
 

@@ -97,3 +97,45 @@ TEST_CASE("CPU template names parse", "[cpuid]") {
 
 }  // namespace
 }  // namespace mote::x86
+
+namespace mote::x86 {
+namespace {
+
+std::string Brand(CpuidEntries& t) {
+  std::string s;
+  for (uint32_t leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
+    const kvm_cpuid_entry2* e = t.Find(leaf);
+    if (e == nullptr) return "(leaf missing)";
+    for (uint32_t r : {e->eax, e->ebx, e->ecx, e->edx}) {
+      for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>(r >> (8 * i)));
+    }
+  }
+  return s.substr(0, s.find('\0'));
+}
+
+// KVM leaves the brand string empty; Linux then shows "model name: 17/01".
+TEST_CASE("CPUID: the guest gets a brand string where KVM gives none", "[cpuid]") {
+  CpuidEntries supported = HostTable();
+  supported.entries.push_back(Entry(0x80000000, 0, 0x80000001, 0, 0, 0));
+  supported.entries.push_back(Entry(0x80000001, 0, 0, 0, 0, 0));
+  CpuidEntries minimal = VcpuCpuid(supported, 0, 1, CpuTemplate::kMinimal);
+  CHECK(Brand(minimal) == kMinimalBrandString);
+  CHECK(minimal.Find(0x80000000)->eax == 0x80000004);
+  CpuidEntries host = VcpuCpuid(supported, 0, 1, CpuTemplate::kHost);
+  std::string want = HostBrandString().empty() ? kMinimalBrandString : HostBrandString();
+  CHECK(Brand(host) == want);
+  CHECK_FALSE(Brand(host).empty());
+}
+
+TEST_CASE("CPUID: a brand string KVM does give is kept with the host template", "[cpuid]") {
+  CpuidEntries supported = HostTable();
+  supported.entries.push_back(Entry(0x80000000, 0, 0x80000004, 0, 0, 0));
+  supported.entries.push_back(Entry(0x80000002, 0, 0x61636f4c, 0x0000006c, 0, 0));  // "Local"
+  supported.entries.push_back(Entry(0x80000003, 0, 0, 0, 0, 0));
+  supported.entries.push_back(Entry(0x80000004, 0, 0, 0, 0, 0));
+  CpuidEntries host = VcpuCpuid(supported, 0, 1, CpuTemplate::kHost);
+  CHECK(Brand(host) == "Local");
+}
+
+}  // namespace
+}  // namespace mote::x86
