@@ -17,6 +17,7 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
 #include "arch/x86/registers.h"
+#include "arch/x86/reset_vector.h"
 #include "devices/cmos_rtc.h"
 #include "devices/guest_ports.h"
 #include "devices/i8042.h"
@@ -196,6 +197,7 @@ absl::Status Vm::LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLo
   request.acpi_rsdp_addr = rsdp;
   MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
   MOTE_RETURN_IF_ERROR(x86::WriteBootTables(*mem_, boot_.mode));
+  MOTE_RETURN_IF_ERROR(x86::WriteResetVector(*mem_));
   spdlog::debug("kernel {}: {}, entry 0x{:x}", config_.kernel, boot_.format_name, boot_.entry);
   return absl::OkStatus();
 }

@@ -36,7 +36,7 @@ inline constexpr uint64_t kBootModulesAddr = 0x30000;  // multiboot module list
 // ACPI tables live in the BIOS area, where Linux also scans for the RSDP.
 inline constexpr uint64_t kAcpiRsdpAddr = 0xe0000;
 inline constexpr uint64_t kAcpiTablesAddr = 0xe0040;
-inline constexpr uint64_t kAcpiTablesEnd = 0x100000;
+inline constexpr uint64_t kAcpiTablesEnd = 0xffff0;  // then the reset vector (reset_vector.h)
 
 inline constexpr uint64_t kKernelLoadAddr = 0x100000;  // bzImage protected-mode code
 

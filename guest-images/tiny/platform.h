@@ -13,7 +13,7 @@
 #define CMDLINE_ADDR 0x20000          /* kCmdlineAddr */
 #define EBDA_START 0x9fc00            /* kEbdaStart */
 #define ACPI_SCAN_START 0xe0000       /* kAcpiRsdpAddr: RSDP scan window (BIOS area) */
-#define ACPI_SCAN_END 0x100000        /* kAcpiTablesEnd */
+#define ACPI_SCAN_END 0xffff0         /* kAcpiTablesEnd */
 #define MMIO_HOLE_START 0xc0000000    /* kMmioHoleStart */
 
 /* Where an application processor starts (SIPI vector 0x70 -> 0x70000). A free
