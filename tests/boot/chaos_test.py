@@ -11,6 +11,7 @@ of bad accesses), and every device must still work for the guest afterwards.
 Usage: chaos_test.py CASE --mote PATH --images DIR [--count N] [--seed S]
   CASE is chaos_seed_1, chaos_seed_2 (virtio-mmio) or chaos_seed_3, or
   `custom` with --seed and --count (e.g. the 10^7 run of the closing note).
+  The default count is 10^6, or 250000 inside the nested runner.
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
 import os
@@ -147,8 +148,14 @@ def custom(ctx):
     chaos(ctx, ctx.args.seed, ctx.args.count, ctx.args.transport)
 
 
+# Inside the nested runner (tests/nested/run.sh sets MOTE_NESTED) every
+# access is an exit emulated by QEMU's TCG: a quarter of the actions there
+# keeps the three seeds within minutes.
+DEFAULT_COUNT = 250000 if os.environ.get("MOTE_NESTED") else 1000000
+
+
 def options(parser):
-    parser.add_argument("--count", type=int, default=1000000)
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--transport", choices=["pci", "mmio"], default="pci")
 
