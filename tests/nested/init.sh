@@ -32,6 +32,8 @@ mount -t tmpfs tmpfs /host/var/tmp
 chmod 1777 /host/tmp
 while read -r tag dir; do
   [ -n "$tag" ] || continue
+  # Under /tmp (the scratch disk) or /run the mount point is not there yet.
+  mkdir -p "/host$dir"
   mount -t 9p -o "$opts,cache=mmap" "$tag" "/host$dir" || fail "cannot mount $dir writable"
 done </host/run/nested-job/writable
 port=
