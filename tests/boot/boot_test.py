@@ -186,7 +186,12 @@ def rtc_matches_host(ctx):
 def pit_ticks(ctx):
     code, out, _, _ = ctx.boot("pit", "--pit", "on", cmdline_extra="ticks=20")
     no_fail_lines(out)
-    expect_line(out, r"^pit: 20 ticks")
+    # At least 20: a vCPU that was not running when ticks fell due gets
+    # KVM's reinjected backlog in a burst, past the guest's last check.
+    ticks = int(expect_line(out, r"^pit: (\d+) ticks").group(1))
+    if ticks < 20:
+        raise Failure(f"only {ticks} of 20 timer interrupts")
+    expect_line(out, r"^PASS pit$")
     expect_eq("exit code", code, 1)
 
 
