@@ -3,8 +3,10 @@
 #   scripts/bench.sh [--runs N] [--out DIR]
 # installs what they need from Debian (QEMU, fio, gnuplot) beside the build's
 # own set-up, then runs tests/bench/compare.py (start-up, memory, launch
-# rate, exit cost), blk_bench.py and net_bench.py. Results: DIR (default
-# build/bench) holds compare.md, compare-startup.png, blk.md and net.md.
+# rate, exit cost), blk_bench.py, net_bench.py and linux_boot.py (in the
+# nested runner where this host's KVM cannot run Linux). Results: DIR
+# (default build/bench) holds compare.md, compare-startup.png, blk.md,
+# net.md, linux_boot.md and linux_boot.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=20
@@ -32,3 +34,10 @@ mkdir -p "$out"
 python3 tests/bench/compare.py --runs "$runs" --out "$out"
 python3 tests/bench/blk_bench.py --runs 3 --out "$out/blk.md"
 python3 tests/bench/net_bench.py --runs 3 --out "$out/net.md"
+# A stock Linux, side by side: needs a KVM that runs Linux, else the nested runner.
+guest-images/linux/build-linux-guest.sh build/guest-images/linux
+if [ -w /dev/kvm ] && grep -qw -e vmx -e svm /proc/cpuinfo; then
+  python3 tests/bench/linux_boot.py --runs 5 --out "$out"
+else
+  tests/nested/run.sh --timeout 3600 -- python3 tests/bench/linux_boot.py --runs 5 --out "$out"
+fi

@@ -8,14 +8,21 @@
 #               under ASan+UBSan)
 #   build-tsan  suite control, under ThreadSanitizer
 # Logs: BUILD/meson-logs/testlog-kvm.json. Exits non-zero if a test failed.
-# Usage: scripts/guest_tests.sh [--no-linux]
+# Usage: scripts/guest_tests.sh [--no-linux] [BUILD...]   (default: all three)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 no_linux=()
-[ "${1:-}" = --no-linux ] && no_linux=(--no-suite linux)
+if [ "${1:-}" = --no-linux ]; then no_linux=(--no-suite linux); shift; fi
+(($#)) || set -- build build-san build-tsan
 status=0
 test_kvm() { meson test --no-rebuild --print-errorlogs --logbase testlog-kvm "$@" || status=$?; }
-test_kvm -C build --suite kvm --no-suite hostile "${no_linux[@]}"
-test_kvm -C build-san --suite kvm --no-suite linux
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" test_kvm -C build-tsan --suite control
+for b in "$@"; do
+  case "$b" in
+    build) test_kvm -C build --suite kvm --no-suite hostile "${no_linux[@]}" ;;
+    build-san) test_kvm -C build-san --suite kvm --no-suite linux ;;
+    build-tsan)
+      TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" test_kvm -C build-tsan --suite control ;;
+    *) echo "guest_tests: unknown build directory $b" >&2; exit 2 ;;
+  esac
+done
 exit "$status"

@@ -25,36 +25,41 @@ case "$what" in
     # QEMU TCG with an emulated SVM CPU and Debian's kernel with kvm_amd)
     # where the host has none. A host KVM without VMX or SVM in the CPU flags
     # (kvm_pvm) runs the tiny guests but not Linux: suite linux goes nested.
-    # The nested runner keeps one core busy; the host-only suites run beside it.
-    nested() {
-      tests/nested/run.sh --timeout 4800 -- "$@" 2>&1 | sed -u 's/^/[nested] /'
+    # Each nested runner keeps one core busy: two run side by side.
+    nested() { # LABEL COMMAND...
+      local label="$1"; shift
+      tests/nested/run.sh --timeout 3600 -- "$@" 2>&1 | sed -u "s/^/[nested $label] /"
     }
     logs=()
     for b in build build-san build-tsan; do logs+=("$b/meson-logs/testlog.json" "$b/meson-logs/testlog-kvm.json"); done
     # A log left by an earlier run must not stand in for one that never ran.
     rm -f "${logs[@]}" build/meson-logs/testlog-linux.json
+    # The suites that need no KVM, first.
+    meson test -C build --no-rebuild --print-errorlogs --no-suite kvm || status=$?
+    meson test -C build-san --no-rebuild --print-errorlogs --no-suite kvm || status=$?
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+      meson test -C build-tsan --no-rebuild --print-errorlogs --suite unit || status=$?
+    jobs_=()
     if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
       if grep -qw -e vmx -e svm /proc/cpuinfo; then
         kvm_mode="host (/dev/kvm)"
         scripts/guest_tests.sh || status=$?
       else
         kvm_mode="host (/dev/kvm), suite linux nested (this KVM has no VMX/SVM: kvm_pvm cannot run Linux)"
-        nested meson test -C build --no-rebuild --print-errorlogs --suite linux --logbase testlog-linux &
-        nested_job=$!
+        nested linux meson test -C build --no-rebuild --print-errorlogs --suite linux \
+          --logbase testlog-linux &
+        jobs_+=($!)
         scripts/guest_tests.sh --no-linux || status=$?
         logs+=(build/meson-logs/testlog-linux.json)
       fi
     else
       kvm_mode="nested (no usable /dev/kvm here: tests/nested/run.sh)"
-      nested scripts/guest_tests.sh &
-      nested_job=$!
+      nested build-san scripts/guest_tests.sh build-san &
+      jobs_+=($!)
+      nested build scripts/guest_tests.sh build build-tsan &
+      jobs_+=($!)
     fi
-    # The suites that need no KVM.
-    meson test -C build --no-rebuild --print-errorlogs --no-suite kvm || status=$?
-    meson test -C build-san --no-rebuild --print-errorlogs --no-suite kvm || status=$?
-    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-      meson test -C build-tsan --no-rebuild --print-errorlogs --suite unit || status=$?
-    if [ -n "${nested_job:-}" ]; then wait "$nested_job" || status=$?; fi
+    for job in "${jobs_[@]}"; do wait "$job" || status=$?; done
     echo "kvm: $kvm_mode"
     python3 scripts/test_summary.py "${logs[@]}" || status=$?
     exit "$status"

@@ -85,6 +85,9 @@ source "$REPO/guest-images/linux/debian_kernel.sh"
 # ---- The L1 kernel and its modules, cached ----------------------------------
 # Taken from the cache when it holds a kernel with this module list; fetched
 # again only then (a newer kernel in the archive is picked up by deleting it).
+# Runners started side by side take turns here (the test command runs two).
+exec {cache_lock}>"$CACHE/.lock"
+flock "$cache_lock"
 if [[ -s "$CACHE/vmlinuz" && -f "$CACHE/modules/order" &&
   "$(cat "$CACHE/modules/wanted" 2>/dev/null)" == "${WANTED_MODULES[*]}" ]]; then
   :
@@ -118,6 +121,7 @@ chmod 755 "$root/init"
 (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) |
   gzip -1 >"$RUN/initramfs.gz"
 rm -rf "$root"
+flock -u "$cache_lock"
 
 # ---- The job: environment, directory, command --------------------------------
 mkdir -p "$RUN/share"
