@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Linux boot time, side by side: the same Debian cloud kernel and busybox
+initramfs (guest-images/linux/, build-linux-guest.sh) under mote, QEMU
+microvm (its fastest options, no firmware) and QEMU q35 (SeaBIOS, -kernel),
+alternating run by run after a warm-up of each. Two figures per run, from
+just before the harness starts the process: the guest's /init printing
+its first line (MOTE-LINUX-BOOT-OK on the serial console) and the process's
+exit after the guest powers off (ACPI on all three).
+
+It needs a KVM that runs Linux. On a host without one (no /dev/kvm, or
+kvm_pvm), run it in the nested runner, where all of it runs under QEMU's
+TCG: the absolute times are TCG's, not hardware's; only the ratios taken in
+one run mean something.
+
+Usage: tests/nested/run.sh -- tests/bench/linux_boot.py [--runs 5] [--cpus 1]
+       [--out build/bench] [--mote build/vmm/mote] [--images build/guest-images]
+Writes OUT/linux_boot.md, OUT/linux_boot.png (gnuplot, when installed) and
+the last run's console of each monitor, OUT/linux_boot-NAME.console.
+"""
+import argparse
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vmms import QEMU_CPU  # noqa: E402
+
+MARKER = b"MOTE-LINUX-BOOT-OK"
+CMDLINE = "console=ttyS0 panic=-1 quiet mote.do=poweroff"
+MEMORY_MIB = 512
+DEADLINE = 240  # seconds per boot
+
+
+def log(msg):
+    print(f"linux_boot: {msg}", file=sys.stderr, flush=True)
+
+
+def monitors(args, kernel, initrd):
+    """(name, command) for each monitor: the same kernel, initramfs,
+    command line, memory and vCPUs."""
+    qemu = ["qemu-system-x86_64", *QEMU_CPU, "-smp", str(args.cpus), "-m", str(MEMORY_MIB),
+            "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+            "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE]
+    return [
+        ("mote", [args.mote, "run", "--kernel", kernel, "--initrd", initrd, "--cmdline", CMDLINE,
+                  "--cpus", str(args.cpus), "--memory", f"{MEMORY_MIB}M"]),
+        # ACPI for the power-off (and the CPUs); no firmware, PIC, PIT or RTC.
+        ("qemu-microvm", [*qemu, "-M", "microvm,acpi=on,x-option-roms=off,pit=off,pic=off,"
+                                      "rtc=off,isa-serial=on"]),
+        ("qemu-q35", [*qemu, "-M", "q35"]),
+    ]
+
+
+def boot_once(cmd, console_path):
+    """Seconds from start to the marker and to the exit, and the exit code;
+    the console goes to `console_path`."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    seen, marker_at, console = b"", None, []
+    fd = proc.stdout.fileno()
+    while time.monotonic() - start < DEADLINE:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        console.append(chunk)
+        if marker_at is None:
+            seen = (seen + chunk)[-4096:]
+            if MARKER in seen:
+                marker_at = time.monotonic() - start
+    try:
+        code = proc.wait(timeout=max(1, DEADLINE - (time.monotonic() - start)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+        raise RuntimeError(f"{cmd[0]}: no exit within {DEADLINE} s")
+    exit_at = time.monotonic() - start
+    with open(console_path, "wb") as f:
+        f.write(b"".join(console).replace(b"\r", b""))
+    if marker_at is None:
+        raise RuntimeError(f"{cmd[0]}: exit {code} without the init marker")
+    return marker_at, exit_at, code
+
+
+def stats(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def ms(t):
+    return f"{t * 1000:.0f}"
+
+
+def report(args, results, command_line):
+    mote_init = stats(results["mote"]["init"])[0]
+    lines = ["# Linux boot, side by side", "",
+             f"Made by `{command_line}` on {time.strftime('%Y-%m-%d')}, "
+             f"{'inside the nested runner (QEMU TCG, emulated SVM): TCG times, not hardware times' if os.environ.get('MOTE_NESTED') else 'on the host KVM'}.",
+             "", f"Debian's cloud kernel ({kernel_version(args)}) and the busybox initramfs of "
+             f"guest-images/linux/, `{CMDLINE}`, {args.cpus} vCPU(s), {MEMORY_MIB} MiB; "
+             f"{args.runs} runs per monitor, alternating, after one warm-up each. Median (min-max), ms "
+             "from just before the process starts.", "",
+             "| monitor | to /init's first line | to exit after power-off | mote ÷ this, to init |",
+             "|---|---|---|---|"]
+    for name, r in results.items():
+        i, e = stats(r["init"]), stats(r["exit"])
+        lines.append(f"| {name} | {ms(i[0])} ({ms(i[1])}-{ms(i[2])}) | {ms(e[0])} ({ms(e[1])}-{ms(e[2])}) "
+                     f"| {mote_init / i[0]:.2f}× |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def kernel_version(args):
+    path = os.path.join(args.images, "linux", "vmlinuz.version")
+    try:
+        with open(path) as f:
+            return f.read().split()[0]
+    except OSError:
+        return "version unknown"
+
+
+def plot(args, results):
+    if not shutil.which("gnuplot"):
+        log("gnuplot is missing: no plot")
+        return
+    data = os.path.join(args.out, "linux_boot.dat")
+    with open(data, "w") as f:
+        for name, r in results.items():
+            i, e = stats(r["init"]), stats(r["exit"])
+            f.write(f'"{name}" {i[0]*1000} {i[1]*1000} {i[2]*1000} {e[0]*1000} {e[1]*1000} {e[2]*1000}\n')
+    png = os.path.join(args.out, "linux_boot.png")
+    where = "nested runner, TCG" if os.environ.get("MOTE_NESTED") else "host KVM"
+    script = f"""
+set terminal pngcairo size 900,500 font ',10'
+set output '{png}'
+set title 'Debian cloud kernel boot ({where}), ms: median, min-max whiskers ({args.runs} runs each)'
+set style fill solid 0.75 border -1
+set boxwidth 0.9
+set ylabel 'ms'
+set yrange [0:*]
+set xrange [-1:*]
+set key top left
+set grid ytics
+plot '{data}' using ($0*3):2 with boxes lc rgb '#4c72b0' title "/init's first line", \\
+     '' using ($0*3):2:3:4 with yerrorbars lc rgb 'black' pt -1 notitle, \\
+     '' using ($0*3+1):5 with boxes lc rgb '#dd8452' title 'exit after power-off', \\
+     '' using ($0*3+1):5:6:7 with yerrorbars lc rgb 'black' pt -1 notitle, \\
+     '' using ($0*3+0.5):(1/0):xtic(1) notitle
+"""
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if p.returncode != 0:
+        log(f"gnuplot failed: {p.stderr}")
+    else:
+        log(f"wrote {png}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cpus", type=int, default=1)
+    parser.add_argument("--out", default="build/bench")
+    parser.add_argument("--mote", default="build/vmm/mote")
+    parser.add_argument("--images", default="build/guest-images")
+    args = parser.parse_args()
+    kernel = os.path.join(args.images, "linux", "vmlinuz")
+    initrd = os.path.join(args.images, "linux", "initramfs.cpio.gz")
+    for f in (kernel, initrd, args.mote):
+        if not os.path.exists(f):
+            sys.exit(f"linux_boot: {f} is missing (guest-images/linux/build-linux-guest.sh, meson compile)")
+    if not shutil.which("qemu-system-x86_64"):
+        sys.exit("linux_boot: qemu-system-x86_64 is missing (Debian's qemu-system-x86)")
+    with open("/proc/cpuinfo") as f:
+        words = f.read().split()
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or not ("vmx" in words or "svm" in words):
+        sys.exit("linux_boot: this host's KVM cannot run Linux (none, or kvm_pvm): "
+                 "run it in tests/nested/run.sh")
+    os.makedirs(args.out, exist_ok=True)
+    vmms = monitors(args, kernel, initrd)
+    results = {name: {"init": [], "exit": []} for name, _ in vmms}
+    for round_ in range(args.runs + 1):
+        for name, cmd in vmms:
+            # The last run's console stays, for the kernel's own timestamps.
+            console = os.path.join(args.out, f"linux_boot-{name}.console")
+            init_at, exit_at, code = boot_once(cmd, console)
+            if round_ == 0:
+                log(f"warm-up {name}: init {ms(init_at)} ms, exit {ms(exit_at)} ms (exit code {code})")
+                continue
+            results[name]["init"].append(init_at)
+            results[name]["exit"].append(exit_at)
+            log(f"run {round_} {name}: init {ms(init_at)} ms, exit {ms(exit_at)} ms")
+    command_line = ("tests/nested/run.sh -- " if os.environ.get("MOTE_NESTED") else "") + \
+        "tests/bench/linux_boot.py " + " ".join(sys.argv[1:])
+    text = report(args, results, command_line.strip())
+    md = os.path.join(args.out, "linux_boot.md")
+    with open(md, "w") as f:
+        f.write(text)
+    print(text)
+    plot(args, results)
+    log(f"wrote {md}")
+
+
+if __name__ == "__main__":
+    main()
