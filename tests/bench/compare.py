@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 
+from bar_plot import paired_bars
 from vmms import Floor, Mote, QemuMicrovm, ROOT, build_helpers, qemu_binary
 
 MIB = 1 << 20
@@ -282,34 +283,13 @@ def report(args, sections):
 
 def plot(args, res):
     """Bars of start→boot-timer and start→exit medians, with min–max whiskers."""
-    data = os.path.join(args.out, "compare-startup.dat")
-    with open(data, "w") as f:
-        for (label, name), r in res.items():
-            b, e = stats(r["boot"]), stats(r["exit"])
-            guest = label.split(",")[0]
-            f.write(f"\"{name}\\n{guest}\" {b[0]} {b[1]} {b[2]} {e[0]} {e[1]} {e[2]}\n")
+    rows = [(f"{name}\\n{label.split(',')[0]}", stats(r["boot"]), stats(r["exit"]))
+            for (label, name), r in res.items()]
     png = os.path.join(args.out, "compare-startup.png")
-    script = f"""
-set terminal pngcairo size 1100,560 font ',10'
-set output '{png}'
-set title 'Start-up, ms from process start: median, min-max whiskers ({args.runs} runs each)'
-set style fill solid 0.75 border -1
-set boxwidth 0.9
-set ylabel 'ms'
-set yrange [0:*]
-set xrange [-1:*]
-set key top left
-set grid ytics
-set bmargin 5
-plot '{data}' using ($0*3):2 with boxes lc rgb '#4c72b0' title 'boot-timer write', \\
-     '' using ($0*3):2:3:4 with yerrorbars lc rgb 'black' pt -1 notitle, \\
-     '' using ($0*3+1):5 with boxes lc rgb '#dd8452' title 'process exit', \\
-     '' using ($0*3+1):5:6:7 with yerrorbars lc rgb 'black' pt -1 notitle, \\
-     '' using ($0*3+0.5):(1/0):xtic(1) notitle
-"""
-    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-    if p.returncode != 0:
-        log(f"gnuplot failed: {p.stderr}")
+    error = paired_bars(png, rows, f"Start-up, ms from process start: median, min-max whiskers "
+                        f"({args.runs} runs each)", ("boot-timer write", "process exit"))
+    if error:
+        log(error)
         return None
     log(f"wrote {png}")
     return png

@@ -27,6 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bar_plot import paired_bars  # noqa: E402
 from vmms import QEMU_CPU  # noqa: E402
 
 MARKER = b"MOTE-LINUX-BOOT-OK"
@@ -128,38 +129,14 @@ def kernel_version(args):
 
 
 def plot(args, results):
-    if not shutil.which("gnuplot"):
-        log("gnuplot is missing: no plot")
-        return
-    data = os.path.join(args.out, "linux_boot.dat")
-    with open(data, "w") as f:
-        for name, r in results.items():
-            i, e = stats(r["init"]), stats(r["exit"])
-            f.write(f'"{name}" {i[0]*1000} {i[1]*1000} {i[2]*1000} {e[0]*1000} {e[1]*1000} {e[2]*1000}\n')
-    png = os.path.join(args.out, "linux_boot.png")
+    ms_stats = lambda values: tuple(v * 1000 for v in stats(values))  # noqa: E731
+    rows = [(name, ms_stats(r["init"]), ms_stats(r["exit"])) for name, r in results.items()]
     where = "nested runner, TCG" if os.environ.get("MOTE_NESTED") else "host KVM"
-    script = f"""
-set terminal pngcairo size 900,500 font ',10'
-set output '{png}'
-set title 'Debian cloud kernel boot ({where}), ms: median, min-max whiskers ({args.runs} runs each)'
-set style fill solid 0.75 border -1
-set boxwidth 0.9
-set ylabel 'ms'
-set yrange [0:*]
-set xrange [-1:*]
-set key top left
-set grid ytics
-plot '{data}' using ($0*3):2 with boxes lc rgb '#4c72b0' title "/init's first line", \\
-     '' using ($0*3):2:3:4 with yerrorbars lc rgb 'black' pt -1 notitle, \\
-     '' using ($0*3+1):5 with boxes lc rgb '#dd8452' title 'exit after power-off', \\
-     '' using ($0*3+1):5:6:7 with yerrorbars lc rgb 'black' pt -1 notitle, \\
-     '' using ($0*3+0.5):(1/0):xtic(1) notitle
-"""
-    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-    if p.returncode != 0:
-        log(f"gnuplot failed: {p.stderr}")
-    else:
-        log(f"wrote {png}")
+    png = os.path.join(args.out, "linux_boot.png")
+    error = paired_bars(png, rows, f"Debian cloud kernel boot ({where}), ms: median, min-max "
+                        f"whiskers ({args.runs} runs each)",
+                        ("/init's first line", "exit after power-off"), size="900,500")
+    log(error if error else f"wrote {png}")
 
 
 def main():
