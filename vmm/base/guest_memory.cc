@@ -19,6 +19,25 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 
+// An anonymous mapping of `size` bytes whose start is a multiple of 2 MiB.
+// The kernel can only back a range with transparent huge pages (and KVM map
+// it with 2 MiB EPT/NPT entries) where the host address is 2 MiB aligned;
+// mmap alone promises 4 KiB. Without it a Linux boot took one nested page
+// fault per 4 KiB page it touched: 29553 of them, against QEMU's 1450.
+void* MapHugeAligned(uint64_t size) {
+  constexpr uint64_t kHuge = GuestMemory::kHugePageSize;
+  const uint64_t slack = kHuge - kPageSize;
+  void* raw = mmap(nullptr, size + slack, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return MAP_FAILED;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHuge - 1) & ~(kHuge - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t tail = start + size + slack - (aligned + size);
+  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
 // "N huge pages" from /proc/meminfo's HugePages_Free, for error messages.
 std::string FreeHugePages() {
   FILE* f = std::fopen("/proc/meminfo", "re");
@@ -40,7 +59,7 @@ std::string FreeHugePages() {
 
 absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
     const std::vector<MemoryRegionSpec>& specs, Pages pages) {
-  const uint64_t align = pages == Pages::kHuge2M ? kHugePageSize : kPageSize;
+  const uint64_t align = pages == Pages::kHuge2M ? GuestMemory::kHugePageSize : kPageSize;
   if (specs.empty()) return absl::InvalidArgumentError("guest memory: no regions");
   std::vector<MemoryRegionSpec> sorted = specs;
   std::sort(sorted.begin(), sorted.end(),
@@ -77,9 +96,9 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::Create(
     }
   } else {
     // MAP_NORESERVE and no pre-faulting: pages are allocated on the guest's
-    // first touch.
-    mapping = mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // first touch. Regions start and end on 2 MiB in practice, so with the
+    // mapping aligned each region's huge pages line up with the guest's.
+    mapping = MapHugeAligned(total);
     if (mapping == MAP_FAILED) return ErrnoToStatus(errno, "mmap guest memory");
     (void)madvise(mapping, total, MADV_HUGEPAGE);  // a hint: hosts without THP say no
   }
