@@ -19,7 +19,7 @@ void FillOnes(absl::Span<uint8_t> data) { std::fill(data.begin(), data.end(), 0x
 
 }  // namespace
 
-void DebugExit::Read(uint64_t, absl::Span<uint8_t> data) { FillOnes(data); }
+void EventPort::Read(uint64_t, absl::Span<uint8_t> data) { FillOnes(data); }
 
 void DebugExit::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   // Only a write at the port's base counts, as with QEMU's device.
@@ -36,8 +36,6 @@ void Pvpanic::Write(uint64_t, absl::Span<const uint8_t> data) {
   if (data.empty()) return;
   if (data[0] & kPanicked) events_->OnGuestEvent(GuestEvent::kPanic, data[0]);
 }
-
-void BootTimer::Read(uint64_t, absl::Span<uint8_t> data) { FillOnes(data); }
 
 void BootTimer::Write(uint64_t, absl::Span<const uint8_t> data) {
   events_->OnGuestEvent(GuestEvent::kBootDone, LittleEndian(data));

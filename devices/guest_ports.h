@@ -13,56 +13,55 @@
 
 namespace mote {
 
+// What the three event ports share: a sink, and reads of all-ones unless a
+// port says otherwise. Each port only says what a write means.
+class EventPort : public BusDevice {
+ public:
+  explicit EventPort(GuestEventSink* events) : events_(events) {}
+  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+
+ protected:
+  GuestEventSink* const events_;
+};
+
 // A write of v (1, 2 or 4 bytes, little-endian) asks mote to exit with (v << 1) | 1.
-class DebugExit : public BusDevice {
+class DebugExit final : public EventPort {
  public:
   static constexpr uint64_t kPortCount = 4;
-  explicit DebugExit(GuestEventSink* events) : events_(events) {}
-  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+  using EventPort::EventPort;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
-
- private:
-  GuestEventSink* const events_;
 };
 
 // Reads report the supported events; writing bit 0 means "guest panicked",
 // bit 1 "crash kernel loaded" (logged only).
-class Pvpanic : public BusDevice {
+class Pvpanic final : public EventPort {
  public:
   static constexpr uint64_t kPortCount = 1;
   static constexpr uint8_t kPanicked = 0x01, kCrashLoaded = 0x02;
-  explicit Pvpanic(GuestEventSink* events) : events_(events) {}
+  using EventPort::EventPort;
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
-
- private:
-  GuestEventSink* const events_;
 };
 
 // Any write marks the end of the guest's boot.
-class BootTimer : public BusDevice {
+class BootTimer final : public EventPort {
  public:
   static constexpr uint64_t kPortCount = 1;
-  explicit BootTimer(GuestEventSink* events) : events_(events) {}
-  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+  using EventPort::EventPort;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
-
- private:
-  GuestEventSink* const events_;
 };
 
 // Offsets: 0 sleep control (SLP_TYP in bits 2..4, SLP_EN bit 5), 1 sleep
 // status, 2 reset register. S5 is power-off; the FADT's reset value resets.
-class AcpiPm : public BusDevice {
+class AcpiPm final : public EventPort {
  public:
   static constexpr uint64_t kPortCount = 3;
   AcpiPm(GuestEventSink* events, uint8_t s5_sleep_type, uint8_t reset_value)
-      : events_(events), s5_sleep_type_(s5_sleep_type), reset_value_(reset_value) {}
+      : EventPort(events), s5_sleep_type_(s5_sleep_type), reset_value_(reset_value) {}
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
  private:
-  GuestEventSink* const events_;
   const uint8_t s5_sleep_type_;
   const uint8_t reset_value_;
 };
