@@ -227,9 +227,10 @@ void BlockDevice::OnCompletions() {
   }
 }
 
-bool BlockDevice::SubmitAsync(uint32_t type, uint64_t tag,
-                              const std::vector<absl::Span<uint8_t>>& data, uint64_t offset,
-                              uint64_t length, uint8_t* status, uint32_t used_len) {
+bool BlockDevice::SubmitAsync(const Request& req, const std::vector<absl::Span<uint8_t>>& data,
+                              uint64_t offset, uint64_t length, uint32_t used_len) {
+  const uint32_t type = req.type;
+  const uint64_t tag = req.tag;
   if (io_ == nullptr) return false;
   std::vector<iovec> iov;
   for (absl::Span<uint8_t> part : data) {
@@ -261,7 +262,7 @@ bool BlockDevice::SubmitAsync(uint32_t type, uint64_t tag,
   if (!queued) return false;
   ++counters_.async_ops;
   InFlight& r = in_flight_[tag];
-  r.status = status;
+  r.status = req.status;
   r.used_len = used_len;
   r.type = type;
   r.bytes = length;
@@ -292,30 +293,31 @@ std::optional<uint32_t> BlockDevice::HandleRequest(uint16_t queue, const Descrip
   uint64_t sector;
   std::memcpy(&type, header, sizeof(type));
   std::memcpy(&sector, header + 8, sizeof(sector));
-  uint32_t written = 0;
-  uint64_t data_length = type == kTypeIn || type == kTypeGetId ? chain.writable_bytes - 1
-                                                              : chain.readable_bytes - kHeaderSize;
-  uint64_t tag = uint64_t{queue} * kQueueSize + chain.head;
-  uint8_t result = Execute(tag, type, sector, chain, kHeaderSize, data_length, &written, status);
-  if (result == kPending) return std::nullopt;
-  *status = result;
-  if (result != kStatusOk) {
+  Request req{chain, uint64_t{queue} * kQueueSize + chain.head, type, sector,
+              type == kTypeIn || type == kTypeGetId ? chain.writable_bytes - 1
+                                                    : chain.readable_bytes - kHeaderSize,
+              status};
+  std::optional<uint8_t> result = Execute(req);
+  if (!result) return std::nullopt;
+  *status = *result;
+  if (*result != kStatusOk) {
     ++counters_.errors;
     // The status byte ends the writable part; a length that covers it keeps
     // it inside what the driver is told was written (as QEMU reports).
-    if (type == kTypeIn) written = static_cast<uint32_t>(std::min<uint64_t>(data_length, 0xfffffffe));
+    if (type == kTypeIn) {
+      req.written = static_cast<uint32_t>(std::min<uint64_t>(req.data_length, 0xfffffffe));
+    }
   }
-  return written + 1;
+  return req.written + 1;
 }
 
-uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
-                             const DescriptorChain& chain, uint64_t data_offset,
-                             uint64_t data_length, uint32_t* written, uint8_t* status) {
-  uint64_t capacity = backend_->size() / kSector;
-  switch (type) {
+std::optional<uint8_t> BlockDevice::Execute(Request& req) {
+  const uint64_t capacity = backend_->size() / kSector;
+  const uint64_t sector = req.sector, data_length = req.data_length;
+  switch (req.type) {
     case kTypeIn:
     case kTypeOut: {
-      bool in = type == kTypeIn;
+      bool in = req.type == kTypeIn;
       if (!in && options_.readonly) return kStatusIoErr;
       if (data_length % kSector != 0 || sector > capacity ||
           data_length / kSector > capacity - sector) {
@@ -325,10 +327,10 @@ uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
         return kStatusIoErr;
       }
       uint64_t offset = sector * kSector;
-      std::vector<absl::Span<uint8_t>> data = in ? Range(chain.writable, 0, data_length)
-                                                 : Range(chain.readable, data_offset, data_length);
+      std::vector<absl::Span<uint8_t>> data = in ? Range(req.chain.writable, 0, data_length)
+                                                 : Range(req.chain.readable, kHeaderSize, data_length);
       uint32_t used_len = in ? static_cast<uint32_t>(data_length) + 1 : 1;
-      if (SubmitAsync(type, tag, data, offset, data_length, status, used_len)) return kPending;
+      if (SubmitAsync(req, data, offset, data_length, used_len)) return std::nullopt;
       for (absl::Span<uint8_t> part : data) {
         absl::Status s = in ? backend_->ReadAt(offset, part) : backend_->WriteAt(offset, part);
         if (!s.ok()) {
@@ -340,7 +342,7 @@ uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
       if (in) {
         ++counters_.reads;
         counters_.bytes_read += data_length;
-        *written = static_cast<uint32_t>(data_length);
+        req.written = static_cast<uint32_t>(data_length);
       } else {
         ++counters_.writes;
         counters_.bytes_written += data_length;
@@ -349,7 +351,7 @@ uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
     }
     case kTypeFlush:
       ++counters_.flushes;
-      if (SubmitAsync(type, tag, {}, 0, 0, status, 1)) return kPending;
+      if (SubmitAsync(req, {}, 0, 0, 1)) return std::nullopt;
       if (absl::Status s = backend_->Flush(); !s.ok()) {
         MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());
         return kStatusIoErr;
@@ -360,29 +362,29 @@ uint8_t BlockDevice::Execute(uint64_t tag, uint32_t type, uint64_t sector,
       std::memcpy(id, options_.serial.data(), std::min(options_.serial.size(), kSerialLength));
       uint64_t n = std::min<uint64_t>(kSerialLength, data_length);
       uint64_t done = 0;
-      for (absl::Span<uint8_t> part : Range(chain.writable, 0, n)) {
+      for (absl::Span<uint8_t> part : Range(req.chain.writable, 0, n)) {
         std::memcpy(part.data(), id + done, part.size());
         done += part.size();
       }
-      *written = static_cast<uint32_t>(n);
+      req.written = static_cast<uint32_t>(n);
       return kStatusOk;
     }
     case kTypeDiscard:
     case kTypeWriteZeroes:
       if (options_.readonly) return kStatusIoErr;
-      return DiscardOrZero(tag, type == kTypeWriteZeroes, chain, data_length, status);
+      return DiscardOrZero(req);
     default:
       return kStatusUnsupported;
   }
 }
 
-uint8_t BlockDevice::DiscardOrZero(uint64_t tag, bool zero, const DescriptorChain& chain,
-                                   uint64_t data_length, uint8_t* status) {
+std::optional<uint8_t> BlockDevice::DiscardOrZero(const Request& req) {
+  const bool zero = req.type == kTypeWriteZeroes;
   // One segment per request (max_discard_seg = max_write_zeroes_seg = 1).
-  if (data_length != kSegmentSize) return kStatusUnsupported;
+  if (req.data_length != kSegmentSize) return kStatusUnsupported;
   uint64_t capacity = backend_->size() / kSector;
   uint8_t segment[kSegmentSize];
-  CopyOut(chain.readable, kHeaderSize, segment, kSegmentSize);
+  CopyOut(req.chain.readable, kHeaderSize, segment, kSegmentSize);
   uint64_t sector;
   uint32_t count, flags;
   std::memcpy(&sector, segment, 8);
@@ -392,9 +394,7 @@ uint8_t BlockDevice::DiscardOrZero(uint64_t tag, bool zero, const DescriptorChai
   // Discard takes no flags; write-zeroes only "unmap allowed".
   if (flags & ~(zero ? kWriteZeroesUnmap : 0u)) return kStatusUnsupported;
   uint64_t offset = sector * kSector, length = uint64_t{count} * kSector;
-  if (SubmitAsync(zero ? kTypeWriteZeroes : kTypeDiscard, tag, {}, offset, length, status, 1)) {
-    return kPending;
-  }
+  if (SubmitAsync(req, {}, offset, length, 1)) return std::nullopt;
   absl::Status s = zero ? backend_->WriteZeroes(offset, length) : backend_->Discard(offset, length);
   if (!s.ok()) {
     MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: {}", s.ToString());

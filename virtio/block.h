@@ -66,9 +66,6 @@ class BlockDevice : public VirtioDevice {
   const Counters& counters() const { return counters_; }
 
  private:
-  // Not a virtio status: the request went to the engine and completes later.
-  static constexpr uint8_t kPending = 0xff;
-
   // A request in the engine, indexed by queue * kQueueSize + chain head
   // (a head is unique in its queue while in flight).
   struct InFlight {
@@ -79,16 +76,28 @@ class BlockDevice : public VirtioDevice {
     uint64_t bytes = 0;
   };
 
+  // One request, parsed from a validated chain: what the driver asked for
+  // and where the answer goes.
+  struct Request {
+    const DescriptorChain& chain;
+    uint64_t tag;          // queue * kQueueSize + chain head: its in-flight slot
+    uint32_t type;         // kTypeIn, kTypeOut, ...
+    uint64_t sector;
+    uint64_t data_length;  // the data after the header, or before the status byte
+    uint8_t* status;       // the chain's last writable byte
+    uint32_t written = 0;  // data bytes written for the driver, when done now
+  };
+
   // Handles one validated chain; the used length to report, or nullopt if it
   // completes later.
   std::optional<uint32_t> HandleRequest(uint16_t queue, const DescriptorChain& chain);
-  uint8_t Execute(uint64_t tag, uint32_t type, uint64_t sector, const DescriptorChain& chain,
-                  uint64_t data_offset, uint64_t data_length, uint32_t* written, uint8_t* status);
-  uint8_t DiscardOrZero(uint64_t tag, bool zero, const DescriptorChain& chain,
-                        uint64_t data_length, uint8_t* status);
+  // The virtio status of a request done now, or nullopt: it went to the
+  // engine and completes later (OnCompletions).
+  std::optional<uint8_t> Execute(Request& req);
+  std::optional<uint8_t> DiscardOrZero(const Request& req);
   // Queues a request on the engine if it can go there; false: run it synchronously.
-  bool SubmitAsync(uint32_t type, uint64_t tag, const std::vector<absl::Span<uint8_t>>& data,
-                   uint64_t offset, uint64_t length, uint8_t* status, uint32_t used_len);
+  bool SubmitAsync(const Request& req, const std::vector<absl::Span<uint8_t>>& data,
+                   uint64_t offset, uint64_t length, uint32_t used_len);
   // The event loop's poller: completions and requests, without waiting to
   // be told (ActivationContext::add_poller).
   bool Poll();
