@@ -2,7 +2,7 @@
 // takes descriptor chains from the available ring, validates each chain as a
 // whole, and returns them to the driver through the used ring. It knows rings,
 // not devices: what a chain means is the device's business.
-// Owned by a transport (virtio-mmio, later virtio-pci), which writes the
+// Owned by a transport (virtio-mmio or virtio-pci), which writes the
 // configuration the driver chose; devices get a Queue* when activated.
 // Thread-safety: none inside. A Queue is used by one thread at a time: the
 // transport (under its lock) before activation, the event-loop thread after.

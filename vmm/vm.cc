@@ -132,7 +132,7 @@ absl::Status Vm::Build() {
   // The user's files and TAPs first, so a bad --disk or --net is reported
   // before anything else; each device takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
-                        VirtioDevicesToCreate());
+                        OpenVirtioDevices());
   bool pci = config_.transport == VirtioTransport::kPci;
   size_t room = pci ? kMaxPciDevices : std::size(x86::kVirtioMmioGsis);
   if (virtio_devices.size() > room) {
@@ -238,7 +238,7 @@ absl::Status Vm::BuildOnTopOfMemory(
   return CreateVcpus();
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::VirtioDevicesToCreate()
+absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirtioDevices()
     const {
   std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
   for (const DiskConfig& disk : config_.disks) {

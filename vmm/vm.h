@@ -122,9 +122,9 @@ class Vm : public GuestEventSink {
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
-  // The configured virtio devices, in slot order: disks, NICs, rng.
-  // Opens the disks' files: errors name the bad one.
-  absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> VirtioDevicesToCreate() const;
+  // Makes the configured virtio devices, in slot order (disks, NICs, rng),
+  // opening their backends: disk files and TAPs. Errors name the bad one.
+  absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> OpenVirtioDevices() const;
   absl::Status CreateVirtioMmio(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
   absl::Status WatchHostEvents(bool stop_on_signals);  // stdin, timeout, signals
