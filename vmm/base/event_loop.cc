@@ -14,7 +14,7 @@ namespace {
 constexpr int kMaxEvents = 16;
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
+absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(Clock clock) {
   FileDescriptor epoll(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll.ok()) return ErrnoToStatus(errno, "epoll_create1");
   FileDescriptor wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
   if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev) != 0) {
     return ErrnoToStatus(errno, "epoll_ctl add wake eventfd");
   }
-  return std::unique_ptr<EventLoop>(new EventLoop(std::move(epoll), std::move(wake)));
+  return std::unique_ptr<EventLoop>(new EventLoop(std::move(epoll), std::move(wake), std::move(clock)));
 }
 
 absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {
@@ -128,7 +128,7 @@ absl::Status EventLoop::Run() {
     }
     // Inside the poll window epoll only looks (timeout 0); the pollers run
     // after the events, and any work found or done extends the window.
-    bool polling = absl::Now() < poll_until;
+    bool polling = clock_() < poll_until;
     int n = epoll_wait(epoll_.get(), events, kMaxEvents, polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -152,7 +152,7 @@ absl::Status EventLoop::Run() {
       (*cb)(events[i].events);
     }
     std::optional<bool> found = RunPollers();
-    if (found.has_value() && (*found || n > 0)) poll_until = absl::Now() + kPollWindow;
+    if (found.has_value() && (*found || n > 0)) poll_until = clock_() + kPollWindow;
   }
 }
 

@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/mutex.h"
@@ -33,7 +34,10 @@ class EventLoop {
   // How long the loop keeps polling after the last activity.
   static constexpr absl::Duration kPollWindow = absl::Microseconds(50);
 
-  static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
+  // What the poll window is measured with: absl::Now, or a test's own clock.
+  using Clock = std::function<absl::Time()>;
+
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create(Clock clock = absl::Now);
 
   absl::Status Add(int fd, uint32_t epoll_events, Callback callback);
   // Changes the events a watched `fd` waits for (e.g. EPOLLOUT only while
@@ -55,13 +59,15 @@ class EventLoop {
   void RunPosted();
 
  private:
-  EventLoop(FileDescriptor epoll, FileDescriptor wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
+  EventLoop(FileDescriptor epoll, FileDescriptor wake, Clock clock)
+      : epoll_(std::move(epoll)), wake_(std::move(wake)), clock_(std::move(clock)) {}
   // Runs every poller once: whether one found work, or nothing if there is
   // no poller. Loop thread.
   std::optional<bool> RunPollers();
 
   FileDescriptor epoll_;
   FileDescriptor wake_;  // eventfd
+  const Clock clock_;
   Mutex mu_;
   absl::flat_hash_map<int, std::shared_ptr<Callback>> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);

@@ -23,9 +23,8 @@ void EnsureLogging() {
   if (spdlog::get("mote") == nullptr) InitLogging("info");
 }
 
-bool RateLimiter::Allow(uint64_t* suppressed) {
+bool RateLimiter::Allow(uint64_t* suppressed, absl::Time now) {
   MutexLock lock(&mu_);
-  absl::Time now = absl::Now();
   if (now - window_start_ >= period_) {
     window_start_ = now;
     used_ = 0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 #include "vmm/base/mutex.h"
@@ -30,7 +31,9 @@ class RateLimiter {
       : burst_(burst), period_(period) {}
   // True if the caller may log now; *suppressed gets the count dropped since
   // the last allowed message.
-  bool Allow(uint64_t* suppressed);
+  bool Allow(uint64_t* suppressed) { return Allow(suppressed, absl::Now()); }
+  // The same at a given time (tests drive the window with it).
+  bool Allow(uint64_t* suppressed, absl::Time now);
 
  private:
   Mutex mu_;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -66,10 +67,16 @@ TEST_CASE("EventLoop runs again after a Stop (the next boot after a reset)", "[e
 }
 
 TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[event_loop]") {
-  auto loop = EventLoop::Create();
+  // The loop's clock is the test's: time stands still until the test moves
+  // it, so the poll window closes exactly when the test says, on any host.
+  std::atomic<int64_t> now_us{0}, clock_reads{0};
+  auto loop = EventLoop::Create([&] {
+    ++clock_reads;
+    return absl::UnixEpoch() + absl::Microseconds(now_us.load());
+  });
   REQUIRE(loop.ok());
   // Work appears for the poller to find without any fd event: only polling sees it.
-  std::atomic<int> work{0}, found{0}, calls{0};
+  std::atomic<int> work{1000}, found{0}, calls{0};
   uint64_t id = (*loop)->AddPoller([&] {
     ++calls;
     if (work.load() == 0) return false;
@@ -77,35 +84,37 @@ TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[eve
     ++found;
     return true;
   });
-  work = 1000;
   std::thread runner([&] { REQUIRE((*loop)->Run().ok()); });
-  // One event opens the poll window. On a loaded host (a sanitizer build
-  // beside the fuzzers) the loop thread can be preempted for longer than the
-  // window and go back to epoll: then another event reopens it.
+  // One event opens the window; with the clock stopped it stays open, so
+  // the poller finds all the work without another event.
   (*loop)->Post([] {});
-  int events = 1;
-  for (int i = 0, last = 0; i < 4000 && found.load() < 1000; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (found.load() == last) {
-      (*loop)->Post([] {});
-      ++events;
-    }
-    last = found.load();
-  }
-  CHECK(found.load() == 1000);
-  // Found back to back, each find keeping the window open: far fewer events
-  // than finds (one event per find would mean no polling at all).
-  CHECK(events < 500);
-  // With nothing to find, the window closes and the loop sleeps: no more calls.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  int settled = calls.load();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  CHECK(calls.load() == settled);
-  // Removed, it is not called again.
+  while (found.load() < 1000) std::this_thread::yield();
+  // Still polling (nothing found now): the poller keeps being called.
+  for (int seen = calls.load(); calls.load() < seen + 3;) std::this_thread::yield();
+
+  // Past the window, the loop's next look at the clock sends it to sleep in
+  // epoll: pollers run only after epoll returns, so from that read on the
+  // count stands still until an event comes.
+  now_us += absl::ToInt64Microseconds(EventLoop::kPollWindow) + 1;
+  for (int64_t reads = clock_reads.load(); clock_reads.load() == reads;) std::this_thread::yield();
+  const int settled = calls.load();
+  // A posted task runs before that iteration's pollers: it sees the count
+  // the loop slept with.
+  std::promise<int> while_asleep;
+  (*loop)->Post([&] { while_asleep.set_value(calls.load()); });
+  CHECK(while_asleep.get_future().get() == settled);
+
+  // Removed, it is not called again: a task posted from a task runs in the
+  // iteration after the one whose pollers would have run.
   (*loop)->RemovePoller(id);
-  (*loop)->Post([] {});
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(calls.load() == settled);
+  std::promise<int> after_removal;
+  (*loop)->Post([&] {
+    (*loop)->Post([&] { after_removal.set_value(calls.load()); });
+  });
+  const int removed_at = after_removal.get_future().get();
+  std::promise<int> later;
+  (*loop)->Post([&] { later.set_value(calls.load()); });
+  CHECK(later.get_future().get() == removed_at);
   (*loop)->Stop();
   runner.join();
 }

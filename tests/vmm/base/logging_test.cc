@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace mote {
 namespace {
@@ -19,13 +19,17 @@ TEST_CASE("RateLimiter allows a burst, then counts what it suppresses", "[loggin
 
 TEST_CASE("RateLimiter reports the suppressed count in the next window", "[logging]") {
   RateLimiter limiter(1, absl::Milliseconds(20));
+  const absl::Time start = absl::UnixEpoch();
   uint64_t suppressed = 0;
-  CHECK(limiter.Allow(&suppressed));
-  CHECK_FALSE(limiter.Allow(&suppressed));
-  CHECK_FALSE(limiter.Allow(&suppressed));
-  absl::SleepFor(absl::Milliseconds(30));
-  CHECK(limiter.Allow(&suppressed));
+  CHECK(limiter.Allow(&suppressed, start));
+  CHECK_FALSE(limiter.Allow(&suppressed, start + absl::Milliseconds(1)));
+  CHECK_FALSE(limiter.Allow(&suppressed, start + absl::Milliseconds(19)));
+  // The window is the period from its first message, no more.
+  CHECK(limiter.Allow(&suppressed, start + absl::Milliseconds(20)));
   CHECK(suppressed == 2);
+  CHECK_FALSE(limiter.Allow(&suppressed, start + absl::Milliseconds(39)));
+  CHECK(limiter.Allow(&suppressed, start + absl::Milliseconds(40)));
+  CHECK(suppressed == 1);
 }
 
 }  // namespace
