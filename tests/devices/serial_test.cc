@@ -82,14 +82,18 @@ TEST_CASE("Serial: scratch register, FIFO flag and hostile accesses", "[serial]"
   CHECK(ReadByte(uart, kScr) == 0x77);
   WriteByte(uart, kIir, 0x07);  // enable and clear FIFOs
   CHECK((ReadByte(uart, kIir) & 0xc0) == 0xc0);
-  WriteByte(uart, 99, 1);       // beyond the registers: ignored
+  WriteByte(uart, 99, 1);  // beyond the registers: ignored
+  CHECK(ReadByte(uart, 99) == 0);  // and reads as zero
+  CHECK(ReadByte(uart, kScr) == 0x77);
+  CHECK(out.text.empty());
   uint8_t wide[4] = {1, 2, 3, 4};
   uart.Write(kData, absl::Span<const uint8_t>(wide, 4));  // a 4-byte write sends its low byte
   CHECK(out.text == std::string(1, '\x01'));
   uart.Read(kScr, absl::Span<uint8_t>(wide, 4));
   CHECK(wide[0] == 0x77);
   CHECK(wide[1] == 0);
-  uart.Write(kData, absl::Span<const uint8_t>());  // empty access
+  uart.Write(kData, absl::Span<const uint8_t>());  // empty access: nothing sent
+  CHECK(out.text == std::string(1, '\x01'));
 }
 
 TEST_CASE("Serial: input beyond capacity is refused, not buffered without bound", "[serial]") {

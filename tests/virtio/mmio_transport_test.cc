@@ -36,8 +36,9 @@ struct Fixture {
   void Write32(uint64_t offset, uint32_t v) {
     transport->Write(offset, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
   }
-  // Driver initialisation up to FEATURES_OK (3.1.1), accepting `features`.
-  void Negotiate(uint64_t features) {
+  // Driver initialisation up to FEATURES_OK (3.1.1), accepting `features`;
+  // whether the device kept FEATURES_OK.
+  bool Negotiate(uint64_t features) {
     Write32(0x070, 0);
     Write32(0x070, 1);
     Write32(0x070, 1 | 2);
@@ -46,9 +47,11 @@ struct Fixture {
     Write32(0x024, 1);
     Write32(0x020, static_cast<uint32_t>(features >> 32));
     Write32(0x070, 1 | 2 | 8);
+    return (Read32(0x070) & 8) == 8;
   }
-  // Queue `index` of `size` with its rings in RAM at `base`.
-  void SetUpQueue(uint32_t index, uint32_t size, uint64_t base) {
+  // Queue `index` of `size` with its rings in RAM at `base`; whether the
+  // device took it (QueueReady reads 1).
+  bool SetUpQueue(uint32_t index, uint32_t size, uint64_t base) {
     Write32(0x030, index);
     Write32(0x038, size);
     Write32(0x080, static_cast<uint32_t>(base));
@@ -58,6 +61,7 @@ struct Fixture {
     Write32(0x0a0, static_cast<uint32_t>(base + 0x2000));
     Write32(0x0a4, 0);
     Write32(0x044, 1);
+    return Read32(0x044) == 1;
   }
 
   std::unique_ptr<GuestMemory> mem;
@@ -95,28 +99,24 @@ TEST_CASE("virtio-mmio feature negotiation", "[virtio_mmio]") {
   CHECK(f.Read32(0x010) == 0);
 
   SECTION("a subset with VERSION_1 is accepted") {
-    f.Negotiate(kFeatureVersion1 | kFeatureBit0);
-    CHECK((f.Read32(0x070) & 8) == 8);
+    CHECK(f.Negotiate(kFeatureVersion1 | kFeatureBit0));
   }
   SECTION("a driver without VERSION_1 (legacy) is refused") {
-    f.Negotiate(kFeatureBit0);
-    CHECK((f.Read32(0x070) & 8) == 0);
+    CHECK_FALSE(f.Negotiate(kFeatureBit0));
   }
   SECTION("features the device does not offer are refused") {
-    f.Negotiate(kFeatureVersion1 | (1ull << 5));
-    CHECK((f.Read32(0x070) & 8) == 0);
+    CHECK_FALSE(f.Negotiate(kFeatureVersion1 | (1ull << 5)));
   }
 }
 
 TEST_CASE("virtio-mmio queue set-up, activation and frozen layout", "[virtio_mmio]") {
   Fixture f;
-  f.Negotiate(kFeatureVersion1);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
   f.Write32(0x030, 1);
   CHECK(f.Read32(0x034) == 16);
   f.Write32(0x030, 5);
   CHECK(f.Read32(0x034) == 0);  // no such queue
-  f.SetUpQueue(0, 8, 0x10000);
-  CHECK(f.Read32(0x044) == 1);
+  REQUIRE(f.SetUpQueue(0, 8, 0x10000));
   CHECK(f.Read32(0x080) == 0x10000);
   f.Write32(0x070, 1 | 2 | 8 | 4);
   REQUIRE(f.device->activations == 1);
@@ -132,20 +132,18 @@ TEST_CASE("virtio-mmio queue set-up, activation and frozen layout", "[virtio_mmi
 
 TEST_CASE("virtio-mmio refuses a queue whose rings are outside RAM", "[virtio_mmio]") {
   Fixture f;
-  f.Negotiate(kFeatureVersion1);
-  f.SetUpQueue(0, 8, 0x7fff0000);
-  CHECK(f.Read32(0x044) == 0);
-  f.SetUpQueue(0, 6, 0x10000);  // not a power of two
-  CHECK(f.Read32(0x044) == 0);
-  f.SetUpQueue(0, 64, 0x10000);  // more than QueueNumMax
-  CHECK(f.Read32(0x044) == 0);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
+  CHECK_FALSE(f.SetUpQueue(0, 8, 0x7fff0000));
+  CHECK_FALSE(f.SetUpQueue(0, 6, 0x10000));   // not a power of two
+  CHECK_FALSE(f.SetUpQueue(0, 64, 0x10000));  // more than QueueNumMax
+  CHECK(f.SetUpQueue(0, 8, 0x10000));         // and a good one still works
 }
 
 TEST_CASE("virtio-mmio: a failed activation sets DEVICE_NEEDS_RESET", "[virtio_mmio]") {
   Fixture f;
   f.device->fail_activation = true;
-  f.Negotiate(kFeatureVersion1);
-  f.SetUpQueue(0, 8, 0x10000);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
+  REQUIRE(f.SetUpQueue(0, 8, 0x10000));
   f.Write32(0x070, 1 | 2 | 8 | 4);
   CHECK((f.Read32(0x070) & 0x40) == 0x40);
   CHECK((f.Read32(0x060) & 2) == 2);  // configuration-change interrupt
@@ -155,9 +153,9 @@ TEST_CASE("virtio-mmio: a failed activation sets DEVICE_NEEDS_RESET", "[virtio_m
 TEST_CASE("virtio-mmio: notifications reach the device on the loop thread", "[virtio_mmio]") {
   Fixture f;
   f.device->signal_on_process = true;
-  f.Negotiate(kFeatureVersion1);
-  f.SetUpQueue(0, 8, 0x10000);
-  f.SetUpQueue(1, 16, 0x20000);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
+  REQUIRE(f.SetUpQueue(0, 8, 0x10000));
+  REQUIRE(f.SetUpQueue(1, 16, 0x20000));
   f.Write32(0x070, 1 | 2 | 8 | 4);
   std::thread runner([&] { REQUIRE(f.loop->Run().ok()); });
   f.Write32(0x050, 1);  // QueueNotify without an ioeventfd in front of it
@@ -172,12 +170,15 @@ TEST_CASE("virtio-mmio: notifications reach the device on the loop thread", "[vi
   f.Write32(0x064, 1);
   CHECK(f.Read32(0x060) == 0);
   f.Write32(0x050, 99);  // no such queue: ignored
+  f.loop->RunPosted();
+  CHECK(f.device->processed == 1);
+  CHECK(f.Read32(0x060) == 0);
 }
 
 TEST_CASE("virtio-mmio reset returns everything to its initial state", "[virtio_mmio]") {
   Fixture f;
-  f.Negotiate(kFeatureVersion1);
-  f.SetUpQueue(0, 8, 0x10000);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
+  REQUIRE(f.SetUpQueue(0, 8, 0x10000));
   f.Write32(0x070, 1 | 2 | 8 | 4);
   f.Write32(0x070, 0);
   CHECK(f.device->resets == 1);
@@ -186,25 +187,30 @@ TEST_CASE("virtio-mmio reset returns everything to its initial state", "[virtio_
   CHECK(f.Read32(0x044) == 0);
   CHECK(f.Read32(0x080) == 0);
   // The device can be brought up again.
-  f.Negotiate(kFeatureVersion1);
-  f.SetUpQueue(0, 8, 0x10000);
+  REQUIRE(f.Negotiate(kFeatureVersion1));
+  REQUIRE(f.SetUpQueue(0, 8, 0x10000));
   f.Write32(0x070, 1 | 2 | 8 | 4);
   CHECK(f.device->activations == 2);
 }
 
 TEST_CASE("virtio-mmio ignores hostile register writes", "[virtio_mmio]") {
   Fixture f;
-  f.Write32(0x000, 0);          // read-only
-  f.Write32(0x034, 0x1000);     // read-only
-  f.Write32(0x0f8, 0xffffffff); // reserved
-  f.Write32(0x070, 4);          // DRIVER_OK without FEATURES_OK: no activation
+  f.Write32(0x000, 0);  // read-only
+  CHECK(f.Read32(0x000) == 0x74726976);
+  f.Write32(0x034, 0x1000);  // read-only
+  CHECK(f.Read32(0x034) == 8);
+  f.Write32(0x0f8, 0xffffffff);  // reserved
+  CHECK(f.Read32(0x0f8) == 0);
+  f.Write32(0x070, 4);  // DRIVER_OK without FEATURES_OK: no activation
   CHECK(f.device->activations == 0);
+  const uint32_t status = f.Read32(0x070);
   uint16_t half = 1;
   f.transport->Write(0x070, absl::Span<const uint8_t>(reinterpret_cast<uint8_t*>(&half), 2));
+  CHECK(f.Read32(0x070) == status);  // registers take 32-bit accesses only
   f.Write32(0x030, 0xffffffff);
   f.Write32(0x038, 0x10000);
   f.Write32(0x044, 1);
-  CHECK(f.Read32(0x000) == 0x74726976);
+  CHECK(f.Read32(0x044) == 0);  // no such queue
   CHECK(f.device->activations == 0);
 }
 
