@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "arch/x86/vcpu_dump.h"
 #include "vmm/base/logging.h"
+#include "vmm/vcpu_exit.h"
 
 namespace mote {
 namespace {
@@ -144,72 +145,11 @@ bool Vcpu::HandleExit() {
   kvm_run* run = fd_.run();
   uint32_t reason = run->exit_reason;
   if (reason < kExitReasons) exit_counts_[reason].fetch_add(1, std::memory_order_relaxed);
-  switch (reason) {
-    case KVM_EXIT_IO: {
-      auto* base = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
-      // String I/O (rep ins/outs) arrives as `count` back-to-back accesses.
-      for (uint32_t i = 0; i < run->io.count; ++i) {
-        absl::Span<uint8_t> data(base + i * run->io.size, run->io.size);
-        if (run->io.direction == KVM_EXIT_IO_OUT) {
-          pio_bus_->Write(run->io.port, data);
-        } else {
-          pio_bus_->Read(run->io.port, data);
-        }
-      }
-      return true;
-    }
-    case KVM_EXIT_MMIO: {
-      absl::Span<uint8_t> data(run->mmio.data, run->mmio.len);
-      if (run->mmio.is_write) {
-        mmio_bus_->Write(run->mmio.phys_addr, data);
-      } else {
-        mmio_bus_->Read(run->mmio.phys_addr, data);
-      }
-      return true;
-    }
-    case KVM_EXIT_HLT:
-      // Only seen without an in-kernel LAPIC, which mote always creates.
-      return true;
-    case KVM_EXIT_SHUTDOWN:
-      on_end_({OutcomeKind::kReset, 0,
-               absl::StrFormat("guest triple fault on vCPU %d (treated as a reset)\n%s", fd_.id(),
-                               x86::DescribeVcpu(fd_, *mem_))});
-      return false;
-    case KVM_EXIT_SYSTEM_EVENT:
-      switch (run->system_event.type) {
-        case KVM_SYSTEM_EVENT_SHUTDOWN:
-          on_end_({OutcomeKind::kPowerOff, 0, "guest shut down (KVM system event)"});
-          return false;
-        case KVM_SYSTEM_EVENT_RESET:
-          on_end_({OutcomeKind::kReset, 0, "guest reset (KVM system event)"});
-          return false;
-        case KVM_SYSTEM_EVENT_CRASH:
-          on_end_({OutcomeKind::kPanic, 0, "guest crashed (KVM system event)"});
-          return false;
-        default:
-          return true;
-      }
-    case KVM_EXIT_INTERNAL_ERROR: {
-      const char* what = run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-                             ? "the host could not emulate a guest instruction"
-                             : "KVM internal error";
-      on_end_({OutcomeKind::kKvmError, 0,
-               absl::StrFormat("%s (KVM_EXIT_INTERNAL_ERROR suberror %d)\n%s", what,
-                               run->internal.suberror, x86::DescribeVcpu(fd_, *mem_))});
-      return false;
-    }
-    case KVM_EXIT_FAIL_ENTRY:
-      on_end_({OutcomeKind::kKvmError, 0,
-               absl::StrFormat("KVM could not enter the guest (hardware reason 0x%x)\n%s",
-                               run->fail_entry.hardware_entry_failure_reason,
-                               x86::DescribeVcpu(fd_, *mem_))});
-      return false;
-    default:
-      on_end_({OutcomeKind::kKvmError, 0,
-               absl::StrFormat("unexpected KVM exit reason %d on vCPU %d\n%s", reason, fd_.id(),
-                               x86::DescribeVcpu(fd_, *mem_))});
-      return false;
-  }
+  std::optional<VmOutcome> end = DispatchExit(*run, fd_.id(), *pio_bus_, *mmio_bus_,
+                                              [this] { return x86::DescribeVcpu(fd_, *mem_); });
+  if (!end) return true;
+  on_end_(std::move(*end));
+  return false;
 }
 
 }  // namespace mote
