@@ -92,4 +92,23 @@ TerminalRawMode::~TerminalRawMode() {
   if (saved_.has_value()) tcsetattr(fd_, TCSANOW, &*saved_);
 }
 
+ConsoleEscape::Result ConsoleEscape::Feed(absl::Span<const uint8_t> typed) {
+  Result result;
+  for (uint8_t byte : typed) {
+    if (after_ctrl_a_) {
+      after_ctrl_a_ = false;
+      if (byte == 'x') {
+        result.quit = true;
+        return result;
+      }
+      result.guest_input.push_back(byte);
+    } else if (byte == kCtrlA) {
+      after_ctrl_a_ = true;
+    } else {
+      result.guest_input.push_back(byte);
+    }
+  }
+  return result;
+}
+
 }  // namespace mote

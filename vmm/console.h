@@ -1,7 +1,8 @@
 // The guest console on the host side: ConsoleOutput receives the UART's bytes,
 // writes them to stdout or a file, and matches complete lines against the
-// --expect pattern; TerminalRawMode puts an interactive stdin into raw mode
-// and restores it when destroyed.
+// --expect pattern; ConsoleEscape reads the keyboard's escape (Ctrl-A x) out
+// of a terminal's input; TerminalRawMode puts an interactive stdin into raw
+// mode and restores it when destroyed.
 // Thread-safety: ConsoleOutput::Write may be called from any vCPU thread.
 #ifndef MOTE_VMM_CONSOLE_H_
 #define MOTE_VMM_CONSOLE_H_
@@ -13,6 +14,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "vmm/base/fd.h"
@@ -47,6 +49,23 @@ class ConsoleOutput : public ByteSink {
   Mutex mu_;
   std::string line_ ABSL_GUARDED_BY(mu_);
   bool matched_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// On a terminal in raw mode Ctrl-C goes to the guest, so mote's own key is
+// Ctrl-A, as in QEMU's stdio monitor: Ctrl-A x quits, Ctrl-A Ctrl-A sends one
+// Ctrl-A, and Ctrl-A before any other byte is dropped. The state carries
+// over from one read to the next.
+class ConsoleEscape {
+ public:
+  static constexpr uint8_t kCtrlA = 0x01;
+  struct Result {
+    std::vector<uint8_t> guest_input;  // what the guest gets, up to a quit
+    bool quit = false;                 // Ctrl-A x was typed
+  };
+  Result Feed(absl::Span<const uint8_t> typed);
+
+ private:
+  bool after_ctrl_a_ = false;
 };
 
 class TerminalRawMode {

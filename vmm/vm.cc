@@ -32,7 +32,6 @@ namespace mote {
 namespace {
 
 constexpr uint64_t kTssAddr = 0xfffbd000;  // 3 pages KVM needs on Intel, inside the MMIO hole
-constexpr uint8_t kCtrlA = 0x01;
 
 // Room for one virtio-pci function per slot after the host bridge.
 constexpr size_t kMaxPciDevices = pci::kSlotCount - 1;
@@ -386,7 +385,7 @@ absl::Status Vm::WatchHostEvents(bool stop_on_signals) {
 
   if (config_.console.kind != ConsoleKind::kStdio) return absl::OkStatus();
   bool interactive = isatty(STDIN_FILENO);
-  absl::Status watch = loop_->Add(STDIN_FILENO, EPOLLIN, [this, interactive](uint32_t events) {
+  absl::Status watch = loop_->Add(STDIN_FILENO, EPOLLIN, [this, interactive](uint32_t) {
     uint8_t buf[256];
     ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
     if (n <= 0) {
@@ -394,26 +393,14 @@ absl::Status Vm::WatchHostEvents(bool stop_on_signals) {
       (void)loop_->Remove(STDIN_FILENO);  // EOF or error: no more input
       return;
     }
-    std::vector<uint8_t> input;
-    for (ssize_t i = 0; i < n; ++i) {
-      // On a terminal in raw mode Ctrl-C goes to the guest; Ctrl-A x quits.
-      if (interactive && ctrl_a_pending_) {
-        ctrl_a_pending_ = false;
-        if (buf[i] == 'x') {
-          RequestEnd({OutcomeKind::kSignal, SIGINT, "stopped from the console (Ctrl-A x)"});
-          return;
-        }
-        input.push_back(buf[i]);  // Ctrl-A Ctrl-A sends one Ctrl-A
-        continue;
-      }
-      if (interactive && buf[i] == kCtrlA) {
-        ctrl_a_pending_ = true;
-        continue;
-      }
-      input.push_back(buf[i]);
+    absl::Span<const uint8_t> typed(buf, static_cast<size_t>(n));
+    if (!interactive) {
+      serial_->EnqueueInput(typed);
+      return;
     }
-    serial_->EnqueueInput(input);
-    (void)events;
+    ConsoleEscape::Result r = console_escape_.Feed(typed);
+    serial_->EnqueueInput(r.guest_input);
+    if (r.quit) RequestEnd({OutcomeKind::kSignal, SIGINT, "stopped from the console (Ctrl-A x)"});
   });
   stdin_watched_ = watch.ok();
   if (!watch.ok()) {

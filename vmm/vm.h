@@ -159,7 +159,7 @@ class Vm : public GuestEventSink {
   FileDescriptor timer_fd_;
   FileDescriptor signal_fd_;
   bool pit_enabled_ = false;
-  bool ctrl_a_pending_ = false;  // console escape: Ctrl-A then x quits
+  ConsoleEscape console_escape_;  // for stdin on a terminal; loop thread
 
   mutable Mutex mu_;
   std::optional<VmOutcome> outcome_ ABSL_GUARDED_BY(mu_);

@@ -56,5 +56,44 @@ TEST_CASE("ConsoleOutput writes a file console", "[console]") {
   CHECK(absl::IsNotFound(bad.status()));
 }
 
+std::string Typed(ConsoleEscape& escape, const std::string& keys, bool* quit = nullptr) {
+  ConsoleEscape::Result r =
+      escape.Feed(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(keys.data()), keys.size()));
+  if (quit != nullptr) *quit = r.quit;
+  return std::string(r.guest_input.begin(), r.guest_input.end());
+}
+
+TEST_CASE("ConsoleEscape: Ctrl-A x quits; what came before it reaches the guest", "[console]") {
+  ConsoleEscape escape;
+  bool quit = false;
+  CHECK(Typed(escape, "ls\r\x03", &quit) == "ls\r\x03");  // Ctrl-C is the guest's
+  CHECK_FALSE(quit);
+  CHECK(Typed(escape, "ab\x01xcd", &quit) == "ab");
+  CHECK(quit);
+}
+
+TEST_CASE("ConsoleEscape: Ctrl-A Ctrl-A sends one; Ctrl-A before another key drops", "[console]") {
+  ConsoleEscape escape;
+  bool quit = true;
+  CHECK(Typed(escape, "\x01\x01", &quit) == "\x01");
+  CHECK_FALSE(quit);
+  CHECK(Typed(escape, "\x01yz", &quit) == "yz");
+  CHECK(Typed(escape, "X", &quit) == "X");  // only a lower-case x quits
+  CHECK_FALSE(quit);
+}
+
+TEST_CASE("ConsoleEscape: the escape carries over from one read to the next", "[console]") {
+  ConsoleEscape escape;
+  bool quit = false;
+  CHECK(Typed(escape, "abc\x01", &quit) == "abc");
+  CHECK_FALSE(quit);
+  CHECK(Typed(escape, "x", &quit).empty());
+  CHECK(quit);
+  // After a Ctrl-A that was followed by something else, x is just x.
+  CHECK(Typed(escape, "\x01q", &quit) == "q");
+  CHECK(Typed(escape, "x", &quit) == "x");
+  CHECK_FALSE(quit);
+}
+
 }  // namespace
 }  // namespace mote
