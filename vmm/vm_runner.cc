@@ -9,19 +9,12 @@
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/qmp_commands.h"
 
 namespace mote {
 namespace {
 
 using nlohmann::json;
-
-// The commands mote answers, in QEMU's words where the meaning is the same;
-// x-mote-* ones are mote's own (README: Control socket).
-constexpr const char* kCommands[] = {
-    "qmp_capabilities", "query-version", "query-name", "query-status", "query-commands",
-    "stop", "cont", "system_reset", "system_powerdown", "quit", "query-cpus-fast", "query-memory-size-summary",
-    "query-block", "query-blockstats", "x-mote-query-counters",
-};
 
 qmp::QmpError Error(std::string desc, std::string error_class = "GenericError") {
   return qmp::QmpError{std::move(error_class), std::move(desc)};
@@ -118,20 +111,24 @@ VmOutcome VmRunner::Run() {
   return outcome;
 }
 
+bool VmRunner::PostCall(std::function<void()> work) {
+  MutexLock lock(&calls_mu_);
+  if (finished_) return false;
+  loop_->Post(std::move(work));
+  return true;
+}
+
 qmp::QmpResult VmRunner::Call(const std::string& command, const json& arguments) {
   auto result = std::make_shared<std::promise<qmp::QmpResult>>();
   std::future<qmp::QmpResult> future = result->get_future();
-  {
-    MutexLock lock(&calls_mu_);
-    if (finished_) return Error("the VM has ended");
-    loop_->Post([this, result, command, arguments] {
-      try {
-        result->set_value(Execute(command, arguments));
-      } catch (const std::exception& e) {  // a bug, not the caller's fault: answer anyway
-        result->set_value(Error(std::string("internal error: ") + e.what()));
-      }
-    });
-  }
+  bool posted = PostCall([this, result, command, arguments] {
+    try {
+      result->set_value(Execute(command, arguments));
+    } catch (const std::exception& e) {  // a bug, not the caller's fault: answer anyway
+      result->set_value(Error(std::string("internal error: ") + e.what()));
+    }
+  });
+  if (!posted) return Error("the VM has ended");
   return future.get();
 }
 
@@ -172,16 +169,65 @@ void VmRunner::Flush() {
   qmp_->Flush(absl::Milliseconds(200));
 }
 
-json VmRunner::QueryStatus() const {
+absl::Status VmRunner::RequireVm() const {
+  if (vm_ == nullptr || vm_->ended()) return absl::FailedPreconditionError("the guest has shut down");
+  return absl::OkStatus();
+}
+
+json VmRunner::QueryVersion() const {
+  return {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
+          {"package", std::string("mote ") + kMoteVersion}};
+}
+
+json VmRunner::QueryName() const {
+  return options_.name.empty() ? json::object() : json{{"name", options_.name}};
+}
+
+control::RunState VmRunner::QueryStatus() const {
   bool paused = vm_ != nullptr && vm_->paused();
   std::string status = vm_ == nullptr || vm_->ended() ? "shutdown"
                        : !paused                       ? "running"
                        : prelaunch_                    ? "prelaunch"
                                                        : "paused";
-  return {{"status", status}, {"running", status == "running"}, {"singlestep", false}};
+  return {status, status == "running"};
 }
 
-json VmRunner::QueryCpus() const {
+absl::Status VmRunner::Stop() {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  vm_->Pause();
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::Cont() {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  prelaunch_ = false;
+  vm_->Resume();
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::SystemReset() {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  vm_->RequestEnd({OutcomeKind::kHostReset, 0, "system_reset requested on the control socket"});
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::SystemPowerdown() {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  vm_->PressPowerButton();
+  Emit("POWERDOWN", nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::Quit() {
+  quit_requested_ = true;  // Run sees it, even between boots
+  if (RequireVm().ok()) {
+    vm_->RequestEnd({OutcomeKind::kQuit, 0, "quit requested on the control socket"});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json> VmRunner::QueryCpus() const {
+  MOTE_RETURN_IF_ERROR(RequireVm());
   json cpus = json::array();
   for (size_t i = 0; i < vm_->vcpu_count(); ++i) {
     cpus.push_back({{"cpu-index", i},
@@ -193,7 +239,13 @@ json VmRunner::QueryCpus() const {
   return cpus;
 }
 
-json VmRunner::QueryBlock() const {
+absl::StatusOr<json> VmRunner::QueryMemorySize() const {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  return json{{"base-memory", config_.memory_bytes}, {"plugged-memory", 0}};
+}
+
+absl::StatusOr<json> VmRunner::QueryBlock() const {
+  MOTE_RETURN_IF_ERROR(RequireVm());
   json devices = json::array();
   for (const DiskConfig& disk : config_.disks) {
     devices.push_back({{"device", disk.id},
@@ -211,7 +263,8 @@ json VmRunner::QueryBlock() const {
   return devices;
 }
 
-json VmRunner::QueryBlockStats() const {
+absl::StatusOr<json> VmRunner::QueryBlockStats() const {
+  MOTE_RETURN_IF_ERROR(RequireVm());
   json stats = json::array();
   for (size_t i = 0; i < config_.disks.size() && i < vm_->disks().size(); ++i) {
     const auto& c = vm_->disks()[i]->counters();
@@ -230,91 +283,36 @@ json VmRunner::QueryBlockStats() const {
   return stats;
 }
 
-json VmRunner::QueryCounters() const {
-  json vcpus = json::array();
+absl::StatusOr<control::Counters> VmRunner::QueryCounters() const {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  control::Counters counters;
   for (size_t i = 0; i < vm_->vcpu_count(); ++i) {
-    json exits = json::object();
-    for (const auto& [reason, name] : kExitNames) exits[name] = vm_->VcpuExitCount(i, reason);
-    vcpus.push_back({{"cpu-index", i}, {"exits", exits}});
+    control::VcpuCounters vcpu{static_cast<uint32_t>(i), vm_->VcpuThreadId(i), {}};
+    for (const auto& [reason, name] : kExitNames) {
+      vcpu.exits.emplace_back(name, vm_->VcpuExitCount(i, reason));
+    }
+    counters.vcpus.push_back(std::move(vcpu));
   }
-  json disks = json::array();
   for (size_t i = 0; i < vm_->disks().size(); ++i) {
     const auto& c = vm_->disks()[i]->counters();
-    disks.push_back({{"id", config_.disks[i].id},
-                     {"reads", c.reads},
-                     {"writes", c.writes},
-                     {"flushes", c.flushes},
-                     {"bytes-read", c.bytes_read},
-                     {"bytes-written", c.bytes_written},
-                     {"errors", c.errors}});
+    counters.disks.push_back({config_.disks[i].id, c.reads, c.writes, c.flushes, c.bytes_read,
+                              c.bytes_written, c.errors});
   }
-  json nics = json::array();
   for (size_t i = 0; i < vm_->nics().size(); ++i) {
     const auto& c = vm_->nics()[i]->counters();
-    nics.push_back({{"index", i},
-                    {"tx-frames", c.tx_frames},
-                    {"tx-bytes", c.tx_bytes},
-                    {"tx-dropped", c.tx_dropped},
-                    {"rx-frames", c.rx_frames},
-                    {"rx-bytes", c.rx_bytes},
-                    {"rx-dropped", c.rx_dropped}});
+    counters.nics.push_back({static_cast<uint32_t>(i), c.tx_frames, c.tx_bytes, c.tx_dropped,
+                             c.rx_frames, c.rx_bytes, c.rx_dropped});
   }
-  return {{"vcpus", vcpus}, {"disks", disks}, {"nics", nics}};
+  return counters;
 }
 
 qmp::QmpResult VmRunner::Execute(const std::string& command, const json& arguments) {
-  // None of mote's commands takes arguments yet: reject them as QEMU does.
-  if (!arguments.empty()) {
-    return Error(absl::StrFormat("Parameter '%s' is unexpected", arguments.begin().key()));
+  const QmpCommand* c = FindQmpCommand(command);
+  if (c == nullptr) {
+    return Error(absl::StrFormat("The command %s has not been found", command), "CommandNotFound");
   }
-  if (command == "query-version") {
-    return json{{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
-                {"package", std::string("mote ") + kMoteVersion}};
-  }
-  if (command == "query-name") {
-    return options_.name.empty() ? json::object() : json{{"name", options_.name}};
-  }
-  if (command == "query-commands") {
-    json list = json::array();
-    for (const char* name : kCommands) list.push_back({{"name", name}});
-    return list;
-  }
-  if (command == "query-status") return QueryStatus();
-  if (command == "quit") quit_requested_ = true;
-  if (vm_ == nullptr || vm_->ended()) {
-    if (command == "quit") return json::object();  // Run sees quit_requested_
-    bool known = std::find_if(std::begin(kCommands), std::end(kCommands),
-                              [&](const char* c) { return command == c; }) != std::end(kCommands);
-    if (known) return Error("the guest has shut down");
-  } else if (command == "stop") {
-    vm_->Pause();
-    return json::object();
-  } else if (command == "cont") {
-    prelaunch_ = false;
-    vm_->Resume();
-    return json::object();
-  } else if (command == "quit") {
-    vm_->RequestEnd({OutcomeKind::kQuit, 0, "quit requested on the control socket"});
-    return json::object();
-  } else if (command == "system_powerdown") {
-    vm_->PressPowerButton();
-    Emit("POWERDOWN", nullptr);
-    return json::object();
-  } else if (command == "system_reset") {
-    vm_->RequestEnd({OutcomeKind::kHostReset, 0, "system_reset requested on the control socket"});
-    return json::object();
-  } else if (command == "query-cpus-fast") {
-    return QueryCpus();
-  } else if (command == "query-memory-size-summary") {
-    return json{{"base-memory", config_.memory_bytes}, {"plugged-memory", 0}};
-  } else if (command == "query-block") {
-    return QueryBlock();
-  } else if (command == "query-blockstats") {
-    return QueryBlockStats();
-  } else if (command == "x-mote-query-counters") {
-    return QueryCounters();
-  }
-  return Error(absl::StrFormat("The command %s has not been found", command), "CommandNotFound");
+  if (std::optional<qmp::QmpError> bad = CheckArguments(*c, arguments)) return *bad;
+  return c->run(*this, arguments);
 }
 
 }  // namespace mote

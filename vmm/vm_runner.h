@@ -2,15 +2,17 @@
 // socket, boots a Vm, boots it again after a reset (the guest's with
 // --on-reboot restart, or a control client's system_reset), and turns what
 // happens into events (QMP clients and an optional callback). It is also the
-// command dispatcher of the QMP socket and of the embedding API (Call); every
-// command runs on the loop thread (DESIGN.md), where it may pause, resume or
-// end the current Vm.
+// command dispatcher of the QMP socket and of the embedding API: the
+// commands are typed methods below, listed for QMP in vmm/qmp_commands.cc.
+// Every command runs on the loop thread, where it may pause, resume or end
+// the current Vm; other threads get there with Call or OnLoop.
 // Thread-safety: Create, Boot and Run from one thread (Run blocks, and is the
 // loop thread while it runs); Call from any other thread.
 #ifndef MOTE_VMM_VM_RUNNER_H_
 #define MOTE_VMM_VM_RUNNER_H_
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,7 @@
 #include "nlohmann/json.hpp"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/mutex.h"
+#include "vmm/control_replies.h"
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
 #include "vmm/vm.h"
@@ -51,13 +54,34 @@ class VmRunner : public qmp::QmpDispatcher {
   // reset. After a successful Boot; once.
   VmOutcome Run();
 
-  // Runs one command on the loop thread and waits for its result: what the
-  // embedding API uses. Never from the loop thread (callbacks included);
-  // after Run has returned, every command fails.
+  // Runs one QMP command on the loop thread and waits for its result (the
+  // embedding API's raw passthrough). Never from the loop thread (callbacks
+  // included); after Run has returned, every command fails.
   qmp::QmpResult Call(const std::string& command, const nlohmann::json& arguments);
+  // The same for a typed command: `work` (e.g. calling QueryCounters) runs
+  // on the loop thread and its result comes back as it is.
+  template <class T>
+  absl::StatusOr<T> OnLoop(std::function<absl::StatusOr<T>()> work);
 
   // The dispatcher: loop thread.
   qmp::QmpResult Execute(const std::string& command, const nlohmann::json& arguments) override;
+
+  // The commands, on the loop thread. Those that need a running guest fail
+  // with "the guest has shut down" between boots or after the end.
+  nlohmann::json QueryVersion() const;
+  nlohmann::json QueryName() const;
+  control::RunState QueryStatus() const;
+  absl::Status Stop();
+  absl::Status Cont();
+  absl::Status SystemReset();
+  absl::Status SystemPowerdown();
+  absl::Status Quit();  // also between boots: no boot comes after it
+  // QEMU's shapes, for QMP clients only.
+  absl::StatusOr<nlohmann::json> QueryCpus() const;
+  absl::StatusOr<nlohmann::json> QueryMemorySize() const;
+  absl::StatusOr<nlohmann::json> QueryBlock() const;
+  absl::StatusOr<nlohmann::json> QueryBlockStats() const;
+  absl::StatusOr<control::Counters> QueryCounters() const;
 
  private:
   VmRunner(const VmConfig& config, const RunOptions& options) : config_(config), options_(options) {}
@@ -66,11 +90,9 @@ class VmRunner : public qmp::QmpDispatcher {
   void Emit(const std::string& name, nlohmann::json data);
   // Lets the loop deliver what is queued (replies, the last events).
   void Flush();
-  nlohmann::json QueryStatus() const;
-  nlohmann::json QueryCpus() const;
-  nlohmann::json QueryBlock() const;
-  nlohmann::json QueryBlockStats() const;
-  nlohmann::json QueryCounters() const;
+  // Posts `work` for the loop thread unless Run has returned.
+  bool PostCall(std::function<void()> work);
+  absl::Status RequireVm() const;
 
   VmConfig config_;
   const RunOptions options_;
@@ -85,6 +107,16 @@ class VmRunner : public qmp::QmpDispatcher {
   Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once
 };
+
+template <class T>
+absl::StatusOr<T> VmRunner::OnLoop(std::function<absl::StatusOr<T>()> work) {
+  auto result = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  std::future<absl::StatusOr<T>> future = result->get_future();
+  if (!PostCall([result, work = std::move(work)] { result->set_value(work()); })) {
+    return absl::FailedPreconditionError("the VM has ended");
+  }
+  return future.get();
+}
 
 }  // namespace mote
 

@@ -194,7 +194,7 @@ static void test_lifecycle(const char *kernel, const char *dir) {
   expect_string(mote_vm_status(vm), "paused", "status paused");
   char *counters = mote_vm_counters(vm);
   check(contains(counters, "\"vcpus\":[") && contains(counters, "\"cpu-index\":1") &&
-            contains(counters, "\"io\":"),
+            contains(counters, "\"io\":") && contains(counters, "\"thread-id\":"),
         "counters per vCPU", "%s", counters ? counters : mote_last_error());
   mote_free(counters);
   char *cpus = mote_vm_execute(vm, "query-cpus-fast", NULL);

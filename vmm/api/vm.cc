@@ -12,11 +12,13 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/time/clock.h"
 #include "vmm/api/config_bridge.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/status_macros.h"
 #include "vmm/outcome.h"
 #include "vmm/vm.h"
 #include "vmm/vm_runner.h"
@@ -33,8 +35,6 @@ Outcome OutcomeOf(const mote::VmOutcome& o) {
 Outcome NotRun(const std::string& why) {
   return OutcomeOf({mote::OutcomeKind::kHostError, 0, why});
 }
-
-uint64_t U64(const json& object, const char* member) { return object.value(member, uint64_t{0}); }
 
 }  // namespace
 
@@ -102,16 +102,37 @@ struct Vm::State {
     return phase == Phase::kEnded && (events_done || on_event_thread);
   }
 
+  // Why a command cannot run yet, if it cannot.
+  std::optional<Error> NotRunning() {
+    std::lock_guard lock(mu);
+    if (ran) return std::nullopt;
+    return Error{phase == Phase::kCreated ? "the VM has not been started" : "the VM did not start"};
+  }
+
+  // A QMP command by name, JSON in and out: Vm::Execute's passthrough.
   Result<json> Call(const std::string& command, const json& arguments) {
-    {
-      std::lock_guard lock(mu);
-      if (!ran) {
-        return Error{phase == Phase::kCreated ? "the VM has not been started" : "the VM did not start"};
-      }
-    }
+    if (std::optional<Error> e = NotRunning()) return *e;
     mote::qmp::QmpResult result = runner->Call(command, arguments);
     if (auto* error = std::get_if<mote::qmp::QmpError>(&result)) return Error{error->desc};
     return std::get<json>(std::move(result));
+  }
+
+  // A typed command: `handler` is a VmRunner method, run on its loop thread.
+  template <class T>
+  Result<T> Typed(std::function<absl::StatusOr<T>(mote::VmRunner&)> handler) {
+    if (std::optional<Error> e = NotRunning()) return *e;
+    mote::VmRunner* r = runner.get();
+    absl::StatusOr<T> result = r->OnLoop<T>([r, handler] { return handler(*r); });
+    if (!result.ok()) return Error{std::string(result.status().message())};
+    return *std::move(result);
+  }
+
+  Status Command(absl::Status (mote::VmRunner::*method)()) {
+    Result<bool> done = Typed<bool>([method](mote::VmRunner& r) -> absl::StatusOr<bool> {
+      MOTE_RETURN_IF_ERROR((r.*method)());
+      return true;
+    });
+    return done.ok() ? Status() : Status(Error{done.message()});
   }
 };
 
@@ -187,19 +208,11 @@ Status Vm::Start() {
   return Status();
 }
 
-namespace {
-
-Status StatusOf(const Result<json>& result) {
-  return result.ok() ? Status() : Status(Error{result.message()});
-}
-
-}  // namespace
-
-Status Vm::Pause() { return StatusOf(state_->Call("stop", json::object())); }
-Status Vm::Resume() { return StatusOf(state_->Call("cont", json::object())); }
-Status Vm::PowerDown() { return StatusOf(state_->Call("system_powerdown", json::object())); }
-Status Vm::Reset() { return StatusOf(state_->Call("system_reset", json::object())); }
-Status Vm::Shutdown() { return StatusOf(state_->Call("quit", json::object())); }
+Status Vm::Pause() { return state_->Command(&mote::VmRunner::Stop); }
+Status Vm::Resume() { return state_->Command(&mote::VmRunner::Cont); }
+Status Vm::PowerDown() { return state_->Command(&mote::VmRunner::SystemPowerdown); }
+Status Vm::Reset() { return state_->Command(&mote::VmRunner::SystemReset); }
+Status Vm::Shutdown() { return state_->Command(&mote::VmRunner::Quit); }
 
 Outcome Vm::Wait() {
   State& s = *state_;
@@ -222,34 +235,27 @@ std::optional<Outcome> Vm::WaitFor(std::chrono::milliseconds timeout) {
 }
 
 Result<std::string> Vm::QueryStatus() {
-  Result<json> reply = state_->Call("query-status", json::object());
-  if (!reply.ok()) return Error{reply.message()};
-  return reply->value("status", std::string("unknown"));
+  Result<mote::control::RunState> state = state_->Typed<mote::control::RunState>(
+      [](mote::VmRunner& r) { return absl::StatusOr<mote::control::RunState>(r.QueryStatus()); });
+  if (!state.ok()) return Error{state.message()};
+  return state->status;
 }
 
 Result<Counters> Vm::GetCounters() {
-  Result<json> reply = state_->Call("x-mote-query-counters", json::object());
-  if (!reply.ok()) return Error{reply.message()};
+  Result<mote::control::Counters> got = state_->Typed<mote::control::Counters>(
+      [](mote::VmRunner& r) { return r.QueryCounters(); });
+  if (!got.ok()) return Error{got.message()};
   Counters counters;
-  for (const json& v : reply->value("vcpus", json::array())) {
-    VcpuCounters vcpu;
-    vcpu.index = v.value("cpu-index", 0u);
-    vcpu.thread_id = v.value("thread-id", 0);
-    for (const auto& [reason, count] : v.value("exits", json::object()).items()) {
-      vcpu.exits[reason] = count.get<uint64_t>();
-    }
-    counters.vcpus.push_back(std::move(vcpu));
+  for (const auto& v : got->vcpus) {
+    counters.vcpus.push_back(VcpuCounters{v.index, v.thread_id, {v.exits.begin(), v.exits.end()}});
   }
-  for (const json& d : reply->value("disks", json::array())) {
-    counters.disks.push_back(DiskCounters{d.value("id", ""), U64(d, "reads"), U64(d, "writes"),
-                                          U64(d, "flushes"), U64(d, "bytes-read"),
-                                          U64(d, "bytes-written"), U64(d, "errors")});
+  for (const auto& d : got->disks) {
+    counters.disks.push_back(DiskCounters{d.id, d.reads, d.writes, d.flushes, d.bytes_read,
+                                          d.bytes_written, d.errors});
   }
-  for (const json& n : reply->value("nics", json::array())) {
-    counters.nics.push_back(NicCounters{n.value("index", 0u), U64(n, "tx-frames"),
-                                        U64(n, "tx-bytes"), U64(n, "tx-dropped"),
-                                        U64(n, "rx-frames"), U64(n, "rx-bytes"),
-                                        U64(n, "rx-dropped")});
+  for (const auto& n : got->nics) {
+    counters.nics.push_back(NicCounters{n.index, n.tx_frames, n.tx_bytes, n.tx_dropped,
+                                        n.rx_frames, n.rx_bytes, n.rx_dropped});
   }
   return counters;
 }

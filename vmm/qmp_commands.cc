@@ -1,0 +1,123 @@
+#include "vmm/qmp_commands.h"
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
+#include "vmm/vm_runner.h"
+
+namespace mote {
+namespace {
+
+using nlohmann::json;
+
+qmp::QmpResult Reply(const absl::Status& status) {
+  if (!status.ok()) return qmp::QmpError{"GenericError", std::string(status.message())};
+  return json::object();
+}
+
+template <class T>
+qmp::QmpResult Reply(absl::StatusOr<T> result) {
+  if (!result.ok()) return Reply(result.status());
+  return json(*std::move(result));
+}
+
+// A row for a handler that takes no arguments.
+template <class Handler>
+QmpCommand Row(const char* name, Handler handler) {
+  return {name, {}, [handler](VmRunner& runner, const json&) { return Reply(handler(runner)); }};
+}
+
+const char* TypeName(json::value_t type) {
+  switch (type) {
+    case json::value_t::string:
+      return "string";
+    case json::value_t::boolean:
+      return "boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "integer";
+    case json::value_t::number_float:
+      return "number";
+    case json::value_t::object:
+      return "object";
+    case json::value_t::array:
+      return "array";
+    default:
+      return "null";
+  }
+}
+
+bool HasType(const json& value, json::value_t type) {
+  switch (type) {
+    case json::value_t::number_unsigned:  // parsed text gives unsigned, C++ literals signed
+      return value.is_number_unsigned() ||
+             (value.is_number_integer() && value.get<int64_t>() >= 0);
+    case json::value_t::number_integer:
+      return value.is_number_integer();
+    case json::value_t::number_float:
+      return value.is_number();
+    default:
+      return value.type() == type;
+  }
+}
+
+}  // namespace
+
+const std::vector<QmpCommand>& QmpCommands() {
+  static const std::vector<QmpCommand> commands = {
+      // The server answers it during negotiation; listed, and harmless after.
+      Row("qmp_capabilities", [](VmRunner&) { return absl::StatusOr<json>(json::object()); }),
+      Row("query-version", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryVersion()); }),
+      Row("query-name", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryName()); }),
+      Row("query-status",
+          [](VmRunner& r) { return absl::StatusOr<control::RunState>(r.QueryStatus()); }),
+      Row("query-commands", [](VmRunner&) {
+        json list = json::array();
+        for (const QmpCommand& c : QmpCommands()) list.push_back({{"name", c.name}});
+        return absl::StatusOr<json>(list);
+      }),
+      Row("stop", [](VmRunner& r) { return r.Stop(); }),
+      Row("cont", [](VmRunner& r) { return r.Cont(); }),
+      Row("system_reset", [](VmRunner& r) { return r.SystemReset(); }),
+      Row("system_powerdown", [](VmRunner& r) { return r.SystemPowerdown(); }),
+      Row("quit", [](VmRunner& r) { return r.Quit(); }),
+      Row("query-cpus-fast", [](VmRunner& r) { return r.QueryCpus(); }),
+      Row("query-memory-size-summary", [](VmRunner& r) { return r.QueryMemorySize(); }),
+      Row("query-block", [](VmRunner& r) { return r.QueryBlock(); }),
+      Row("query-blockstats", [](VmRunner& r) { return r.QueryBlockStats(); }),
+      // mote's own (README: Control socket).
+      Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),
+  };
+  return commands;
+}
+
+const QmpCommand* FindQmpCommand(std::string_view name) {
+  for (const QmpCommand& c : QmpCommands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+std::optional<qmp::QmpError> CheckArguments(const QmpCommand& command, const json& arguments) {
+  auto error = [](std::string desc) { return qmp::QmpError{"GenericError", std::move(desc)}; };
+  for (const auto& [key, value] : arguments.items()) {
+    const QmpArgument* declared = nullptr;
+    for (const QmpArgument& a : command.arguments) {
+      if (key == a.name) declared = &a;
+    }
+    if (declared == nullptr) return error(absl::StrFormat("Parameter '%s' is unexpected", key));
+    if (!HasType(value, declared->type)) {
+      return error(absl::StrFormat("Invalid parameter type for '%s', expected: %s", key,
+                                   TypeName(declared->type)));
+    }
+  }
+  for (const QmpArgument& a : command.arguments) {
+    if (a.required && !arguments.contains(a.name)) {
+      return error(absl::StrFormat("Parameter '%s' is missing", a.name));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace mote
