@@ -6,8 +6,8 @@ namespace mote {
 namespace {
 
 constexpr uint8_t kSeconds = 0x00, kMinutes = 0x02, kHours = 0x04, kWeekday = 0x06,
-                  kDayOfMonth = 0x07, kMonth = 0x08, kYear = 0x09, kStatusA = 0x0a,
-                  kStatusB = 0x0b, kStatusC = 0x0c, kStatusD = 0x0d, kCentury = 0x32;
+                  kDayOfMonth = 0x07, kMonth = 0x08, kYear = 0x09, kStatusA = 0x0a, kStatusB = 0x0b,
+                  kStatusC = 0x0c, kStatusD = 0x0d, kCentury = 0x32;
 constexpr uint8_t kStatusB24Hour = 0x02, kStatusBBinary = 0x04;
 constexpr uint8_t kStatusDValidRam = 0x80;
 constexpr uint8_t kIndexMask = 0x7f;  // bit 7 of the index port is NMI-disable
@@ -15,7 +15,7 @@ constexpr uint8_t kIndexMask = 0x7f;  // bit 7 of the index port is NMI-disable
 }  // namespace
 
 CmosRtc::CmosRtc(const Clock* clock) : clock_(clock) {
-  ram_[kStatusA] = 0x26;  // 32.768 kHz time base, 1024 Hz rate; UIP never set
+  ram_[kStatusA] = 0x26;            // 32.768 kHz time base, 1024 Hz rate; UIP never set
   ram_[kStatusB] = kStatusB24Hour;  // BCD, 24-hour: what PC firmware leaves
   ram_[kStatusD] = kStatusDValidRam;
 }

@@ -6,9 +6,9 @@ namespace {
 constexpr uint64_t kDataOffset = 0, kCommandOffset = 4;
 constexpr uint8_t kStatusOutputFull = 0x01, kStatusSystemFlag = 0x04, kStatusCommand = 0x08;
 constexpr uint8_t kCmdReadControl = 0x20, kCmdWriteControl = 0x60, kCmdDisableAux = 0xa7,
-                  kCmdEnableAux = 0xa8, kCmdTestAux = 0xa9, kCmdSelfTest = 0xaa,
-                  kCmdTestKbd = 0xab, kCmdDisableKbd = 0xad, kCmdEnableKbd = 0xae,
-                  kCmdReadOutputPort = 0xd0, kCmdWriteOutputPort = 0xd1, kCmdPulseReset = 0xfe;
+                  kCmdEnableAux = 0xa8, kCmdTestAux = 0xa9, kCmdSelfTest = 0xaa, kCmdTestKbd = 0xab,
+                  kCmdDisableKbd = 0xad, kCmdEnableKbd = 0xae, kCmdReadOutputPort = 0xd0,
+                  kCmdWriteOutputPort = 0xd1, kCmdPulseReset = 0xfe;
 constexpr uint8_t kSelfTestOk = 0x55;
 
 }  // namespace

@@ -9,7 +9,8 @@
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s KERNEL (a mote tiny test kernel, e.g. motetest.pvh)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s KERNEL (a mote tiny test kernel, e.g. motetest.pvh)\n",
+                 argv[0]);
     return 2;
   }
   libmote::VmConfig config;
@@ -32,10 +33,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("status %s\n", (*vm)->QueryStatus()->c_str());
-  if (libmote::Status s = (*vm)->Resume(); !s.ok()) std::fprintf(stderr, "one_guest: %s\n", s.message().c_str());
+  if (libmote::Status s = (*vm)->Resume(); !s.ok())
+    std::fprintf(stderr, "one_guest: %s\n", s.message().c_str());
   libmote::Outcome end = (*vm)->Wait();
   libmote::Result<libmote::Counters> counters = (*vm)->GetCounters();  // after the end: an error
-  std::printf("exit code %d (%s: %s); counters after the end: %s\n", end.exit_code, end.reason.c_str(),
-              end.detail.c_str(), counters.ok() ? "?" : counters.message().c_str());
+  std::printf("exit code %d (%s: %s); counters after the end: %s\n", end.exit_code,
+              end.reason.c_str(), end.detail.c_str(),
+              counters.ok() ? "?" : counters.message().c_str());
   return end.exit_code == 1 ? 0 : 1;  // test=smp passes with debug-exit 0, which is exit code 1
 }

@@ -6,28 +6,27 @@
  *   ./three_guests build/guest-images/motetest.pvh
  */
 #include <mote/mote.h>
-
 #include <stdio.h>
 #include <string.h>
 
 struct guest {
-  const char *cmdline;
+  const char* cmdline;
   int cpus;
-  int want_exit;  /* the exit code `mote run` would give */
-  mote_vm *vm;
+  int want_exit; /* the exit code `mote run` would give */
+  mote_vm* vm;
 };
 
 /* Called on a thread of each VM's own. */
-static void on_event(void *opaque, const char *name, const char *data, long long timestamp_us) {
-  const struct guest *g = opaque;
+static void on_event(void* opaque, const char* name, const char* data, long long timestamp_us) {
+  const struct guest* g = opaque;
   if (strcmp(name, "SHUTDOWN") == 0) {
-    printf("[%lld.%06lld] %s: %s %s\n", timestamp_us / 1000000, timestamp_us % 1000000, g->cmdline, name,
-           data);
+    printf("[%lld.%06lld] %s: %s %s\n", timestamp_us / 1000000, timestamp_us % 1000000, g->cmdline,
+           name, data);
     fflush(stdout);
   }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s KERNEL (a mote tiny test kernel, e.g. motetest.pvh)\n", argv[0]);
     return 2;
@@ -41,7 +40,7 @@ int main(int argc, char **argv) {
   printf("libmote %s\n", mote_version());
   mote_set_log_level("warn"); /* mote logs to stderr; only what is wrong */
   for (int i = 0; i < n; ++i) {
-    mote_config *config = mote_config_new();
+    mote_config* config = mote_config_new();
     if (!config || mote_config_set_string(config, "kernel", argv[1]) != 0 ||
         mote_config_set_string(config, "cmdline", guests[i].cmdline) != 0 ||
         mote_config_set_int(config, "cpus", guests[i].cpus) != 0 ||

@@ -9,7 +9,7 @@ packages=(
   g++ meson ninja-build pkg-config cmake binutils python3
   libabsl-dev libfmt-dev libspdlog-dev libfdt-dev libcli11-dev catch2
   libseccomp-dev liburing-dev nlohmann-json3-dev acpica-tools iproute2
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format-14
   # The nested KVM runner (tests/nested/run.sh) and the Linux test guest.
   qemu-system-x86 busybox-static cpio e2fsprogs
 )

@@ -17,7 +17,7 @@ constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8, kT
 constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
 constexpr uint64_t kSector = 512;
 constexpr uint64_t kHeaderSize = 16;
-constexpr uint64_t kSegmentSize = 16;  // discard / write-zeroes range
+constexpr uint64_t kSegmentSize = 16;                      // discard / write-zeroes range
 constexpr uint32_t kSegMax = BlockDevice::kQueueSize - 2;  // minus header and status
 constexpr uint32_t kMaxDiscardSegments = 1;
 constexpr uint32_t kWriteZeroesUnmap = 1;
@@ -58,21 +58,22 @@ void PutLe(std::array<uint8_t, 64>& config, size_t offset, T value) {
 }  // namespace
 
 BlockDevice::BlockDevice(std::unique_ptr<BlockBackend> backend, Options options)
-    : backend_(std::move(backend)), options_(std::move(options)),
+    : backend_(std::move(backend)),
+      options_(std::move(options)),
       in_flight_(size_t{options_.queues} * kQueueSize) {
   uint64_t sectors = backend_->size() / kSector;
   uint32_t max_sectors = static_cast<uint32_t>(std::min<uint64_t>(sectors, 0xffffffffu));
-  PutLe<uint64_t>(config_, 0, sectors);         // capacity
-  PutLe<uint32_t>(config_, 8, 1u << 20);        // size_max: bytes per data descriptor
-  PutLe<uint32_t>(config_, 12, kSegMax);        // seg_max
-  PutLe<uint32_t>(config_, 20, kSector);        // blk_size
+  PutLe<uint64_t>(config_, 0, sectors);           // capacity
+  PutLe<uint32_t>(config_, 8, 1u << 20);          // size_max: bytes per data descriptor
+  PutLe<uint32_t>(config_, 12, kSegMax);          // seg_max
+  PutLe<uint32_t>(config_, 20, kSector);          // blk_size
   PutLe<uint16_t>(config_, 34, options_.queues);  // num_queues
-  PutLe<uint32_t>(config_, 36, max_sectors);    // max_discard_sectors
+  PutLe<uint32_t>(config_, 36, max_sectors);      // max_discard_sectors
   PutLe<uint32_t>(config_, 40, kMaxDiscardSegments);
-  PutLe<uint32_t>(config_, 44, 1);              // discard_sector_alignment
-  PutLe<uint32_t>(config_, 48, max_sectors);    // max_write_zeroes_sectors
+  PutLe<uint32_t>(config_, 44, 1);            // discard_sector_alignment
+  PutLe<uint32_t>(config_, 48, max_sectors);  // max_write_zeroes_sectors
   PutLe<uint32_t>(config_, 52, kMaxDiscardSegments);
-  config_[56] = 1;                              // write_zeroes_may_unmap
+  config_[56] = 1;  // write_zeroes_may_unmap
 }
 
 std::vector<uint16_t> BlockDevice::QueueMaxSizes() const {
@@ -169,12 +170,14 @@ void BlockDevice::ProcessQueue(uint16_t index) {
     std::optional<uint32_t> len = 0;
     if (popped->status == PopStatus::kBadChain) {
       ++counters_.errors;
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: bad request: {}", popped->error);
+      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: bad request: {}",
+                       popped->error);
     } else {
       len = HandleRequest(index, popped->chain);
     }
     if (!len.has_value()) continue;  // in the engine; completed by OnCompletions
-    if (absl::Status s = queue.AddUsed(*ctx_.mem, popped->chain.head, *len); !s.ok()) return Fail(s);
+    if (absl::Status s = queue.AddUsed(*ctx_.mem, popped->chain.head, *len); !s.ok())
+      return Fail(s);
   }
   if (io_ != nullptr && io_->in_flight() > 0) {
     if (absl::Status s = io_->Submit(); !s.ok()) {
@@ -236,8 +239,8 @@ bool BlockDevice::SubmitAsync(const Request& req, const std::vector<absl::Span<u
   for (absl::Span<uint8_t> part : data) {
     // O_DIRECT needs sector-aligned memory; odd guest buffers take the
     // synchronous path, which bounces them.
-    if (backend_->direct() && (reinterpret_cast<uintptr_t>(part.data()) % kSector != 0 ||
-                               part.size() % kSector != 0)) {
+    if (backend_->direct() &&
+        (reinterpret_cast<uintptr_t>(part.data()) % kSector != 0 || part.size() % kSector != 0)) {
       return false;
     }
     iov.push_back({part.data(), part.size()});
@@ -274,7 +277,8 @@ std::optional<uint32_t> BlockDevice::HandleRequest(uint16_t queue, const Descrip
   if (chain.writable_bytes == 0) {
     // Nowhere to put a status: the driver learns only that the chain came back empty.
     ++counters_.errors;
-    MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: request without a status byte");
+    MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn,
+                     "virtio-blk: request without a status byte");
     return 0;
   }
   // The status is the last byte of the writable part (zero-length buffers may follow it).
@@ -293,7 +297,10 @@ std::optional<uint32_t> BlockDevice::HandleRequest(uint16_t queue, const Descrip
   uint64_t sector;
   std::memcpy(&type, header, sizeof(type));
   std::memcpy(&sector, header + 8, sizeof(sector));
-  Request req{chain, uint64_t{queue} * kQueueSize + chain.head, type, sector,
+  Request req{chain,
+              uint64_t{queue} * kQueueSize + chain.head,
+              type,
+              sector,
               type == kTypeIn || type == kTypeGetId ? chain.writable_bytes - 1
                                                     : chain.readable_bytes - kHeaderSize,
               status};
@@ -327,8 +334,9 @@ std::optional<uint8_t> BlockDevice::Execute(Request& req) {
         return kStatusIoErr;
       }
       uint64_t offset = sector * kSector;
-      std::vector<absl::Span<uint8_t>> data = in ? Range(req.chain.writable, 0, data_length)
-                                                 : Range(req.chain.readable, kHeaderSize, data_length);
+      std::vector<absl::Span<uint8_t>> data =
+          in ? Range(req.chain.writable, 0, data_length)
+             : Range(req.chain.readable, kHeaderSize, data_length);
       uint32_t used_len = in ? static_cast<uint32_t>(data_length) + 1 : 1;
       if (SubmitAsync(req, data, offset, data_length, used_len)) return std::nullopt;
       for (absl::Span<uint8_t> part : data) {

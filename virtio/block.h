@@ -33,8 +33,7 @@ class BlockDevice : public VirtioDevice {
   static constexpr uint64_t kFeatureSizeMax = 1ull << 1, kFeatureSegMax = 1ull << 2,
                             kFeatureReadOnly = 1ull << 5, kFeatureBlockSize = 1ull << 6,
                             kFeatureFlush = 1ull << 9, kFeatureMultiQueue = 1ull << 12,
-                            kFeatureDiscard = 1ull << 13,
-                            kFeatureWriteZeroes = 1ull << 14;
+                            kFeatureDiscard = 1ull << 13, kFeatureWriteZeroes = 1ull << 14;
   static constexpr size_t kSerialLength = 20;  // VIRTIO_BLK_ID_BYTES
 
   static constexpr uint16_t kMaxQueues = 16;
@@ -42,8 +41,8 @@ class BlockDevice : public VirtioDevice {
 
   struct Options {
     bool readonly = false;
-    std::string serial;     // at most kSerialLength bytes
-    uint16_t queues = 1;    // 1..kMaxQueues
+    std::string serial;       // at most kSerialLength bytes
+    uint16_t queues = 1;      // 1..kMaxQueues
     Aio aio = Aio::kIoUring;  // falls back to kThreads where io_uring is unavailable
   };
 
@@ -70,8 +69,8 @@ class BlockDevice : public VirtioDevice {
   // (a head is unique in its queue while in flight).
   struct InFlight {
     uint8_t* status = nullptr;
-    uint32_t used_len = 0;   // reported on success
-    int64_t expected = 0;    // the result that means success (bytes, or 0)
+    uint32_t used_len = 0;  // reported on success
+    int64_t expected = 0;   // the result that means success (bytes, or 0)
     uint32_t type = 0;
     uint64_t bytes = 0;
   };
@@ -80,8 +79,8 @@ class BlockDevice : public VirtioDevice {
   // and where the answer goes.
   struct Request {
     const DescriptorChain& chain;
-    uint64_t tag;          // queue * kQueueSize + chain head: its in-flight slot
-    uint32_t type;         // kTypeIn, kTypeOut, ...
+    uint64_t tag;   // queue * kQueueSize + chain head: its in-flight slot
+    uint32_t type;  // kTypeIn, kTypeOut, ...
     uint64_t sector;
     uint64_t data_length;  // the data after the header, or before the status byte
     uint8_t* status;       // the chain's last writable byte

@@ -59,11 +59,12 @@ absl::Status FileBackend::Io(bool write, uint64_t offset, uint8_t* data, size_t 
                       : ::pread(fd_.get(), data, length, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, absl::StrFormat("disk %s: %s at %d", path_,
-                                                  write ? "write" : "read", offset));
+      return ErrnoToStatus(
+          errno, absl::StrFormat("disk %s: %s at %d", path_, write ? "write" : "read", offset));
     }
     if (n == 0) {
-      return absl::DataLossError(absl::StrFormat("disk %s: unexpected end of file at %d", path_, offset));
+      return absl::DataLossError(
+          absl::StrFormat("disk %s: unexpected end of file at %d", path_, offset));
     }
     data += n;
     offset += static_cast<uint64_t>(n);

@@ -21,7 +21,9 @@ constexpr uint32_t kModernVersion = 2;
 constexpr uint32_t kVendor = 0x45544f4d;  // "MOTE"
 
 uint64_t WithLow(uint64_t old, uint32_t low) { return (old & ~0xffffffffull) | low; }
-uint64_t WithHigh(uint64_t old, uint32_t high) { return (old & 0xffffffffull) | (uint64_t{high} << 32); }
+uint64_t WithHigh(uint64_t old, uint32_t high) {
+  return (old & 0xffffffffull) | (uint64_t{high} << 32);
+}
 uint32_t Low(uint64_t v) { return static_cast<uint32_t>(v); }
 uint32_t High(uint64_t v) { return static_cast<uint32_t>(v >> 32); }
 
@@ -31,12 +33,22 @@ absl::StatusOr<std::unique_ptr<MmioTransport>> MmioTransport::Create(
     std::shared_ptr<VirtioDevice> device, const GuestMemory* mem, EventLoop* loop) {
   MOTE_ASSIGN_OR_RETURN(FileDescriptor interrupt_fd, NewEventFd());
   std::unique_ptr<MmioTransport> t(new MmioTransport(std::move(interrupt_fd)));
-  MOTE_ASSIGN_OR_RETURN(std::unique_ptr<TransportCore> core,
-                        TransportCore::Create("virtio-mmio", std::move(device), mem, loop,
-                                              &t->mu_, t.get()));
+  MOTE_ASSIGN_OR_RETURN(
+      std::unique_ptr<TransportCore> core,
+      TransportCore::Create("virtio-mmio", std::move(device), mem, loop, &t->mu_, t.get()));
   MutexLock lock(&t->mu_);
   t->core_ = std::move(core);
   return t;
+}
+
+int MmioTransport::queue_notify_fd(uint16_t index) const {
+  MutexLock lock(&mu_);
+  return core_->queue_notify_fd(index);
+}
+
+size_t MmioTransport::num_queues() const {
+  MutexLock lock(&mu_);
+  return core_->num_queues();
 }
 
 uint8_t MmioTransport::status() const {
@@ -64,7 +76,8 @@ void MmioTransport::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   }
   if (data.size() != 4 || offset % 4 != 0) {
     MOTE_LOG_LIMITED(core_->log_limiter(), spdlog::level::warn,
-                     "virtio-mmio: ignoring a {}-byte write at register 0x{:x}", data.size(), offset);
+                     "virtio-mmio: ignoring a {}-byte write at register 0x{:x}", data.size(),
+                     offset);
     return;
   }
   uint32_t value;

@@ -31,8 +31,9 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   static constexpr uint32_t kInterruptUsedBuffer = 1, kInterruptConfigChange = 2;
 
   // `mem` and `loop` must outlive the transport.
-  static absl::StatusOr<std::unique_ptr<MmioTransport>> Create(
-      std::shared_ptr<VirtioDevice> device, const GuestMemory* mem, EventLoop* loop);
+  static absl::StatusOr<std::unique_ptr<MmioTransport>> Create(std::shared_ptr<VirtioDevice> device,
+                                                               const GuestMemory* mem,
+                                                               EventLoop* loop);
   ~MmioTransport() override = default;
 
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
@@ -43,8 +44,8 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   void SignalNeedsReset() override;
 
   // One eventfd per queue; readable when the driver notified that queue.
-  int queue_notify_fd(uint16_t index) const { return core_->queue_notify_fd(index); }
-  size_t num_queues() const { return core_->num_queues(); }
+  int queue_notify_fd(uint16_t index) const;
+  size_t num_queues() const;
   // Signalled for every interrupt; register it as a KVM irqfd.
   int interrupt_fd() const { return interrupt_fd_.get(); }
   uint8_t status() const;

@@ -45,7 +45,8 @@ void NetDevice::ReadConfig(uint64_t offset, absl::Span<uint8_t> data) const {
 
 absl::Status NetDevice::Activate(const ActivationContext& ctx) {
   if (ctx.queues.size() < 2 || ctx.queues[kRxQueue] == nullptr || ctx.queues[kTxQueue] == nullptr) {
-    return absl::FailedPreconditionError("virtio-net: the receive and transmit queues must be ready");
+    return absl::FailedPreconditionError(
+        "virtio-net: the receive and transmit queues must be ready");
   }
   ctx_ = ctx;
   mergeable_ = ctx.features & kFeatureMrgRxbuf;

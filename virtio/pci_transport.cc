@@ -20,12 +20,12 @@ constexpr uint32_t kCapBar = 4, kCapOffset = 8, kCapWindowLength = 12, kCapData 
 
 // Common configuration (4.1.4.3). 0x38 and 0x3a (notification data, queue
 // reset) belong to features mote does not offer, so the structure ends there.
-constexpr uint64_t kDeviceFeatureSelect = 0x00, kDeviceFeature = 0x04,
-                   kDriverFeatureSelect = 0x08, kDriverFeature = 0x0c, kConfigMsixVector = 0x10,
-                   kNumQueues = 0x12, kDeviceStatus = 0x14, kConfigGeneration = 0x15,
-                   kQueueSelect = 0x16, kQueueSize = 0x18, kQueueMsixVector = 0x1a,
-                   kQueueEnable = 0x1c, kQueueNotifyOff = 0x1e, kQueueDesc = 0x20,
-                   kQueueDriver = 0x28, kQueueDevice = 0x30, kCommonLength = 0x38;
+constexpr uint64_t kDeviceFeatureSelect = 0x00, kDeviceFeature = 0x04, kDriverFeatureSelect = 0x08,
+                   kDriverFeature = 0x0c, kConfigMsixVector = 0x10, kNumQueues = 0x12,
+                   kDeviceStatus = 0x14, kConfigGeneration = 0x15, kQueueSelect = 0x16,
+                   kQueueSize = 0x18, kQueueMsixVector = 0x1a, kQueueEnable = 0x1c,
+                   kQueueNotifyOff = 0x1e, kQueueDesc = 0x20, kQueueDriver = 0x28,
+                   kQueueDevice = 0x30, kCommonLength = 0x38;
 
 constexpr uint8_t kIsrQueue = 1, kIsrConfig = 2;
 
@@ -74,9 +74,9 @@ absl::StatusOr<std::unique_ptr<PciTransport>> PciTransport::Create(
     pci::MsiRouter* router, const Placement& placement, NotifyHook notify_hook) {
   std::unique_ptr<PciTransport> t(
       new PciTransport(device, router, placement, std::move(notify_hook)));
-  MOTE_ASSIGN_OR_RETURN(std::unique_ptr<TransportCore> core,
-                        TransportCore::Create("virtio-pci", std::move(device), mem, loop, &t->mu_,
-                                              t.get()));
+  MOTE_ASSIGN_OR_RETURN(
+      std::unique_ptr<TransportCore> core,
+      TransportCore::Create("virtio-pci", std::move(device), mem, loop, &t->mu_, t.get()));
   MutexLock lock(&t->mu_);
   t->core_ = std::move(core);
   t->queue_vectors_.assign(t->core_->num_queues(), kNoVector);
@@ -87,7 +87,9 @@ absl::StatusOr<std::unique_ptr<PciTransport>> PciTransport::Create(
 
 PciTransport::PciTransport(std::shared_ptr<VirtioDevice> device, pci::MsiRouter* router,
                            const Placement& placement, NotifyHook notify_hook)
-    : device_(device), placement_(placement), notify_hook_(std::move(notify_hook)),
+    : device_(device),
+      placement_(placement),
+      notify_hook_(std::move(notify_hook)),
       msix_(VectorCount(*device), router),
       config_(pci::PciIdentity{
           .vendor = kVirtioVendor,
@@ -111,21 +113,22 @@ void PciTransport::BuildCapabilities() {
   config_.AddMemoryBar32(0, kBarSize, placement_.bar_address);
   // Decoding on, as firmware leaves a device it assigned.
   config_.Set16(pci::kCommandOffset, pci::kCommandMemory);
-  config_.AddCapability(pci::kCapabilityVendor, VirtioCap(kCapCommon, kCommonOffset, kCommonLength));
-  std::vector<uint8_t> notify = VirtioCap(kCapNotify, kNotifyOffset,
-                                          kNotifyMultiplier * static_cast<uint32_t>(core_->num_queues()),
-                                          kCapLengthWithWord);
+  config_.AddCapability(pci::kCapabilityVendor,
+                        VirtioCap(kCapCommon, kCommonOffset, kCommonLength));
+  std::vector<uint8_t> notify =
+      VirtioCap(kCapNotify, kNotifyOffset,
+                kNotifyMultiplier * static_cast<uint32_t>(core_->num_queues()), kCapLengthWithWord);
   Put32(notify, kNotifyMultiplier);
   config_.AddCapability(pci::kCapabilityVendor, notify);
   config_.AddCapability(pci::kCapabilityVendor, VirtioCap(kCapIsr, kIsrOffset, 1));
-  config_.AddCapability(pci::kCapabilityVendor,
-                        VirtioCap(kCapDevice, kDeviceConfigOffset, kNotifyOffset - kDeviceConfigOffset));
+  config_.AddCapability(pci::kCapabilityVendor, VirtioCap(kCapDevice, kDeviceConfigOffset,
+                                                          kNotifyOffset - kDeviceConfigOffset));
   // The PCI-cfg window: bar, offset, length and data are the driver's to write.
   std::vector<uint8_t> window = VirtioCap(kCapPciCfg, 0, 0, kCapLengthWithWord);
   Put32(window, 0);
   std::vector<uint8_t> window_writable(window.size(), 0);
   std::fill(window_writable.begin() + 2, window_writable.begin() + 3, 0xff);  // bar
-  std::fill(window_writable.begin() + 6, window_writable.end(), 0xff);       // offset..data
+  std::fill(window_writable.begin() + 6, window_writable.end(), 0xff);        // offset..data
   pci_cfg_cap_ = config_.AddCapability(pci::kCapabilityVendor, window, window_writable);
   // MSI-X: table size N-1, table and PBA in BAR0 (BIR 0); enable and
   // function mask are writable.
@@ -154,7 +157,8 @@ void PciTransport::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
 void PciTransport::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
   MutexLock lock(&mu_);
   config_.Write(offset, data);
-  if (Overlaps(offset, data.size(), msix_cap_ + 2, 2)) msix_.SetControl(config_.Get16(msix_cap_ + 2));
+  if (Overlaps(offset, data.size(), msix_cap_ + 2, 2))
+    msix_.SetControl(config_.Get16(msix_cap_ + 2));
   if (Overlaps(offset, data.size(), pci_cfg_cap_ + kCapData, 4)) PciCfgWindowWrite();
   UpdateMapping();
 }

@@ -44,7 +44,7 @@ class PciTransport : public pci::PciDevice, public VirtioInterrupt {
   using NotifyHook = std::function<absl::Status(uint64_t address, int fd, bool assign)>;
 
   struct Placement {
-    uint32_t bar_address = 0;  // where firmware would have put BAR0
+    uint32_t bar_address = 0;                   // where firmware would have put BAR0
     uint64_t window_start = 0, window_end = 0;  // BAR0 decodes only inside this window
   };
 

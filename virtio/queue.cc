@@ -113,7 +113,7 @@ absl::Status Queue::CheckUsable() const {
 
 absl::Status Queue::PublishAvailEvent(const GuestMemory& mem) {
   // avail_event sits after the used ring's entries (2.7.8).
-  MOTE_ASSIGN_OR_RETURN(uint16_t* avail_event,
+  MOTE_ASSIGN_OR_RETURN(uint16_t * avail_event,
                         RingIndex(mem, used_ring_ + kRingEntriesOffset + 8ull * size_));
   StoreIndex(avail_event, next_avail_, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -127,7 +127,7 @@ bool Queue::HasAvailable(const GuestMemory& mem) const {
 
 absl::StatusOr<PopResult> Queue::Pop(const GuestMemory& mem) {
   MOTE_RETURN_IF_ERROR(CheckUsable());
-  MOTE_ASSIGN_OR_RETURN(uint16_t* avail_idx_ptr, RingIndex(mem, avail_ring_ + kRingIdxOffset));
+  MOTE_ASSIGN_OR_RETURN(uint16_t * avail_idx_ptr, RingIndex(mem, avail_ring_ + kRingIdxOffset));
   // Acquire: the ring entries and descriptors the driver wrote before it
   // bumped idx are read only after this load.
   uint16_t avail_idx = LoadIndex(avail_idx_ptr, std::memory_order_acquire);
@@ -274,7 +274,7 @@ absl::Status Queue::AddUsed(const GuestMemory& mem, uint16_t head, uint32_t len)
   MOTE_RETURN_IF_ERROR(
       mem.WriteObj(GuestAddress{used_ring_ + kRingEntriesOffset + sizeof(UsedElement) * slot},
                    UsedElement{.id = head, .len = len}));
-  MOTE_ASSIGN_OR_RETURN(uint16_t* used_idx, RingIndex(mem, used_ring_ + kRingIdxOffset));
+  MOTE_ASSIGN_OR_RETURN(uint16_t * used_idx, RingIndex(mem, used_ring_ + kRingIdxOffset));
   ++next_used_;
   // Release: the driver that sees the new idx also sees the element.
   StoreIndex(used_idx, next_used_, std::memory_order_release);
@@ -291,7 +291,7 @@ absl::StatusOr<bool> Queue::NeedsInterrupt(const GuestMemory& mem) {
   uint32_t added = used_since_signal_;
   if (event_idx_) {
     // used_event sits after the available ring's entries (2.7.6).
-    MOTE_ASSIGN_OR_RETURN(uint16_t* used_event,
+    MOTE_ASSIGN_OR_RETURN(uint16_t * used_event,
                           RingIndex(mem, avail_ring_ + kRingEntriesOffset + 2ull * size_));
     uint16_t event = LoadIndex(used_event, std::memory_order_relaxed);
     used_since_signal_ = 0;
@@ -299,7 +299,7 @@ absl::StatusOr<bool> Queue::NeedsInterrupt(const GuestMemory& mem) {
     if (added >= kUsedCountSaturation) return true;
     return NeedEvent(event, next_used_, static_cast<uint16_t>(next_used_ - added));
   }
-  MOTE_ASSIGN_OR_RETURN(uint16_t* flags, RingIndex(mem, avail_ring_));
+  MOTE_ASSIGN_OR_RETURN(uint16_t * flags, RingIndex(mem, avail_ring_));
   bool suppressed = LoadIndex(flags, std::memory_order_relaxed) & kAvailFlagNoInterrupt;
   used_since_signal_ = 0;
   return added != 0 && !suppressed;

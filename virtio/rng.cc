@@ -46,7 +46,8 @@ void RngDevice::ProcessQueue(uint16_t index) {
   while (true) {
     absl::StatusOr<PopResult> popped = queue.Pop(*ctx_.mem);
     if (!popped.ok()) {
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-rng: {}", popped.status().ToString());
+      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-rng: {}",
+                       popped.status().ToString());
       ctx_.interrupt->SignalNeedsReset();
       active_ = false;
       return;

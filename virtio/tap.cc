@@ -18,7 +18,8 @@ constexpr int kVnetHeaderSize = 12;  // struct virtio_net_hdr_v1
 
 absl::Status Configure(int fd, const std::string& what) {
   int size = kVnetHeaderSize;
-  if (ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return ErrnoToStatus(errno, what + ": TUNSETVNETHDRSZ");
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) != 0)
+    return ErrnoToStatus(errno, what + ": TUNSETVNETHDRSZ");
   // No offloads until the guest accepts them.
   if (ioctl(fd, TUNSETOFFLOAD, 0) != 0) return ErrnoToStatus(errno, what + ": TUNSETOFFLOAD");
   int flags = fcntl(fd, F_GETFL);
@@ -43,8 +44,9 @@ absl::StatusOr<FileDescriptor> OpenTap(const std::string& name) {
   if (ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     int err = errno;
     if (err == EPERM || err == EBUSY) {
-      return ErrnoToStatus(err, what + " (mote needs CAP_NET_ADMIN, or a TAP this user owns that "
-                                       "no other process holds)");
+      return ErrnoToStatus(err, what +
+                                    " (mote needs CAP_NET_ADMIN, or a TAP this user owns that "
+                                    "no other process holds)");
     }
     return ErrnoToStatus(err, what + ": TUNSETIFF");
   }

@@ -47,7 +47,8 @@ class ThreadPoolIo : public BlockIo {
     uint64_t length = 0;
     uint64_t tag = 0;
   };
-  ThreadPoolIo(int file_fd, FileDescriptor event_fd) : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
+  ThreadPoolIo(int file_fd, FileDescriptor event_fd)
+      : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
   void Queue(Op op);
   void Worker();
   int32_t Execute(const Op& op) const;

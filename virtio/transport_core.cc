@@ -22,8 +22,8 @@ void SignalEventFd(int fd) {
 }
 
 absl::StatusOr<std::unique_ptr<TransportCore>> TransportCore::Create(
-    std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,
-    EventLoop* loop, Mutex* mu, VirtioInterrupt* interrupt) {
+    std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem, EventLoop* loop,
+    Mutex* mu, VirtioInterrupt* interrupt) {
   std::vector<FileDescriptor> notify_fds;
   for (size_t i = 0; i < device->QueueMaxSizes().size(); ++i) {
     MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, NewEventFd());
@@ -36,8 +36,13 @@ absl::StatusOr<std::unique_ptr<TransportCore>> TransportCore::Create(
 TransportCore::TransportCore(std::string name, std::shared_ptr<VirtioDevice> device,
                              const GuestMemory* mem, EventLoop* loop, Mutex* mu,
                              VirtioInterrupt* interrupt, std::vector<FileDescriptor> notify_fds)
-    : name_(std::move(name)), device_(std::move(device)), mem_(mem), loop_(loop), mu_(mu),
-      interrupt_(interrupt), notify_fds_(std::move(notify_fds)) {
+    : name_(std::move(name)),
+      device_(std::move(device)),
+      mem_(mem),
+      loop_(loop),
+      mu_(mu),
+      interrupt_(interrupt),
+      notify_fds_(std::move(notify_fds)) {
   for (uint16_t max : device_->QueueMaxSizes()) queues_.emplace_back(max);
 }
 
@@ -145,7 +150,8 @@ void TransportCore::Activate() {
   watching_ = true;
 }
 
-absl::Status TransportCore::WatchForDevice(int fd, uint32_t events, std::function<void()> on_ready) {
+absl::Status TransportCore::WatchForDevice(int fd, uint32_t events,
+                                           std::function<void()> on_ready) {
   device_fds_.push_back(fd);
   return loop_->Add(fd, events, [this, on_ready = std::move(on_ready)](uint32_t) {
     MutexLock lock(mu_);

@@ -39,9 +39,11 @@ class TransportCore {
  public:
   // `mu` is the owning transport's lock; `interrupt` is how the device's
   // signals reach the transport. Both outlive the core, as do `mem` and `loop`.
-  static absl::StatusOr<std::unique_ptr<TransportCore>> Create(
-      std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,
-      EventLoop* loop, Mutex* mu, VirtioInterrupt* interrupt);
+  static absl::StatusOr<std::unique_ptr<TransportCore>> Create(std::string name,
+                                                               std::shared_ptr<VirtioDevice> device,
+                                                               const GuestMemory* mem,
+                                                               EventLoop* loop, Mutex* mu,
+                                                               VirtioInterrupt* interrupt);
   ~TransportCore();
 
   const std::string& name() const { return name_; }
@@ -106,8 +108,8 @@ class TransportCore {
   std::vector<Queue> queues_;
   uint8_t status_ = 0;
   bool activated_ = false;
-  bool watching_ = false;         // notify fds are on the loop
-  std::vector<int> device_fds_;   // watched for the device (ctx.watch_fd)
+  bool watching_ = false;                 // notify fds are on the loop
+  std::vector<int> device_fds_;           // watched for the device (ctx.watch_fd)
   std::vector<uint64_t> device_pollers_;  // the device's (ctx.add_poller)
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;

@@ -42,7 +42,8 @@ bool UringIo::Read(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag)
   io_uring_sqe* sqe = NextSqe(tag);
   if (sqe == nullptr) return false;
   pending_iovs_.push_back(iov);
-  io_uring_prep_readv(sqe, file_fd_, pending_iovs_.back().data(), pending_iovs_.back().size(), offset);
+  io_uring_prep_readv(sqe, file_fd_, pending_iovs_.back().data(), pending_iovs_.back().size(),
+                      offset);
   return true;
 }
 
@@ -50,7 +51,8 @@ bool UringIo::Write(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag
   io_uring_sqe* sqe = NextSqe(tag);
   if (sqe == nullptr) return false;
   pending_iovs_.push_back(iov);
-  io_uring_prep_writev(sqe, file_fd_, pending_iovs_.back().data(), pending_iovs_.back().size(), offset);
+  io_uring_prep_writev(sqe, file_fd_, pending_iovs_.back().data(), pending_iovs_.back().size(),
+                       offset);
   return true;
 }
 
@@ -66,7 +68,8 @@ bool UringIo::Flush(uint64_t tag) {
 bool UringIo::PunchHole(uint64_t offset, uint64_t length, uint64_t tag) {
   io_uring_sqe* sqe = NextSqe(tag);
   if (sqe == nullptr) return false;
-  io_uring_prep_fallocate(sqe, file_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+  io_uring_prep_fallocate(sqe, file_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                          length);
   return true;
 }
 

@@ -38,7 +38,8 @@ class UringIo : public BlockIo {
   unsigned in_flight() const override { return in_flight_; }
 
  private:
-  UringIo(int file_fd, FileDescriptor event_fd) : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
+  UringIo(int file_fd, FileDescriptor event_fd)
+      : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
   io_uring_sqe* NextSqe(uint64_t tag);
 
   io_uring ring_{};

@@ -45,7 +45,7 @@ struct ActivationContext {
   const GuestMemory* mem = nullptr;
   std::vector<Queue*> queues;  // index = queue index; owned by the transport; null if not ready
   VirtioInterrupt* interrupt = nullptr;
-  uint64_t features = 0;       // what the driver accepted
+  uint64_t features = 0;  // what the driver accepted
   // Calls `on_ready` on the event-loop thread, with the transport's lock held,
   // when `fd` reports `epoll_events` (e.g. EPOLLIN, or EPOLLIN | EPOLLET),
   // until the device is reset: backend completions, a TAP's packets.

@@ -180,7 +180,7 @@ struct OptionMember {
 };
 
 constexpr OptionMember kDiskMembers[] = {
-    {"path", OptionType::kString}, {"readonly", OptionType::kBool},
+    {"path", OptionType::kString},  {"readonly", OptionType::kBool},
     {"cache", OptionType::kString}, {"serial", OptionType::kString},
     {"id", OptionType::kString},    {"queues", OptionType::kInteger},
     {"aio", OptionType::kString},
@@ -280,66 +280,46 @@ struct Member {
 // Every top-level member; keep docs/vm-config.schema.json and docs/vm-config.md
 // in step (config_json_test checks the names against the schema).
 constexpr Member kVmMembers[] = {
-    {"kernel", [](const Json& v, const std::string& p, Target& t) {
-       return GetNonEmptyString(v, p, t.config.kernel);
-     }},
-    {"initrd", [](const Json& v, const std::string& p, Target& t) {
-       return GetString(v, p, t.config.initrd);
-     }},
-    {"cmdline", [](const Json& v, const std::string& p, Target& t) {
-       return GetString(v, p, t.config.cmdline);
-     }},
-    {"cpus", [](const Json& v, const std::string& p, Target& t) {
-       return GetCpus(v, p, t.config.cpus);
-     }},
-    {"memory", [](const Json& v, const std::string& p, Target& t) {
-       return GetMemory(v, p, t.config);
-     }},
-    {"cpu_template", [](const Json& v, const std::string& p, Target& t) {
-       return GetCpuTemplate(v, p, t.config.cpu_template);
-     }},
-    {"pit", [](const Json& v, const std::string& p, Target& t) {
-       return GetParsed(v, p, &ParsePitMode, t.config.pit);
-     }},
-    {"console", [](const Json& v, const std::string& p, Target& t) {
-       return GetParsed(v, p, &ParseConsole, t.config.console);
-     }},
-    {"transport", [](const Json& v, const std::string& p, Target& t) {
-       return GetParsed(v, p, &ParseTransport, t.config.transport);
-     }},
-    {"rng", [](const Json& v, const std::string& p, Target& t) {
-       return GetBool(v, p, t.config.rng);
-     }},
-    {"timeout", [](const Json& v, const std::string& p, Target& t) {
-       return GetTimeout(v, p, t.config.timeout);
-     }},
-    {"expect", [](const Json& v, const std::string& p, Target& t) {
-       return GetString(v, p, t.config.expect);
-     }},
-    {"on_reboot", [](const Json& v, const std::string& p, Target& t) {
-       return GetParsed(v, p, &ParseOnReboot, t.config.on_reboot);
-     }},
-    {"kvm_device", [](const Json& v, const std::string& p, Target& t) {
-       return GetNonEmptyString(v, p, t.config.kvm_path);
-     }},
-    {"disks", [](const Json& v, const std::string& p, Target& t) {
-       return GetDisks(v, p, t.config.disks);
-     }},
-    {"nets", [](const Json& v, const std::string& p, Target& t) {
-       return GetNets(v, p, t.config.nets);
-     }},
-    {"api_socket", [](const Json& v, const std::string& p, Target& t) {
-       return GetString(v, p, t.extras.api_socket);
-     }},
-    {"paused", [](const Json& v, const std::string& p, Target& t) {
-       return GetBool(v, p, t.extras.paused);
-     }},
-    {"name", [](const Json& v, const std::string& p, Target& t) {
-       return GetString(v, p, t.extras.name);
-     }},
-    {"log_level", [](const Json& v, const std::string& p, Target& t) {
-       return GetLogLevel(v, p, t.extras.log_level);
-     }},
+    {"kernel", [](const Json& v, const std::string& p,
+                  Target& t) { return GetNonEmptyString(v, p, t.config.kernel); }},
+    {"initrd", [](const Json& v, const std::string& p,
+                  Target& t) { return GetString(v, p, t.config.initrd); }},
+    {"cmdline", [](const Json& v, const std::string& p,
+                   Target& t) { return GetString(v, p, t.config.cmdline); }},
+    {"cpus",
+     [](const Json& v, const std::string& p, Target& t) { return GetCpus(v, p, t.config.cpus); }},
+    {"memory",
+     [](const Json& v, const std::string& p, Target& t) { return GetMemory(v, p, t.config); }},
+    {"cpu_template", [](const Json& v, const std::string& p,
+                        Target& t) { return GetCpuTemplate(v, p, t.config.cpu_template); }},
+    {"pit", [](const Json& v, const std::string& p,
+               Target& t) { return GetParsed(v, p, &ParsePitMode, t.config.pit); }},
+    {"console", [](const Json& v, const std::string& p,
+                   Target& t) { return GetParsed(v, p, &ParseConsole, t.config.console); }},
+    {"transport", [](const Json& v, const std::string& p,
+                     Target& t) { return GetParsed(v, p, &ParseTransport, t.config.transport); }},
+    {"rng",
+     [](const Json& v, const std::string& p, Target& t) { return GetBool(v, p, t.config.rng); }},
+    {"timeout", [](const Json& v, const std::string& p,
+                   Target& t) { return GetTimeout(v, p, t.config.timeout); }},
+    {"expect", [](const Json& v, const std::string& p,
+                  Target& t) { return GetString(v, p, t.config.expect); }},
+    {"on_reboot", [](const Json& v, const std::string& p,
+                     Target& t) { return GetParsed(v, p, &ParseOnReboot, t.config.on_reboot); }},
+    {"kvm_device", [](const Json& v, const std::string& p,
+                      Target& t) { return GetNonEmptyString(v, p, t.config.kvm_path); }},
+    {"disks",
+     [](const Json& v, const std::string& p, Target& t) { return GetDisks(v, p, t.config.disks); }},
+    {"nets",
+     [](const Json& v, const std::string& p, Target& t) { return GetNets(v, p, t.config.nets); }},
+    {"api_socket", [](const Json& v, const std::string& p,
+                      Target& t) { return GetString(v, p, t.extras.api_socket); }},
+    {"paused",
+     [](const Json& v, const std::string& p, Target& t) { return GetBool(v, p, t.extras.paused); }},
+    {"name",
+     [](const Json& v, const std::string& p, Target& t) { return GetString(v, p, t.extras.name); }},
+    {"log_level", [](const Json& v, const std::string& p,
+                     Target& t) { return GetLogLevel(v, p, t.extras.log_level); }},
 };
 
 absl::Status ApplyRoot(const Json& root, Target& t) {
@@ -385,18 +365,24 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
 
 const char* PitModeName(PitMode pit) {
   switch (pit) {
-    case PitMode::kOn: return "on";
-    case PitMode::kOff: return "off";
-    case PitMode::kAuto: break;
+    case PitMode::kOn:
+      return "on";
+    case PitMode::kOff:
+      return "off";
+    case PitMode::kAuto:
+      break;
   }
   return "auto";
 }
 
 std::string ConsoleText(const ConsoleConfig& console) {
   switch (console.kind) {
-    case ConsoleKind::kNone: return "none";
-    case ConsoleKind::kFile: return "file:" + console.path;
-    case ConsoleKind::kStdio: break;
+    case ConsoleKind::kNone:
+      return "none";
+    case ConsoleKind::kFile:
+      return "file:" + console.path;
+    case ConsoleKind::kStdio:
+      break;
   }
   return "stdio";
 }

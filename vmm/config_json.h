@@ -18,10 +18,10 @@ namespace mote {
 // The members of a VM description that VmConfig has no field for (yet).
 // Named apart from vm_runner.h's RunOptions, which holds the first three.
 struct VmConfigExtras {
-  std::string api_socket;          // QMP control socket path; empty: none
-  bool paused = false;             // vCPUs wait for QMP `cont`
-  std::string name;                // what QMP query-name reports
-  std::string log_level;  // trace, debug, info, warn, error or off; empty: not set (info)
+  std::string api_socket;  // QMP control socket path; empty: none
+  bool paused = false;     // vCPUs wait for QMP `cont`
+  std::string name;        // what QMP query-name reports
+  std::string log_level;   // trace, debug, info, warn, error or off; empty: not set (info)
 };
 
 // Parses a VM description (the JSON text of a --config file) on top of what

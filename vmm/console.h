@@ -28,8 +28,9 @@ class ConsoleOutput : public ByteSink {
  public:
   // Opens the file for kFile (created/truncated, 0644). `on_match` runs (on
   // the writing thread) the first time a line matches `expect`.
-  static absl::StatusOr<std::unique_ptr<ConsoleOutput>> Create(
-      const ConsoleConfig& config, const std::string& expect, std::function<void()> on_match);
+  static absl::StatusOr<std::unique_ptr<ConsoleOutput>> Create(const ConsoleConfig& config,
+                                                               const std::string& expect,
+                                                               std::function<void()> on_match);
 
   void Write(absl::Span<const uint8_t> bytes) override;
   // True once a line has matched (for the "guest ended without it" check,
@@ -39,7 +40,10 @@ class ConsoleOutput : public ByteSink {
  private:
   ConsoleOutput(FileDescriptor owned, int fd, std::optional<std::regex> expect,
                 std::function<void()> on_match)
-      : owned_(std::move(owned)), fd_(fd), expect_(std::move(expect)), on_match_(std::move(on_match)) {}
+      : owned_(std::move(owned)),
+        fd_(fd),
+        expect_(std::move(expect)),
+        on_match_(std::move(on_match)) {}
   bool LineMatches(const std::string& line) const;
 
   FileDescriptor owned_;  // for a file console

@@ -15,22 +15,14 @@ void to_json(json& j, const VcpuCounters& c) {
 }
 
 void to_json(json& j, const DiskCounters& c) {
-  j = {{"id", c.id},
-       {"reads", c.reads},
-       {"writes", c.writes},
-       {"flushes", c.flushes},
-       {"bytes-read", c.bytes_read},
-       {"bytes-written", c.bytes_written},
+  j = {{"id", c.id},           {"reads", c.reads},           {"writes", c.writes},
+       {"flushes", c.flushes}, {"bytes-read", c.bytes_read}, {"bytes-written", c.bytes_written},
        {"errors", c.errors}};
 }
 
 void to_json(json& j, const NicCounters& c) {
-  j = {{"index", c.index},
-       {"tx-frames", c.tx_frames},
-       {"tx-bytes", c.tx_bytes},
-       {"tx-dropped", c.tx_dropped},
-       {"rx-frames", c.rx_frames},
-       {"rx-bytes", c.rx_bytes},
+  j = {{"index", c.index},           {"tx-frames", c.tx_frames}, {"tx-bytes", c.tx_bytes},
+       {"tx-dropped", c.tx_dropped}, {"rx-frames", c.rx_frames}, {"rx-bytes", c.rx_bytes},
        {"rx-dropped", c.rx_dropped}};
 }
 

@@ -24,7 +24,7 @@ struct RunState {
 // x-mote-query-counters.
 struct VcpuCounters {
   uint32_t index = 0;
-  int thread_id = 0;  // the host thread running it
+  int thread_id = 0;                                    // the host thread running it
   std::vector<std::pair<std::string, uint64_t>> exits;  // KVM exits by reason: io, mmio, ...
 };
 struct DiskCounters {

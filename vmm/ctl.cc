@@ -54,7 +54,8 @@ class QmpConnection {
       ssize_t n = ready < 0 ? -1 : read(fd_.get(), chunk, sizeof(chunk));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        error_ = n == 0 ? "mote closed the connection" : std::string("read: ") + std::strerror(errno);
+        error_ =
+            n == 0 ? "mote closed the connection" : std::string("read: ") + std::strerror(errno);
         return std::nullopt;
       }
       buffer_.append(chunk, static_cast<size_t>(n));
@@ -102,7 +103,8 @@ std::optional<QmpConnection> Connect(const std::string& path, std::string* error
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   FileDescriptor fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.ok() || connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    *error = path + ": " + std::strerror(errno) + " (is mote running with --api-socket " + path + "?)";
+    *error =
+        path + ": " + std::strerror(errno) + " (is mote running with --api-socket " + path + "?)";
     return std::nullopt;
   }
   return QmpConnection(std::move(fd));
@@ -142,7 +144,8 @@ int RunCtl(const CtlRequest& request) {
   }
   if (!qmp->Send({{"execute", "qmp_capabilities"}})) return Fail(qmp->error());
   std::optional<json> negotiated = qmp->Reply(timeout_ms);
-  if (!negotiated || !negotiated->contains("return")) return Fail("capabilities negotiation failed");
+  if (!negotiated || !negotiated->contains("return"))
+    return Fail("capabilities negotiation failed");
 
   if (request.events) {
     // Until mote goes away: that is how the stream ends.

@@ -65,15 +65,18 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
       ->capture_default_str();
   run->add_option("--timeout", config.timeout,
                   "Stop the guest after SECONDS (exit code 8); 0: never");
-  run->add_option("--expect", config.expect,
-                  "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
+  run->add_option(
+      "--expect", config.expect,
+      "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
   run->add_option("--on-reboot", config.on_reboot,
                   "What a guest reboot does: exit (code 4) or restart")
       ->capture_default_str();
-  run->add_option("--disk", flags.disks,
-                  "A virtio-blk disk: path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]")
+  run->add_option(
+         "--disk", flags.disks,
+         "A virtio-blk disk: path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]")
       ->take_all();
-  run->add_option("--net", flags.nets, "A virtio-net NIC on a TAP: tap=NAME[,mac=MAC] or fd=N[,mac=MAC]")
+  run->add_option("--net", flags.nets,
+                  "A virtio-net NIC on a TAP: tap=NAME[,mac=MAC] or fd=N[,mac=MAC]")
       ->take_all();
   run->add_option("--transport", config.transport,
                   "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio (virtio-mmio)")
@@ -83,7 +86,8 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
                   "Serve the QMP control protocol on this Unix socket (created mode 0600)");
   run->add_flag("--paused", config.paused, "Start with the vCPUs stopped until a QMP `cont`");
   run->add_option("--name", config.name, "The VM's name (QMP query-name)");
-  run->add_option("--kvm-device", config.kvm_device, "The KVM device to open")->capture_default_str();
+  run->add_option("--kvm-device", config.kvm_device, "The KVM device to open")
+      ->capture_default_str();
   run->add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
 }
@@ -144,11 +148,14 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   CLI::App* run = app.add_subcommand("run", "Boot a guest with its console on this terminal");
   AddRunFlags(run, config, flags);
-  CLI::App* ctl_app = app.add_subcommand("ctl", "Send one QMP command to a running mote, or follow its events");
+  CLI::App* ctl_app =
+      app.add_subcommand("ctl", "Send one QMP command to a running mote, or follow its events");
   AddCtlFlags(ctl_app, ctl);
   // CLI11 would answer an unknown first word with "A subcommand is required".
-  if (argc > 1 && argv[1][0] != '-' && std::string(argv[1]) != "run" && std::string(argv[1]) != "ctl") {
-    return Fail(std::string("unknown command '") + argv[1] + "': try `mote run` or `mote ctl` (--help)");
+  if (argc > 1 && argv[1][0] != '-' && std::string(argv[1]) != "run" &&
+      std::string(argv[1]) != "ctl") {
+    return Fail(std::string("unknown command '") + argv[1] +
+                "': try `mote run` or `mote ctl` (--help)");
   }
   try {
     app.parse(argc, argv);

@@ -51,8 +51,7 @@ const char* TypeName(json::value_t type) {
 bool HasType(const json& value, json::value_t type) {
   switch (type) {
     case json::value_t::number_unsigned:  // parsed text gives unsigned, C++ literals signed
-      return value.is_number_unsigned() ||
-             (value.is_number_integer() && value.get<int64_t>() >= 0);
+      return value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0);
     case json::value_t::number_integer:
       return value.is_number_integer();
     case json::value_t::number_float:
@@ -72,11 +71,12 @@ const std::vector<QmpCommand>& QmpCommands() {
       Row("query-name", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryName()); }),
       Row("query-status",
           [](VmRunner& r) { return absl::StatusOr<control::RunState>(r.QueryStatus()); }),
-      Row("query-commands", [](VmRunner&) {
-        json list = json::array();
-        for (const QmpCommand& c : QmpCommands()) list.push_back({{"name", c.name}});
-        return absl::StatusOr<json>(list);
-      }),
+      Row("query-commands",
+          [](VmRunner&) {
+            json list = json::array();
+            for (const QmpCommand& c : QmpCommands()) list.push_back({{"name", c.name}});
+            return absl::StatusOr<json>(list);
+          }),
       Row("stop", [](VmRunner& r) { return r.Stop(); }),
       Row("cont", [](VmRunner& r) { return r.Cont(); }),
       Row("system_reset", [](VmRunner& r) { return r.SystemReset(); }),

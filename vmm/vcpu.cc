@@ -35,7 +35,10 @@ void Vcpu::InstallKickSignalHandler() {
 
 Vcpu::Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
            EndCallback on_end)
-    : fd_(std::move(fd)), pio_bus_(pio_bus), mmio_bus_(mmio_bus), mem_(mem),
+    : fd_(std::move(fd)),
+      pio_bus_(pio_bus),
+      mmio_bus_(mmio_bus),
+      mem_(mem),
       on_end_(std::move(on_end)) {}
 
 Vcpu::~Vcpu() {

@@ -1,10 +1,9 @@
 // Vcpu: one host thread running KVM_RUN for one vCPU and dispatching its port
 // and MMIO exits to the buses. It never does blocking host I/O itself. Kick()
 // makes a running KVM_RUN return (immediate_exit + a signal), so Stop and
-// Join always finish; Pause() parks the thread between exits until Resume(). Exit counts per reason are kept for the
-// control plane.
-// Thread-safety: Start/Join from the owner; Kick, Pause, Resume and counters
-// from any thread.
+// Join always finish; Pause() parks the thread between exits until Resume(). Exit counts per reason
+// are kept for the control plane. Thread-safety: Start/Join from the owner; Kick, Pause, Resume and
+// counters from any thread.
 #ifndef MOTE_VMM_VCPU_H_
 #define MOTE_VMM_VCPU_H_
 
@@ -72,9 +71,9 @@ class Vcpu {
   // Pause hand-shake (std::mutex: the vCPU thread waits on it).
   std::mutex pause_mu_;
   std::condition_variable pause_cv_;
-  bool pause_requested_ = false;  // guarded by pause_mu_
-  bool parked_ = false;           // guarded by pause_mu_
-  bool ended_ = false;            // guarded by pause_mu_: the thread left Loop
+  bool pause_requested_ = false;            // guarded by pause_mu_
+  bool parked_ = false;                     // guarded by pause_mu_
+  bool ended_ = false;                      // guarded by pause_mu_: the thread left Loop
   std::atomic<bool> pause_pending_{false};  // a cheap copy of pause_requested_ for Loop
 };
 

@@ -70,10 +70,10 @@ std::optional<VmOutcome> DispatchExit(kvm_run& run, int vcpu_id, const Bus& pio_
                                        run.internal.suberror, describe_vcpu())};
     }
     case KVM_EXIT_FAIL_ENTRY:
-      return VmOutcome{OutcomeKind::kKvmError, 0,
-                       absl::StrFormat("KVM could not enter the guest (hardware reason 0x%x)\n%s",
-                                       run.fail_entry.hardware_entry_failure_reason,
-                                       describe_vcpu())};
+      return VmOutcome{
+          OutcomeKind::kKvmError, 0,
+          absl::StrFormat("KVM could not enter the guest (hardware reason 0x%x)\n%s",
+                          run.fail_entry.hardware_entry_failure_reason, describe_vcpu())};
     default:
       return VmOutcome{OutcomeKind::kKvmError, 0,
                        absl::StrFormat("unexpected KVM exit reason %d on vCPU %d\n%s",

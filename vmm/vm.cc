@@ -89,15 +89,18 @@ void Vm::Pause() {
   if (paused_.exchange(true)) return;
   for (auto& v : vcpus_) v->Pause();
   absl::StatusOr<kvm_clock_data> clock = vm_fd_->GetClock();
-  if (clock.ok()) paused_clock_ = *clock;
-  else spdlog::warn("pause: {}", clock.status().ToString());
+  if (clock.ok())
+    paused_clock_ = *clock;
+  else
+    spdlog::warn("pause: {}", clock.status().ToString());
   if (on_event_) on_event_({VmEvent::Kind::kStop});
 }
 
 void Vm::Resume() {
   if (!paused_.exchange(false)) return;
   if (paused_clock_.has_value()) {
-    if (absl::Status s = vm_fd_->SetClock(*paused_clock_); !s.ok()) spdlog::warn("resume: {}", s.ToString());
+    if (absl::Status s = vm_fd_->SetClock(*paused_clock_); !s.ok())
+      spdlog::warn("resume: {}", s.ToString());
     paused_clock_.reset();
   }
   for (auto& v : vcpus_) v->Resume();
@@ -135,9 +138,9 @@ absl::Status Vm::Build() {
   bool pci = config_.transport == VirtioTransport::kPci;
   size_t room = pci ? kMaxPciDevices : std::size(x86::kVirtioMmioGsis);
   if (virtio_devices.size() > room) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d virtio devices: mote has room for %d on virtio-%s", virtio_devices.size(), room,
-        pci ? "pci" : "mmio"));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d virtio devices: mote has room for %d on virtio-%s",
+                        virtio_devices.size(), room, pci ? "pci" : "mmio"));
   }
   // Guest RAM, the firmware tables and the kernel need no KVM: a bad kernel,
   // initrd or command line is reported before any KVM object exists (and on
@@ -158,9 +161,10 @@ absl::Status Vm::Build() {
                           request.cmdline.empty() ? "" : " ", base, x86::kVirtioMmioGsis[slot]);
     acpi.virtio_mmio.push_back({base, x86::kVirtioMmioSlotSize, x86::kVirtioMmioGsis[slot]});
   }
-  MOTE_ASSIGN_OR_RETURN(mem_, GuestMemory::Create(x86::RamRegions(config_.memory_bytes),
-                                                  config_.hugepages ? GuestMemory::Pages::kHuge2M
-                                                                    : GuestMemory::Pages::kTransparent));
+  MOTE_ASSIGN_OR_RETURN(mem_,
+                        GuestMemory::Create(x86::RamRegions(config_.memory_bytes),
+                                            config_.hugepages ? GuestMemory::Pages::kHuge2M
+                                                              : GuestMemory::Pages::kTransparent));
   MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
 
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
@@ -172,8 +176,8 @@ absl::Status Vm::Build() {
   kvm_.emplace(std::move(*kvm));
   int max_vcpus = kvm_->MaxVcpus();
   if (config_.cpus > static_cast<uint32_t>(max_vcpus)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--cpus %d: this host's KVM allows at most %d vCPUs", config_.cpus, max_vcpus));
   }
   MOTE_ASSIGN_OR_RETURN(VmFd vm_fd, kvm_->CreateVm());
   vm_fd_.emplace(std::move(vm_fd));
@@ -183,8 +187,8 @@ absl::Status Vm::Build() {
   // KVM (an SRCU grace period, mostly asleep): it runs on a thread of its own
   // while the devices and vCPUs are set up, and is joined before Build
   // returns (the future's destructor waits on an early return).
-  std::future<absl::Status> memory_slots =
-      std::async(std::launch::async, [vm = &*vm_fd_, mem = mem_.get()] { return RegisterMemory(*vm, *mem); });
+  std::future<absl::Status> memory_slots = std::async(
+      std::launch::async, [vm = &*vm_fd_, mem = mem_.get()] { return RegisterMemory(*vm, *mem); });
   absl::Status built = BuildOnTopOfMemory(virtio_devices);
   absl::Status registered = memory_slots.get();
   return built.ok() ? registered : built;
@@ -204,8 +208,8 @@ absl::Status Vm::LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLo
 absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
   const auto& regions = mem.regions();
   for (uint32_t slot = 0; slot < regions.size(); ++slot) {
-    MOTE_RETURN_IF_ERROR(
-        vm.SetUserMemoryRegion(slot, regions[slot].guest_base, regions[slot].size, regions[slot].host));
+    MOTE_RETURN_IF_ERROR(vm.SetUserMemoryRegion(slot, regions[slot].guest_base, regions[slot].size,
+                                                regions[slot].host));
   }
   return absl::OkStatus();
 }
@@ -237,8 +241,7 @@ absl::Status Vm::BuildOnTopOfMemory(
   return CreateVcpus();
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirtioDevices()
-    const {
+absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirtioDevices() const {
   std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
   for (const DiskConfig& disk : config_.disks) {
     MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
@@ -247,8 +250,8 @@ absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirti
     options.readonly = disk.readonly;
     options.serial = disk.serial;
     options.queues = disk.queues;
-    options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
-                                   : virtio::BlockDevice::Aio::kIoUring;
+    options.aio =
+        disk.aio_threads ? virtio::BlockDevice::Aio::kThreads : virtio::BlockDevice::Aio::kIoUring;
     devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
   }
   for (const NetConfig& net : config_.nets) {
@@ -257,19 +260,21 @@ absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirti
     if (!tap.ok()) return tap.status();
     int tap_fd = tap->get();
     devices.push_back(std::make_shared<virtio::NetDevice>(
-        std::move(*tap), net.mac, [tap_fd](unsigned flags) { return virtio::SetTapOffload(tap_fd, flags); }));
+        std::move(*tap), net.mac,
+        [tap_fd](unsigned flags) { return virtio::SetTapOffload(tap_fd, flags); }));
   }
   if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
   return devices;
 }
 
-absl::Status Vm::CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
+absl::Status Vm::CreateVirtioPci(
+    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
   pci_root_ = std::make_unique<pci::PciRoot>();
-  MOTE_RETURN_IF_ERROR(
-      pio_bus_.Insert(pci_root_->config_ports(), x86::kPciConfigAddressPort, pci::kConfigPortCount));
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(pci_root_->config_ports(), x86::kPciConfigAddressPort,
+                                       pci::kConfigPortCount));
   MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->ecam(), x86::kPciEcamStart, x86::kPciEcamSize));
-  MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->bar_window(x86::kPciMmioStart), x86::kPciMmioStart,
-                                        x86::kPciMmioEnd - x86::kPciMmioStart));
+  MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->bar_window(x86::kPciMmioStart),
+                                        x86::kPciMmioStart, x86::kPciMmioEnd - x86::kPciMmioStart));
   VmFd* vm_fd = &*vm_fd_;
   auto notify_hook = [vm_fd](uint64_t address, int fd, bool assign) {
     return vm_fd->SetMmioWriteEventFd(address, fd, assign);
@@ -285,8 +290,8 @@ absl::Status Vm::CreateVirtioPci(const std::vector<std::shared_ptr<virtio::Virti
     placement.window_start = x86::kPciMmioStart;
     placement.window_end = x86::kPciMmioEnd;
     MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::PciTransport> transport,
-                          virtio::PciTransport::Create(devices[i], mem_.get(), loop_,
-                                                       router.get(), placement, notify_hook));
+                          virtio::PciTransport::Create(devices[i], mem_.get(), loop_, router.get(),
+                                                       placement, notify_hook));
     msi_routers_.push_back(std::move(router));
     MOTE_RETURN_IF_ERROR(pci_root_->AddDevice(std::move(transport)).status());
   }
@@ -302,8 +307,8 @@ absl::Status Vm::CreateVirtioMmio(
     MOTE_RETURN_IF_ERROR(vm_fd_->AddIrqFd(transport->interrupt_fd(), x86::kVirtioMmioGsis[slot]));
     // Queue notifications skip the vCPU exit: KVM signals the queue's eventfd.
     for (uint16_t q = 0; q < transport->num_queues(); ++q) {
-      MOTE_RETURN_IF_ERROR(vm_fd_->AddMmioEventFd(
-          base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, transport->queue_notify_fd(q)));
+      MOTE_RETURN_IF_ERROR(vm_fd_->AddMmioEventFd(base + virtio::MmioTransport::kQueueNotifyOffset,
+                                                  4, q, transport->queue_notify_fd(q)));
     }
     MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(transport, base, x86::kVirtioMmioSlotSize));
     virtio_mmio_.push_back(std::move(transport));
@@ -318,14 +323,14 @@ absl::Status Vm::CreateDevices() {
   com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
   serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<CmosRtc>(&clock_), x86::kCmosPort,
-                                       CmosRtc::kPortCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<I8042>(this), x86::kI8042DataPort,
-                                       I8042::kPortCount));
+  MOTE_RETURN_IF_ERROR(
+      pio_bus_.Insert(std::make_shared<CmosRtc>(&clock_), x86::kCmosPort, CmosRtc::kPortCount));
+  MOTE_RETURN_IF_ERROR(
+      pio_bus_.Insert(std::make_shared<I8042>(this), x86::kI8042DataPort, I8042::kPortCount));
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<DebugExit>(this), x86::kDebugExitPort,
                                        DebugExit::kPortCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<Pvpanic>(this), x86::kPvpanicPort,
-                                       Pvpanic::kPortCount));
+  MOTE_RETURN_IF_ERROR(
+      pio_bus_.Insert(std::make_shared<Pvpanic>(this), x86::kPvpanicPort, Pvpanic::kPortCount));
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<BootTimer>(this), x86::kBootTimerPort,
                                        BootTimer::kPortCount));
   return pio_bus_.Insert(
@@ -454,7 +459,8 @@ void Vm::RequestEnd(VmOutcome outcome) {
     outcome_ = outcome;
   }
   if (on_event_) {
-    if (outcome.kind == OutcomeKind::kPanic) on_event_({VmEvent::Kind::kGuestPanicked, outcome.kind});
+    if (outcome.kind == OutcomeKind::kPanic)
+      on_event_({VmEvent::Kind::kGuestPanicked, outcome.kind});
     on_event_({VmEvent::Kind::kShutdown, outcome.kind});
   }
   // Stop the vCPUs now, not when the loop thread wakes: a guest that wrote
@@ -486,7 +492,8 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
         first = !boot_time_.has_value();
         if (first) boot_time_ = elapsed;
       }
-      if (first) spdlog::info("guest boot done {:.3f} ms after launch", absl::ToDoubleMilliseconds(elapsed));
+      if (first)
+        spdlog::info("guest boot done {:.3f} ms after launch", absl::ToDoubleMilliseconds(elapsed));
       break;
     }
   }

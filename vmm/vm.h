@@ -118,7 +118,8 @@ class Vm : public GuestEventSink {
   // into guest RAM, before KVM is opened.
   absl::Status LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request);
   // What Build does while the memory slots are registered: PIT, devices, vCPUs.
-  absl::Status BuildOnTopOfMemory(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
+  absl::Status BuildOnTopOfMemory(
+      const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();

@@ -29,7 +29,8 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text) {
   } else if (suffix == "G" || suffix == "GB" || suffix == "GIB") {
     shift = 30;
   } else {
-    return absl::InvalidArgumentError("memory size '" + text + "': unknown suffix '" + suffix + "'");
+    return absl::InvalidArgumentError("memory size '" + text + "': unknown suffix '" + suffix +
+                                      "'");
   }
   if (number == 0 || number > (kMaxMemoryBytes >> shift)) {
     return absl::InvalidArgumentError(
@@ -99,9 +100,12 @@ absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
     std::string key(item.substr(0, eq));
     std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
     auto on_off = [&](bool* out) -> absl::Status {
-      if (value == "on") *out = true;
-      else if (value == "off") *out = false;
-      else return absl::InvalidArgumentError("--disk " + key + "=" + value + ": expected on or off");
+      if (value == "on")
+        *out = true;
+      else if (value == "off")
+        *out = false;
+      else
+        return absl::InvalidArgumentError("--disk " + key + "=" + value + ": expected on or off");
       return absl::OkStatus();
     };
     if (key == "path") {
@@ -133,8 +137,9 @@ absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
       if (value.empty()) return absl::InvalidArgumentError("--disk id= needs a name");
       disk.id = value;
     } else {
-      return absl::InvalidArgumentError("--disk '" + text + "': unknown option '" + key +
-                                        "' (expected path, readonly, cache, serial, id, queues, aio)");
+      return absl::InvalidArgumentError(
+          "--disk '" + text + "': unknown option '" + key +
+          "' (expected path, readonly, cache, serial, id, queues, aio)");
     }
   }
   if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");
@@ -150,21 +155,25 @@ absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
     std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
     if (key == "tap") {
       if (value.empty() || value.size() > 15) {
-        return absl::InvalidArgumentError("--net tap=" + value + ": an interface name has 1 to 15 characters");
+        return absl::InvalidArgumentError("--net tap=" + value +
+                                          ": an interface name has 1 to 15 characters");
       }
       net.tap = value;
     } else if (key == "fd") {
       if (!absl::SimpleAtoi(value, &net.fd) || net.fd < 0) {
-        return absl::InvalidArgumentError("--net fd=" + value + ": expected a file descriptor number");
+        return absl::InvalidArgumentError("--net fd=" + value +
+                                          ": expected a file descriptor number");
       }
     } else if (key == "mac") {
       unsigned b[6];
       char extra;
       if (std::sscanf(value.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
-                      &b[5], &extra) != 6 || value.size() != 17) {
+                      &b[5], &extra) != 6 ||
+          value.size() != 17) {
         return absl::InvalidArgumentError("--net mac=" + value + ": expected xx:xx:xx:xx:xx:xx");
       }
-      if (b[0] & 1) return absl::InvalidArgumentError("--net mac=" + value + ": a multicast address");
+      if (b[0] & 1)
+        return absl::InvalidArgumentError("--net mac=" + value + ": a multicast address");
       for (int i = 0; i < 6; ++i) net.mac[i] = static_cast<uint8_t>(b[i]);
     } else {
       return absl::InvalidArgumentError("--net '" + text + "': unknown option '" + key +
@@ -172,22 +181,26 @@ absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
     }
   }
   if (net.tap.empty() == (net.fd < 0)) {
-    return absl::InvalidArgumentError("--net '" + text + "': give exactly one of tap=NAME and fd=N");
+    return absl::InvalidArgumentError("--net '" + text +
+                                      "': give exactly one of tap=NAME and fd=N");
   }
   return net;
 }
 
 absl::Status VmConfig::Validate() const {
-  if (kernel.empty()) return absl::InvalidArgumentError("no kernel given (--kernel PATH, or kernel in a --config file)");
+  if (kernel.empty())
+    return absl::InvalidArgumentError(
+        "no kernel given (--kernel PATH, or kernel in a --config file)");
   if (cpus == 0) return absl::InvalidArgumentError("--cpus must be at least 1");
   if (cpus > 254) {
     // xAPIC IDs are 8 bits and 0xff is the broadcast ID.
-    return absl::InvalidArgumentError(absl::StrFormat("--cpus %d: mote supports at most 254", cpus));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--cpus %d: mote supports at most 254", cpus));
   }
   if (memory_bytes < kMinMemoryBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "memory %d KiB is too small: mote needs at least %d MiB", memory_bytes >> 10,
-        kMinMemoryBytes >> 20));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("memory %d KiB is too small: mote needs at least %d MiB",
+                        memory_bytes >> 10, kMinMemoryBytes >> 20));
   }
   if (memory_bytes > kMaxMemoryBytes) return absl::InvalidArgumentError("memory size too large");
   if (timeout.has_value() && *timeout <= absl::ZeroDuration()) {
@@ -204,7 +217,8 @@ absl::Status VmConfig::Validate() const {
     try {
       std::regex re(expect);
     } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError("--expect '" + expect + "' is not a valid regex: " + e.what());
+      return absl::InvalidArgumentError("--expect '" + expect +
+                                        "' is not a valid regex: " + e.what());
     }
   }
   return absl::OkStatus();

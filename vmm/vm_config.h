@@ -34,11 +34,11 @@ struct ConsoleConfig {
 struct DiskConfig {
   std::string path;
   bool readonly = false;
-  bool cache_none = false;  // O_DIRECT: bypass the host page cache
-  std::string serial;       // what the guest's GET_ID returns (at most 20 bytes)
-  std::string id;           // a name for the control plane; default disk0, disk1, ...
-  uint16_t queues = 1;      // virtio-blk request queues (1..16)
-  bool aio_threads = false; // worker threads instead of io_uring
+  bool cache_none = false;   // O_DIRECT: bypass the host page cache
+  std::string serial;        // what the guest's GET_ID returns (at most 20 bytes)
+  std::string id;            // a name for the control plane; default disk0, disk1, ...
+  uint16_t queues = 1;       // virtio-blk request queues (1..16)
+  bool aio_threads = false;  // worker threads instead of io_uring
 };
 
 // --net tap=NAME[,mac=MAC] or --net fd=N[,mac=MAC] (an inherited TAP fd)

@@ -75,8 +75,8 @@ absl::Status VmRunner::BuildVm() {
   if (config_.timeout.has_value()) {
     config_.timeout = std::max(deadline_ - absl::Now(), absl::Milliseconds(1));
   }
-  MOTE_ASSIGN_OR_RETURN(vm_, Vm::Create(config_, loop_.get(),
-                                        [this](const VmEvent& e) { OnVmEvent(e); }));
+  MOTE_ASSIGN_OR_RETURN(
+      vm_, Vm::Create(config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); }));
   return absl::OkStatus();
 }
 
@@ -144,11 +144,13 @@ void VmRunner::OnVmEvent(const VmEvent& event) {
       Emit("GUEST_PANICKED", {{"action", "poweroff"}});
       return;
     case VmEvent::Kind::kShutdown: {
-      bool guest = event.outcome == OutcomeKind::kPowerOff || event.outcome == OutcomeKind::kReset ||
-                   event.outcome == OutcomeKind::kPanic || event.outcome == OutcomeKind::kDebugExit;
+      bool guest = event.outcome == OutcomeKind::kPowerOff ||
+                   event.outcome == OutcomeKind::kReset || event.outcome == OutcomeKind::kPanic ||
+                   event.outcome == OutcomeKind::kDebugExit;
       json data = {{"guest", guest}, {"reason", ShutdownReason(event.outcome)}};
-      bool reboots = event.outcome == OutcomeKind::kHostReset ||
-                     (event.outcome == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
+      bool reboots =
+          event.outcome == OutcomeKind::kHostReset ||
+          (event.outcome == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
       Emit(reboots ? "RESET" : "SHUTDOWN", std::move(data));
       return;
     }
@@ -170,7 +172,8 @@ void VmRunner::Flush() {
 }
 
 absl::Status VmRunner::RequireVm() const {
-  if (vm_ == nullptr || vm_->ended()) return absl::FailedPreconditionError("the guest has shut down");
+  if (vm_ == nullptr || vm_->ended())
+    return absl::FailedPreconditionError("the guest has shut down");
   return absl::OkStatus();
 }
 
@@ -186,9 +189,9 @@ json VmRunner::QueryName() const {
 control::RunState VmRunner::QueryStatus() const {
   bool paused = vm_ != nullptr && vm_->paused();
   std::string status = vm_ == nullptr || vm_->ended() ? "shutdown"
-                       : !paused                       ? "running"
-                       : prelaunch_                    ? "prelaunch"
-                                                       : "paused";
+                       : !paused                      ? "running"
+                       : prelaunch_                   ? "prelaunch"
+                                                      : "paused";
   return {status, status == "running"};
 }
 
@@ -248,17 +251,18 @@ absl::StatusOr<json> VmRunner::QueryBlock() const {
   MOTE_RETURN_IF_ERROR(RequireVm());
   json devices = json::array();
   for (const DiskConfig& disk : config_.disks) {
-    devices.push_back({{"device", disk.id},
-                       {"qdev", disk.id},
-                       {"locked", false},
-                       {"removable", false},
-                       {"type", "unknown"},
-                       {"inserted",
-                        {{"file", disk.path},
-                         {"ro", disk.readonly},
-                         {"drv", "raw"},
-                         {"encrypted", false},
-                         {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}}}});
+    devices.push_back(
+        {{"device", disk.id},
+         {"qdev", disk.id},
+         {"locked", false},
+         {"removable", false},
+         {"type", "unknown"},
+         {"inserted",
+          {{"file", disk.path},
+           {"ro", disk.readonly},
+           {"drv", "raw"},
+           {"encrypted", false},
+           {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}}}});
   }
   return devices;
 }

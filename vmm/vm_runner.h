@@ -31,9 +31,9 @@ namespace mote {
 inline constexpr char kMoteVersion[] = "0.1.0";
 
 struct RunOptions {
-  std::string api_socket;  // QMP control socket path; empty: none
-  bool paused = false;     // vCPUs wait for `cont` (QMP status "prelaunch")
-  std::string name;        // what query-name reports
+  std::string api_socket;        // QMP control socket path; empty: none
+  bool paused = false;           // vCPUs wait for `cont` (QMP status "prelaunch")
+  std::string name;              // what query-name reports
   bool stop_on_signals = false;  // Vm::RunFlags::stop_on_signals
   // Every event (QMP's name and data), on the thread where it happens, after
   // it was queued for the socket's clients. It must not block.
@@ -84,7 +84,8 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::StatusOr<control::Counters> QueryCounters() const;
 
  private:
-  VmRunner(const VmConfig& config, const RunOptions& options) : config_(config), options_(options) {}
+  VmRunner(const VmConfig& config, const RunOptions& options)
+      : config_(config), options_(options) {}
   absl::Status BuildVm();
   void OnVmEvent(const VmEvent& event);
   void Emit(const std::string& name, nlohmann::json data);

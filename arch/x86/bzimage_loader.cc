@@ -20,7 +20,8 @@ constexpr uint32_t kJumpOffset = 0x200;
 constexpr uint8_t kShortJumpOpcode = 0xeb;
 constexpr uint32_t kDefaultInitrdAddrMax = 0x37ffffff;  // protocols < 2.03
 // Through cmdline_size, the newest field a 2.06 header must have.
-constexpr uint32_t kMinHeaderEnd = offsetof(BootParams, hdr) + offsetof(SetupHeader, cmdline_size) + 4;
+constexpr uint32_t kMinHeaderEnd =
+    offsetof(BootParams, hdr) + offsetof(SetupHeader, cmdline_size) + 4;
 
 std::string ProtocolName(uint16_t version) {
   return absl::StrFormat("%d.%02d", version >> 8, version & 0xff);
@@ -66,14 +67,13 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
   uint8_t jump[2];
   MOTE_RETURN_IF_ERROR(kernel.ReadAt(kJumpOffset, absl::MakeSpan(jump)));
   if (jump[0] != kShortJumpOpcode) {
-    return invalid(absl::StrFormat("bzImage setup header has no short jump at 0x200 (0x%02x)",
-                                   jump[0]));
+    return invalid(
+        absl::StrFormat("bzImage setup header has no short jump at 0x200 (0x%02x)", jump[0]));
   }
-  const uint32_t header_end =
-      std::min<uint32_t>(kHeaderMagicOffset + jump[1], kSetupHeaderLimit);
+  const uint32_t header_end = std::min<uint32_t>(kHeaderMagicOffset + jump[1], kSetupHeaderLimit);
   if (header_end < kMinHeaderEnd) {
-    return invalid(absl::StrFormat("bzImage setup header ends at 0x%x, before cmdline_size",
-                                   header_end));
+    return invalid(
+        absl::StrFormat("bzImage setup header ends at 0x%x, before cmdline_size", header_end));
   }
   BootParams params = {};
   MOTE_RETURN_IF_ERROR(kernel.ReadAt(
@@ -116,9 +116,9 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
   // so pref_address and kernel_alignment only decide where that window is.
   uint64_t image_end;
   if (!CheckedAdd(kKernelLoadAddr, kernel_bytes, &image_end) || image_end > low_end) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "kernel %s (%d bytes at 0x%x) does not fit in %d bytes of RAM", req.kernel_path,
-        kernel_bytes, kKernelLoadAddr, req.ram_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("kernel %s (%d bytes at 0x%x) does not fit in %d bytes of RAM",
+                        req.kernel_path, kernel_bytes, kKernelLoadAddr, req.ram_bytes));
   }
   MOTE_ASSIGN_OR_RETURN(const uint64_t runtime_start, RuntimeStart(kernel, hdr));
   uint64_t window_end;
@@ -135,8 +135,7 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
   const uint64_t initrd_addr_max =
       hdr.initrd_addr_max != 0 ? hdr.initrd_addr_max : kDefaultInitrdAddrMax;
   const uint64_t initrd_limit = std::min({initrd_addr_max + 1, low_end, kMmioHoleStart});
-  MOTE_ASSIGN_OR_RETURN(InitrdPlacement initrd,
-                        LoadInitrd(mem, req, initrd_limit, kernel_end));
+  MOTE_ASSIGN_OR_RETURN(InitrdPlacement initrd, LoadInitrd(mem, req, initrd_limit, kernel_end));
 
   FillZeroPage(BootInfo{req.ram_bytes, initrd.addr, initrd.size, req.acpi_rsdp_addr}, &params);
   MOTE_RETURN_IF_ERROR(mem.WriteObj(GuestAddress{kZeroPageAddr}, params));

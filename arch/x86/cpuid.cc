@@ -12,12 +12,11 @@ constexpr uint32_t kEcxFma = 1u << 12, kEcxCx16 = 1u << 13, kEcxXsave = 1u << 26
                    kEcxTscDeadline = 1u << 24, kEcxHypervisor = 1u << 31;
 constexpr uint32_t kEdxHtt = 1u << 28;
 // Leaf 7 subleaf 0: AVX2 and every AVX-512 / AMX bit.
-constexpr uint32_t kLeaf7EbxAvx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) |
-                                  (1u << 26) | (1u << 27) | (1u << 28) | (1u << 30) |
-                                  (1u << 31);
+constexpr uint32_t kLeaf7EbxAvx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) |
+                                  (1u << 27) | (1u << 28) | (1u << 30) | (1u << 31);
 constexpr uint32_t kLeaf7EcxAvx = (1u << 1) | (1u << 6) | (1u << 11) | (1u << 12) | (1u << 14);
-constexpr uint32_t kLeaf7EdxAvx = (1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) |
-                                  (1u << 24) | (1u << 25);
+constexpr uint32_t kLeaf7EdxAvx =
+    (1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) | (1u << 24) | (1u << 25);
 // Leaf 0x80000001 ECX: XOP and FMA4.
 constexpr uint32_t kExtEcxAvx = (1u << 11) | (1u << 16);
 
@@ -33,9 +32,10 @@ uint32_t BitsFor(uint32_t count) {
 // Leaves 0xB and 0x1F: one thread per core, num_vcpus cores in one package.
 void SetTopologyLeaf(CpuidEntries& table, uint32_t leaf, uint32_t vcpu_id, uint32_t num_vcpus) {
   bool present = table.Find(leaf, 0) != nullptr;
-  table.entries.erase(std::remove_if(table.entries.begin(), table.entries.end(),
-                                     [leaf](const kvm_cpuid_entry2& e) { return e.function == leaf; }),
-                      table.entries.end());
+  table.entries.erase(
+      std::remove_if(table.entries.begin(), table.entries.end(),
+                     [leaf](const kvm_cpuid_entry2& e) { return e.function == leaf; }),
+      table.entries.end());
   if (!present) return;
   for (uint32_t index = 0; index < 3; ++index) {
     kvm_cpuid_entry2 e{};
@@ -69,12 +69,14 @@ void ApplyMinimalTemplate(CpuidEntries& table) {
   }
   if (kvm_cpuid_entry2* e = table.Find(0x80000001)) e->ecx &= ~kExtEcxAvx;
   // Without XSAVE the state-component leaf describes nothing.
-  table.entries.erase(std::remove_if(table.entries.begin(), table.entries.end(),
-                                     [](const kvm_cpuid_entry2& e) { return e.function == kLeafXsave; }),
-                      table.entries.end());
+  table.entries.erase(
+      std::remove_if(table.entries.begin(), table.entries.end(),
+                     [](const kvm_cpuid_entry2& e) { return e.function == kLeafXsave; }),
+      table.entries.end());
 }
 
-constexpr uint32_t kLeafExtMax = 0x80000000, kLeafBrandFirst = 0x80000002, kLeafBrandLast = 0x80000004;
+constexpr uint32_t kLeafExtMax = 0x80000000, kLeafBrandFirst = 0x80000002,
+                   kLeafBrandLast = 0x80000004;
 
 // Leaves 0x80000002-4: the processor brand string, 48 bytes with its NUL.
 // KVM leaves them empty, and Linux then names the CPU "family/model".
@@ -126,7 +128,8 @@ std::string HostBrandString() {
 absl::StatusOr<CpuTemplate> ParseCpuTemplate(const std::string& name) {
   if (name == "host") return CpuTemplate::kHost;
   if (name == "minimal") return CpuTemplate::kMinimal;
-  return absl::InvalidArgumentError("unknown CPU template '" + name + "' (expected host or minimal)");
+  return absl::InvalidArgumentError("unknown CPU template '" + name +
+                                    "' (expected host or minimal)");
 }
 
 std::string CpuTemplateName(CpuTemplate t) { return t == CpuTemplate::kHost ? "host" : "minimal"; }

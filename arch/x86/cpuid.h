@@ -29,8 +29,8 @@ std::string CpuTemplateName(CpuTemplate t);
 
 // The CPUID table for vCPU `vcpu_id` (also its APIC ID) of `num_vcpus`, each a
 // single-threaded core of one package. The brand string is the host's (where
-// KVM left it empty) or, with the minimal template, kMinimalBrandString. `tsc_deadline`: KVM's LAPIC offers the
-// TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER), which KVM does not report in
+// KVM left it empty) or, with the minimal template, kMinimalBrandString. `tsc_deadline`: KVM's
+// LAPIC offers the TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER), which KVM does not report in
 // its supported CPUID; Linux on hardware-reduced ACPI runs on the LAPIC timer.
 CpuidEntries VcpuCpuid(const CpuidEntries& supported, uint32_t vcpu_id, uint32_t num_vcpus,
                        CpuTemplate cpu_template, bool tsc_deadline = false);

@@ -29,14 +29,14 @@ absl::Status ParseHeaders(const ImageFile& file, ElfImage* image) {
       file.ReadAt(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&ehdr), sizeof(ehdr))));
   const char* cls = image->is_64bit ? "ELF64" : "ELF32";
   if (ehdr.e_type != ET_EXEC) {
-    return Invalid(file, absl::StrFormat("%s type %d is not an executable (ET_EXEC)", cls,
-                                         ehdr.e_type));
+    return Invalid(file,
+                   absl::StrFormat("%s type %d is not an executable (ET_EXEC)", cls, ehdr.e_type));
   }
   const uint16_t want_machine = image->is_64bit ? EM_X86_64 : EM_386;
   if (ehdr.e_machine != want_machine) {
-    return Invalid(file, absl::StrFormat("%s machine %d is not x86 (expected %s = %d)", cls,
-                                         ehdr.e_machine,
-                                         image->is_64bit ? "EM_X86_64" : "EM_386", want_machine));
+    return Invalid(
+        file, absl::StrFormat("%s machine %d is not x86 (expected %s = %d)", cls, ehdr.e_machine,
+                              image->is_64bit ? "EM_X86_64" : "EM_386", want_machine));
   }
   image->machine = ehdr.e_machine;
   image->entry = ehdr.e_entry;
@@ -59,11 +59,11 @@ absl::Status ParseHeaders(const ImageFile& file, ElfImage* image) {
     const char* type = ph.p_type == PT_LOAD ? "PT_LOAD" : "PT_NOTE";
     uint64_t file_end;
     if (!CheckedAdd(seg.file_offset, seg.file_size, &file_end) || file_end > file.size()) {
-      return Invalid(file, absl::StrFormat(
-                               "truncated: segment %d (%s) file range [0x%x, 0x%x) is beyond "
-                               "the end of the file (0x%x bytes)",
-                               i, type, seg.file_offset, seg.file_offset + seg.file_size,
-                               file.size()));
+      return Invalid(
+          file,
+          absl::StrFormat("truncated: segment %d (%s) file range [0x%x, 0x%x) is beyond "
+                          "the end of the file (0x%x bytes)",
+                          i, type, seg.file_offset, seg.file_offset + seg.file_size, file.size()));
     }
     if (ph.p_type == PT_NOTE) {
       image->notes.push_back(seg);
@@ -84,8 +84,8 @@ uint64_t AlignUp(uint64_t value, uint64_t align) { return (value + align - 1) & 
 // Scans one note segment for XEN_ELFNOTE_PHYS32_ENTRY.
 absl::StatusOr<std::optional<uint32_t>> ScanNotes(const ImageFile& file, const ElfSegment& seg) {
   if (seg.file_size > kMaxNoteSegmentBytes) {
-    return Invalid(file, absl::StrFormat("PT_NOTE segment of %d bytes is implausibly large",
-                                         seg.file_size));
+    return Invalid(
+        file, absl::StrFormat("PT_NOTE segment of %d bytes is implausibly large", seg.file_size));
   }
   std::vector<uint8_t> notes(seg.file_size);
   MOTE_RETURN_IF_ERROR(file.ReadAt(seg.file_offset, absl::MakeSpan(notes)));
@@ -100,14 +100,14 @@ absl::StatusOr<std::optional<uint32_t>> ScanNotes(const ImageFile& file, const E
     const uint64_t desc_at = name_at + AlignUp(word[0], align);
     const uint64_t next = desc_at + AlignUp(word[1], align);
     if (desc_at + word[1] > notes.size()) {
-      return Invalid(file, absl::StrFormat("malformed ELF note at offset 0x%x",
-                                           seg.file_offset + pos));
+      return Invalid(file,
+                     absl::StrFormat("malformed ELF note at offset 0x%x", seg.file_offset + pos));
     }
     if (word[0] == 4 && std::memcmp(notes.data() + name_at, "Xen", 4) == 0 &&
         word[2] == kXenElfNotePhys32Entry) {
       if (word[1] != 4 && word[1] != 8) {
-        return Invalid(file, absl::StrFormat("PVH entry note has %d bytes (expected 4 or 8)",
-                                             word[1]));
+        return Invalid(file,
+                       absl::StrFormat("PVH entry note has %d bytes (expected 4 or 8)", word[1]));
       }
       uint64_t entry = 0;  // little-endian, either width
       std::memcpy(&entry, notes.data() + desc_at, word[1]);
@@ -160,8 +160,7 @@ absl::StatusOr<ElfImage> ParseElf(const ImageFile& file) {
   return image;
 }
 
-absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file,
-                                                     const ElfImage& image) {
+absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file, const ElfImage& image) {
   for (const ElfSegment& seg : image.notes) {
     MOTE_ASSIGN_OR_RETURN(std::optional<uint32_t> entry, ScanNotes(file, seg));
     if (entry.has_value()) return entry;
@@ -177,14 +176,14 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
     const ElfSegment& seg = image.loads[i];
     uint64_t end;
     if (!CheckedAdd(seg.paddr, seg.mem_size, &end)) {
-      return Invalid(file, absl::StrFormat("segment at 0x%x + 0x%x overflows", seg.paddr,
-                                           seg.mem_size));
+      return Invalid(file,
+                     absl::StrFormat("segment at 0x%x + 0x%x overflows", seg.paddr, seg.mem_size));
     }
     if (seg.paddr < kLowMemEnd) {
-      return Invalid(file, absl::StrFormat(
-                               "segment [0x%x, 0x%x) starts below 1 MiB, where mote keeps its "
-                               "boot structures",
-                               seg.paddr, end));
+      return Invalid(
+          file, absl::StrFormat("segment [0x%x, 0x%x) starts below 1 MiB, where mote keeps its "
+                                "boot structures",
+                                seg.paddr, end));
     }
     if (!mem.GetSlice(GuestAddress{seg.paddr}, seg.mem_size).ok()) {
       return Invalid(file, absl::StrFormat("segment [0x%x, 0x%x) is outside guest RAM (%d bytes)",
@@ -193,9 +192,9 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
     for (size_t j = 0; j < i; ++j) {
       const ElfSegment& other = image.loads[j];
       if (seg.paddr < other.paddr + other.mem_size && other.paddr < end) {
-        return Invalid(file, absl::StrFormat("segments [0x%x, 0x%x) and [0x%x, 0x%x) overlap",
-                                             other.paddr, other.paddr + other.mem_size,
-                                             seg.paddr, end));
+        return Invalid(
+            file, absl::StrFormat("segments [0x%x, 0x%x) and [0x%x, 0x%x) overlap", other.paddr,
+                                  other.paddr + other.mem_size, seg.paddr, end));
       }
     }
     if (entry >= seg.paddr && entry < end) entry_found = true;
@@ -203,16 +202,16 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
     if (seg.paddr < kMmioHoleStart) loaded.low_end = std::max(loaded.low_end, end);
   }
   if (!entry_found) {
-    return Invalid(file, absl::StrFormat(
-                             "entry point 0x%x is outside every loaded segment (by physical "
-                             "address)",
-                             entry));
+    return Invalid(file,
+                   absl::StrFormat("entry point 0x%x is outside every loaded segment (by physical "
+                                   "address)",
+                                   entry));
   }
   for (const ElfSegment& seg : image.loads) {
     MOTE_RETURN_IF_ERROR(file.CopyToGuest(mem, seg.file_offset, seg.file_size, seg.paddr));
-    MOTE_ASSIGN_OR_RETURN(absl::Span<uint8_t> bss,
-                          mem.GetSlice(GuestAddress{seg.paddr + seg.file_size},
-                                       seg.mem_size - seg.file_size));
+    MOTE_ASSIGN_OR_RETURN(
+        absl::Span<uint8_t> bss,
+        mem.GetSlice(GuestAddress{seg.paddr + seg.file_size}, seg.mem_size - seg.file_size));
     if (!bss.empty()) std::memset(bss.data(), 0, bss.size());
   }
   return loaded;

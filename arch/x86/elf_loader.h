@@ -30,8 +30,8 @@ struct ElfSegment {
 
 struct ElfImage {
   bool is_64bit = false;
-  uint16_t machine = 0;  // EM_X86_64 (64-bit) or EM_386 (32-bit), checked
-  uint64_t entry = 0;    // e_entry
+  uint16_t machine = 0;           // EM_X86_64 (64-bit) or EM_386 (32-bit), checked
+  uint64_t entry = 0;             // e_entry
   std::vector<ElfSegment> loads;  // PT_LOAD with p_memsz > 0, in file order
   std::vector<ElfSegment> notes;  // PT_NOTE
 };
@@ -46,8 +46,7 @@ absl::StatusOr<ElfImage> ParseElf(const ImageFile& file);
 
 // The XEN_ELFNOTE_PHYS32_ENTRY value from the PT_NOTE segments, nullopt if
 // there is none; an error if a note segment is malformed.
-absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file,
-                                                     const ElfImage& image);
+absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file, const ElfImage& image);
 
 struct LoadedSegments {
   uint64_t end = 0;      // exclusive end of the highest segment

@@ -24,20 +24,20 @@ enum class EntryMode { kLinux64, kPvh32, kMultiboot32, kElf64 };
 
 struct BootSetup {
   EntryMode mode = EntryMode::kLinux64;
-  uint64_t entry = 0;  // RIP (EIP in the 32-bit modes)
-  uint64_t rsi = 0;    // kLinux64 and kElf64: zero page address (kZeroPageAddr)
-  uint64_t rbx = 0;    // kPvh32: hvm_start_info; kMultiboot32: multiboot info
-  uint64_t rax = 0;    // kMultiboot32: 0x2BADB002
-  uint64_t rdi = 0;    // kElf64: hvm_start_info
+  uint64_t entry = 0;       // RIP (EIP in the 32-bit modes)
+  uint64_t rsi = 0;         // kLinux64 and kElf64: zero page address (kZeroPageAddr)
+  uint64_t rbx = 0;         // kPvh32: hvm_start_info; kMultiboot32: multiboot info
+  uint64_t rax = 0;         // kMultiboot32: 0x2BADB002
+  uint64_t rdi = 0;         // kElf64: hvm_start_info
   uint64_t kernel_end = 0;  // exclusive end of the highest guest address the image uses
   std::string format_name;  // "bzImage (boot protocol 2.15)", "ELF64 PVH", ...
 };
 
 struct KernelLoadRequest {
   std::string kernel_path;
-  std::string initrd_path;  // empty: none
-  std::string cmdline;      // without NUL
-  uint64_t ram_bytes = 0;   // GuestMemory was created with RamRegions(ram_bytes)
+  std::string initrd_path;      // empty: none
+  std::string cmdline;          // without NUL
+  uint64_t ram_bytes = 0;       // GuestMemory was created with RamRegions(ram_bytes)
   uint64_t acpi_rsdp_addr = 0;  // 0: none
 };
 

@@ -47,14 +47,13 @@ absl::Status WriteInfo(const GuestMemory& mem, const KernelLoadRequest& req,
                        const InitrdPlacement& initrd) {
   const std::vector<E820Entry> map = BuildE820(req.ram_bytes);
   static_assert(kMultibootMmapOffset >= sizeof(MultibootInfo));
-  if (kMultibootMmapOffset + map.size() * sizeof(MultibootMmapEntry) >
-      kMultibootLoaderNameOffset) {
+  if (kMultibootMmapOffset + map.size() * sizeof(MultibootMmapEntry) > kMultibootLoaderNameOffset) {
     return absl::InternalError("Multiboot memory map does not fit in the boot info page");
   }
   std::array<uint8_t, kBootInfoSize> page = {};
   MultibootInfo info = {};
-  info.flags = kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap |
-               kMultibootInfoLoaderName;
+  info.flags =
+      kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap | kMultibootInfoLoaderName;
   // Conventional memory ends at the EBDA; upper memory runs from 1 MiB to the
   // first hole, which in mote is the end of low RAM.
   info.mem_lower = static_cast<uint32_t>(std::min(req.ram_bytes, kEbdaStart) / 1024);

@@ -78,10 +78,10 @@ struct MultibootMmapEntry {
 static_assert(sizeof(MultibootMmapEntry) == 24);
 
 // Layout of the boot-info page and the module area.
-inline constexpr uint64_t kMultibootMmapOffset = 0x100;        // from kBootInfoAddr
-inline constexpr uint64_t kMultibootLoaderNameOffset = 0x800;  // from kBootInfoAddr
+inline constexpr uint64_t kMultibootMmapOffset = 0x100;         // from kBootInfoAddr
+inline constexpr uint64_t kMultibootLoaderNameOffset = 0x800;   // from kBootInfoAddr
 inline constexpr uint64_t kMultibootModuleStringOffset = 0x10;  // from kBootModulesAddr
-inline constexpr uint64_t kMultibootModulesSize = 0x1000;      // module list + its string
+inline constexpr uint64_t kMultibootModulesSize = 0x1000;       // module list + its string
 
 struct MultibootHeader {
   uint64_t offset = 0;  // in the file

@@ -9,8 +9,8 @@
 namespace mote::x86 {
 namespace {
 
-constexpr uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Et = 1ull << 4,
-                   kCr0Ne = 1ull << 5, kCr0Wp = 1ull << 16, kCr0Pg = 1ull << 31;
+constexpr uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Et = 1ull << 4, kCr0Ne = 1ull << 5,
+                   kCr0Wp = 1ull << 16, kCr0Pg = 1ull << 31;
 constexpr uint64_t kCr4Pae = 1ull << 5;
 constexpr uint64_t kEferLme = 1ull << 8, kEferLma = 1ull << 10;
 
@@ -23,7 +23,7 @@ constexpr uint64_t kGdtTss = 0x008f8b000000ffff;     // busy TSS (base 0): VMX i
 
 constexpr uint64_t kPageTableFlags = 0x03;  // present, writable
 constexpr uint64_t kLargePageFlags = 0x83;  // present, writable, 2 MiB page
-constexpr int kPageDirectories = 4;          // 4 x 1 GiB
+constexpr int kPageDirectories = 4;         // 4 x 1 GiB
 
 bool Is64Bit(EntryMode mode) { return mode == EntryMode::kLinux64 || mode == EntryMode::kElf64; }
 

@@ -22,12 +22,12 @@ std::optional<uint64_t> TranslateGuestVirtual(const GuestMemory& mem, const kvm_
   if (!(sregs.cr0 & kCr0Pg)) return gva;
   if (!(sregs.efer & kEferLma)) {
     if (sregs.cr4 & kCr4Pae) return std::nullopt;  // 32-bit PAE: rare at boot; not decoded
-    absl::StatusOr<uint32_t> pde = mem.ReadObj<uint32_t>(
-        GuestAddress{(sregs.cr3 & 0xfffff000) + ((gva >> 22) & 0x3ff) * 4});
+    absl::StatusOr<uint32_t> pde =
+        mem.ReadObj<uint32_t>(GuestAddress{(sregs.cr3 & 0xfffff000) + ((gva >> 22) & 0x3ff) * 4});
     if (!pde.ok() || !(*pde & kPresent)) return std::nullopt;
     if (*pde & kLargePage) return (*pde & 0xffc00000) | (gva & 0x3fffff);
-    absl::StatusOr<uint32_t> pte = mem.ReadObj<uint32_t>(
-        GuestAddress{(*pde & 0xfffff000) + ((gva >> 12) & 0x3ff) * 4});
+    absl::StatusOr<uint32_t> pte =
+        mem.ReadObj<uint32_t>(GuestAddress{(*pde & 0xfffff000) + ((gva >> 12) & 0x3ff) * 4});
     if (!pte.ok() || !(*pte & kPresent)) return std::nullopt;
     return (*pte & 0xfffff000) | (gva & 0xfff);
   }

@@ -123,13 +123,15 @@ class PciRoot::BarWindow : public BusDevice {
       if (slot && slot->ReadBar(base_ + offset, data)) return;
     }
     std::fill(data.begin(), data.end(), 0xff);
-    MOTE_LOG_LIMITED(limiter_, spdlog::level::debug, "pci: read of unclaimed 0x{:x}", base_ + offset);
+    MOTE_LOG_LIMITED(limiter_, spdlog::level::debug, "pci: read of unclaimed 0x{:x}",
+                     base_ + offset);
   }
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override {
     for (const auto& slot : root_->slots_) {
       if (slot && slot->WriteBar(base_ + offset, data)) return;
     }
-    MOTE_LOG_LIMITED(limiter_, spdlog::level::debug, "pci: write to unclaimed 0x{:x}", base_ + offset);
+    MOTE_LOG_LIMITED(limiter_, spdlog::level::debug, "pci: write to unclaimed 0x{:x}",
+                     base_ + offset);
   }
 
  private:
@@ -162,7 +164,8 @@ PciDevice* PciRoot::Function(int device, int function) const {
   return slots_[device].get();
 }
 
-void PciRoot::ReadConfig(int device, int function, uint32_t offset, absl::Span<uint8_t> data) const {
+void PciRoot::ReadConfig(int device, int function, uint32_t offset,
+                         absl::Span<uint8_t> data) const {
   PciDevice* f = Function(device, function);
   if (f == nullptr) {
     std::fill(data.begin(), data.end(), 0xff);

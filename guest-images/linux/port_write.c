@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <sys/io.h>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: port-write PORT VALUE\n");
     return 2;
   }
-  char *end;
+  char* end;
   unsigned long port = strtoul(argv[1], &end, 0);
   if (*end || port > 0xffff) {
     fprintf(stderr, "port-write: bad port %s\n", argv[1]);

@@ -12,7 +12,7 @@ struct acpi_rsdp {
   char signature[8]; /* "RSD PTR " */
   uint8_t checksum;  /* over the first 20 bytes */
   char oem_id[6];
-  uint8_t revision;  /* 0: ACPI 1.0 (RSDT only); 2: has the XSDT fields */
+  uint8_t revision; /* 0: ACPI 1.0 (RSDT only); 2: has the XSDT fields */
   uint32_t rsdt_address;
   uint32_t length;
   uint64_t xsdt_address;
@@ -41,25 +41,25 @@ struct acpi_gas {
   uint64_t address;
 } __attribute__((packed));
 
-bool acpi_checksum_ok(const void *p, size_t len);
+bool acpi_checksum_ok(const void* p, size_t len);
 
 /* The RSDP with a valid 20-byte checksum, or NULL. */
-const struct acpi_rsdp *acpi_rsdp(void);
+const struct acpi_rsdp* acpi_rsdp(void);
 /* The root table (XSDT when the RSDP has one, else RSDT), or NULL. */
-const struct acpi_header *acpi_root(void);
+const struct acpi_header* acpi_root(void);
 /* Entries of the root table: count, and the i-th table. */
 int acpi_table_count(void);
-const struct acpi_header *acpi_table_at(int i);
+const struct acpi_header* acpi_table_at(int i);
 /* First table with this signature; "DSDT" is found through the FADT. */
-const struct acpi_header *acpi_find(const char *signature);
+const struct acpi_header* acpi_find(const char* signature);
 
 /* Enabled local APICs in the MADT; their APIC IDs go to ids[0..max). Returns
  * the count, or -1 when there is no MADT. */
-int madt_cpus(uint32_t *ids, int max);
+int madt_cpus(uint32_t* ids, int max);
 /* The MADT interrupt source override for ISA `irq`: its global system
  * interrupt and MPS INTI flags (polarity bits 0-1, trigger bits 2-3; 0 means
  * the ISA default, active-high edge). false when there is none. */
-bool madt_isa_override(uint32_t irq, uint32_t *gsi, uint16_t *flags);
+bool madt_isa_override(uint32_t irq, uint32_t* gsi, uint16_t* flags);
 
 /* FADT fields (ACPI 6.x offsets). */
 #define FADT_FLAGS 112

@@ -11,9 +11,15 @@
 
 #include "cpu.h"
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v) {
+  __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v) {
+  __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
   uint8_t v;
   __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
@@ -31,10 +37,10 @@ static inline uint32_t inl(uint16_t port) {
 }
 
 /* Device registers: one 32-bit access each, never merged or split. */
-static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
-static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
+static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t*)addr; }
+static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t*)addr = v; }
 
-static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+static inline void cpuid(uint32_t leaf, uint32_t* a, uint32_t* b, uint32_t* c, uint32_t* d) {
   __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
 }
 /* Initial APIC ID (CPUID.1:EBX[31:24]). Ring 0 only: under kvm_pvm cpuid in
@@ -76,11 +82,11 @@ static inline void irq_disable(void) { syscall0(SYS_CLI); }
 typedef struct {
   volatile uint32_t locked;
 } spinlock_t;
-static inline void spin_lock(spinlock_t *l) {
+static inline void spin_lock(spinlock_t* l) {
   while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE)) {
     while (l->locked) cpu_relax();
   }
 }
-static inline void spin_unlock(spinlock_t *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
+static inline void spin_unlock(spinlock_t* l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
 
 #endif /* MOTETEST_ARCH_H_ */

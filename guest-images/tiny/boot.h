@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 struct boot_info {
-  const char *protocol; /* "pvh", "multiboot", "elf64" */
+  const char* protocol; /* "pvh", "multiboot", "elf64" */
   bool valid;           /* magic and pointer checked out */
-  const char *cmdline;  /* never NULL; "" when none was given */
+  const char* cmdline;  /* never NULL; "" when none was given */
   uint64_t mem_bytes;   /* usable RAM from the memory map (0: unknown) */
   uint64_t rsdp;        /* ACPI RSDP physical address (0: unknown, scan) */
   uint32_t memmap_entries;
@@ -30,8 +30,8 @@ void bootinfo_init(void);
 /* Copies the value of key=value from the command line into buf (NUL-
  * terminated, truncated to size); false when the key is absent. A bare "key"
  * has the value "". */
-bool cmdline_get(const char *key, char *buf, unsigned size);
+bool cmdline_get(const char* key, char* buf, unsigned size);
 /* key=N (decimal, or hex with 0x); `def` when absent or malformed. */
-uint64_t cmdline_u64(const char *key, uint64_t def);
+uint64_t cmdline_u64(const char* key, uint64_t def);
 
 #endif /* MOTETEST_BOOT_H_ */

@@ -70,19 +70,19 @@ struct multiboot_mmap_entry {
 
 struct boot_info boot = {.protocol = "unknown", .cmdline = ""};
 
-static void from_start_info(const struct hvm_start_info *si) {
+static void from_start_info(const struct hvm_start_info* si) {
   if (!si || si->magic != HVM_START_MAGIC) return;
   boot.valid = true;
-  if (si->cmdline_paddr) boot.cmdline = (const char *)si->cmdline_paddr;
+  if (si->cmdline_paddr) boot.cmdline = (const char*)si->cmdline_paddr;
   boot.rsdp = si->rsdp_paddr;
   boot.modules = si->nr_modules;
   if (si->nr_modules && si->modlist_paddr) {
-    const struct hvm_modlist_entry *m = (const void *)si->modlist_paddr;
+    const struct hvm_modlist_entry* m = (const void*)si->modlist_paddr;
     boot.module0_addr = m->paddr;
     boot.module0_size = m->size;
   }
   if (si->version >= 1 && si->memmap_paddr) {
-    const struct hvm_memmap_entry *e = (const void *)si->memmap_paddr;
+    const struct hvm_memmap_entry* e = (const void*)si->memmap_paddr;
     boot.memmap_entries = si->memmap_entries;
     for (uint32_t i = 0; i < si->memmap_entries; ++i) {
       if (e[i].type == E820_RAM) boot.mem_bytes += e[i].size;
@@ -90,14 +90,15 @@ static void from_start_info(const struct hvm_start_info *si) {
   }
 }
 
-static void from_multiboot(const struct multiboot_info *mb) {
+static void from_multiboot(const struct multiboot_info* mb) {
   if (!mb) return;
   boot.valid = true;
-  if ((mb->flags & MB_INFO_CMDLINE) && mb->cmdline) boot.cmdline = (const char *)(uint64_t)mb->cmdline;
+  if ((mb->flags & MB_INFO_CMDLINE) && mb->cmdline)
+    boot.cmdline = (const char*)(uint64_t)mb->cmdline;
   if (mb->flags & MB_INFO_MODS) {
     boot.modules = mb->mods_count;
     if (mb->mods_count && mb->mods_addr) {
-      const struct multiboot_module *m = (const void *)(uint64_t)mb->mods_addr;
+      const struct multiboot_module* m = (const void*)(uint64_t)mb->mods_addr;
       boot.module0_addr = m->mod_start;
       boot.module0_size = m->mod_end - m->mod_start;
     }
@@ -105,7 +106,7 @@ static void from_multiboot(const struct multiboot_info *mb) {
   if (mb->flags & MB_INFO_MMAP) {
     uint64_t p = mb->mmap_addr, end = p + mb->mmap_length;
     while (p < end) {
-      const struct multiboot_mmap_entry *e = (const void *)p;
+      const struct multiboot_mmap_entry* e = (const void*)p;
       if (e->type == E820_RAM) boot.mem_bytes += e->len;
       boot.memmap_entries++;
       p += e->size + sizeof(e->size);
@@ -120,15 +121,15 @@ void bootinfo_init(void) {
   switch (boot_protocol) {
     case BOOT_PVH:
       boot.protocol = "pvh";
-      from_start_info((const void *)boot_info_addr);
+      from_start_info((const void*)boot_info_addr);
       break;
     case BOOT_ELF64:
       boot.protocol = "elf64";
-      from_start_info((const void *)boot_info_addr);
+      from_start_info((const void*)boot_info_addr);
       break;
     case BOOT_MULTIBOOT:
       boot.protocol = "multiboot";
-      from_multiboot((const void *)boot_info_addr);
+      from_multiboot((const void*)boot_info_addr);
       break;
     case BOOT_BAD_MULTIBOOT_MAGIC:
       boot.protocol = "multiboot(bad magic)";

@@ -8,7 +8,7 @@
 
 static int failures;
 
-bool expect(bool ok, const char *name, const char *fmt, ...) {
+bool expect(bool ok, const char* name, const char* fmt, ...) {
   if (ok) {
     printf("PASS %s\n", name);
     return true;

@@ -35,14 +35,14 @@ static bool wait_not_updating(void) {
 }
 
 static void read_raw(uint8_t r[7]) {
-  static const uint8_t regs[7] = {RTC_SECONDS, RTC_MINUTES, RTC_HOURS, RTC_DAY,
-                                  RTC_MONTH, RTC_YEAR, RTC_CENTURY};
+  static const uint8_t regs[7] = {RTC_SECONDS, RTC_MINUTES, RTC_HOURS,  RTC_DAY,
+                                  RTC_MONTH,   RTC_YEAR,    RTC_CENTURY};
   for (int i = 0; i < 7; ++i) r[i] = cmos_read(regs[i]);
 }
 
 static int from_bcd(uint8_t v) { return (v >> 4) * 10 + (v & 0x0f); }
 
-bool rtc_read(struct rtc_time *t) {
+bool rtc_read(struct rtc_time* t) {
   uint8_t a[7], b[7];
   bool stable = false;
   for (int tries = 0; tries < 10 && !stable; ++tries) {
@@ -83,6 +83,7 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-int64_t rtc_epoch(const struct rtc_time *t) {
-  return days_from_civil(t->year, t->month, t->day) * 86400 + t->hour * 3600 + t->minute * 60 + t->second;
+int64_t rtc_epoch(const struct rtc_time* t) {
+  return days_from_civil(t->year, t->month, t->day) * 86400 + t->hour * 3600 + t->minute * 60 +
+         t->second;
 }

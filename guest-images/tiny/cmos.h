@@ -11,8 +11,8 @@ struct rtc_time {
 
 /* Reads the RTC, honouring its BCD/binary and 12/24-hour modes. false if the
  * update-in-progress flag never cleared or two reads never agreed. */
-bool rtc_read(struct rtc_time *t);
+bool rtc_read(struct rtc_time* t);
 /* Seconds since 1970-01-01 00:00:00 UTC (the RTC is assumed to hold UTC). */
-int64_t rtc_epoch(const struct rtc_time *t);
+int64_t rtc_epoch(const struct rtc_time* t);
 
 #endif /* MOTETEST_CMOS_H_ */

@@ -26,18 +26,18 @@ int console_getc(uint64_t deadline) {
   return inb(COM1_PORT + UART_RBR);
 }
 
-void console_write(const char *s, size_t n) {
+void console_write(const char* s, size_t n) {
   while (n--) console_putc(*s++);
 }
 
 /* Output target of the formatter: the console, or a bounded buffer. */
 struct sink {
-  char *buf;  /* NULL: console */
+  char* buf; /* NULL: console */
   size_t size;
   size_t len; /* characters produced so far */
 };
 
-static void emit(struct sink *out, char c) {
+static void emit(struct sink* out, char c) {
   if (!out->buf) {
     console_putc(c);
   } else if (out->len + 1 < out->size) {
@@ -46,7 +46,7 @@ static void emit(struct sink *out, char c) {
   out->len++;
 }
 
-static void emit_padded(struct sink *out, const char *s, size_t n, int width, char pad, int left) {
+static void emit_padded(struct sink* out, const char* s, size_t n, int width, char pad, int left) {
   int fill = width > (int)n ? width - (int)n : 0;
   if (!left) {
     while (fill-- > 0) emit(out, pad);
@@ -57,7 +57,7 @@ static void emit_padded(struct sink *out, const char *s, size_t n, int width, ch
   }
 }
 
-static void format(struct sink *out, const char *fmt, va_list ap) {
+static void format(struct sink* out, const char* fmt, va_list ap) {
   for (; *fmt; ++fmt) {
     if (*fmt != '%') {
       emit(out, *fmt);
@@ -67,17 +67,22 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
     char pad = ' ';
     int left = 0, width = 0, longs = 0;
     for (;; ++fmt) {
-      if (*fmt == '0') pad = '0';
-      else if (*fmt == '-') left = 1;
-      else break;
+      if (*fmt == '0')
+        pad = '0';
+      else if (*fmt == '-')
+        left = 1;
+      else
+        break;
     }
     while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
     for (;; ++fmt) {
-      if (*fmt == 'l' || *fmt == 'z') longs++;
-      else break;
+      if (*fmt == 'l' || *fmt == 'z')
+        longs++;
+      else
+        break;
     }
     char tmp[24];
-    const char *s = tmp;
+    const char* s = tmp;
     size_t n = 0;
     switch (*fmt) {
       case 'c':
@@ -85,7 +90,7 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
         n = 1;
         break;
       case 's':
-        s = va_arg(ap, const char *);
+        s = va_arg(ap, const char*);
         if (!s) s = "(null)";
         n = strlen(s);
         break;
@@ -98,7 +103,7 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
         uint64_t v;
         int negative = 0;
         if (*fmt == 'p') {
-          v = (uint64_t)va_arg(ap, void *);
+          v = (uint64_t)va_arg(ap, void*);
         } else if (*fmt == 'd' || *fmt == 'i') {
           int64_t sv = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
           negative = sv < 0;
@@ -107,8 +112,8 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
           v = longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned int);
         }
         unsigned base = (*fmt == 'd' || *fmt == 'i' || *fmt == 'u') ? 10 : 16;
-        const char *digits = *fmt == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
-        char *p = tmp + sizeof(tmp);
+        const char* digits = *fmt == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
+        char* p = tmp + sizeof(tmp);
         do {
           *--p = digits[v % base];
           v /= base;
@@ -118,7 +123,7 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
           *--p = '0';
         }
         if (negative) {
-          if (pad == '0' && width) {  /* sign before the zeros */
+          if (pad == '0' && width) { /* sign before the zeros */
             emit(out, '-');
             width--;
           } else {
@@ -135,7 +140,7 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
         break;
       case '\0':
         return;
-      default:  /* unknown: print it as is, easier to spot than dropping it */
+      default: /* unknown: print it as is, easier to spot than dropping it */
         tmp[0] = '%';
         tmp[1] = *fmt;
         n = 2;
@@ -145,14 +150,14 @@ static void format(struct sink *out, const char *fmt, va_list ap) {
   }
 }
 
-int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
+int vsnprintf(char* buf, size_t size, const char* fmt, va_list ap) {
   struct sink out = {buf, size, 0};
   format(&out, fmt, ap);
   if (size) buf[out.len < size ? out.len : size - 1] = '\0';
   return (int)out.len;
 }
 
-int snprintf(char *buf, size_t size, const char *fmt, ...) {
+int snprintf(char* buf, size_t size, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(buf, size, fmt, ap);
@@ -160,7 +165,7 @@ int snprintf(char *buf, size_t size, const char *fmt, ...) {
   return n;
 }
 
-int vprintf(const char *fmt, va_list ap) {
+int vprintf(const char* fmt, va_list ap) {
   struct sink out = {NULL, 0, 0};
   spin_lock(&console_lock);
   format(&out, fmt, ap);
@@ -168,7 +173,7 @@ int vprintf(const char *fmt, va_list ap) {
   return (int)out.len;
 }
 
-int printf(const char *fmt, ...) {
+int printf(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vprintf(fmt, ap);
@@ -176,7 +181,7 @@ int printf(const char *fmt, ...) {
   return n;
 }
 
-int printf_unlocked(const char *fmt, ...) {
+int printf_unlocked(const char* fmt, ...) {
   struct sink out = {NULL, 0, 0};
   va_list ap;
   va_start(ap, fmt);

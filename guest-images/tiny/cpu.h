@@ -14,8 +14,8 @@
 #define GDT_SIZE (GDT_TSS_BASE + 16 * MAX_CPUS)
 
 #define MAX_CPUS 32
-#define KSTACK_SIZE 4096   /* ring 0: only trap handlers and setup run here */
-#define USTACK_SIZE 16384  /* ring 3: the tests */
+#define KSTACK_SIZE 4096  /* ring 0: only trap handlers and setup run here */
+#define USTACK_SIZE 16384 /* ring 3: the tests */
 
 /* RFLAGS for ring 3: IOPL 3 so in/out work there (bit 1 is reserved-one).
  * Software nested KVM (kvm_pvm) forces IOPL 0 in ring 3 regardless, so the
@@ -25,10 +25,10 @@
 #define RFLAGS_IF 0x200
 
 /* Interrupt vectors (vectors.S, traps.c). */
-#define VEC_TIMER 0x30     /* PIT through the IOAPIC */
-#define VEC_UD 6           /* also the system call: ud2 + "MT" (arch.h) */
-#define VEC_SYSCALL 0x80   /* int 0x80, DPL 3: works on hardware KVM, not kvm_pvm */
-#define VEC_SPURIOUS 0xff  /* LAPIC spurious-interrupt vector */
+#define VEC_TIMER 0x30    /* PIT through the IOAPIC */
+#define VEC_UD 6          /* also the system call: ud2 + "MT" (arch.h) */
+#define VEC_SYSCALL 0x80  /* int 0x80, DPL 3: works on hardware KVM, not kvm_pvm */
+#define VEC_SPURIOUS 0xff /* LAPIC spurious-interrupt vector */
 /* MSI-X messages of virtio-pci devices (virtio_pci.c): one IDT vector per
  * table entry in use, handed out from here on, counted per vector. */
 #define VEC_VIRTIO_FIRST 0x40

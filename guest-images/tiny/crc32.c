@@ -24,14 +24,15 @@ static void build_tables(void) {
     table[0][b] = c;
   }
   for (uint32_t b = 0; b < 256; ++b) {
-    for (int k = 1; k < 8; ++k) table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
+    for (int k = 1; k < 8; ++k)
+      table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
   }
   ready = true;
 }
 
-uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
+uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
   if (!ready) build_tables();
-  const uint8_t *p = data;
+  const uint8_t* p = data;
   uint32_t c = ~crc;
   while (n && ((uintptr_t)p & 7)) {
     c = (c >> 8) ^ table[0][(c ^ *p++) & 0xff];
@@ -40,7 +41,7 @@ uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
   for (; n >= 8; n -= 8, p += 8) {
     /* Little-endian: the first four bytes fold into c, the next four go
      * through the tables on their own. */
-    uint32_t lo = c ^ *(const u32_alias *)p, hi = *(const u32_alias *)(p + 4);
+    uint32_t lo = c ^ *(const u32_alias*)p, hi = *(const u32_alias*)(p + 4);
     c = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^ table[5][(lo >> 16) & 0xff] ^
         table[4][lo >> 24] ^ table[3][hi & 0xff] ^ table[2][(hi >> 8) & 0xff] ^
         table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];

@@ -9,6 +9,6 @@
 
 /* crc32_update(0, data, n) is the CRC of data; feeding the result back in
  * continues it: crc32_update(crc32_update(0, a, n), b, m) is the CRC of a||b. */
-uint32_t crc32_update(uint32_t crc, const void *data, size_t n);
+uint32_t crc32_update(uint32_t crc, const void* data, size_t n);
 
 #endif /* MOTETEST_CRC32_H_ */

@@ -6,6 +6,8 @@
  * the static identity map (pagetables.S), EFER.LME set, so the CPU is in
  * compatibility mode; the caller then far-jumps to a 64-bit code segment.
  * Clobbers eax, ecx, edx. */
+/* gas, not C: */
+/* clang-format off */
 #ifndef MOTETEST_LONGMODE_H_
 #define MOTETEST_LONGMODE_H_
 

@@ -7,19 +7,34 @@
 #include "traps.h"
 
 struct test {
-  const char *name;
+  const char* name;
   void (*run)(void);
 };
 
 static const struct test tests[] = {
-    {"demo", test_demo},         {"hello", test_hello},       {"smp", test_smp},
-    {"rtc", test_rtc},           {"pit", test_pit},           {"acpi", test_acpi},
-    {"poweroff", test_poweroff}, {"reset", test_reset},       {"spin", test_spin},
-    {"panic", test_panic},       {"exception", test_exception}, {"echo", test_echo},
-    {"emulation", test_emulation}, {"triplefault", test_triple_fault}, {"rng", test_rng},
-    {"blk", test_blk},           {"net", test_net},           {"netbench", test_netbench},
-    {"clock", test_clock},       {"powerbutton", test_powerbutton}, {"traffic", test_traffic},
-    {"exits", test_exits},       {"chaos", test_chaos},
+    {"demo", test_demo},
+    {"hello", test_hello},
+    {"smp", test_smp},
+    {"rtc", test_rtc},
+    {"pit", test_pit},
+    {"acpi", test_acpi},
+    {"poweroff", test_poweroff},
+    {"reset", test_reset},
+    {"spin", test_spin},
+    {"panic", test_panic},
+    {"exception", test_exception},
+    {"echo", test_echo},
+    {"emulation", test_emulation},
+    {"triplefault", test_triple_fault},
+    {"rng", test_rng},
+    {"blk", test_blk},
+    {"net", test_net},
+    {"netbench", test_netbench},
+    {"clock", test_clock},
+    {"powerbutton", test_powerbutton},
+    {"traffic", test_traffic},
+    {"exits", test_exits},
+    {"chaos", test_chaos},
 };
 
 void bsp_user_main(uint32_t cpu) {
@@ -33,7 +48,10 @@ void bsp_user_main(uint32_t cpu) {
       test_finish();
     }
   }
-  expect(false, "test", "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
-                        "reset, spin, panic, exception, echo, emulation, triplefault, rng, blk, net, netbench, clock, powerbutton, traffic, exits, chaos)", name);
+  expect(false, "test",
+         "unknown test '%s' (try demo, hello, smp, rtc, pit, acpi, poweroff, "
+         "reset, spin, panic, exception, echo, emulation, triplefault, rng, blk, net, netbench, "
+         "clock, powerbutton, traffic, exits, chaos)",
+         name);
   test_finish();
 }

@@ -11,31 +11,31 @@
 #define BAR_MEM_PREFETCH 0x8
 #define MAX_RANGES 96
 
-static uint32_t address(const struct pci_fn *f, uint8_t off) {
+static uint32_t address(const struct pci_fn* f, uint8_t off) {
   return 0x80000000u | (uint32_t)f->dev << 11 | (uint32_t)f->fn << 8 | (off & 0xfc);
 }
 
-uint32_t pci_read32(const struct pci_fn *f, uint8_t off) {
+uint32_t pci_read32(const struct pci_fn* f, uint8_t off) {
   outl(PCI_CONFIG_ADDRESS, address(f, off));
   return inl(PCI_CONFIG_DATA);
 }
 
-uint16_t pci_read16(const struct pci_fn *f, uint8_t off) {
+uint16_t pci_read16(const struct pci_fn* f, uint8_t off) {
   outl(PCI_CONFIG_ADDRESS, address(f, off));
   return inw(PCI_CONFIG_DATA + (off & 2));
 }
 
-uint8_t pci_read8(const struct pci_fn *f, uint8_t off) {
+uint8_t pci_read8(const struct pci_fn* f, uint8_t off) {
   outl(PCI_CONFIG_ADDRESS, address(f, off));
   return inb(PCI_CONFIG_DATA + (off & 3));
 }
 
-void pci_write32(const struct pci_fn *f, uint8_t off, uint32_t v) {
+void pci_write32(const struct pci_fn* f, uint8_t off, uint32_t v) {
   outl(PCI_CONFIG_ADDRESS, address(f, off));
   outl(PCI_CONFIG_DATA, v);
 }
 
-void pci_write16(const struct pci_fn *f, uint8_t off, uint16_t v) {
+void pci_write16(const struct pci_fn* f, uint8_t off, uint16_t v) {
   outl(PCI_CONFIG_ADDRESS, address(f, off));
   outw(PCI_CONFIG_DATA + (off & 2), v);
 }
@@ -45,7 +45,7 @@ static int nfunctions = -1;
 
 /* Reads the identity of dev/fn into `f`; false if nothing answers (all ones
  * on real hardware and QEMU, 0 on a VMM that ignores the ports). */
-static bool probe(uint8_t dev, uint8_t fn, struct pci_fn *f) {
+static bool probe(uint8_t dev, uint8_t fn, struct pci_fn* f) {
   *f = (struct pci_fn){.dev = dev, .fn = fn};
   uint32_t id = pci_read32(f, PCI_VENDOR_ID);
   if ((id & 0xffff) == 0xffff || (id & 0xffff) == 0) return false;
@@ -63,7 +63,7 @@ static bool probe(uint8_t dev, uint8_t fn, struct pci_fn *f) {
   return true;
 }
 
-int pci_functions(const struct pci_fn **list) {
+int pci_functions(const struct pci_fn** list) {
   if (nfunctions < 0) {
     nfunctions = 0;
     for (uint8_t dev = 0; dev < 32; ++dev) {
@@ -79,12 +79,12 @@ int pci_functions(const struct pci_fn **list) {
   return nfunctions;
 }
 
-uint8_t pci_find_cap(const struct pci_fn *f, uint8_t id, uint8_t after) {
+uint8_t pci_find_cap(const struct pci_fn* f, uint8_t id, uint8_t after) {
   if (!(pci_read16(f, PCI_STATUS) & PCI_STATUS_CAP_LIST)) return 0;
   uint8_t off = after ? pci_read8(f, after + 1) : pci_read8(f, PCI_CAP_PTR);
   for (int steps = 0; steps < CAP_WALK_LIMIT; ++steps) {
     off &= 0xfc;
-    if (off < 0x40) return 0; /* 0 ends the list; the header is no capability */
+    if (off < 0x40) return 0;           /* 0 ends the list; the header is no capability */
     uint16_t head = pci_read16(f, off); /* id, next */
     if ((head & 0xff) == id) return off;
     off = (uint8_t)(head >> 8);
@@ -93,7 +93,7 @@ uint8_t pci_find_cap(const struct pci_fn *f, uint8_t id, uint8_t after) {
 }
 
 /* Reads and sizes BAR `i` with decode off. `size` 0: not implemented. */
-static void size_bar(const struct pci_fn *f, unsigned i, struct pci_bar *bar) {
+static void size_bar(const struct pci_fn* f, unsigned i, struct pci_bar* bar) {
   uint8_t reg = (uint8_t)(PCI_BAR0 + 4 * i);
   *bar = (struct pci_bar){0};
   uint16_t cmd = pci_read16(f, PCI_COMMAND);
@@ -138,7 +138,7 @@ static void add_range(uint64_t start, uint64_t size) {
 }
 
 static void find_taken(void) {
-  const struct pci_fn *fns;
+  const struct pci_fn* fns;
   int n = pci_functions(&fns);
   ntaken = 0;
   for (int k = 0; k < n; ++k) {
@@ -146,7 +146,8 @@ static void find_taken(void) {
     for (unsigned i = 0; i < bars; ++i) {
       struct pci_bar b;
       size_bar(&fns[k], i, &b);
-      if (!b.io && b.size && b.addr && b.addr + b.size <= IDENTITY_MAP_END) add_range(b.addr, b.size);
+      if (!b.io && b.size && b.addr && b.addr + b.size <= IDENTITY_MAP_END)
+        add_range(b.addr, b.size);
       if (b.is64) ++i;
     }
   }
@@ -173,7 +174,8 @@ static uint64_t allocate(uint64_t size) {
   return at;
 }
 
-bool pci_bar_map(const struct pci_fn *f, unsigned i, struct pci_bar *bar, char *error, unsigned error_size) {
+bool pci_bar_map(const struct pci_fn* f, unsigned i, struct pci_bar* bar, char* error,
+                 unsigned error_size) {
   if (i > 5) {
     snprintf(error, error_size, "BAR %u does not exist", i);
     return false;
@@ -198,8 +200,9 @@ bool pci_bar_map(const struct pci_fn *f, unsigned i, struct pci_bar *bar, char *
   if (!bar->addr || bar->addr + bar->size > IDENTITY_MAP_END || bar->addr + bar->size < bar->addr) {
     uint64_t at = bar->size <= PCI_WINDOW_END - PCI_WINDOW_START ? allocate(bar->size) : 0;
     if (!at) {
-      snprintf(error, error_size, "BAR %u (0x%lx bytes at 0x%lx) needs an address: none free in 0x%lx..0x%lx",
-               i, bar->size, bar->addr, PCI_WINDOW_START, PCI_WINDOW_END);
+      snprintf(error, error_size,
+               "BAR %u (0x%lx bytes at 0x%lx) needs an address: none free in 0x%lx..0x%lx", i,
+               bar->size, bar->addr, PCI_WINDOW_START, PCI_WINDOW_END);
       return false;
     }
     uint16_t cmd = pci_read16(f, PCI_COMMAND);
@@ -218,7 +221,8 @@ bool pci_bar_map(const struct pci_fn *f, unsigned i, struct pci_bar *bar, char *
     }
   }
   uint16_t cmd = pci_read16(f, PCI_COMMAND);
-  if ((cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) != (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) {
+  if ((cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) !=
+      (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) {
     pci_write16(f, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
   }
   return true;

@@ -50,21 +50,21 @@ struct pci_fn {
   uint32_t class_code; /* class << 16 | subclass << 8 | prog-if */
 };
 
-uint32_t pci_read32(const struct pci_fn *f, uint8_t off);
-uint16_t pci_read16(const struct pci_fn *f, uint8_t off);
-uint8_t pci_read8(const struct pci_fn *f, uint8_t off);
-void pci_write32(const struct pci_fn *f, uint8_t off, uint32_t v);
-void pci_write16(const struct pci_fn *f, uint8_t off, uint16_t v);
+uint32_t pci_read32(const struct pci_fn* f, uint8_t off);
+uint16_t pci_read16(const struct pci_fn* f, uint8_t off);
+uint8_t pci_read8(const struct pci_fn* f, uint8_t off);
+void pci_write32(const struct pci_fn* f, uint8_t off, uint32_t v);
+void pci_write16(const struct pci_fn* f, uint8_t off, uint16_t v);
 
 /* The functions on bus 0 (devices 0..31, functions 1..7 of multi-function
  * devices), in bdf order; scanned once. Returns how many (at most
  * PCI_MAX_FUNCTIONS). 0 when there is no PCI (reads of all ones or zeros). */
-int pci_functions(const struct pci_fn **list);
+int pci_functions(const struct pci_fn** list);
 
 /* Next capability with `id` after the one at `after` (0: from the start);
  * 0 when there is none. The walk is bounded (48 steps) and offsets are
  * masked to dword alignment, so a looping or wild list ends. */
-uint8_t pci_find_cap(const struct pci_fn *f, uint8_t id, uint8_t after);
+uint8_t pci_find_cap(const struct pci_fn* f, uint8_t id, uint8_t after);
 
 struct pci_bar {
   uint64_t addr, size;
@@ -79,6 +79,7 @@ struct pci_bar {
  * bus-0 BAR). Then sets memory space and bus master in the command register.
  * False with `error` for an I/O BAR, the upper half of a 64-bit one, an
  * empty one or a full window. */
-bool pci_bar_map(const struct pci_fn *f, unsigned i, struct pci_bar *bar, char *error, unsigned error_size);
+bool pci_bar_map(const struct pci_fn* f, unsigned i, struct pci_bar* bar, char* error,
+                 unsigned error_size);
 
 #endif /* MOTETEST_PCI_H_ */

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Records and prints one check. `fmt` (may be NULL) describes a failure. */
-bool expect(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool expect(bool ok, const char* name, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failures(void);
 __attribute__((noreturn)) void test_finish(void);
 

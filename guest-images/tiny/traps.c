@@ -58,8 +58,8 @@ volatile uint64_t timer_ticks;
 volatile uint64_t virtio_irqs[VEC_VIRTIO_COUNT];
 
 static void idt_init(void) {
-  for (const struct stub *s = trap_stubs; s < trap_stubs_end; ++s) {
-    struct idt_gate *g = &idt[s->vector];
+  for (const struct stub* s = trap_stubs; s < trap_stubs_end; ++s) {
+    struct idt_gate* g = &idt[s->vector];
     g->offset_lo = (uint16_t)s->address;
     g->selector = KERNEL_CS;
     g->type = s->vector == VEC_SYSCALL ? 0xee : 0x8e; /* int 0x80 callable from ring 3 */
@@ -71,7 +71,7 @@ static void idt_init(void) {
 /* TSS descriptor (always rewritten as "available": a re-run after a reset
  * must not trip over a busy one), then ltr and lidt. */
 void cpu_setup_ap(uint32_t cpu) {
-  struct tss *tss = &tss_block.tss[cpu];
+  struct tss* tss = &tss_block.tss[cpu];
   uint64_t base = (uint64_t)tss;
   uint64_t limit = (uint64_t)&tss_block.io_bitmap_end - base;
   tss->rsp[0] = (uint64_t)kstacks + (cpu + 1) * KSTACK_SIZE;
@@ -102,22 +102,25 @@ void cpu_setup_bsp(uint32_t cpu) {
 
 uint8_t cpuid_apic_ids[MAX_CPUS];
 
-static const char *const exception_names[32] = {
+static const char* const exception_names[32] = {
     "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
     "#NP", "#SS", "#GP", "#PF", "?",   "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
-static __attribute__((noreturn)) void exception(struct trap_frame *f) {
+static __attribute__((noreturn)) void exception(struct trap_frame* f) {
   uint64_t cr2;
   __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-  const char *name = f->vector < 32 && exception_names[f->vector] ? exception_names[f->vector] : "?";
-  printf_unlocked("FAIL exception vector=%lu (%s) rip=0x%lx err=0x%lx cs=0x%lx rflags=0x%lx rsp=0x%lx cr2=0x%lx\n",
-                  f->vector, name, f->rip, f->error, f->cs, f->rflags, f->rsp, cr2);
+  const char* name =
+      f->vector < 32 && exception_names[f->vector] ? exception_names[f->vector] : "?";
+  printf_unlocked(
+      "FAIL exception vector=%lu (%s) rip=0x%lx err=0x%lx cs=0x%lx rflags=0x%lx rsp=0x%lx "
+      "cr2=0x%lx\n",
+      f->vector, name, f->rip, f->error, f->cs, f->rflags, f->rsp, cr2);
   guest_exit(EXIT_EXCEPTION_BASE + (uint32_t)f->vector);
   for (;;) __asm__ volatile("cli; hlt");
 }
 
-static void syscall(struct trap_frame *f) {
+static void syscall(struct trap_frame* f) {
   if (f->rax == SYS_HALT) {
     for (;;) __asm__ volatile("cli; hlt");
   } else if (f->rax == SYS_WAIT) {
@@ -151,18 +154,19 @@ static void syscall(struct trap_frame *f) {
 }
 
 /* ud2 followed by "MT", from ring 3 (see syscall0 in arch.h). */
-static bool is_syscall_ud2(const struct trap_frame *f) {
-  const uint8_t *ip = (const uint8_t *)f->rip;
+static bool is_syscall_ud2(const struct trap_frame* f) {
+  const uint8_t* ip = (const uint8_t*)f->rip;
   return (f->cs & 3) == 3 && ip[0] == 0x0f && ip[1] == 0x0b && ip[2] == 'M' && ip[3] == 'T';
 }
 
-void trap_dispatch(struct trap_frame *f) {
+void trap_dispatch(struct trap_frame* f) {
   switch (f->vector) {
     case VEC_TIMER:
       timer_ticks++;
       lapic_eoi();
       return;
-    case VEC_VIRTIO_FIRST ... VEC_VIRTIO_FIRST + VEC_VIRTIO_COUNT - 1: /* virtio-pci MSI-X: only counted */
+    case VEC_VIRTIO_FIRST ... VEC_VIRTIO_FIRST + VEC_VIRTIO_COUNT -
+        1: /* virtio-pci MSI-X: only counted */
       virtio_irqs[f->vector - VEC_VIRTIO_FIRST]++;
       lapic_eoi();
       return;

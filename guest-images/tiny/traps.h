@@ -22,7 +22,7 @@ extern volatile uint64_t virtio_irqs[VEC_VIRTIO_COUNT];
 
 void cpu_setup_bsp(uint32_t cpu);
 void cpu_setup_ap(uint32_t cpu);
-void trap_dispatch(struct trap_frame *f);
+void trap_dispatch(struct trap_frame* f);
 
 /* Ring-3 entry points (entry64.S jumps to them). */
 __attribute__((noreturn)) void bsp_user_main(uint32_t cpu);

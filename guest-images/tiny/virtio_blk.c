@@ -3,7 +3,8 @@
 
 #include "lib.h"
 
-#define WAIT_MS 10000 /* per completion: a loaded host may be slow, a lost request is still caught */
+#define WAIT_MS \
+  10000 /* per completion: a loaded host may be slow, a lost request is still caught */
 
 static uint8_t ring[VIRTQ_MEM_SIZE(BLK_QUEUE_MAX)] __attribute__((aligned(4096)));
 /* 512 KiB of the image: enough for BLK_SLOTS full requests in flight. */
@@ -11,7 +12,7 @@ static uint8_t data_buffers[BLK_SLOTS][BLK_REQ_BYTES] __attribute__((aligned(409
 
 static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-bool blk_open(struct blk *b, int nth, uint32_t seg_limit) {
+bool blk_open(struct blk* b, int nth, uint32_t seg_limit) {
   memset(b, 0, sizeof(*b));
   if (!virtio_find(VIRTIO_ID_BLOCK, nth, &b->dev)) {
     snprintf(b->error, sizeof(b->error), "%s", b->dev.error);
@@ -24,7 +25,7 @@ bool blk_open(struct blk *b, int nth, uint32_t seg_limit) {
 /* How requests are cut: descriptors of seg_bytes (the caller's seg=, at most
  * 64 KiB and size_max), at most segs of them (seg_max, and the queue must
  * hold header and status too), whole blk_size blocks per request. */
-static bool plan(struct blk *b) {
+static bool plan(struct blk* b) {
   uint32_t seg = min32(b->seg_limit ? b->seg_limit : BLK_REQ_BYTES, BLK_REQ_BYTES);
   if (b->size_max) seg = min32(seg, b->size_max);
   unsigned segs = min32(BLK_SEGS_MAX, b->vq.size - 2);
@@ -37,9 +38,10 @@ static bool plan(struct blk *b) {
   uint32_t bytes = (uint32_t)((uint64_t)segs * seg > BLK_REQ_BYTES ? BLK_REQ_BYTES : segs * seg);
   bytes -= bytes % unit;
   if (!bytes) {
-    snprintf(b->error, sizeof(b->error),
-             "cannot build a %u-byte request from %u descriptors of %u bytes (seg_max %u size_max %u)",
-             unit, segs, seg, b->seg_max, b->size_max);
+    snprintf(
+        b->error, sizeof(b->error),
+        "cannot build a %u-byte request from %u descriptors of %u bytes (seg_max %u size_max %u)",
+        unit, segs, seg, b->seg_max, b->size_max);
     return false;
   }
   b->seg_bytes = seg;
@@ -49,7 +51,7 @@ static bool plan(struct blk *b) {
   return true;
 }
 
-bool blk_setup(struct blk *b) {
+bool blk_setup(struct blk* b) {
   if (!virtio_init(&b->dev, VIRTIO_BLK_WANTED)) {
     snprintf(b->error, sizeof(b->error), "init: %s", b->dev.error);
     return false;
@@ -65,7 +67,7 @@ bool blk_setup(struct blk *b) {
   uint32_t max = virtio_queue_max(&b->dev, 0);
   unsigned size = BLK_QUEUE_MAX;
   while (size > max) size >>= 1; /* split rings are a power of two */
-  if (size < 4) { /* header, data, status, and a power of two */
+  if (size < 4) {                /* header, data, status, and a power of two */
     snprintf(b->error, sizeof(b->error), "queue 0: QueueNumMax %u, need at least 4 entries", max);
     return false;
   }
@@ -85,7 +87,7 @@ bool blk_setup(struct blk *b) {
 
 /* Adds the request in `s` (header from type/sector, `bytes` of `data`) as one
  * chain, without kicking. */
-static bool submit(struct blk *b, struct blk_slot *s, uint32_t type, uint64_t sector, uint8_t *data,
+static bool submit(struct blk* b, struct blk_slot* s, uint32_t type, uint64_t sector, uint8_t* data,
                    uint32_t bytes, bool data_writable) {
   static struct virtq_buf bufs[BLK_SEGS_MAX + 2]; /* off the 16 KiB ring-3 stack */
   unsigned n = 0;
@@ -96,11 +98,12 @@ static bool submit(struct blk *b, struct blk_slot *s, uint32_t type, uint64_t se
   bufs[n++] = (struct virtq_buf){VIRT_TO_PHYS(&s->hdr), sizeof(s->hdr), false};
   for (uint32_t off = 0; off < bytes; off += b->seg_bytes) {
     if (n == b->segs + 1) {
-      snprintf(b->error, sizeof(b->error), "%u data bytes need more than %u descriptors of %u", bytes,
-               b->segs, b->seg_bytes);
+      snprintf(b->error, sizeof(b->error), "%u data bytes need more than %u descriptors of %u",
+               bytes, b->segs, b->seg_bytes);
       return false;
     }
-    bufs[n++] = (struct virtq_buf){VIRT_TO_PHYS(data + off), min32(b->seg_bytes, bytes - off), data_writable};
+    bufs[n++] = (struct virtq_buf){VIRT_TO_PHYS(data + off), min32(b->seg_bytes, bytes - off),
+                                   data_writable};
   }
   bufs[n++] = (struct virtq_buf){VIRT_TO_PHYS(&s->status), 1, true};
   s->wlen = (data_writable ? bytes : 0) + 1;
@@ -115,7 +118,7 @@ static bool submit(struct blk *b, struct blk_slot *s, uint32_t type, uint64_t se
 
 /* Waits for the next request of ours to come back and marks its slot done
  * (strays go to b->stray). Checks the used len of successful requests. */
-static struct blk_slot *reap(struct blk *b) {
+static struct blk_slot* reap(struct blk* b) {
   for (;;) {
     uint16_t head;
     uint32_t len;
@@ -124,10 +127,11 @@ static struct blk_slot *reap(struct blk *b) {
       snprintf(b->error, sizeof(b->error), "%s", b->vq.error);
       return NULL;
     }
-    struct blk_slot *s = b->slot_of_head[head];
+    struct blk_slot* s = b->slot_of_head[head];
     if (!s) {
       if (b->stray && b->stray(b, head, len)) continue;
-      snprintf(b->error, sizeof(b->error), "used element for head %u, which is no request in flight", head);
+      snprintf(b->error, sizeof(b->error),
+               "used element for head %u, which is no request in flight", head);
       return NULL;
     }
     b->slot_of_head[head] = NULL;
@@ -144,13 +148,13 @@ static struct blk_slot *reap(struct blk *b) {
   }
 }
 
-int blk_request(struct blk *b, uint32_t type, uint64_t sector, void *data, uint32_t bytes,
-                bool data_writable, uint32_t *len) {
+int blk_request(struct blk* b, uint32_t type, uint64_t sector, void* data, uint32_t bytes,
+                bool data_writable, uint32_t* len) {
   *len = 0;
   if (data_writable) memset(data, BLK_POISON, bytes);
   if (!submit(b, &b->single, type, sector, data, bytes, data_writable)) return -1;
   virtq_kick(&b->vq);
-  struct blk_slot *s = reap(b);
+  struct blk_slot* s = reap(b);
   if (s && s != &b->single) {
     snprintf(b->error, sizeof(b->error), "a request that was not in flight came back");
     return -1;
@@ -159,7 +163,8 @@ int blk_request(struct blk *b, uint32_t type, uint64_t sector, void *data, uint3
   return s ? b->single.status : -1;
 }
 
-int blk_transfer(struct blk *b, uint32_t type, uint64_t sector, uint64_t count, blk_data_fn fn, void *ctx) {
+int blk_transfer(struct blk* b, uint32_t type, uint64_t sector, uint64_t count, blk_data_fn fn,
+                 void* ctx) {
   bool in = type == VIRTIO_BLK_T_IN;
   uint64_t next = sector, end = sector + count;
   unsigned submitted = 0, finished = 0; /* request numbers; request i uses slot i % inflight */
@@ -167,12 +172,14 @@ int blk_transfer(struct blk *b, uint32_t type, uint64_t sector, uint64_t count, 
   for (;;) {
     bool kick = false;
     while (submitted - finished < b->inflight && next < end) {
-      struct blk_slot *s = &b->slots[submitted % b->inflight];
+      struct blk_slot* s = &b->slots[submitted % b->inflight];
       s->sector = next;
       s->sectors = end - next < b->req_sectors ? (unsigned)(end - next) : b->req_sectors;
       uint32_t bytes = s->sectors * VIRTIO_BLK_SECTOR;
-      if (in) memset(s->data, BLK_POISON, bytes); /* so data the device never wrote shows */
-      else fn(ctx, s->data, next, s->sectors);
+      if (in)
+        memset(s->data, BLK_POISON, bytes); /* so data the device never wrote shows */
+      else
+        fn(ctx, s->data, next, s->sectors);
       if (!submit(b, s, type, next, s->data, bytes, in)) return -1;
       next += s->sectors;
       submitted++;
@@ -183,7 +190,7 @@ int blk_transfer(struct blk *b, uint32_t type, uint64_t sector, uint64_t count, 
     if (!reap(b)) return -1;
     /* Completions may come in any order; hand the data on in disk order. */
     while (finished < submitted && b->slots[finished % b->inflight].done) {
-      struct blk_slot *s = &b->slots[finished % b->inflight];
+      struct blk_slot* s = &b->slots[finished % b->inflight];
       if (s->status != VIRTIO_BLK_S_OK) {
         if (!result) result = s->status;
       } else if (in) {

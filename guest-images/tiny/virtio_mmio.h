@@ -72,15 +72,15 @@ extern const struct virtio_ops virtio_mmio_ops;
  * up to `max`, returns how many there are (may be more than `max`). With
  * `malformed` non-NULL, the malformed words are counted there and printed
  * ("virtio-mmio: ..."). */
-int virtio_mmio_slots(struct virtio_mmio_slot *slots, int max, int *malformed);
+int virtio_mmio_slots(struct virtio_mmio_slot* slots, int max, int* malformed);
 
 /* The `nth` (from 0) device on the command line whose DeviceID register reads
  * `device_id`: 1 with `dev` set up for virtio_mmio_ops, 0 when there are
  * fewer (*found: how many there are). Only DeviceID is looked at: the ops'
  * check looks at MagicValue and Version. */
-int virtio_mmio_find(uint32_t device_id, int nth, struct virtio_dev *dev, int *found);
+int virtio_mmio_find(uint32_t device_id, int nth, struct virtio_dev* dev, int* found);
 
-uint32_t virtio_mmio_read(const struct virtio_mmio *m, uint32_t reg);
-void virtio_mmio_write(const struct virtio_mmio *m, uint32_t reg, uint32_t v);
+uint32_t virtio_mmio_read(const struct virtio_mmio* m, uint32_t reg);
+void virtio_mmio_write(const struct virtio_mmio* m, uint32_t reg, uint32_t v);
 
 #endif /* MOTETEST_VIRTIO_MMIO_H_ */

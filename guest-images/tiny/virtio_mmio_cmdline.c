@@ -11,21 +11,25 @@
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
 
 /* A number at *p: 0x-prefixed hex or decimal; advances *p past it. */
-static bool parse_number(const char **p, const char *end, uint64_t *out) {
-  const char *s = *p;
+static bool parse_number(const char** p, const char* end, uint64_t* out) {
+  const char* s = *p;
   unsigned base = 10;
   if (end - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     base = 16;
     s += 2;
   }
   uint64_t v = 0;
-  const char *digits = s;
+  const char* digits = s;
   for (; s < end; ++s) {
     unsigned d;
-    if (*s >= '0' && *s <= '9') d = *s - '0';
-    else if (base == 16 && *s >= 'a' && *s <= 'f') d = *s - 'a' + 10;
-    else if (base == 16 && *s >= 'A' && *s <= 'F') d = *s - 'A' + 10;
-    else break;
+    if (*s >= '0' && *s <= '9')
+      d = *s - '0';
+    else if (base == 16 && *s >= 'a' && *s <= 'f')
+      d = *s - 'a' + 10;
+    else if (base == 16 && *s >= 'A' && *s <= 'F')
+      d = *s - 'A' + 10;
+    else
+      break;
     if (v > (UINT64_MAX - d) / base) return false;
     v = v * base + d;
   }
@@ -36,15 +40,24 @@ static bool parse_number(const char **p, const char *end, uint64_t *out) {
 }
 
 /* SIZE@BASE:IRQ[:ID] in [p, end). */
-static bool parse_device(const char *p, const char *end, struct virtio_mmio_slot *dev) {
+static bool parse_device(const char* p, const char* end, struct virtio_mmio_slot* dev) {
   uint64_t size, base, irq, id;
   if (!parse_number(&p, end, &size)) return false;
   if (p < end) { /* memparse suffixes, as Linux accepts */
     unsigned shift = 0;
     switch (*p) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
     }
     if (shift) {
       size <<= shift;
@@ -61,13 +74,13 @@ static bool parse_device(const char *p, const char *end, struct virtio_mmio_slot
   return true;
 }
 
-int virtio_mmio_slots(struct virtio_mmio_slot *slots, int max, int *malformed) {
+int virtio_mmio_slots(struct virtio_mmio_slot* slots, int max, int* malformed) {
   int n = 0, bad = 0;
   size_t klen = strlen(KEY);
-  const char *p = boot.cmdline;
+  const char* p = boot.cmdline;
   while (*p) {
     while (is_space(*p)) ++p;
-    const char *word = p;
+    const char* word = p;
     while (*p && !is_space(*p)) ++p;
     if ((size_t)(p - word) < klen || strncmp(word, KEY, klen) != 0) continue;
     struct virtio_mmio_slot dev;
@@ -81,8 +94,8 @@ int virtio_mmio_slots(struct virtio_mmio_slot *slots, int max, int *malformed) {
     } else if (dev.size < VIRTIO_MMIO_CONFIG || dev.base + dev.size > IDENTITY_MAP_END ||
                dev.base + dev.size < dev.base) {
       if (malformed) {
-        printf("virtio-mmio: '%s': registers not inside 0..4 GiB or smaller than 0x%x bytes\n", text,
-               VIRTIO_MMIO_CONFIG);
+        printf("virtio-mmio: '%s': registers not inside 0..4 GiB or smaller than 0x%x bytes\n",
+               text, VIRTIO_MMIO_CONFIG);
       }
       bad++;
     } else {

@@ -19,16 +19,18 @@ static uint8_t tx_frame[NET_FRAME_MAX] __attribute__((aligned(64)));
 #define HDR_BYTES ((uint32_t)sizeof(struct virtio_net_hdr))
 
 /* The largest power of two up to `want` the device allows (0: no queue). */
-static unsigned queue_size(struct net *n, unsigned index, unsigned want) {
+static unsigned queue_size(struct net* n, unsigned index, unsigned want) {
   uint32_t max = virtio_queue_max(&n->dev, index);
   unsigned size = want;
   while (size > max) size >>= 1;
   return size;
 }
 
-static uint8_t *rx_buf(struct net *n, unsigned b) { return n->rx_area + (uint64_t)b * n->rx_stride; }
+static uint8_t* rx_buf(struct net* n, unsigned b) {
+  return n->rx_area + (uint64_t)b * n->rx_stride;
+}
 
-static bool post(struct net *n, unsigned b) {
+static bool post(struct net* n, unsigned b) {
   if (n->rx_poison) memset(rx_buf(n, b), RX_POISON, n->rx_buf_bytes);
   struct virtq_buf buf = {VIRT_TO_PHYS(rx_buf(n, b)), n->rx_buf_bytes, true};
   int head = virtq_add(&n->rx, &buf, 1);
@@ -40,23 +42,25 @@ static bool post(struct net *n, unsigned b) {
   return true;
 }
 
-bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes) {
-  struct net_options o = {.queue_size = NET_QUEUE_MAX, .rx_bufs = NET_RX_BUFS, .rx_buf_bytes = rx_buf_bytes};
+bool net_open(struct net* n, int nth, uint32_t rx_buf_bytes) {
+  struct net_options o = {
+      .queue_size = NET_QUEUE_MAX, .rx_bufs = NET_RX_BUFS, .rx_buf_bytes = rx_buf_bytes};
   return net_open_with(n, nth, &o);
 }
 
-bool net_open_with(struct net *n, int nth, const struct net_options *o) {
+bool net_open_with(struct net* n, int nth, const struct net_options* o) {
   memset(n, 0, sizeof(*n));
   memset(n->buf_of_head, -1, sizeof(n->buf_of_head));
   uint32_t rx_buf_bytes = o->rx_buf_bytes;
   if (rx_buf_bytes < NET_RX_BUF_MIN || rx_buf_bytes > NET_RX_BUF_BYTES) {
-    snprintf(n->error, sizeof(n->error), "receive buffers of %u bytes: want %u..%u", rx_buf_bytes, NET_RX_BUF_MIN,
-             NET_RX_BUF_BYTES);
+    snprintf(n->error, sizeof(n->error), "receive buffers of %u bytes: want %u..%u", rx_buf_bytes,
+             NET_RX_BUF_MIN, NET_RX_BUF_BYTES);
     return false;
   }
   unsigned want = o->queue_size;
   if (want < 2 || want > NET_QUEUE_BIG || (want & (want - 1))) {
-    snprintf(n->error, sizeof(n->error), "queue size %u: want a power of two, 2..%u", want, NET_QUEUE_BIG);
+    snprintf(n->error, sizeof(n->error), "queue size %u: want a power of two, 2..%u", want,
+             NET_QUEUE_BIG);
     return false;
   }
   unsigned bufs_max = o->rx_area ? NET_QUEUE_BIG : NET_RX_BUFS;
@@ -109,7 +113,7 @@ bool net_open_with(struct net *n, int nth, const struct net_options *o) {
   return true;
 }
 
-bool net_send(struct net *n, const uint8_t *frame, uint32_t len, bool split, uint64_t ms) {
+bool net_send(struct net* n, const uint8_t* frame, uint32_t len, bool split, uint64_t ms) {
   if (len > NET_FRAME_MAX) {
     snprintf(n->error, sizeof(n->error), "frame of %u bytes, at most %u", len, NET_FRAME_MAX);
     return false;
@@ -139,22 +143,27 @@ bool net_send(struct net *n, const uint8_t *frame, uint32_t len, bool split, uin
 
 /* The receive buffer behind a used element for `head`, which is no longer
  * in flight; -1 if there is none (virtq_poll already checked the head). */
-static int take(struct net *n, uint16_t head) {
+static int take(struct net* n, uint16_t head) {
   int b = head < NET_QUEUE_BIG ? n->buf_of_head[head] : -1;
-  if (b >= 0) n->buf_of_head[head] = -1;
-  else snprintf(n->error, sizeof(n->error), "used element for head %u, which holds no receive buffer", head);
+  if (b >= 0)
+    n->buf_of_head[head] = -1;
+  else
+    snprintf(n->error, sizeof(n->error), "used element for head %u, which holds no receive buffer",
+             head);
   return b;
 }
 
-int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr) {
+int net_poll(struct net* n, uint8_t* frame, uint32_t size, uint32_t* len,
+             struct virtio_net_hdr* hdr) {
   int r = net_rx_take(n, frame, size, len, hdr);
   if (r == 1) virtq_kick(&n->rx);
   return r;
 }
 
-void net_rx_kick(struct net *n) { virtq_kick(&n->rx); }
+void net_rx_kick(struct net* n) { virtq_kick(&n->rx); }
 
-int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr) {
+int net_rx_take(struct net* n, uint8_t* frame, uint32_t size, uint32_t* len,
+                struct virtio_net_hdr* hdr) {
   uint16_t head;
   uint32_t used;
   int r = virtq_poll(&n->rx, &head, &used);
@@ -166,7 +175,8 @@ int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, str
   int b = take(n, head);
   if (b < 0) return -1;
   if (used < HDR_BYTES) {
-    snprintf(n->error, sizeof(n->error), "receive: used len %u, below the %u-byte header", used, HDR_BYTES);
+    snprintf(n->error, sizeof(n->error), "receive: used len %u, below the %u-byte header", used,
+             HDR_BYTES);
     return -1;
   }
   memcpy(hdr, rx_buf(n, (unsigned)b), HDR_BYTES);
@@ -174,8 +184,8 @@ int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, str
    * caller judges the field. */
   unsigned pieces = n->mrg_rxbuf ? hdr->num_buffers : 1;
   if (pieces == 0 || pieces > n->rx_bufs) {
-    snprintf(n->error, sizeof(n->error), "receive: num_buffers %u, %u buffers posted", hdr->num_buffers,
-             n->rx_bufs);
+    snprintf(n->error, sizeof(n->error), "receive: num_buffers %u, %u buffers posted",
+             hdr->num_buffers, n->rx_bufs);
     return -1;
   }
   uint32_t total = 0;
@@ -192,7 +202,8 @@ int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, str
     if (++p == pieces) break;
     r = virtq_wait(&n->rx, &head, &used, PIECE_WAIT_MS);
     if (r <= 0) {
-      snprintf(n->error, sizeof(n->error), "receive: piece %u of %u: %s", p + 1, pieces, n->rx.error);
+      snprintf(n->error, sizeof(n->error), "receive: piece %u of %u: %s", p + 1, pieces,
+               n->rx.error);
       return -1;
     }
     if ((b = take(n, head)) < 0) return -1;
@@ -201,10 +212,10 @@ int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, str
   return 1;
 }
 
-int net_tx_queue(struct net *n, const void *buf, uint32_t len) {
+int net_tx_queue(struct net* n, const void* buf, uint32_t len) {
   if (len <= HDR_BYTES || len > HDR_BYTES + NET_FRAME_MAX) {
-    snprintf(n->error, sizeof(n->error), "transmit buffer of %u bytes: want %u..%u", len, HDR_BYTES + 1,
-             HDR_BYTES + NET_FRAME_MAX);
+    snprintf(n->error, sizeof(n->error), "transmit buffer of %u bytes: want %u..%u", len,
+             HDR_BYTES + 1, HDR_BYTES + NET_FRAME_MAX);
     return -1;
   }
   struct virtq_buf b = {VIRT_TO_PHYS(buf), len, false};
@@ -213,9 +224,9 @@ int net_tx_queue(struct net *n, const void *buf, uint32_t len) {
   return head;
 }
 
-void net_tx_kick(struct net *n) { virtq_kick(&n->tx); }
+void net_tx_kick(struct net* n) { virtq_kick(&n->tx); }
 
-int net_tx_poll(struct net *n, uint16_t *head) {
+int net_tx_poll(struct net* n, uint16_t* head) {
   uint32_t used;
   int r = virtq_poll(&n->tx, head, &used); /* nothing is writable: a used len above 0 fails there */
   if (r < 0) snprintf(n->error, sizeof(n->error), "transmit: %s", n->tx.error);

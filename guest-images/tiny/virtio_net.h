@@ -22,7 +22,8 @@
 #define VIRTIO_NET_F_MRG_RXBUF (1ull << 15)
 #define VIRTIO_NET_F_STATUS (1ull << 16)
 
-#define VIRTIO_NET_WANTED (VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF)
+#define VIRTIO_NET_WANTED \
+  (VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF)
 
 /* Config space (5.1.4). */
 #define VIRTIO_NET_CFG_MAC 0    /* u8[6] */
@@ -31,12 +32,12 @@
 
 #define NET_RXQ 0
 #define NET_TXQ 1
-#define NET_QUEUE_MAX 16     /* entries per queue, at most (net_open) */
-#define NET_QUEUE_BIG 256    /* entries per queue, at most (net_open_with) */
-#define NET_RX_BUFS 16       /* receive buffers posted, at most (the queue may be smaller; net_open) */
+#define NET_QUEUE_MAX 16  /* entries per queue, at most (net_open) */
+#define NET_QUEUE_BIG 256 /* entries per queue, at most (net_open_with) */
+#define NET_RX_BUFS 16    /* receive buffers posted, at most (the queue may be smaller; net_open) */
 #define NET_RX_BUF_BYTES 2048 /* each, by default and at most */
 #define NET_RX_BUF_MIN 128    /* 16 of them still hold a full frame and its header */
-#define NET_FRAME_MAX 1514   /* Ethernet without FCS or VLAN tag: what we send */
+#define NET_FRAME_MAX 1514    /* Ethernet without FCS or VLAN tag: what we send */
 /* A joined packet: every receive buffer's worth (MRG_RXBUF). */
 #define NET_PACKET_MAX (NET_RX_BUFS * NET_RX_BUF_BYTES)
 
@@ -62,17 +63,17 @@ struct net {
   bool mrg_rxbuf;
   unsigned rx_bufs;      /* posted */
   uint32_t rx_buf_bytes; /* each */
-  uint8_t *rx_area;      /* receive buffer b is at rx_area + b * rx_stride */
+  uint8_t* rx_area;      /* receive buffer b is at rx_area + b * rx_stride */
   uint32_t rx_stride;
-  bool rx_poison;        /* fill each buffer with 0xa5 before posting it */
+  bool rx_poison;                     /* fill each buffer with 0xa5 before posting it */
   int16_t buf_of_head[NET_QUEUE_BIG]; /* receive buffer behind each in-flight head, -1: none */
-  char error[160];                   /* why the last call failed */
+  char error[160];                    /* why the last call failed */
 };
 
 /* Finds the `nth` virtio device with DeviceID 1 (virtio_find), negotiates, reads the
  * config, sets up both queues, DRIVER_OK, then posts `rx_buf_bytes`-byte
  * receive buffers (NET_RX_BUF_MIN..NET_RX_BUF_BYTES) and kicks. */
-bool net_open(struct net *n, int nth, uint32_t rx_buf_bytes);
+bool net_open(struct net* n, int nth, uint32_t rx_buf_bytes);
 
 /* net_open with bigger queues (tests/netbench.c). */
 struct net_options {
@@ -80,16 +81,16 @@ struct net_options {
                           * device may allow fewer) */
   unsigned rx_bufs;      /* receive buffers to post (capped by the receive queue's size) */
   uint32_t rx_buf_bytes; /* each, NET_RX_BUF_MIN..NET_RX_BUF_BYTES */
-  uint8_t *rx_area;      /* rx_bufs * rx_buf_bytes bytes of RAM; NULL: the driver's static
+  uint8_t* rx_area;      /* rx_bufs * rx_buf_bytes bytes of RAM; NULL: the driver's static
                           * buffers (then at most NET_RX_BUFS) */
   bool no_poison;        /* post buffers as they are (not filled with 0xa5 first) */
 };
-bool net_open_with(struct net *n, int nth, const struct net_options *o);
+bool net_open_with(struct net* n, int nth, const struct net_options* o);
 
 /* Sends one frame (`len` <= NET_FRAME_MAX) behind a zeroed header and waits
  * up to `ms` for the device to return it (used len 0). `split`: header and
  * frame in two descriptors (separate memory), else one. */
-bool net_send(struct net *n, const uint8_t *frame, uint32_t len, bool split, uint64_t ms);
+bool net_send(struct net* n, const uint8_t* frame, uint32_t len, bool split, uint64_t ms);
 
 /* Takes the next received packet, if any: 1 with the frame (header removed,
  * MRG_RXBUF pieces joined) in `frame` (`size` bytes, NET_PACKET_MAX is
@@ -98,23 +99,25 @@ bool net_send(struct net *n, const uint8_t *frame, uint32_t len, bool split, uin
  * something wrong (used len beyond a buffer or below the header, num_buffers
  * 0 or beyond the buffers posted, a missing piece). The buffers go back to
  * the device before it returns. */
-int net_poll(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr);
+int net_poll(struct net* n, uint8_t* frame, uint32_t size, uint32_t* len,
+             struct virtio_net_hdr* hdr);
 
 /* Pipelining (tests/netbench.c): the same without telling the device about
  * the buffers that went back (they are in the available ring, but a device
  * that ran out only looks again when kicked): net_rx_kick does. */
-int net_rx_take(struct net *n, uint8_t *frame, uint32_t size, uint32_t *len, struct virtio_net_hdr *hdr);
-void net_rx_kick(struct net *n);
+int net_rx_take(struct net* n, uint8_t* frame, uint32_t size, uint32_t* len,
+                struct virtio_net_hdr* hdr);
+void net_rx_kick(struct net* n);
 
 /* Pipelined transmit: queues `buf` (`len` bytes: a zeroed header, then the
  * frame, NET_FRAME_MAX at most) as one descriptor without kicking or
  * waiting; the caller owns `buf` until net_tx_poll returns its head. The
  * head, or -1 (error set) when the queue is full. */
-int net_tx_queue(struct net *n, const void *buf, uint32_t len);
-void net_tx_kick(struct net *n);
+int net_tx_queue(struct net* n, const void* buf, uint32_t len);
+void net_tx_kick(struct net* n);
 /* Takes back the next transmitted buffer: 1 with its head, 0 when none is
  * back yet, -1 (error set) for a bad used element (one not in flight, or
  * used len other than 0). */
-int net_tx_poll(struct net *n, uint16_t *head);
+int net_tx_poll(struct net* n, uint16_t* head);
 
 #endif /* MOTETEST_VIRTIO_NET_H_ */

@@ -19,7 +19,7 @@
 #include "virtio.h"
 
 #define VIRTIO_PCI_VENDOR 0x1af4
-#define VIRTIO_PCI_DEVICE_MODERN 0x1040     /* + device type */
+#define VIRTIO_PCI_DEVICE_MODERN 0x1040       /* + device type */
 #define VIRTIO_PCI_DEVICE_TRANSITIONAL 0x1000 /* ..0x103f: type in the subsystem ID */
 
 /* cfg_type of the vendor capabilities (4.1.4). */
@@ -38,23 +38,23 @@
 #define VIRTIO_PCI_NOTIFY_MULTIPLIER 16 /* notify cap only */
 
 /* struct virtio_pci_common_cfg (4.1.4.3). */
-#define VIRTIO_PCI_COMMON_DFSELECT 0x00    /* le32 device_feature_select */
-#define VIRTIO_PCI_COMMON_DF 0x04          /* le32 device_feature */
-#define VIRTIO_PCI_COMMON_GFSELECT 0x08    /* le32 driver_feature_select */
-#define VIRTIO_PCI_COMMON_GF 0x0c          /* le32 driver_feature */
-#define VIRTIO_PCI_COMMON_MSIX 0x10        /* le16 config_msix_vector */
-#define VIRTIO_PCI_COMMON_NUMQ 0x12        /* le16 num_queues */
-#define VIRTIO_PCI_COMMON_STATUS 0x14      /* u8 device_status */
+#define VIRTIO_PCI_COMMON_DFSELECT 0x00      /* le32 device_feature_select */
+#define VIRTIO_PCI_COMMON_DF 0x04            /* le32 device_feature */
+#define VIRTIO_PCI_COMMON_GFSELECT 0x08      /* le32 driver_feature_select */
+#define VIRTIO_PCI_COMMON_GF 0x0c            /* le32 driver_feature */
+#define VIRTIO_PCI_COMMON_MSIX 0x10          /* le16 config_msix_vector */
+#define VIRTIO_PCI_COMMON_NUMQ 0x12          /* le16 num_queues */
+#define VIRTIO_PCI_COMMON_STATUS 0x14        /* u8 device_status */
 #define VIRTIO_PCI_COMMON_CFGGENERATION 0x15 /* u8 config_generation */
-#define VIRTIO_PCI_COMMON_Q_SELECT 0x16    /* le16 */
-#define VIRTIO_PCI_COMMON_Q_SIZE 0x18      /* le16 */
-#define VIRTIO_PCI_COMMON_Q_MSIX 0x1a      /* le16 */
-#define VIRTIO_PCI_COMMON_Q_ENABLE 0x1c    /* le16 */
-#define VIRTIO_PCI_COMMON_Q_NOFF 0x1e      /* le16 queue_notify_off */
-#define VIRTIO_PCI_COMMON_Q_DESCLO 0x20    /* le64 as two le32 */
+#define VIRTIO_PCI_COMMON_Q_SELECT 0x16      /* le16 */
+#define VIRTIO_PCI_COMMON_Q_SIZE 0x18        /* le16 */
+#define VIRTIO_PCI_COMMON_Q_MSIX 0x1a        /* le16 */
+#define VIRTIO_PCI_COMMON_Q_ENABLE 0x1c      /* le16 */
+#define VIRTIO_PCI_COMMON_Q_NOFF 0x1e        /* le16 queue_notify_off */
+#define VIRTIO_PCI_COMMON_Q_DESCLO 0x20      /* le64 as two le32 */
 #define VIRTIO_PCI_COMMON_Q_AVAILLO 0x28
 #define VIRTIO_PCI_COMMON_Q_USEDLO 0x30
-#define VIRTIO_PCI_COMMON_MIN_LEN 0x38     /* everything up to queue_notify_data */
+#define VIRTIO_PCI_COMMON_MIN_LEN 0x38 /* everything up to queue_notify_data */
 
 #define VIRTIO_MSI_NO_VECTOR 0xffff
 
@@ -87,13 +87,13 @@ struct virtio_pci {
   uint8_t pci_cfg_cap; /* VIRTIO_PCI_CAP_PCI_CFG's offset (0: none); not used */
   uint8_t bars_mapped; /* bit i: bars[i] is read and usable */
   struct pci_bar bars[6];
-  uint8_t msix_cap;          /* 0: no MSI-X capability */
-  uint16_t msix_table_size;  /* entries the device has */
+  uint8_t msix_cap;         /* 0: no MSI-X capability */
+  uint16_t msix_table_size; /* entries the device has */
   uint8_t table_bir, pba_bir;
   uint32_t table_offset, pba_offset;
-  bool msix;                 /* enabled and programmed */
-  unsigned nvec;             /* entries used: 0 config, 1 + q queue q (the last one shared) */
-  uint8_t vec_base;          /* IDT vector of entry 0; entry i is vec_base + i */
+  bool msix;        /* enabled and programmed */
+  unsigned nvec;    /* entries used: 0 config, 1 + q queue q (the last one shared) */
+  uint8_t vec_base; /* IDT vector of entry 0; entry i is vec_base + i */
   uint64_t notify_addr[VIRTIO_PCI_QUEUES_MAX];
   uint64_t seen_config, seen_queues; /* counts at the last virtio_ack_interrupt */
 };
@@ -104,12 +104,12 @@ extern const struct virtio_ops virtio_pci_ops;
 /* The virtio device type of a PCI function, or -1 when it is no virtio
  * device we can drive (a transitional one without the modern capabilities
  * included). */
-int virtio_pci_type(const struct pci_fn *f);
+int virtio_pci_type(const struct pci_fn* f);
 
 /* The `nth` (from 0) function on bus 0 of type `device_id`: 1 when found and
  * set up (capabilities read, BARs mapped, MSI-X programmed unless msix=off),
  * -1 (dev->error set) when found but unusable, 0 when there are fewer
  * (*found: how many). */
-int virtio_pci_find(uint32_t device_id, int nth, struct virtio_dev *dev, int *found);
+int virtio_pci_find(uint32_t device_id, int nth, struct virtio_dev* dev, int* found);
 
 #endif /* MOTETEST_VIRTIO_PCI_H_ */

@@ -27,39 +27,39 @@
  * Status and config offsets are the device's; queue operations select the
  * queue themselves. */
 struct virtio_ops {
-  const char *name; /* "pci", "mmio" */
+  const char* name; /* "pci", "mmio" */
   /* Before the first reset: is this something we can drive (error set if not). */
-  bool (*check)(struct virtio_dev *d);
-  uint32_t (*get_status)(struct virtio_dev *d);
-  void (*set_status)(struct virtio_dev *d, uint32_t status);
-  uint64_t (*get_features)(struct virtio_dev *d);
-  void (*set_features)(struct virtio_dev *d, uint64_t features);
+  bool (*check)(struct virtio_dev* d);
+  uint32_t (*get_status)(struct virtio_dev* d);
+  void (*set_status)(struct virtio_dev* d, uint32_t status);
+  uint64_t (*get_features)(struct virtio_dev* d);
+  void (*set_features)(struct virtio_dev* d, uint64_t features);
   /* After FEATURES_OK: where configuration change interrupts go (NULL: nowhere to say). */
-  bool (*config_irq)(struct virtio_dev *d);
-  uint32_t (*queue_max)(struct virtio_dev *d, unsigned index); /* 0: no such queue */
-  uint32_t (*queue_ready)(struct virtio_dev *d, unsigned index);
+  bool (*config_irq)(struct virtio_dev* d);
+  uint32_t (*queue_max)(struct virtio_dev* d, unsigned index); /* 0: no such queue */
+  uint32_t (*queue_ready)(struct virtio_dev* d, unsigned index);
   /* Tells the device the size and addresses of vq (laid out by virtq_init),
    * its interrupt, and enables it; checks what reads back. */
-  bool (*queue_setup)(struct virtio_dev *d, struct virtq *vq);
-  void (*notify)(struct virtio_dev *d, unsigned index);
+  bool (*queue_setup)(struct virtio_dev* d, struct virtq* vq);
+  void (*notify)(struct virtio_dev* d, unsigned index);
   /* Reads the interrupt status register and clears what it read. */
-  uint32_t (*isr)(struct virtio_dev *d);
+  uint32_t (*isr)(struct virtio_dev* d);
   /* virtio_ack_interrupt, virtio_mask_interrupts, virtio_report_interrupts
    * (NULL: isr, nothing, nothing). */
-  uint32_t (*ack)(struct virtio_dev *d);
-  void (*mask)(struct virtio_dev *d, bool masked);
-  void (*report)(struct virtio_dev *d);
-  uint8_t (*config8)(struct virtio_dev *d, uint32_t offset);
-  uint16_t (*config16)(struct virtio_dev *d, uint32_t offset);
-  uint32_t (*config32)(struct virtio_dev *d, uint32_t offset);
-  uint32_t (*generation)(struct virtio_dev *d);
+  uint32_t (*ack)(struct virtio_dev* d);
+  void (*mask)(struct virtio_dev* d, bool masked);
+  void (*report)(struct virtio_dev* d);
+  uint8_t (*config8)(struct virtio_dev* d, uint32_t offset);
+  uint16_t (*config16)(struct virtio_dev* d, uint32_t offset);
+  uint32_t (*config32)(struct virtio_dev* d, uint32_t offset);
+  uint32_t (*generation)(struct virtio_dev* d);
   /* The "virtio: NAME via ..." line's tail ("pci 00:01.0 bar0 ..."), and
    * any detail lines before it. */
-  void (*describe)(struct virtio_dev *d, char *where, unsigned size);
+  void (*describe)(struct virtio_dev* d, char* where, unsigned size);
 };
 
 struct virtio_dev {
-  const struct virtio_ops *ops;
+  const struct virtio_ops* ops;
   uint32_t device_id;
   uint64_t device_features; /* offered, read by virtio_init */
   uint64_t features;        /* negotiated */
@@ -78,57 +78,58 @@ struct virtio_dev {
  * first, then virtio_mmio.device= words (transport= may rule one out). Sets
  * up what the transport needs (BARs, MSI-X) and prints the "virtio:" line.
  * False with `error` set when there is none or it cannot be used. */
-bool virtio_find(uint32_t device_id, int nth, struct virtio_dev *dev);
+bool virtio_find(uint32_t device_id, int nth, struct virtio_dev* dev);
 
 /* "blk", "net", "rng", ... */
-const char *virtio_device_name(uint32_t device_id);
+const char* virtio_device_name(uint32_t device_id);
 
 /* Status = 0, then waits (bounded) for it to read back 0. */
-bool virtio_reset(struct virtio_dev *dev);
+bool virtio_reset(struct virtio_dev* dev);
 
 /* The transport's check, reset, ACKNOWLEDGE, DRIVER, reads the offered
  * features, accepts (offered & wanted), which must contain VERSION_1,
  * FEATURES_OK and checks the device kept it, then points configuration
  * interrupts somewhere. On failure sets FAILED in Status (when the device
  * got that far) and `error`. */
-bool virtio_init(struct virtio_dev *dev, uint64_t wanted);
+bool virtio_init(struct virtio_dev* dev, uint64_t wanted);
 
-uint32_t virtio_status(struct virtio_dev *dev);
+uint32_t virtio_status(struct virtio_dev* dev);
 
 /* The most entries queue `index` may have (0: the queue does not exist). */
-uint32_t virtio_queue_max(struct virtio_dev *dev, unsigned index);
+uint32_t virtio_queue_max(struct virtio_dev* dev, unsigned index);
 /* QueueReady / queue_enable of queue `index`. */
-uint32_t virtio_queue_ready(struct virtio_dev *dev, unsigned index);
+uint32_t virtio_queue_ready(struct virtio_dev* dev, unsigned index);
 
 /* Lays out queue `index` with `size` entries in `mem` (VIRTQ_MEM_SIZE(size)
  * bytes, 16-aligned), tells the device where it is and enables it. Between
  * virtio_init and virtio_driver_ok. */
-bool virtio_setup_queue(struct virtio_dev *dev, struct virtq *vq, unsigned index, unsigned size, void *mem);
+bool virtio_setup_queue(struct virtio_dev* dev, struct virtq* vq, unsigned index, unsigned size,
+                        void* mem);
 
 /* Sets DRIVER_OK: the device is live. */
-void virtio_driver_ok(struct virtio_dev *dev);
+void virtio_driver_ok(struct virtio_dev* dev);
 
 /* The interrupt bits (VIRTIO_INT_*) raised since the last call: the
  * interrupt status register, read and cleared, or with MSI-X (where the
  * driver should not read ISR) whether any message came for a queue or for
  * the configuration. */
-uint32_t virtio_ack_interrupt(struct virtio_dev *dev);
+uint32_t virtio_ack_interrupt(struct virtio_dev* dev);
 
 /* Masks (or unmasks) the device's MSI-X messages, e.g. while a benchmark
  * polls; pending ones are delivered on unmasking. No-op without MSI-X. */
-void virtio_mask_interrupts(struct virtio_dev *dev, bool masked);
+void virtio_mask_interrupts(struct virtio_dev* dev, bool masked);
 
 /* Over PCI: "virtio: msix interrupts=N (config C, queues Q)" or "virtio:
  * msix off"; nothing over MMIO. */
-void virtio_report_interrupts(struct virtio_dev *dev);
+void virtio_report_interrupts(struct virtio_dev* dev);
 
 /* Device-specific configuration at the access widths the spec requires;
  * 64-bit fields as two 32-bit reads, and byte strings, retried until the
  * configuration generation is stable (bounded). */
-uint8_t virtio_config8(struct virtio_dev *dev, uint32_t offset);
-uint16_t virtio_config16(struct virtio_dev *dev, uint32_t offset);
-uint32_t virtio_config32(struct virtio_dev *dev, uint32_t offset);
-uint64_t virtio_config64(struct virtio_dev *dev, uint32_t offset);
-void virtio_config_bytes(struct virtio_dev *dev, uint32_t offset, uint8_t *out, unsigned n);
+uint8_t virtio_config8(struct virtio_dev* dev, uint32_t offset);
+uint16_t virtio_config16(struct virtio_dev* dev, uint32_t offset);
+uint32_t virtio_config32(struct virtio_dev* dev, uint32_t offset);
+uint64_t virtio_config64(struct virtio_dev* dev, uint32_t offset);
+void virtio_config_bytes(struct virtio_dev* dev, uint32_t offset, uint8_t* out, unsigned n);
 
 #endif /* MOTETEST_VIRTIO_TRANSPORT_H_ */

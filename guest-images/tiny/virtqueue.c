@@ -5,7 +5,7 @@
 #include "lib.h"
 #include "test.h"
 
-bool virtq_init(struct virtq *vq, unsigned index, unsigned size, void *mem) {
+bool virtq_init(struct virtq* vq, unsigned index, unsigned size, void* mem) {
   if (size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1))) {
     snprintf(vq->error, sizeof(vq->error), "queue size %u: want a power of two up to %u", size,
              VIRTQ_MAX_SIZE);
@@ -19,8 +19,8 @@ bool virtq_init(struct virtq *vq, unsigned index, unsigned size, void *mem) {
   vq->index = index;
   vq->size = size;
   vq->desc = mem;
-  vq->avail = (void *)((uint8_t *)mem + VIRTQ_AVAIL_OFFSET(size));
-  vq->used = (void *)((uint8_t *)mem + VIRTQ_USED_OFFSET(size));
+  vq->avail = (void*)((uint8_t*)mem + VIRTQ_AVAIL_OFFSET(size));
+  vq->used = (void*)((uint8_t*)mem + VIRTQ_USED_OFFSET(size));
   vq->avail_idx = 0;
   vq->used_seen = 0;
   vq->free_head = 0;
@@ -34,9 +34,10 @@ bool virtq_init(struct virtq *vq, unsigned index, unsigned size, void *mem) {
   return true;
 }
 
-int virtq_add(struct virtq *vq, const struct virtq_buf *bufs, unsigned n) {
+int virtq_add(struct virtq* vq, const struct virtq_buf* bufs, unsigned n) {
   if (n == 0 || n > vq->num_free) {
-    snprintf(vq->error, sizeof(vq->error), "chain of %u buffers, %u descriptors free", n, vq->num_free);
+    snprintf(vq->error, sizeof(vq->error), "chain of %u buffers, %u descriptors free", n,
+             vq->num_free);
     return -1;
   }
   uint16_t head = vq->free_head, d = head;
@@ -44,7 +45,8 @@ int virtq_add(struct virtq *vq, const struct virtq_buf *bufs, unsigned n) {
   for (unsigned i = 0; i < n; ++i) {
     vq->desc[d].addr = bufs[i].addr;
     vq->desc[d].len = bufs[i].len;
-    vq->desc[d].flags = (bufs[i].writable ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+    vq->desc[d].flags =
+        (bufs[i].writable ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
     vq->desc[d].next = i + 1 < n ? vq->next[d] : 0;
     if (bufs[i].writable) wlen += bufs[i].len;
     if (i + 1 < n) d = vq->next[d];
@@ -63,7 +65,7 @@ int virtq_add(struct virtq *vq, const struct virtq_buf *bufs, unsigned n) {
   return head;
 }
 
-void virtq_kick(struct virtq *vq) {
+void virtq_kick(struct virtq* vq) {
   /* avail->idx before the doorbell. Always notify, even if the device set
    * VIRTQ_USED_F_NO_NOTIFY (a SHOULD NOT, and a device must cope): polling
    * then never depends on the device polling too. */
@@ -71,7 +73,7 @@ void virtq_kick(struct virtq *vq) {
   vq->notify(vq);
 }
 
-int virtq_poll(struct virtq *vq, uint16_t *head, uint32_t *len) {
+int virtq_poll(struct virtq* vq, uint16_t* head, uint32_t* len) {
   uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
   if (used_idx == vq->used_seen) return 0;
   struct virtq_used_elem e = vq->used->ring[vq->used_seen & (vq->size - 1)];
@@ -93,14 +95,14 @@ int virtq_poll(struct virtq *vq, uint16_t *head, uint32_t *len) {
   *head = e.id;
   *len = e.len;
   if (e.len > vq->chain_wlen[e.id]) {
-    snprintf(vq->error, sizeof(vq->error), "used element for head %u: len %u > %u writable bytes", e.id,
-             e.len, vq->chain_wlen[e.id]);
+    snprintf(vq->error, sizeof(vq->error), "used element for head %u: len %u > %u writable bytes",
+             e.id, e.len, vq->chain_wlen[e.id]);
     return -1;
   }
   return 1;
 }
 
-int virtq_wait(struct virtq *vq, uint16_t *head, uint32_t *len, uint64_t ms) {
+int virtq_wait(struct virtq* vq, uint16_t* head, uint32_t* len, uint64_t ms) {
   uint64_t deadline = deadline_ms(ms);
   for (;;) {
     int r = virtq_poll(vq, head, len);
@@ -108,12 +110,13 @@ int virtq_wait(struct virtq *vq, uint16_t *head, uint32_t *len, uint64_t ms) {
     if (deadline_passed(deadline)) break;
     cpu_relax();
   }
-  snprintf(vq->error, sizeof(vq->error), "no used element within %lu ms (avail idx %u, used idx %u)", ms,
-           vq->avail_idx, __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
+  snprintf(vq->error, sizeof(vq->error),
+           "no used element within %lu ms (avail idx %u, used idx %u)", ms, vq->avail_idx,
+           __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
   return 0;
 }
 
-bool virtq_submit_wait(struct virtq *vq, const struct virtq_buf *bufs, unsigned n, uint32_t *len,
+bool virtq_submit_wait(struct virtq* vq, const struct virtq_buf* bufs, unsigned n, uint32_t* len,
                        uint64_t ms) {
   int head = virtq_add(vq, bufs, n);
   if (head < 0) return false;

@@ -35,7 +35,7 @@ struct virtq_avail {
 };
 
 struct virtq_used_elem {
-  uint32_t id; /* head of the returned chain */
+  uint32_t id;  /* head of the returned chain */
   uint32_t len; /* bytes the device wrote into it */
 };
 
@@ -66,9 +66,9 @@ struct virtq_buf {
 struct virtq {
   uint16_t index; /* queue number on the device */
   uint16_t size;  /* power of two */
-  struct virtq_desc *desc;
-  struct virtq_avail *avail;
-  struct virtq_used *used;
+  struct virtq_desc* desc;
+  struct virtq_avail* avail;
+  struct virtq_used* used;
   uint16_t avail_idx; /* our copy of avail->idx */
   uint16_t used_seen; /* used->idx up to which elements were consumed */
   uint16_t free_head, num_free;
@@ -78,9 +78,9 @@ struct virtq {
   uint16_t chain_len[VIRTQ_MAX_SIZE];  /* descriptors in the chain at this head; 0: not in flight */
   uint32_t chain_wlen[VIRTQ_MAX_SIZE]; /* writable bytes in it: used len may not exceed this */
   /* Filled in by the transport. ack returns the interrupt bits it cleared. */
-  void (*notify)(struct virtq *vq);
-  uint32_t (*ack)(struct virtq *vq);
-  void *transport;
+  void (*notify)(struct virtq* vq);
+  uint32_t (*ack)(struct virtq* vq);
+  void* transport;
   uint32_t isr_seen; /* OR of every ack() result: did the device flag its interrupts */
   char error[112];   /* why the last call failed */
 };
@@ -88,30 +88,30 @@ struct virtq {
 /* Lays out and zeroes the rings in `mem` and puts every descriptor on the
  * free list. `size` must be a power of two up to VIRTQ_MAX_SIZE. Leaves
  * notify/ack alone. */
-bool virtq_init(struct virtq *vq, unsigned index, unsigned size, void *mem);
+bool virtq_init(struct virtq* vq, unsigned index, unsigned size, void* mem);
 
 /* Writes a chain of `n` buffers and publishes it in the available ring
  * (without notifying). Returns the head descriptor index, or -1 (error set)
  * when there are not enough free descriptors. */
-int virtq_add(struct virtq *vq, const struct virtq_buf *bufs, unsigned n);
+int virtq_add(struct virtq* vq, const struct virtq_buf* bufs, unsigned n);
 
 /* Tells the device there is new work. */
-void virtq_kick(struct virtq *vq);
+void virtq_kick(struct virtq* vq);
 
 /* Consumes the next used element, if there is one, and frees its chain:
  * 1 with *head and *len filled in, 0 when nothing new, -1 (error set) when the
  * device returned something that was not in flight or claimed to write more
  * than the chain holds. Acknowledges the transport's interrupt bits. */
-int virtq_poll(struct virtq *vq, uint16_t *head, uint32_t *len);
+int virtq_poll(struct virtq* vq, uint16_t* head, uint32_t* len);
 
 /* virtq_poll until an element comes or `ms` pass (polled in ring 3, no
  * interrupts): 1 with *head and *len, 0 (error set) on timeout, -1 (error set)
  * on a bad element. */
-int virtq_wait(struct virtq *vq, uint16_t *head, uint32_t *len, uint64_t ms);
+int virtq_wait(struct virtq* vq, uint16_t* head, uint32_t* len, uint64_t ms);
 
 /* add + kick + wait for one chain, with nothing else in flight. The used
  * length goes to *len. */
-bool virtq_submit_wait(struct virtq *vq, const struct virtq_buf *bufs, unsigned n, uint32_t *len,
+bool virtq_submit_wait(struct virtq* vq, const struct virtq_buf* bufs, unsigned n, uint32_t* len,
                        uint64_t ms);
 
 #endif /* MOTETEST_VIRTQUEUE_H_ */

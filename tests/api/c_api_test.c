@@ -5,7 +5,6 @@
  * Usage: c_api_test KERNEL   (build/guest-images/motetest.pvh)
  * Exits 77 (meson's skip) where /dev/kvm is missing. */
 #include <mote/mote.h>
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +15,7 @@
 
 static int failures;
 
-static void check(int ok, const char *name, const char *fmt, ...) {
+static void check(int ok, const char* name, const char* fmt, ...) {
   if (ok) {
     printf("ok %s\n", name);
     return;
@@ -36,7 +35,9 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static int contains(const char *text, const char *part) { return text && strstr(text, part) != NULL; }
+static int contains(const char* text, const char* part) {
+  return text && strstr(text, part) != NULL;
+}
 
 /* Events of one VM, as the callback saw them. */
 struct events {
@@ -47,25 +48,26 @@ struct events {
   int out_of_order;
 };
 
-static void on_event(void *opaque, const char *name, const char *data, long long timestamp_us) {
-  struct events *e = opaque;
+static void on_event(void* opaque, const char* name, const char* data, long long timestamp_us) {
+  struct events* e = opaque;
   pthread_mutex_lock(&e->mu);
   if (strlen(e->names) + strlen(name) + 2 < sizeof(e->names)) {
     strcat(e->names, name);
     strcat(e->names, " ");
   }
-  if (strcmp(name, "SHUTDOWN") == 0) snprintf(e->last_shutdown, sizeof(e->last_shutdown), "%s", data);
+  if (strcmp(name, "SHUTDOWN") == 0)
+    snprintf(e->last_shutdown, sizeof(e->last_shutdown), "%s", data);
   if (timestamp_us < e->last_time_us) e->out_of_order = 1;
   e->last_time_us = timestamp_us;
   pthread_mutex_unlock(&e->mu);
 }
 
-static void events_init(struct events *e) {
+static void events_init(struct events* e) {
   memset(e, 0, sizeof(*e));
   pthread_mutex_init(&e->mu, NULL);
 }
 
-static int events_have(struct events *e, const char *names) {
+static int events_have(struct events* e, const char* names) {
   pthread_mutex_lock(&e->mu);
   int yes = strstr(e->names, names) != NULL;
   pthread_mutex_unlock(&e->mu);
@@ -73,7 +75,7 @@ static int events_have(struct events *e, const char *names) {
 }
 
 /* Waits up to 10 s for `names` among the events. */
-static int wait_events(struct events *e, const char *names) {
+static int wait_events(struct events* e, const char* names) {
   for (int i = 0; i < 1000; ++i) {
     if (events_have(e, names)) return 1;
     usleep(10000);
@@ -81,9 +83,9 @@ static int wait_events(struct events *e, const char *names) {
   return 0;
 }
 
-static char *read_file(const char *path) {
+static char* read_file(const char* path) {
   static char buf[65536];
-  FILE *f = fopen(path, "r");
+  FILE* f = fopen(path, "r");
   if (!f) return NULL;
   size_t n = fread(buf, 1, sizeof(buf) - 1, f);
   buf[n] = 0;
@@ -92,7 +94,7 @@ static char *read_file(const char *path) {
 }
 
 /* Waits up to 10 s for `line` in a console file. */
-static int wait_console(const char *path, const char *line) {
+static int wait_console(const char* path, const char* line) {
   for (int i = 0; i < 1000; ++i) {
     if (contains(read_file(path), line)) return 1;
     usleep(10000);
@@ -100,8 +102,8 @@ static int wait_console(const char *path, const char *line) {
   return 0;
 }
 
-static mote_config *guest_config(const char *kernel, const char *cmdline, const char *console) {
-  mote_config *c = mote_config_new();
+static mote_config* guest_config(const char* kernel, const char* cmdline, const char* console) {
+  mote_config* c = mote_config_new();
   if (!c || mote_config_set_string(c, "kernel", kernel) != 0 ||
       mote_config_set_string(c, "cmdline", cmdline) != 0 ||
       mote_config_set_string(c, "console", console) != 0) {
@@ -111,22 +113,24 @@ static mote_config *guest_config(const char *kernel, const char *cmdline, const 
   return c;
 }
 
-static void expect_string(char *got, const char *want, const char *name) {
+static void expect_string(char* got, const char* want, const char* name) {
   check(got && strcmp(got, want) == 0, name, "got %s, want %s (%s)", got ? got : "NULL", want,
         got ? "" : mote_last_error());
   mote_free(got);
 }
 
-static void test_config_errors(const char *kernel) {
+static void test_config_errors(const char* kernel) {
   check(strcmp(mote_version(), "") != 0, "version", "empty");
-  mote_config *c = mote_config_new();
-  check(mote_config_set_int(c, "cpus", 0) == -1 && contains(mote_last_error(), "cpus: expected an integer"),
+  mote_config* c = mote_config_new();
+  check(mote_config_set_int(c, "cpus", 0) == -1 &&
+            contains(mote_last_error(), "cpus: expected an integer"),
         "bad cpus named", "%s", mote_last_error());
   check(mote_config_set_string(c, "colour", "red") == -1 &&
             contains(mote_last_error(), "colour: unknown member"),
         "unknown member named", "%s", mote_last_error());
-  check(mote_config_set_string(c, "memory", "lots") == -1 && contains(mote_last_error(), "memory: "),
-        "bad memory named", "%s", mote_last_error());
+  check(
+      mote_config_set_string(c, "memory", "lots") == -1 && contains(mote_last_error(), "memory: "),
+      "bad memory named", "%s", mote_last_error());
   check(mote_config_set_bool(c, "cpus", 1) == -1, "bool for an integer refused", "accepted");
   check(mote_config_set_json(c, "cpus", "{") == -1 && contains(mote_last_error(), "not JSON"),
         "set_json refuses bad JSON", "%s", mote_last_error());
@@ -139,14 +143,15 @@ static void test_config_errors(const char *kernel) {
   /* No kernel yet: create says which member is missing. */
   check(mote_vm_create(c, NULL, NULL) == NULL && contains(mote_last_error(), "kernel: missing"),
         "create without a kernel", "%s", mote_last_error());
-  check(mote_config_set_int(c, "cpus", 3) == 0 && mote_config_set_string(c, "kernel", kernel) == 0 &&
+  check(mote_config_set_int(c, "cpus", 3) == 0 &&
+            mote_config_set_string(c, "kernel", kernel) == 0 &&
             mote_config_add_disk(c, "path=/tmp/x.img,readonly=on,serial=S1") == 0,
         "good members taken", "%s", mote_last_error());
-  char *json = mote_config_to_json(c);
+  char* json = mote_config_to_json(c);
   check(contains(json, "\"cpus\":3") && contains(json, "\"serial\":\"S1\"") &&
             contains(json, "\"readonly\":true"),
         "to_json shows the members", "%s", json);
-  mote_config *again = mote_config_from_json(json);
+  mote_config* again = mote_config_from_json(json);
   check(again != NULL, "from_json takes to_json's text", "%s", mote_last_error());
   mote_free(json);
   mote_config_free(again);
@@ -160,7 +165,7 @@ static void test_config_errors(const char *kernel) {
 
   /* A kernel that is not there: create is fine, start says why, wait gives 2. */
   c = guest_config("/nonexistent/kernel", "", "none");
-  mote_vm *vm = mote_vm_create(c, NULL, NULL);
+  mote_vm* vm = mote_vm_create(c, NULL, NULL);
   check(vm != NULL, "create with a missing kernel file", "%s", mote_last_error());
   check(mote_vm_pause(vm) == -1 && contains(mote_last_error(), "not been started"),
         "pause before start", "%s", mote_last_error());
@@ -174,40 +179,44 @@ static void test_config_errors(const char *kernel) {
 
 /* stop, cont, status, counters, execute, system_reset and quit on one
  * running guest, with the events each one brings. */
-static void test_lifecycle(const char *kernel, const char *dir) {
+static void test_lifecycle(const char* kernel, const char* dir) {
   char console[512];
   snprintf(console, sizeof(console), "file:%s/clock.log", dir);
-  mote_config *c = guest_config(kernel, "test=clock", console);
+  mote_config* c = guest_config(kernel, "test=clock", console);
   mote_config_set_int(c, "cpus", 2);
   mote_config_set_bool(c, "paused", 1);
   mote_config_set_string(c, "name", "c-api-guest");
   struct events ev;
   events_init(&ev);
-  mote_vm *vm = mote_vm_create(c, on_event, &ev);
+  mote_vm* vm = mote_vm_create(c, on_event, &ev);
   mote_config_free(c); /* the VM keeps its own copy */
   check(vm != NULL && mote_vm_start(vm) == 0, "start paused", "%s", mote_last_error());
   expect_string(mote_vm_status(vm), "prelaunch", "status prelaunch");
-  check(mote_vm_resume(vm) == 0 && wait_events(&ev, "RESUME"), "resume brings RESUME", "%s", ev.names);
+  check(mote_vm_resume(vm) == 0 && wait_events(&ev, "RESUME"), "resume brings RESUME", "%s",
+        ev.names);
   expect_string(mote_vm_status(vm), "running", "status running");
   check(wait_console(console + 5, "clock: ns="), "the guest runs", "no clock line");
-  check(mote_vm_pause(vm) == 0 && wait_events(&ev, "RESUME STOP"), "pause brings STOP", "%s", ev.names);
+  check(mote_vm_pause(vm) == 0 && wait_events(&ev, "RESUME STOP"), "pause brings STOP", "%s",
+        ev.names);
   expect_string(mote_vm_status(vm), "paused", "status paused");
-  char *counters = mote_vm_counters(vm);
+  char* counters = mote_vm_counters(vm);
   check(contains(counters, "\"vcpus\":[") && contains(counters, "\"cpu-index\":1") &&
             contains(counters, "\"io\":") && contains(counters, "\"thread-id\":"),
         "counters per vCPU", "%s", counters ? counters : mote_last_error());
   mote_free(counters);
-  char *cpus = mote_vm_execute(vm, "query-cpus-fast", NULL);
-  check(contains(cpus, "\"thread-id\"") && contains(cpus, "\"cpu-index\":1"), "execute query-cpus-fast",
-        "%s", cpus ? cpus : mote_last_error());
+  char* cpus = mote_vm_execute(vm, "query-cpus-fast", NULL);
+  check(contains(cpus, "\"thread-id\"") && contains(cpus, "\"cpu-index\":1"),
+        "execute query-cpus-fast", "%s", cpus ? cpus : mote_last_error());
   mote_free(cpus);
-  expect_string(mote_vm_execute(vm, "query-name", "{}"), "{\"name\":\"c-api-guest\"}", "execute query-name");
+  expect_string(mote_vm_execute(vm, "query-name", "{}"), "{\"name\":\"c-api-guest\"}",
+                "execute query-name");
   check(mote_vm_execute(vm, "no-such-command", NULL) == NULL &&
             contains(mote_last_error(), "has not been found"),
         "execute an unknown command", "%s", mote_last_error());
   check(mote_vm_execute(vm, "query-status", "[1]") == NULL && contains(mote_last_error(), "object"),
         "execute with non-object arguments", "%s", mote_last_error());
-  check(mote_vm_execute(vm, "query-status", "{\"x\": 1}") == NULL && contains(mote_last_error(), "'x'"),
+  check(mote_vm_execute(vm, "query-status", "{\"x\": 1}") == NULL &&
+            contains(mote_last_error(), "'x'"),
         "execute with an unknown argument", "%s", mote_last_error());
   check(mote_vm_resume(vm) == 0 && mote_vm_reset(vm) == 0 && wait_events(&ev, "RESET"),
         "reset brings RESET", "%s", ev.names);
@@ -224,19 +233,19 @@ static void test_lifecycle(const char *kernel, const char *dir) {
         ev.last_shutdown);
   check(!ev.out_of_order && ev.last_time_us > 1600000000000000LL, "event timestamps", "%lld",
         ev.last_time_us);
-  check(mote_vm_pause(vm) == -1 && contains(mote_last_error(), "ended"), "pause after the end", "%s",
-        mote_last_error());
+  check(mote_vm_pause(vm) == -1 && contains(mote_last_error(), "ended"), "pause after the end",
+        "%s", mote_last_error());
   mote_vm_destroy(vm);
 }
 
 /* The guest ends itself: power button, panic, debug-exit. */
-static void test_guest_endings(const char *kernel, const char *dir) {
+static void test_guest_endings(const char* kernel, const char* dir) {
   char console[512];
   snprintf(console, sizeof(console), "file:%s/button.log", dir);
-  mote_config *c = guest_config(kernel, "test=powerbutton", console);
+  mote_config* c = guest_config(kernel, "test=powerbutton", console);
   struct events ev;
   events_init(&ev);
-  mote_vm *vm = mote_vm_create(c, on_event, &ev);
+  mote_vm* vm = mote_vm_create(c, on_event, &ev);
   check(vm && mote_vm_start(vm) == 0, "start powerbutton", "%s", mote_last_error());
   check(wait_console(console + 5, "waiting on gsi"), "guest listens for the button", "no line");
   check(mote_vm_powerdown(vm) == 0, "powerdown", "%s", mote_last_error());
@@ -251,7 +260,8 @@ static void test_guest_endings(const char *kernel, const char *dir) {
   vm = mote_vm_create(c, on_event, &ev);
   check(vm && mote_vm_start(vm) == 0 && mote_vm_wait(vm) == 6, "panic exit code 6", "%s",
         mote_last_error());
-  check(strcmp(mote_vm_end_reason(vm), "guest-panic") == 0 && events_have(&ev, "GUEST_PANICKED SHUTDOWN"),
+  check(strcmp(mote_vm_end_reason(vm), "guest-panic") == 0 &&
+            events_have(&ev, "GUEST_PANICKED SHUTDOWN"),
         "GUEST_PANICKED then SHUTDOWN", "%s / %s", mote_vm_end_reason(vm), ev.names);
   mote_vm_destroy(vm);
   mote_config_free(c);
@@ -260,7 +270,8 @@ static void test_guest_endings(const char *kernel, const char *dir) {
   vm = mote_vm_create(c, NULL, NULL);
   check(vm && mote_vm_start(vm) == 0 && mote_vm_wait(vm) == 11, "debug-exit 5 gives 11", "%s",
         mote_last_error());
-  check(strcmp(mote_vm_end_reason(vm), "x-mote-debug-exit") == 0 && contains(mote_vm_end_detail(vm), "0x5"),
+  check(strcmp(mote_vm_end_reason(vm), "x-mote-debug-exit") == 0 &&
+            contains(mote_vm_end_detail(vm), "0x5"),
         "debug-exit reason and detail", "%s: %s", mote_vm_end_reason(vm), mote_vm_end_detail(vm));
   mote_vm_destroy(vm);
   mote_config_free(c);
@@ -275,7 +286,7 @@ static void test_guest_endings(const char *kernel, const char *dir) {
   mote_config_free(c);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s KERNEL\n", argv[0]);
     return 2;

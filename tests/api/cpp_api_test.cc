@@ -13,7 +13,8 @@ namespace {
 int failures = 0;
 
 void Check(bool ok, const char* what, const std::string& detail = "") {
-  std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail.empty() ? "" : ": ", detail.c_str());
+  std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail.empty() ? "" : ": ",
+              detail.c_str());
   if (!ok) ++failures;
 }
 

@@ -16,18 +16,19 @@
 static int seen;
 
 int ioctl(int fd, unsigned long request, ...) {
-  static int (*real)(int, unsigned long, void *);
+  static int (*real)(int, unsigned long, void*);
   va_list ap;
   va_start(ap, request);
-  void *arg = va_arg(ap, void *);
+  void* arg = va_arg(ap, void*);
   va_end(ap);
   if (request == KVM_RUN && !__atomic_exchange_n(&seen, 1, __ATOMIC_SEQ_CST)) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    const char *path = getenv("FIRST_KVM_RUN_FILE");
+    const char* path = getenv("FIRST_KVM_RUN_FILE");
     if (path) {
       char line[32];
-      int n = snprintf(line, sizeof(line), "%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+      int n =
+          snprintf(line, sizeof(line), "%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
       int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       if (out >= 0) {
         (void)!write(out, line, (size_t)n);
@@ -35,6 +36,6 @@ int ioctl(int fd, unsigned long request, ...) {
       }
     }
   }
-  if (!real) real = (int (*)(int, unsigned long, void *))dlsym(RTLD_NEXT, "ioctl");
+  if (!real) real = (int (*)(int, unsigned long, void*))dlsym(RTLD_NEXT, "ioctl");
   return real(fd, request, arg);
 }

@@ -42,12 +42,13 @@ TEST_CASE("CMOS RTC follows register B: binary and 12-hour modes", "[cmos_rtc]")
   WriteByte(rtc, 1, 0x04);  // binary, 12-hour
   CHECK(ReadReg(rtc, 0x00) == 59);
   CHECK(ReadReg(rtc, 0x04) == (0x80 | 1));  // 1 PM
-  CHECK(ReadReg(rtc, 0x06) == 2);            // Monday
+  CHECK(ReadReg(rtc, 0x06) == 2);           // Monday
   clock.now = At(2026, 1, 5, 0, 30, 0);
-  CHECK(ReadReg(rtc, 0x04) == 12);           // midnight is 12 AM
+  CHECK(ReadReg(rtc, 0x04) == 12);  // midnight is 12 AM
 }
 
-TEST_CASE("CMOS RTC: time tracks the clock; writes to time are ignored, RAM is kept", "[cmos_rtc]") {
+TEST_CASE("CMOS RTC: time tracks the clock; writes to time are ignored, RAM is kept",
+          "[cmos_rtc]") {
   FakeClock clock(At(2026, 11, 22, 5, 0, 0));
   CmosRtc rtc(&clock);
   WriteByte(rtc, 0, 0x00);

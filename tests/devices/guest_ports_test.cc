@@ -46,11 +46,11 @@ TEST_CASE("BootTimer marks boot done on any write", "[guest_ports]") {
 TEST_CASE("AcpiPm: S5 with SLP_EN powers off; the reset value resets", "[guest_ports]") {
   EventRecorder events;
   AcpiPm pm(&events, 5, 1);
-  WriteByte(pm, 0, 5 << 2);            // SLP_TYP without SLP_EN: nothing
-  WriteByte(pm, 0, (3 << 2) | 0x20);   // S3 is not offered: nothing
+  WriteByte(pm, 0, 5 << 2);           // SLP_TYP without SLP_EN: nothing
+  WriteByte(pm, 0, (3 << 2) | 0x20);  // S3 is not offered: nothing
   CHECK(events.events.empty());
   WriteByte(pm, 0, (5 << 2) | 0x20);
-  WriteByte(pm, 2, 0x02);              // wrong reset value: nothing
+  WriteByte(pm, 2, 0x02);  // wrong reset value: nothing
   WriteByte(pm, 2, 0x01);
   REQUIRE(events.events.size() == 2);
   CHECK(events.events[0].first == GuestEvent::kPowerOff);

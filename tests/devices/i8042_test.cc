@@ -42,7 +42,7 @@ TEST_CASE("i8042: self test, control byte and status", "[i8042]") {
   WriteByte(kbd, kData, 0x47);
   WriteByte(kbd, kCommand, 0x20);
   CHECK(ReadByte(kbd, kData) == 0x47);
-  WriteByte(kbd, 2, 0xfe);  // between the ports: ignored
+  WriteByte(kbd, 2, 0xfe);      // between the ports: ignored
   WriteByte(kbd, kData, 0x00);  // data with no pending command: ignored
   CHECK(events.events.empty());
 }

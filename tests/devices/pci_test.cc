@@ -19,8 +19,11 @@ void Write32(PciConfigSpace& c, uint32_t offset, uint32_t v) {
   c.Write(offset, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
 }
 
-constexpr PciIdentity kIdentity = {.vendor = 0x1af4, .device = 0x1042, .revision = 1,
-                                   .class_code = 0x018000, .subsystem_vendor = 0x1af4,
+constexpr PciIdentity kIdentity = {.vendor = 0x1af4,
+                                   .device = 0x1042,
+                                   .revision = 1,
+                                   .class_code = 0x018000,
+                                   .subsystem_vendor = 0x1af4,
                                    .subsystem = 0x1100};
 
 TEST_CASE("PCI config space: identity and read-only header", "[pci]") {
@@ -118,7 +121,9 @@ TEST_CASE("PCI root: configuration mechanism #1 and ECAM", "[pci]") {
 TEST_CASE("PCI root: slots fill in order and run out", "[pci]") {
   class Dummy : public PciDevice {
    public:
-    void ReadConfig(uint32_t, absl::Span<uint8_t> d) override { std::fill(d.begin(), d.end(), 0x11); }
+    void ReadConfig(uint32_t, absl::Span<uint8_t> d) override {
+      std::fill(d.begin(), d.end(), 0x11);
+    }
     void WriteConfig(uint32_t, absl::Span<const uint8_t>) override {}
     bool ReadBar(uint64_t addr, absl::Span<uint8_t> d) override {
       if (addr != 0xc0000000) return false;

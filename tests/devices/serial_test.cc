@@ -40,7 +40,8 @@ TEST_CASE("Serial: input is queued, flagged in LSR and raises the RX interrupt",
   Serial16550 uart(&out, &irq);
   WriteByte(uart, kIer, 0x01);
   CHECK_FALSE(irq.level);
-  CHECK(uart.EnqueueInput(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("ab"), 2)) == 2);
+  CHECK(uart.EnqueueInput(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("ab"), 2)) ==
+        2);
   CHECK(irq.level);
   CHECK((ReadByte(uart, kLsr) & 0x01) == 0x01);
   CHECK((ReadByte(uart, kIir) & 0x0f) == 0x04);
@@ -51,7 +52,8 @@ TEST_CASE("Serial: input is queued, flagged in LSR and raises the RX interrupt",
   CHECK((ReadByte(uart, kIir) & 0x0f) == 0x01);
 }
 
-TEST_CASE("Serial: THR-empty interrupt is raised on enable and cleared by reading IIR", "[serial]") {
+TEST_CASE("Serial: THR-empty interrupt is raised on enable and cleared by reading IIR",
+          "[serial]") {
   StringSink out;
   FakeIrqLine irq;
   Serial16550 uart(&out, &irq);
@@ -82,7 +84,7 @@ TEST_CASE("Serial: scratch register, FIFO flag and hostile accesses", "[serial]"
   CHECK(ReadByte(uart, kScr) == 0x77);
   WriteByte(uart, kIir, 0x07);  // enable and clear FIFOs
   CHECK((ReadByte(uart, kIir) & 0xc0) == 0xc0);
-  WriteByte(uart, 99, 1);  // beyond the registers: ignored
+  WriteByte(uart, 99, 1);          // beyond the registers: ignored
   CHECK(ReadByte(uart, 99) == 0);  // and reads as zero
   CHECK(ReadByte(uart, kScr) == 0x77);
   CHECK(out.text.empty());

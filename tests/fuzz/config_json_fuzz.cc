@@ -18,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   VmConfigExtras extras;
   if (!ApplyVmConfigJson(text, config, extras).ok()) return 0;
   if (!config.Validate().ok()) abort();  // accepted means valid
-  std::string again = VmConfigToJson(config, extras).dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace);
+  std::string again =
+      VmConfigToJson(config, extras).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   VmConfig round;
   VmConfigExtras round_extras;
   if (!ApplyVmConfigJson(again, round, round_extras).ok()) abort();  // what it wrote, it reads

@@ -28,16 +28,15 @@ inline FuzzDevice MakeDevice(uint8_t kind) {
   FuzzDevice d;
   switch (kind % 3) {
     case 0:
-      d.device = std::make_shared<virtio::BlockDevice>(std::make_unique<virtio::MemoryBackend>(64 * 512),
-                                                       virtio::BlockDevice::Options{});
+      d.device = std::make_shared<virtio::BlockDevice>(
+          std::make_unique<virtio::MemoryBackend>(64 * 512), virtio::BlockDevice::Options{});
       break;
     case 1: {
       int fds[2];
       if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) abort();
       d.peer = FileDescriptor(fds[1]);
-      d.device = std::make_shared<virtio::NetDevice>(FileDescriptor(fds[0]),
-                                                     virtio::NetDevice::Mac{0x52, 0x54, 0, 1, 2, 3},
-                                                     nullptr);
+      d.device = std::make_shared<virtio::NetDevice>(
+          FileDescriptor(fds[0]), virtio::NetDevice::Mac{0x52, 0x54, 0, 1, 2, 3}, nullptr);
       break;
     }
     default:
@@ -52,7 +51,8 @@ inline FuzzDevice MakeDevice(uint8_t kind) {
 // What a transport target starts from: the device the input's first byte
 // picks, guest RAM and an event loop for queue notifications.
 struct TransportBench {
-  explicit TransportBench(Input& in) : device(MakeDevice(in.Take<uint8_t>())), mem(MakeRam()), loop(MakeLoop()) {}
+  explicit TransportBench(Input& in)
+      : device(MakeDevice(in.Take<uint8_t>())), mem(MakeRam()), loop(MakeLoop()) {}
   FuzzDevice device;
   std::unique_ptr<GuestMemory> mem;
   std::unique_ptr<EventLoop> loop;

@@ -17,9 +17,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
   testing::EventRecorder events;
   Bus bus("pio");
-  if (!bus.Insert(std::make_shared<DebugExit>(&events), x86::kDebugExitPort, DebugExit::kPortCount).ok() ||
-      !bus.Insert(std::make_shared<Pvpanic>(&events), x86::kPvpanicPort, Pvpanic::kPortCount).ok() ||
-      !bus.Insert(std::make_shared<BootTimer>(&events), x86::kBootTimerPort, BootTimer::kPortCount).ok() ||
+  if (!bus.Insert(std::make_shared<DebugExit>(&events), x86::kDebugExitPort, DebugExit::kPortCount)
+           .ok() ||
+      !bus.Insert(std::make_shared<Pvpanic>(&events), x86::kPvpanicPort, Pvpanic::kPortCount)
+           .ok() ||
+      !bus.Insert(std::make_shared<BootTimer>(&events), x86::kBootTimerPort, BootTimer::kPortCount)
+           .ok() ||
       !bus.Insert(std::make_shared<AcpiPm>(&events, x86::kAcpiS5SleepType, x86::kAcpiResetValue),
                   x86::kAcpiSleepControlPort, AcpiPm::kPortCount)
            .ok()) {

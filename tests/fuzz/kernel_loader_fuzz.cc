@@ -78,7 +78,8 @@ void LoadAs(const Fixture& f, const x86::ImageFile& file, const uint8_t* data, s
         return;
       }
       auto entry = x86::FindPvhEntry(file, *image);
-      if (entry.ok() && entry->has_value()) (void)x86::LoadPvhElf(*f.mem, file, *image, **entry, f.req);
+      if (entry.ok() && entry->has_value())
+        (void)x86::LoadPvhElf(*f.mem, file, *image, **entry, f.req);
       break;
     }
     default: {

@@ -53,8 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FileDescriptor peer(fds[1]);
   std::function<absl::Status(unsigned)> set_offload;
   if (header.options & 2) set_offload = [](unsigned) { return absl::OkStatus(); };
-  virtio::NetDevice device(FileDescriptor(fds[0]), {0x52, 0x54, 0, 0x12, 0x34, 0x56},
-                           set_offload);
+  virtio::NetDevice device(FileDescriptor(fds[0]), {0x52, 0x54, 0, 0x12, 0x34, 0x56}, set_offload);
   virtio::testing::FakeInterrupt interrupt;
   std::function<void()> on_packets;
   virtio::ActivationContext ctx;

@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto t = virtio::PciTransport::Create(devices[i].device, mem.get(), loop.get(), &router,
                                           {bar, x86::kPciMmioStart, x86::kPciMmioEnd},
                                           [](uint64_t, int, bool) { return absl::OkStatus(); });
-    if (!t.ok() || !root.AddDevice(std::shared_ptr<virtio::PciTransport>(std::move(*t))).ok()) abort();
+    if (!t.ok() || !root.AddDevice(std::shared_ptr<virtio::PciTransport>(std::move(*t))).ok())
+      abort();
   }
   Bus bus("fuzz");
   if (!bus.Insert(root.config_ports(), 0, pci::kConfigPortCount).ok() ||

@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   fuzz::Input in(data, size);
   fuzz::TransportBench bench(in);
-  auto transport = virtio::MmioTransport::Create(bench.device.device, bench.mem.get(), bench.loop.get());
+  auto transport =
+      virtio::MmioTransport::Create(bench.device.device, bench.mem.get(), bench.loop.get());
   if (!transport.ok()) abort();
   fuzz::RunScript(in, *bench.mem, *bench.loop, 0, 0x200, 4096,
                   [&](const fuzz::Access& a) { fuzz::Perform(**transport, a); });

@@ -22,9 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::TransportBench bench(in);
   pci::testing::RecordingRouter router;
   virtio::PciTransport::Placement placement{kBar, 0xc0000000, 0xd0000000};
-  auto made = virtio::PciTransport::Create(bench.device.device, bench.mem.get(), bench.loop.get(),
-                                           &router, placement,
-                                           [](uint64_t, int, bool) { return absl::OkStatus(); });
+  auto made =
+      virtio::PciTransport::Create(bench.device.device, bench.mem.get(), bench.loop.get(), &router,
+                                   placement, [](uint64_t, int, bool) { return absl::OkStatus(); });
   if (!made.ok()) abort();
   virtio::PciTransport& transport = **made;
   fuzz::RunScript(in, *bench.mem, *bench.loop, 0, 0x10000, 4096, [&](const fuzz::Access& a) {

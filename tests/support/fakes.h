@@ -37,7 +37,9 @@ class FakeClock : public Clock {
 
 class EventRecorder : public GuestEventSink {
  public:
-  void OnGuestEvent(GuestEvent event, uint64_t value) override { events.emplace_back(event, value); }
+  void OnGuestEvent(GuestEvent event, uint64_t value) override {
+    events.emplace_back(event, value);
+  }
   std::vector<std::pair<GuestEvent, uint64_t>> events;
 };
 

@@ -5,12 +5,12 @@
 #ifndef MOTE_TESTS_SUPPORT_LOADER_TEST_UTIL_H_
 #define MOTE_TESTS_SUPPORT_LOADER_TEST_UTIL_H_
 
-#include <catch2/catch.hpp>
 #include <elf.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -99,9 +99,9 @@ inline std::vector<uint8_t> PvhNotes(uint64_t entry, size_t desc_bytes) {
 // The 12-byte Multiboot header; `good_checksum` false breaks the checksum so
 // the header must not be recognised.
 inline std::vector<uint8_t> MultibootHeaderBytes(uint32_t flags, bool good_checksum = true) {
-  const uint32_t words[3] = {kMultibootHeaderMagic, flags,
-                             static_cast<uint32_t>(0u - kMultibootHeaderMagic - flags) +
-                                 (good_checksum ? 0u : 1u)};
+  const uint32_t words[3] = {
+      kMultibootHeaderMagic, flags,
+      static_cast<uint32_t>(0u - kMultibootHeaderMagic - flags) + (good_checksum ? 0u : 1u)};
   std::vector<uint8_t> out(sizeof(words));
   std::memcpy(out.data(), words, sizeof(words));
   return out;
@@ -115,7 +115,7 @@ struct ElfSpec {
     uint32_t type;
     uint64_t paddr;
     std::vector<uint8_t> data;
-    uint64_t mem_size;  // 0: data.size()
+    uint64_t mem_size;                  // 0: data.size()
     std::optional<uint64_t> file_size;  // overrides data.size() in the header only
     // Where the data goes in the file; unset: the next 16-byte boundary.
     // Multiboot tests pin it because the header's file offset is what the
@@ -154,8 +154,13 @@ struct ElfSpec {
     }
     Ehdr eh = {};
     const unsigned char ident[EI_NIDENT] = {
-        ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
-        static_cast<unsigned char>(is_64bit ? ELFCLASS64 : ELFCLASS32), ELFDATA2LSB, EV_CURRENT};
+        ELFMAG0,
+        ELFMAG1,
+        ELFMAG2,
+        ELFMAG3,
+        static_cast<unsigned char>(is_64bit ? ELFCLASS64 : ELFCLASS32),
+        ELFDATA2LSB,
+        EV_CURRENT};
     std::memcpy(eh.e_ident, ident, EI_NIDENT);
     eh.e_type = type;
     eh.e_machine = machine;
@@ -209,8 +214,8 @@ struct LoaderFixture {
                                       const std::string& cmdline, uint64_t acpi_rsdp_addr) {
     TempFile<kTag> kernel(image);
     kernel_path = kernel.path();
-    return LoadKernel(*mem, KernelLoadRequest{kernel.path(), initrd, cmdline, ram_bytes,
-                                              acpi_rsdp_addr});
+    return LoadKernel(*mem,
+                      KernelLoadRequest{kernel.path(), initrd, cmdline, ram_bytes, acpi_rsdp_addr});
   }
 
   template <typename T>

@@ -66,8 +66,8 @@ struct Fixture {
 TEST_CASE("virtio-blk reads sectors into a split buffer", "[virtio_blk]") {
   Fixture f;
   uint64_t a = f.vq->Alloc(512), b = f.vq->Alloc(512), st = f.Status();
-  auto [len, status] = f.Run({{f.Header(kIn, 5), 16, false}, {a, 512, true}, {b, 512, true},
-                              {st, 1, true}}, st);
+  auto [len, status] =
+      f.Run({{f.Header(kIn, 5), 16, false}, {a, 512, true}, {b, 512, true}, {st, 1, true}}, st);
   CHECK(status == 0);
   CHECK(len == 1025);
   CHECK(f.vq->ReadBytes(a, 512)[0] == 5);
@@ -79,7 +79,8 @@ TEST_CASE("virtio-blk reads sectors into a split buffer", "[virtio_blk]") {
 TEST_CASE("virtio-blk writes, then flushes", "[virtio_blk]") {
   Fixture f;
   uint64_t data = f.vq->AllocBytes(std::string(1024, 'W')), st = f.Status();
-  auto [len, status] = f.Run({{f.Header(kOut, 10), 16, false}, {data, 1024, false}, {st, 1, true}}, st);
+  auto [len, status] =
+      f.Run({{f.Header(kOut, 10), 16, false}, {data, 1024, false}, {st, 1, true}}, st);
   CHECK(status == 0);
   CHECK(len == 1);
   CHECK(f.backend->data()[10 * 512] == 'W');
@@ -190,7 +191,8 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   std::string path = "/tmp/mote-blk-async-" + std::to_string(getpid()) + ".img";
   {
     std::ofstream out(path, std::ios::binary);
-    for (int sector = 0; sector < 64; ++sector) out << std::string(512, static_cast<char>('A' + sector % 26));
+    for (int sector = 0; sector < 64; ++sector)
+      out << std::string(512, static_cast<char>('A' + sector % 26));
   }
   auto backend = FileBackend::Open(path, false, false);
   REQUIRE(backend.ok());
@@ -274,7 +276,10 @@ TEST_CASE("FileBackend opens, checks and serves an image file", "[virtio_blk]") 
   REQUIRE(backend.ok());
   CHECK((*backend)->size() == 4096);
   std::string data(512, 'y');
-  REQUIRE((*backend)->WriteAt(512, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), 512)).ok());
+  REQUIRE((*backend)
+              ->WriteAt(512, absl::Span<const uint8_t>(
+                                 reinterpret_cast<const uint8_t*>(data.data()), 512))
+              .ok());
   REQUIRE((*backend)->Flush().ok());
   uint8_t back[512];
   REQUIRE((*backend)->ReadAt(512, absl::Span<uint8_t>(back, 512)).ok());

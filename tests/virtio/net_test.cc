@@ -38,7 +38,8 @@ struct Fixture {
   void Inject(const std::string& frame) {
     std::string packet(NetDevice::kHeaderSize, '\0');
     packet += frame;
-    REQUIRE(send(peer.get(), packet.data(), packet.size(), 0) == static_cast<ssize_t>(packet.size()));
+    REQUIRE(send(peer.get(), packet.data(), packet.size(), 0) ==
+            static_cast<ssize_t>(packet.size()));
   }
   uint64_t PostRx(uint32_t size) {
     uint64_t gpa = rx->Alloc(size);
@@ -137,8 +138,8 @@ TEST_CASE("virtio-net drops hostile transmit buffers and carries on", "[virtio_n
   Fixture f;
   f.Activate();
   uint64_t tiny = f.tx->AllocBytes("short");
-  f.tx->AddChain({{tiny, 5, false}});                 // shorter than the header
-  f.tx->AddChain({{0xfffff0000000, 64, false}});      // outside guest RAM
+  f.tx->AddChain({{tiny, 5, false}});             // shorter than the header
+  f.tx->AddChain({{0xfffff0000000, 64, false}});  // outside guest RAM
   uint64_t ok = f.tx->AllocBytes(std::string(12, '\0') + "good");
   f.tx->AddChain({{ok, 16, false}});
   f.device->ProcessQueue(1);

@@ -30,8 +30,10 @@ struct Fixture {
     PciTransport::Placement placement{static_cast<uint32_t>(kBar), 0xc0000000, 0xd0000000};
     auto t = PciTransport::Create(device, mem.get(), loop.get(), &router, placement,
                                   [this](uint64_t address, int fd, bool assign) {
-                                    if (assign) ioeventfds[address] = fd;
-                                    else ioeventfds.erase(address);
+                                    if (assign)
+                                      ioeventfds[address] = fd;
+                                    else
+                                      ioeventfds.erase(address);
                                     return absl::OkStatus();
                                   });
     REQUIRE(t.ok());
@@ -51,7 +53,8 @@ struct Fixture {
     return v;
   }
   void SetBar(uint64_t addr, uint64_t v, size_t size) {
-    REQUIRE(transport->WriteBar(addr, absl::Span<const uint8_t>(reinterpret_cast<uint8_t*>(&v), size)));
+    REQUIRE(
+        transport->WriteBar(addr, absl::Span<const uint8_t>(reinterpret_cast<uint8_t*>(&v), size)));
   }
   // The virtio capabilities by cfg_type, walking the list as a driver does.
   std::map<uint8_t, uint8_t> VirtioCaps() {
@@ -236,7 +239,7 @@ TEST_CASE("virtio-pci: ioeventfds follow BAR0 and memory decoding", "[virtio_pci
 TEST_CASE("virtio-pci: the PCI-cfg window reaches BAR0", "[virtio_pci]") {
   Fixture f;
   uint8_t window = f.VirtioCaps().at(5);
-  f.SetCfg(window + 4, 0, 1);                    // BAR0
+  f.SetCfg(window + 4, 0, 1);                                   // BAR0
   f.SetCfg(window + 8, PciTransport::kCommonOffset + 0x12, 4);  // num_queues
   f.SetCfg(window + 12, 2, 4);
   CHECK(f.Cfg(window + 16, 2) == 2);
@@ -249,17 +252,17 @@ TEST_CASE("virtio-pci: the PCI-cfg window reaches BAR0", "[virtio_pci]") {
 
 TEST_CASE("virtio-pci ignores hostile accesses", "[virtio_pci]") {
   Fixture f;
-  f.SetBar(kCommon + 0x12, 7, 2);        // num_queues is read-only
+  f.SetBar(kCommon + 0x12, 7, 2);  // num_queues is read-only
   CHECK(f.Bar(kCommon + 0x12, 2) == 2);
-  f.SetBar(kCommon + 0x14, 4, 1);        // DRIVER_OK without FEATURES_OK
+  f.SetBar(kCommon + 0x14, 4, 1);  // DRIVER_OK without FEATURES_OK
   f.SetBar(kCommon + 0x16, 0xffff, 2);
   f.SetBar(kCommon + 0x18, 0xffff, 2);
   f.SetBar(kCommon + 0x1c, 1, 2);
   f.SetBar(kCommon + 0x14, 0x12345678, 4);  // wrong width
   f.SetBar(kCommon + 0x37, 0xff, 1);
-  f.SetBar(kBar + 0x7ff8, ~0ull, 8);         // PBA is read-only
+  f.SetBar(kBar + 0x7ff8, ~0ull, 8);                            // PBA is read-only
   f.SetBar(kBar + PciTransport::kNotifyOffset + 4 * 50, 1, 2);  // no such queue
-  CHECK(f.Bar(kCommon + 0x36, 4) == 0);      // straddles the end
+  CHECK(f.Bar(kCommon + 0x36, 4) == 0);                         // straddles the end
   CHECK(f.device->activations == 0);
   for (uint32_t offset = 0; offset < 4096; offset += 4) f.SetCfg(offset, 0xffffffff, 4);
   CHECK(f.Cfg(0x00, 4) == ((0x1040u + 42) << 16 | 0x1af4));

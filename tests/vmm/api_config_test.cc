@@ -38,8 +38,10 @@ VmConfig WithKernel() {
   return config;
 }
 
-TEST_CASE("DiskConfig::Parse reads --disk syntax and leaves the id to the position", "[api_config]") {
-  Result<DiskConfig> disk = DiskConfig::Parse("path=a.img,readonly=on,cache=none,serial=S,queues=4,aio=threads");
+TEST_CASE("DiskConfig::Parse reads --disk syntax and leaves the id to the position",
+          "[api_config]") {
+  Result<DiskConfig> disk =
+      DiskConfig::Parse("path=a.img,readonly=on,cache=none,serial=S,queues=4,aio=threads");
   REQUIRE(disk.ok());
   CHECK(disk->path == "a.img");
   CHECK(disk->readonly);
@@ -68,7 +70,8 @@ TEST_CASE("NetConfig::Parse reads --net syntax", "[api_config]") {
 }
 
 TEST_CASE("VmConfig JSON round trip keeps every member", "[api_config]") {
-  Result<VmConfig> loaded = VmConfig::FromJsonFile(std::string(MOTE_SOURCE_ROOT) + "/examples/vm.json");
+  Result<VmConfig> loaded =
+      VmConfig::FromJsonFile(std::string(MOTE_SOURCE_ROOT) + "/examples/vm.json");
   INFO(loaded.message());
   REQUIRE(loaded.ok());
   CHECK(loaded->name == "web1");
@@ -138,8 +141,9 @@ TEST_CASE("Vm::Create's checks name the member, with no file label", "[api_confi
 TEST_CASE("A file's errors carry the config label", "[api_config]") {
   CHECK(VmConfig::FromJson(R"({"kernel": "k", "cpus": 0})").message() ==
         "config: cpus: expected an integer from 1 to 254");
-  CHECK(VmConfig::FromJsonFile("/nonexistent.json").message().rfind(
-            "cannot read config /nonexistent.json", 0) == 0);
+  CHECK(VmConfig::FromJsonFile("/nonexistent.json")
+            .message()
+            .rfind("cannot read config /nonexistent.json", 0) == 0);
 }
 
 TEST_CASE("SetLogLevel takes only known levels", "[api_config]") {
@@ -158,7 +162,8 @@ TEST_CASE("Vm commands before Start fail with a reason", "[api_config]") {
   Outcome outcome = (*vm)->Wait();
   CHECK(outcome.exit_code == 2);
   CHECK(outcome.reason == "x-mote-host-error");
-  CHECK((*vm)->Execute("query-status", "not json").message().rfind("arguments are not JSON", 0) == 0);
+  CHECK((*vm)->Execute("query-status", "not json").message().rfind("arguments are not JSON", 0) ==
+        0);
 }
 
 }  // namespace

@@ -57,8 +57,8 @@ TEST_CASE("ConsoleOutput writes a file console", "[console]") {
 }
 
 std::string Typed(ConsoleEscape& escape, const std::string& keys, bool* quit = nullptr) {
-  ConsoleEscape::Result r =
-      escape.Feed(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(keys.data()), keys.size()));
+  ConsoleEscape::Result r = escape.Feed(
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(keys.data()), keys.size()));
   if (quit != nullptr) *quit = r.quit;
   return std::string(r.guest_input.begin(), r.guest_input.end());
 }

@@ -64,7 +64,8 @@ TEST_CASE("DispatchExit: port output, string I/O as back-to-back accesses", "[vc
   CHECK(f.describes == 0);
 }
 
-TEST_CASE("DispatchExit: port input lands in the page; unmapped ports read all-ones", "[vcpu_exit]") {
+TEST_CASE("DispatchExit: port input lands in the page; unmapped ports read all-ones",
+          "[vcpu_exit]") {
   Fixture f;
   Exit e;
   e.run().exit_reason = KVM_EXIT_IO;

@@ -90,17 +90,23 @@ TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
   CHECK(plain->id == "disk3");
   CHECK_FALSE(plain->readonly);
   CHECK(ParseDisk("readonly=on", 0).status().message().find("no path") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,readonly=yes", 0).status().message().find("on or off") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,cache=fast", 0).status().message().find("writeback or none") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,color=red", 0).status().message().find("unknown option 'color'") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,readonly=yes", 0).status().message().find("on or off") !=
+        absl::string_view::npos);
+  CHECK(ParseDisk("path=a,cache=fast", 0).status().message().find("writeback or none") !=
+        absl::string_view::npos);
+  CHECK(ParseDisk("path=a,color=red", 0).status().message().find("unknown option 'color'") !=
+        absl::string_view::npos);
   CHECK(!ParseDisk("path=a,serial=123456789012345678901", 0).ok());
   auto mq = ParseDisk("path=a,queues=4,aio=threads", 0);
   REQUIRE(mq.ok());
   CHECK(mq->queues == 4);
   CHECK(mq->aio_threads);
-  CHECK(ParseDisk("path=a,queues=0", 0).status().message().find("1 to 16") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,queues=x", 0).status().message().find("1 to 16") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,aio=native", 0).status().message().find("io_uring or threads") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,queues=0", 0).status().message().find("1 to 16") !=
+        absl::string_view::npos);
+  CHECK(ParseDisk("path=a,queues=x", 0).status().message().find("1 to 16") !=
+        absl::string_view::npos);
+  CHECK(ParseDisk("path=a,aio=native", 0).status().message().find("io_uring or threads") !=
+        absl::string_view::npos);
   VmConfig c;
   c.kernel = "k";
   c.disks = {*plain, *plain};
@@ -117,12 +123,17 @@ TEST_CASE("--net values parse, with clear errors", "[vm_config]") {
   REQUIRE(d.ok());
   CHECK(d->fd == 5);
   CHECK(d->mac[5] == 0x57);  // default MAC per NIC index
-  CHECK(ParseNet("tap=a,fd=3", 0).status().message().find("exactly one") != absl::string_view::npos);
-  CHECK(ParseNet("mac=02:00:00:00:00:01", 0).status().message().find("exactly one") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,fd=3", 0).status().message().find("exactly one") !=
+        absl::string_view::npos);
+  CHECK(ParseNet("mac=02:00:00:00:00:01", 0).status().message().find("exactly one") !=
+        absl::string_view::npos);
   CHECK(ParseNet("tap=a,mac=zz", 0).status().message().find("xx:xx") != absl::string_view::npos);
-  CHECK(ParseNet("tap=a,mac=01:00:00:00:00:01", 0).status().message().find("multicast") != absl::string_view::npos);
-  CHECK(ParseNet("tap=averyveryverylongname", 0).status().message().find("1 to 15") != absl::string_view::npos);
-  CHECK(ParseNet("tap=a,speed=10", 0).status().message().find("unknown option 'speed'") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,mac=01:00:00:00:00:01", 0).status().message().find("multicast") !=
+        absl::string_view::npos);
+  CHECK(ParseNet("tap=averyveryverylongname", 0).status().message().find("1 to 15") !=
+        absl::string_view::npos);
+  CHECK(ParseNet("tap=a,speed=10", 0).status().message().find("unknown option 'speed'") !=
+        absl::string_view::npos);
 }
 
 }  // namespace

@@ -1,12 +1,11 @@
 // The C API (mote/mote.h) over libmote's C++ one. Every entry point catches
 // everything, so no exception reaches C; errors go to a per-thread string.
-#include "mote/mote.h"
-
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 
+#include "mote/mote.h"
 #include "mote/vm.h"
 #include "nlohmann/json.hpp"
 #include "vmm/api/config_bridge.h"
@@ -245,7 +244,9 @@ char* mote_vm_execute(mote_vm* vm, const char* command, const char* arguments_js
   });
 }
 
-char* mote_vm_counters(mote_vm* vm) { return mote_vm_execute(vm, "x-mote-query-counters", nullptr); }
+char* mote_vm_counters(mote_vm* vm) {
+  return mote_vm_execute(vm, "x-mote-query-counters", nullptr);
+}
 
 void mote_vm_destroy(mote_vm* vm) {
   try {

@@ -1,12 +1,13 @@
 // libmote::VmConfig and its parts: the flag parsers and the JSON loader of
 // the monitor do the checking; this file only moves values between the
 // public structs and those.
+#include "mote/config.h"
+
 #include <exception>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "mote/config.h"
 #include "vmm/api/config_bridge.h"
 #include "vmm/base/status_macros.h"
 
@@ -113,13 +114,20 @@ namespace mote::api {
 
 nlohmann::json ToJsonObject(const libmote::VmConfig& c) {
   nlohmann::json j = {
-      {"initrd", c.initrd},       {"cmdline", c.cmdline},
-      {"cpus", c.cpus},           {"memory", c.memory},
-      {"cpu_template", c.cpu_template}, {"pit", c.pit},
-      {"console", c.console},     {"transport", c.transport},
-      {"rng", c.rng},             {"expect", c.expect},
-      {"on_reboot", c.on_reboot}, {"kvm_device", c.kvm_device},
-      {"api_socket", c.api_socket}, {"paused", c.paused},
+      {"initrd", c.initrd},
+      {"cmdline", c.cmdline},
+      {"cpus", c.cpus},
+      {"memory", c.memory},
+      {"cpu_template", c.cpu_template},
+      {"pit", c.pit},
+      {"console", c.console},
+      {"transport", c.transport},
+      {"rng", c.rng},
+      {"expect", c.expect},
+      {"on_reboot", c.on_reboot},
+      {"kvm_device", c.kvm_device},
+      {"api_socket", c.api_socket},
+      {"paused", c.paused},
       {"name", c.name},
   };
   if (!c.log_level.empty()) j["log_level"] = c.log_level;

@@ -72,7 +72,8 @@ struct Vm::State {
   bool events_done = true;  // the last event was handed to on_event (or there is none)
 
   void Queue(const std::string& name, const json& data) {
-    Event event{name, data.is_null() ? "{}" : data.dump(-1, ' ', false, json::error_handler_t::replace),
+    Event event{name,
+                data.is_null() ? "{}" : data.dump(-1, ' ', false, json::error_handler_t::replace),
                 absl::ToUnixMicros(absl::Now())};
     std::lock_guard lock(mu);
     events.push_back(std::move(event));
@@ -242,20 +243,20 @@ Result<std::string> Vm::QueryStatus() {
 }
 
 Result<Counters> Vm::GetCounters() {
-  Result<mote::control::Counters> got = state_->Typed<mote::control::Counters>(
-      [](mote::VmRunner& r) { return r.QueryCounters(); });
+  Result<mote::control::Counters> got =
+      state_->Typed<mote::control::Counters>([](mote::VmRunner& r) { return r.QueryCounters(); });
   if (!got.ok()) return Error{got.message()};
   Counters counters;
   for (const auto& v : got->vcpus) {
     counters.vcpus.push_back(VcpuCounters{v.index, v.thread_id, {v.exits.begin(), v.exits.end()}});
   }
   for (const auto& d : got->disks) {
-    counters.disks.push_back(DiskCounters{d.id, d.reads, d.writes, d.flushes, d.bytes_read,
-                                          d.bytes_written, d.errors});
+    counters.disks.push_back(
+        DiskCounters{d.id, d.reads, d.writes, d.flushes, d.bytes_read, d.bytes_written, d.errors});
   }
   for (const auto& n : got->nics) {
-    counters.nics.push_back(NicCounters{n.index, n.tx_frames, n.tx_bytes, n.tx_dropped,
-                                        n.rx_frames, n.rx_bytes, n.rx_dropped});
+    counters.nics.push_back(NicCounters{n.index, n.tx_frames, n.tx_bytes, n.tx_dropped, n.rx_frames,
+                                        n.rx_bytes, n.rx_dropped});
   }
   return counters;
 }

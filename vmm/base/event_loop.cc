@@ -25,7 +25,8 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(Clock clock) {
   if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev) != 0) {
     return ErrnoToStatus(errno, "epoll_ctl add wake eventfd");
   }
-  return std::unique_ptr<EventLoop>(new EventLoop(std::move(epoll), std::move(wake), std::move(clock)));
+  return std::unique_ptr<EventLoop>(
+      new EventLoop(std::move(epoll), std::move(wake), std::move(clock)));
 }
 
 absl::Status EventLoop::Add(int fd, uint32_t epoll_events, Callback callback) {

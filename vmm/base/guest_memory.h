@@ -80,7 +80,8 @@ class GuestMemory {
   template <typename T>
   absl::Status WriteObj(GuestAddress gpa, const T& value) const {
     static_assert(std::is_trivially_copyable_v<T>);
-    return Write(gpa, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+    return Write(gpa,
+                 absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
   }
 
  private:

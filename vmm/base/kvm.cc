@@ -123,14 +123,16 @@ absl::Status VmFd::SetIdentityMapAddress(uint64_t addr) {
 }
 
 absl::Status VmFd::CreateIrqchip() {
-  if (Ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return ErrnoToStatus(errno, "KVM_CREATE_IRQCHIP");
+  if (Ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0)
+    return ErrnoToStatus(errno, "KVM_CREATE_IRQCHIP");
   return absl::OkStatus();
 }
 
 absl::Status VmFd::CreatePit2() {
   kvm_pit_config config{};
   config.flags = KVM_PIT_SPEAKER_DUMMY;
-  if (Ioctl(fd_.get(), KVM_CREATE_PIT2, &config) < 0) return ErrnoToStatus(errno, "KVM_CREATE_PIT2");
+  if (Ioctl(fd_.get(), KVM_CREATE_PIT2, &config) < 0)
+    return ErrnoToStatus(errno, "KVM_CREATE_PIT2");
   return absl::OkStatus();
 }
 
@@ -142,8 +144,9 @@ absl::Status VmFd::SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint6
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);
   if (Ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot %d gpa 0x%x size 0x%x",
-                                                slot, guest_phys, size));
+    return ErrnoToStatus(
+        errno, absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot %d gpa 0x%x size 0x%x", slot,
+                               guest_phys, size));
   }
   return absl::OkStatus();
 }
@@ -153,7 +156,8 @@ absl::Status VmFd::SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entri
   arg.header()->nr = entries.size();
   std::memcpy(arg.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
   if (Ioctl(fd_.get(), kvm_abi::kSetGsiRouting, arg.data()) < 0) {
-    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_GSI_ROUTING (%d entries)", entries.size()));
+    return ErrnoToStatus(errno,
+                         absl::StrFormat("KVM_SET_GSI_ROUTING (%d entries)", entries.size()));
   }
   return absl::OkStatus();
 }
@@ -211,8 +215,8 @@ absl::Status VmFd::SetMmioWriteEventFd(uint64_t addr, int event_fd, bool assign)
   io.fd = event_fd;
   io.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN;
   if (Ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) {
-    return ErrnoToStatus(errno, absl::StrFormat("KVM_IOEVENTFD %s 0x%x",
-                                                assign ? "assign" : "deassign", addr));
+    return ErrnoToStatus(
+        errno, absl::StrFormat("KVM_IOEVENTFD %s 0x%x", assign ? "assign" : "deassign", addr));
   }
   return absl::OkStatus();
 }
@@ -232,7 +236,8 @@ absl::StatusOr<VcpuFd> VmFd::CreateVcpu(uint32_t id) const {
   if (fd < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_CREATE_VCPU %d", id));
   FileDescriptor vcpu(fd);
   void* run = mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.get(), 0);
-  if (run == MAP_FAILED) return ErrnoToStatus(errno, absl::StrFormat("mmap kvm_run of vCPU %d", id));
+  if (run == MAP_FAILED)
+    return ErrnoToStatus(errno, absl::StrFormat("mmap kvm_run of vCPU %d", id));
   return VcpuFd(std::move(vcpu), static_cast<kvm_run*>(run), run_size_, id);
 }
 
@@ -262,20 +267,20 @@ int VcpuFd::Run() {
   return ::ioctl(fd_.get(), KVM_RUN, 0) < 0 ? errno : 0;
 }
 
-#define MOTE_VCPU_GET(Type, Request, Name)                                        \
-  absl::StatusOr<Type> VcpuFd::Name() const {                                     \
-    Type value{};                                                                 \
-    if (Ioctl(fd_.get(), Request, &value) < 0) {                                  \
-      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_));     \
-    }                                                                             \
-    return value;                                                                 \
+#define MOTE_VCPU_GET(Type, Request, Name)                                    \
+  absl::StatusOr<Type> VcpuFd::Name() const {                                 \
+    Type value{};                                                             \
+    if (Ioctl(fd_.get(), Request, &value) < 0) {                              \
+      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_)); \
+    }                                                                         \
+    return value;                                                             \
   }
-#define MOTE_VCPU_SET(Type, Request, Name)                                        \
-  absl::Status VcpuFd::Name(const Type& value) {                                  \
-    if (Ioctl(fd_.get(), Request, &value) < 0) {                                  \
-      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_));     \
-    }                                                                             \
-    return absl::OkStatus();                                                      \
+#define MOTE_VCPU_SET(Type, Request, Name)                                    \
+  absl::Status VcpuFd::Name(const Type& value) {                              \
+    if (Ioctl(fd_.get(), Request, &value) < 0) {                              \
+      return ErrnoToStatus(errno, absl::StrFormat(#Request " vCPU %d", id_)); \
+    }                                                                         \
+    return absl::OkStatus();                                                  \
   }
 MOTE_VCPU_GET(kvm_regs, KVM_GET_REGS, GetRegs)
 MOTE_VCPU_SET(kvm_regs, KVM_SET_REGS, SetRegs)
@@ -304,8 +309,9 @@ absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
   int ret = Ioctl(fd_.get(), kvm_abi::kSetMsrs, arg.data());
   if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_MSRS vCPU %d", id_));
   if (static_cast<size_t>(ret) != msrs.size()) {
-    return absl::InternalError(absl::StrFormat("KVM_SET_MSRS vCPU %d: set %d of %d (MSR 0x%x refused)",
-                                               id_, ret, msrs.size(), msrs[ret].index));
+    return absl::InternalError(
+        absl::StrFormat("KVM_SET_MSRS vCPU %d: set %d of %d (MSR 0x%x refused)", id_, ret,
+                        msrs.size(), msrs[ret].index));
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,5 @@
 // Logging: spdlog to stderr, and a RateLimiter for every message a guest can
-// trigger (DESIGN.md: logs a guest can trigger are rate-limited).
+// trigger, so a hostile guest cannot flood the host's logs.
 // Thread-safety: all functions and RateLimiter::Allow may be called from any thread.
 #ifndef MOTE_VMM_BASE_LOGGING_H_
 #define MOTE_VMM_BASE_LOGGING_H_
@@ -47,14 +47,14 @@ class RateLimiter {
 }  // namespace mote
 
 // Logs at `level` (a spdlog::level::level_enum) through `limiter`.
-#define MOTE_LOG_LIMITED(limiter, level, ...)                                         \
-  do {                                                                                \
-    uint64_t mote_suppressed_ = 0;                                                    \
-    if ((limiter).Allow(&mote_suppressed_)) {                                         \
-      spdlog::log(level, __VA_ARGS__);                                                \
-      if (mote_suppressed_ > 0)                                                       \
-        spdlog::log(level, "({} similar messages suppressed)", mote_suppressed_);     \
-    }                                                                                 \
+#define MOTE_LOG_LIMITED(limiter, level, ...)                                     \
+  do {                                                                            \
+    uint64_t mote_suppressed_ = 0;                                                \
+    if ((limiter).Allow(&mote_suppressed_)) {                                     \
+      spdlog::log(level, __VA_ARGS__);                                            \
+      if (mote_suppressed_ > 0)                                                   \
+        spdlog::log(level, "({} similar messages suppressed)", mote_suppressed_); \
+    }                                                                             \
   } while (0)
 
 #endif  // MOTE_VMM_BASE_LOGGING_H_

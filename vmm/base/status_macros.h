@@ -13,10 +13,10 @@
 #define MOTE_STATUS_CONCAT_(a, b) MOTE_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define MOTE_RETURN_IF_ERROR(expr)                 \
-  do {                                             \
-    ::absl::Status mote_status_ = (expr);          \
-    if (!mote_status_.ok()) return mote_status_;   \
+#define MOTE_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status mote_status_ = (expr);        \
+    if (!mote_status_.ok()) return mote_status_; \
   } while (0)
 
 // `lhs = value of expr` (an absl::StatusOr<T>), or returns its status.

@@ -128,7 +128,8 @@ absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string temp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) +
                      absl::StrFormat(".mote-qmp-%d-%p", getpid(), static_cast<const void*>(&addr));
-  if (temp.size() >= sizeof(addr.sun_path)) return BindAndListen(path, addr, path);  // no room: bind it directly
+  if (temp.size() >= sizeof(addr.sun_path))
+    return BindAndListen(path, addr, path);  // no room: bind it directly
   sockaddr_un temp_addr{};
   temp_addr.sun_family = AF_UNIX;
   std::memcpy(temp_addr.sun_path, temp.data(), temp.size());

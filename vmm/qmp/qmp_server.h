@@ -5,7 +5,7 @@
 // (the VM side); this layer only frames, validates and routes.
 //
 // Threads: every client is served on the EventLoop's thread, so
-// QmpDispatcher::Execute runs there too (DESIGN.md: control requests never
+// QmpDispatcher::Execute runs there too (docs/architecture.md: control requests never
 // change VM state behind the loop's back). Emit and client_count may be
 // called from any thread; Create, Flush and the destructor from the loop
 // thread or while the loop is not running. Never destroy the server, or call

@@ -52,12 +52,13 @@ aml::Bytes Rtc() {
 // driver matches QEMU0001 and writes "panicked" to the port from its panic
 // notifier, which mote turns into its guest-panic exit.
 aml::Bytes Pvpanic() {
-  return aml::Device("PEVT", {
-                                 aml::Name("_HID", aml::String("QEMU0001")),
-                                 aml::Name("_CRS", aml::ResourceTemplate({
-                                                       aml::IoPort(kPvpanicPort, kPvpanicPort, 1, 1),
-                                                   })),
-                             });
+  return aml::Device("PEVT",
+                     {
+                         aml::Name("_HID", aml::String("QEMU0001")),
+                         aml::Name("_CRS", aml::ResourceTemplate({
+                                               aml::IoPort(kPvpanicPort, kPvpanicPort, 1, 1),
+                                           })),
+                     });
 }
 
 // ---- Power button ------------------------------------------------------------------
@@ -67,16 +68,18 @@ aml::Bytes Pvpanic() {
 // calls _EVT on that interrupt; its button driver then powers off.
 std::vector<aml::Bytes> PowerButton() {
   return {
-      aml::Device("PWRB", {aml::Name("_HID", aml::EisaId("PNP0C0C")), aml::Name("_UID", aml::Integer(0))}),
-      aml::Device("GED0",
-                  {
-                      aml::Name("_HID", aml::String("ACPI0013")),
-                      aml::Name("_UID", aml::Integer(0)),
-                      aml::Name("_CRS", aml::ResourceTemplate({aml::ExtendedInterrupt(
-                                            kGedGsi, aml::Trigger::kEdge, aml::Polarity::kActiveHigh,
-                                            /*shared=*/false)})),
-                      aml::Method("_EVT", 1, /*serialized=*/false, {aml::Notify("PWRB", 0x80)}),
-                  }),
+      aml::Device("PWRB",
+                  {aml::Name("_HID", aml::EisaId("PNP0C0C")), aml::Name("_UID", aml::Integer(0))}),
+      aml::Device(
+          "GED0",
+          {
+              aml::Name("_HID", aml::String("ACPI0013")),
+              aml::Name("_UID", aml::Integer(0)),
+              aml::Name("_CRS", aml::ResourceTemplate({aml::ExtendedInterrupt(
+                                    kGedGsi, aml::Trigger::kEdge, aml::Polarity::kActiveHigh,
+                                    /*shared=*/false)})),
+              aml::Method("_EVT", 1, /*serialized=*/false, {aml::Notify("PWRB", 0x80)}),
+          }),
   };
 }
 

@@ -233,7 +233,8 @@ namespace {
 uint64_t EarlierTablesEnd(const GuestMemory& mem) {
   absl::StatusOr<std::array<char, 8>> signature =
       mem.ReadObj<std::array<char, 8>>(GuestAddress{kAcpiRsdpAddr});
-  absl::StatusOr<uint64_t> xsdt = mem.ReadObj<uint64_t>(GuestAddress{kAcpiRsdpAddr + kRsdpXsdtAddress});
+  absl::StatusOr<uint64_t> xsdt =
+      mem.ReadObj<uint64_t>(GuestAddress{kAcpiRsdpAddr + kRsdpXsdtAddress});
   if (!signature.ok() || std::memcmp(signature->data(), "RSD PTR ", 8) != 0 || !xsdt.ok() ||
       *xsdt < kAcpiTablesAddr || *xsdt >= kAcpiTablesEnd) {
     return kAcpiTablesAddr;

@@ -39,11 +39,12 @@
  *   sector = line * n + b"." * (512 - n * len(line))
  * Statuses print as decimal: 0 OK, 1 IOERR, 2 UNSUPP, 255 never written,
  * -1 the request did not come back properly (a FAIL line says why). */
+#include "blk.h"
+
 #include "../boot.h"
 #include "../crc32.h"
 #include "../lib.h"
 #include "../test.h"
-#include "blk.h"
 
 #define TAG_MAX 64
 
@@ -51,12 +52,13 @@ static struct blk blk;
 static uint8_t id[VIRTIO_BLK_ID_BYTES];
 
 static void print_info(int disk) {
-  printf("blk: disk %d capacity=%lu sectors ro=%d flush=%d seg_max=%u size_max=%u\n", disk, blk.capacity,
-         blk.ro, blk.flush, blk.seg_max, blk.size_max);
-  printf("blk: features offered 0x%lx accepted 0x%lx blk_size=%u queue=%u; requests: sectors<=%u "
-         "data_descriptors<=%u bytes_each<=%u in_flight<=%u\n",
-         blk.dev.device_features, blk.dev.features, blk.blk_size, blk.vq.size, blk.req_sectors, blk.segs,
-         blk.seg_bytes, blk.inflight);
+  printf("blk: disk %d capacity=%lu sectors ro=%d flush=%d seg_max=%u size_max=%u\n", disk,
+         blk.capacity, blk.ro, blk.flush, blk.seg_max, blk.size_max);
+  printf(
+      "blk: features offered 0x%lx accepted 0x%lx blk_size=%u queue=%u; requests: sectors<=%u "
+      "data_descriptors<=%u bytes_each<=%u in_flight<=%u\n",
+      blk.dev.device_features, blk.dev.features, blk.blk_size, blk.vq.size, blk.req_sectors,
+      blk.segs, blk.seg_bytes, blk.inflight);
 }
 
 static void op_info(void) {
@@ -67,7 +69,8 @@ static void op_info(void) {
   } else if (st == VIRTIO_BLK_S_OK) {
     char text[VIRTIO_BLK_ID_BYTES + 1];
     unsigned n = 0;
-    for (; n < VIRTIO_BLK_ID_BYTES && id[n]; ++n) text[n] = id[n] >= 0x20 && id[n] < 0x7f ? id[n] : '?';
+    for (; n < VIRTIO_BLK_ID_BYTES && id[n]; ++n)
+      text[n] = id[n] >= 0x20 && id[n] < 0x7f ? id[n] : '?';
     text[n] = '\0';
     printf("blk: id=%s\n", text);
     /* The spec says NUL-padded; QEMU only writes the NUL after the string. */
@@ -78,13 +81,16 @@ static void op_info(void) {
       }
     }
   }
-  if (st < 0) expect(false, "blk_id", "%s", blk.error);
-  else expect(st == VIRTIO_BLK_S_OK || st == VIRTIO_BLK_S_UNSUPP, "blk_id", "status %d, used len %u", st, len);
+  if (st < 0)
+    expect(false, "blk_id", "%s", blk.error);
+  else
+    expect(st == VIRTIO_BLK_S_OK || st == VIRTIO_BLK_S_UNSUPP, "blk_id", "status %d, used len %u",
+           st, len);
 }
 
-static void crc_data(void *ctx, uint8_t *data, uint64_t sector, unsigned sectors) {
+static void crc_data(void* ctx, uint8_t* data, uint64_t sector, unsigned sectors) {
   (void)sector;
-  uint32_t *crc = ctx;
+  uint32_t* crc = ctx;
   *crc = crc32_update(*crc, data, (size_t)sectors * VIRTIO_BLK_SECTOR);
 }
 
@@ -92,8 +98,10 @@ static void op_checksum(void) {
   uint32_t crc = 0;
   int st = blk_transfer(&blk, VIRTIO_BLK_T_IN, 0, blk.capacity, crc_data, &crc);
   if (st == 0) printf("blk: read %lu sectors crc32=0x%08x\n", blk.capacity, crc);
-  if (st < 0) expect(false, "blk_checksum", "%s", blk.error);
-  else expect(st == 0, "blk_checksum", "a read returned status %d", st);
+  if (st < 0)
+    expect(false, "blk_checksum", "%s", blk.error);
+  else
+    expect(st == 0, "blk_checksum", "a read returned status %d", st);
 }
 
 struct pattern {
@@ -103,7 +111,7 @@ struct pattern {
 };
 
 /* The 512 bytes of `sector` (see the header comment). */
-static void pattern_sector(const struct pattern *p, uint64_t sector, uint8_t *out) {
+static void pattern_sector(const struct pattern* p, uint64_t sector, uint8_t* out) {
   char line[TAG_MAX + 40];
   unsigned len = (unsigned)snprintf(line, sizeof(line), "mote %s sector %lu\n", p->tag, sector);
   unsigned n = VIRTIO_BLK_SECTOR / len * len;
@@ -111,15 +119,16 @@ static void pattern_sector(const struct pattern *p, uint64_t sector, uint8_t *ou
   memset(out + n, '.', VIRTIO_BLK_SECTOR - n);
 }
 
-static void fill_pattern(void *ctx, uint8_t *data, uint64_t sector, unsigned sectors) {
-  for (unsigned i = 0; i < sectors; ++i) pattern_sector(ctx, sector + i, data + i * VIRTIO_BLK_SECTOR);
+static void fill_pattern(void* ctx, uint8_t* data, uint64_t sector, unsigned sectors) {
+  for (unsigned i = 0; i < sectors; ++i)
+    pattern_sector(ctx, sector + i, data + i * VIRTIO_BLK_SECTOR);
 }
 
-static void compare_pattern(void *ctx, uint8_t *data, uint64_t sector, unsigned sectors) {
-  struct pattern *p = ctx;
+static void compare_pattern(void* ctx, uint8_t* data, uint64_t sector, unsigned sectors) {
+  struct pattern* p = ctx;
   uint8_t want[VIRTIO_BLK_SECTOR];
   for (unsigned i = 0; i < sectors; ++i) {
-    const uint8_t *got = data + i * VIRTIO_BLK_SECTOR;
+    const uint8_t* got = data + i * VIRTIO_BLK_SECTOR;
     pattern_sector(p, sector + i, want);
     if (memcmp(got, want, sizeof(want)) == 0) continue;
     if (!p->mismatched++) {
@@ -136,8 +145,10 @@ static int64_t crc_first(uint64_t sector, uint64_t count) {
   uint32_t crc = 0;
   if (count > blk.req_sectors) count = blk.req_sectors;
   int st = blk_transfer(&blk, VIRTIO_BLK_T_IN, sector, count, crc_data, &crc);
-  if (st < 0) expect(false, "blk_ro_unchanged", "read: %s", blk.error);
-  else if (st) expect(false, "blk_ro_unchanged", "read: status %d", st);
+  if (st < 0)
+    expect(false, "blk_ro_unchanged", "read: %s", blk.error);
+  else if (st)
+    expect(false, "blk_ro_unchanged", "read: status %d", st);
   if (st) return -1;
   return crc;
 }
@@ -153,17 +164,22 @@ static void op_write(void) {
   int64_t before = refuse ? crc_first(sector, count) : 0;
   int st = blk_transfer(&blk, VIRTIO_BLK_T_OUT, sector, count, fill_pattern, &p);
   printf("blk: wrote %lu sectors at %lu status=%d\n", count, sector, st);
-  if (st < 0) expect(false, refuse ? "blk_write_refused" : "blk_write", "%s", blk.error);
-  else if (refuse) expect(st == VIRTIO_BLK_S_IOERR, "blk_write_refused", "status %d, want 1 (IOERR)", st);
-  else expect(st == VIRTIO_BLK_S_OK, "blk_write", "status %d", st);
+  if (st < 0)
+    expect(false, refuse ? "blk_write_refused" : "blk_write", "%s", blk.error);
+  else if (refuse)
+    expect(st == VIRTIO_BLK_S_IOERR, "blk_write_refused", "status %d, want 1 (IOERR)", st);
+  else
+    expect(st == VIRTIO_BLK_S_OK, "blk_write", "status %d", st);
 
   if (blk.flush) {
     uint32_t len;
     int fst = blk_request(&blk, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false, &len);
     printf("blk: flushed status=%d\n", fst);
     /* A read-only device may take or refuse a flush: only the write counts there. */
-    if (fst < 0) expect(false, "blk_flush", "%s", blk.error);
-    else if (!refuse) expect(fst == VIRTIO_BLK_S_OK, "blk_flush", "status %d", fst);
+    if (fst < 0)
+      expect(false, "blk_flush", "%s", blk.error);
+    else if (!refuse)
+      expect(fst == VIRTIO_BLK_S_OK, "blk_flush", "status %d", fst);
   } else {
     printf("blk: flush unsupported\n");
   }
@@ -171,8 +187,9 @@ static void op_write(void) {
   if (refuse && before >= 0) {
     int64_t after = crc_first(sector, count);
     if (after >= 0) {
-      expect(after == before, "blk_ro_unchanged", "crc32 of the first sectors 0x%08x before, 0x%08x after",
-             (uint32_t)before, (uint32_t)after);
+      expect(after == before, "blk_ro_unchanged",
+             "crc32 of the first sectors 0x%08x before, 0x%08x after", (uint32_t)before,
+             (uint32_t)after);
     }
   }
   if (cmdline_u64("hold", 0)) {
@@ -193,14 +210,15 @@ static void op_records(void) {
     static struct pattern p;
     snprintf(p.tag, sizeof(p.tag), "%sr%lu", base, r);
     int st = blk_transfer(&blk, VIRTIO_BLK_T_OUT, r * sectors, sectors, fill_pattern, &p);
-    const char *step = "write";
+    const char* step = "write";
     uint32_t len;
     if (st == VIRTIO_BLK_S_OK) {
       st = blk_request(&blk, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false, &len);
       step = "flush";
     }
     if (st != VIRTIO_BLK_S_OK) {
-      expect(false, "blk_records", "record %lu: %s status %d %s", r, step, st, st < 0 ? blk.error : "");
+      expect(false, "blk_records", "record %lu: %s status %d %s", r, step, st,
+             st < 0 ? blk.error : "");
       return;
     }
     printf("blk: record %lu flushed\n", r);
@@ -224,8 +242,8 @@ static void op_readback(void) {
     return;
   }
   printf("blk: read back %lu sectors at %lu: %lu differ\n", count, sector, p.mismatched);
-  expect(!p.mismatched, "blk_readback", "%lu of %lu sectors differ, first %lu starts '%s'", p.mismatched, count,
-         p.first_bad, p.first_bad_text);
+  expect(!p.mismatched, "blk_readback", "%lu of %lu sectors differ, first %lu starts '%s'",
+         p.mismatched, count, p.first_bad, p.first_bad_text);
 }
 
 void test_blk(void) {
@@ -235,14 +253,24 @@ void test_blk(void) {
   cmdline_get("op", op, sizeof(op));
   if (!expect(blk_open(&blk, disk, seg), "blk_init", "disk %d: %s", disk, blk.error)) return;
   print_info(disk);
-  if (strcmp(op, "info") == 0) op_info();
-  else if (strcmp(op, "checksum") == 0) op_checksum();
-  else if (strcmp(op, "write") == 0) op_write();
-  else if (strcmp(op, "readback") == 0) op_readback();
-  else if (strcmp(op, "records") == 0) op_records();
-  else if (strcmp(op, "hostile") == 0) blk_hostile(&blk);
-  else if (strcmp(op, "framing") == 0) blk_framing(&blk);
-  else if (strcmp(op, "bench") == 0) blk_bench(&blk);
-  else expect(false, "blk_op", "op=%s: want info, checksum, write, readback, records, hostile, framing or bench", op);
+  if (strcmp(op, "info") == 0)
+    op_info();
+  else if (strcmp(op, "checksum") == 0)
+    op_checksum();
+  else if (strcmp(op, "write") == 0)
+    op_write();
+  else if (strcmp(op, "readback") == 0)
+    op_readback();
+  else if (strcmp(op, "records") == 0)
+    op_records();
+  else if (strcmp(op, "hostile") == 0)
+    blk_hostile(&blk);
+  else if (strcmp(op, "framing") == 0)
+    blk_framing(&blk);
+  else if (strcmp(op, "bench") == 0)
+    blk_bench(&blk);
+  else
+    expect(false, "blk_op",
+           "op=%s: want info, checksum, write, readback, records, hostile, framing or bench", op);
   virtio_report_interrupts(&blk.dev);
 }

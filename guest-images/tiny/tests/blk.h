@@ -7,10 +7,10 @@
 #include "../virtio_blk.h"
 
 /* op=hostile: malformed requests, each followed by a good read. */
-void blk_hostile(struct blk *b);
+void blk_hostile(struct blk* b);
 /* op=framing: valid requests with unusual descriptor layouts. */
-void blk_framing(struct blk *b);
+void blk_framing(struct blk* b);
 /* op=bench: throughput timed by the host (tests/blk_bench.c). */
-void blk_bench(struct blk *b);
+void blk_bench(struct blk* b);
 
 #endif /* MOTETEST_TESTS_BLK_H_ */

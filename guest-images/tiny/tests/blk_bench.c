@@ -21,10 +21,9 @@
  * completion, nothing in between (each console byte is a VM exit): the host
  * times the two lines. Requests are polled from the used ring with the
  * transport's interrupt acknowledgement switched off (two MMIO exits per
- * completion otherwise) and MSI-X function-masked (over PCI); the queue is refilled to `depth` and kicked once per
- * round of completions. Every request must come back with status OK and the
- * exact used len (blk_bench); the first bad one is described after the done
- * line. */
+ * completion otherwise) and MSI-X function-masked (over PCI); the queue is refilled to `depth` and
+ * kicked once per round of completions. Every request must come back with status OK and the exact
+ * used len (blk_bench); the first bad one is described after the done line. */
 #include <stdarg.h>
 
 #include "../arch.h"
@@ -42,16 +41,16 @@
 struct bench_req {
   struct virtio_blk_hdr hdr;
   uint8_t status;
-  uint8_t *data;
+  uint8_t* data;
   uint32_t bytes;
   uint32_t wlen;
 };
 
 static struct bench_req reqs[BENCH_DEPTH_MAX] __attribute__((aligned(64)));
-static struct bench_req *req_of_head[BLK_QUEUE_MAX];
+static struct bench_req* req_of_head[BLK_QUEUE_MAX];
 static struct virtq_buf bufs[BENCH_BS_MAX / 512 + 2];
 
-static uint64_t xorshift64(uint64_t *s) {
+static uint64_t xorshift64(uint64_t* s) {
   uint64_t x = *s;
   x ^= x << 13;
   x ^= x >> 7;
@@ -60,8 +59,9 @@ static uint64_t xorshift64(uint64_t *s) {
 }
 
 /* A parameter check: only a failure prints (FAIL blk_bench: ...). */
-static bool check(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool check(bool ok, const char *name, const char *fmt, ...) {
+static bool check(bool ok, const char* name, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool check(bool ok, const char* name, const char* fmt, ...) {
   if (ok) return true;
   char detail[160];
   va_list ap;
@@ -71,16 +71,17 @@ static bool check(bool ok, const char *name, const char *fmt, ...) {
   return expect(false, name, "%s", detail);
 }
 
-static const char *const modes[] = {"seqread", "randread", "seqwrite", "randwrite"};
+static const char* const modes[] = {"seqread", "randread", "seqwrite", "randwrite"};
 
-void blk_bench(struct blk *b) {
+void blk_bench(struct blk* b) {
   char mode[16] = "seqread";
   cmdline_get("mode", mode, sizeof(mode));
   int m = -1;
   for (int i = 0; i < 4; ++i) {
     if (strcmp(mode, modes[i]) == 0) m = i;
   }
-  if (!check(m >= 0, "blk_bench", "mode=%s: want seqread, randread, seqwrite or randwrite", mode)) return;
+  if (!check(m >= 0, "blk_bench", "mode=%s: want seqread, randread, seqwrite or randwrite", mode))
+    return;
   bool rand = m == 1 || m == 3, write = m >= 2;
   uint32_t type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
   uint64_t bs = cmdline_u64("bs", rand ? 4096 : 65536);
@@ -99,14 +100,14 @@ void blk_bench(struct blk *b) {
     if (s < segs_max) segs_max = s;
   }
   if (!check(bs && bs % VIRTIO_BLK_SECTOR == 0 && bs <= BENCH_BS_MAX, "blk_bench",
-              "bs=%lu: want a multiple of 512 up to %u", bs, BENCH_BS_MAX))
+             "bs=%lu: want a multiple of 512 up to %u", bs, BENCH_BS_MAX))
     return;
   if (!check(desc && bs <= segs_max * desc, "blk_bench",
-              "bs=%lu needs more than %lu descriptors of %u bytes (seg_max %u size_max %u)", bs, segs_max,
-              desc, b->seg_max, b->size_max))
+             "bs=%lu needs more than %lu descriptors of %u bytes (seg_max %u size_max %u)", bs,
+             segs_max, desc, b->seg_max, b->size_max))
     return;
-  if (!check(depth_asked >= 1 && depth_asked <= BENCH_DEPTH_MAX, "blk_bench", "depth=%lu: want 1..%u",
-              depth_asked, BENCH_DEPTH_MAX))
+  if (!check(depth_asked >= 1 && depth_asked <= BENCH_DEPTH_MAX, "blk_bench",
+             "depth=%lu: want 1..%u", depth_asked, BENCH_DEPTH_MAX))
     return;
   if (!check(!write || !b->ro, "blk_bench", "mode=%s on a read-only disk", mode)) return;
   unsigned segs = (unsigned)((bs + desc - 1) / desc);
@@ -119,8 +120,8 @@ void blk_bench(struct blk *b) {
     count = cmdline_u64("count", 10000);
     first_block = (8 * VIRTIO_BLK_SECTOR + bs - 1) / bs; /* clear of sectors 0..7 */
     uint64_t total_blocks = disk_bytes / bs;
-    if (!check(total_blocks > first_block, "blk_bench", "a %lu-sector disk has no %lu-byte block past sector 7",
-                b->capacity, bs))
+    if (!check(total_blocks > first_block, "blk_bench",
+               "a %lu-sector disk has no %lu-byte block past sector 7", b->capacity, bs))
       return;
     blocks = total_blocks - first_block;
   } else {
@@ -133,12 +134,13 @@ void blk_bench(struct blk *b) {
   /* Data buffers in RAM above the image, page-aligned, touched now. */
   uint64_t stride = (bs + 4095) & ~4095ul;
   uint64_t need = BENCH_BUF_BASE + depth * stride;
-  if (!check(boot.mem_bytes >= need, "blk_bench", "need %lu MiB of guest RAM for %u buffers of %lu bytes, have %lu MiB",
-              (need + (1 << 20) - 1) >> 20, depth, bs, boot.mem_bytes >> 20))
+  if (!check(boot.mem_bytes >= need, "blk_bench",
+             "need %lu MiB of guest RAM for %u buffers of %lu bytes, have %lu MiB",
+             (need + (1 << 20) - 1) >> 20, depth, bs, boot.mem_bytes >> 20))
     return;
   static const char pattern[] = "mote blk bench: fixed pattern.\n"; /* 32 bytes with the NUL */
   for (unsigned i = 0; i < depth; ++i) {
-    reqs[i].data = (uint8_t *)(BENCH_BUF_BASE + i * stride);
+    reqs[i].data = (uint8_t*)(BENCH_BUF_BASE + i * stride);
     if (write) {
       for (uint64_t off = 0; off < stride; off += sizeof(pattern) - 1) {
         uint64_t n = stride - off < sizeof(pattern) - 1 ? stride - off : sizeof(pattern) - 1;
@@ -150,16 +152,18 @@ void blk_bench(struct blk *b) {
   }
   memset(req_of_head, 0, sizeof(req_of_head));
 
-  printf("bench: mode=%s bs=%lu depth=%u (asked %lu) requests=%lu descriptors=%u of <=%u bytes seed=%lu "
-         "disk=%lu sectors\n",
-         mode, bs, depth, depth_asked, count, segs, desc, seed, b->capacity);
+  printf(
+      "bench: mode=%s bs=%lu depth=%u (asked %lu) requests=%lu descriptors=%u of <=%u bytes "
+      "seed=%lu "
+      "disk=%lu sectors\n",
+      mode, bs, depth, depth_asked, count, segs, desc, seed, b->capacity);
 
   /* Free request slots, a stack. */
-  struct bench_req *free_reqs[BENCH_DEPTH_MAX];
+  struct bench_req* free_reqs[BENCH_DEPTH_MAX];
   unsigned nfree = depth;
   for (unsigned i = 0; i < depth; ++i) free_reqs[i] = &reqs[depth - 1 - i];
 
-  uint32_t (*ack)(struct virtq *) = b->vq.ack;
+  uint32_t (*ack)(struct virtq*) = b->vq.ack;
   b->vq.ack = NULL;
   virtio_mask_interrupts(&b->dev, true); /* MSI-X: each message is a trip through ring 0 */
   uint64_t issued = 0, completed = 0, bytes_done = 0, next_sector = 0, bad = 0;
@@ -171,7 +175,7 @@ void blk_bench(struct blk *b) {
   while (completed < count) {
     bool added = false;
     while (nfree && issued < count) {
-      struct bench_req *r = free_reqs[--nfree];
+      struct bench_req* r = free_reqs[--nfree];
       uint64_t sector;
       uint32_t bytes = (uint32_t)bs;
       if (rand) {
@@ -228,7 +232,7 @@ void blk_bench(struct blk *b) {
       break;
     }
     while (got > 0) {
-      struct bench_req *r = req_of_head[head];
+      struct bench_req* r = req_of_head[head];
       if (!r) {
         snprintf(why, sizeof(why), "used element for head %u, which is no request in flight", head);
         stuck = true;
@@ -237,7 +241,8 @@ void blk_bench(struct blk *b) {
       req_of_head[head] = NULL;
       /* The status only after used->idx (virtq_poll's acquire load). */
       if ((r->status != VIRTIO_BLK_S_OK || len != r->wlen) && !bad++) {
-        snprintf(why, sizeof(why), "request at sector %lu (%u bytes): status %u, used len %u (want 0, %u)",
+        snprintf(why, sizeof(why),
+                 "request at sector %lu (%u bytes): status %u, used len %u (want 0, %u)",
                  r->hdr.sector, r->bytes, r->status, len, r->wlen);
       }
       bytes_done += r->bytes;
@@ -256,6 +261,8 @@ void blk_bench(struct blk *b) {
   virtio_mask_interrupts(&b->dev, false); /* what came meanwhile is delivered now */
   b->vq.ack = ack;
   if (ack) b->vq.isr_seen |= ack(&b->vq);
-  if (stuck) expect(false, "blk_bench", "%s", why);
-  else expect(!bad, "blk_bench", "%lu of %lu requests failed; first: %s", bad, completed, why);
+  if (stuck)
+    expect(false, "blk_bench", "%s", why);
+  else
+    expect(!bad, "blk_bench", "%lu of %lu requests failed; first: %s", bad, completed, why);
 }

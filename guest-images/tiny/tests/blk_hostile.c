@@ -37,13 +37,20 @@
 #define FRAME_BYTES (2 * VIRTIO_BLK_SECTOR)
 
 enum {
-  WRITABLE_HEADER, NO_STATUS, DATA_OUTSIDE_RAM, PAST_END, STRADDLE_END, SECTOR_WRAP, BAD_TYPE,
-  WRITE_PAST_END, NCASES
+  WRITABLE_HEADER,
+  NO_STATUS,
+  DATA_OUTSIDE_RAM,
+  PAST_END,
+  STRADDLE_END,
+  SECTOR_WRAP,
+  BAD_TYPE,
+  WRITE_PAST_END,
+  NCASES
 };
 
-static const char *const case_names[NCASES] = {
-    "writable_header", "no_status", "data_outside_ram", "past_end",
-    "straddle_end",    "sector_wrap", "bad_type",        "write_past_end",
+static const char* const case_names[NCASES] = {
+    "writable_header", "no_status",   "data_outside_ram", "past_end",
+    "straddle_end",    "sector_wrap", "bad_type",         "write_past_end",
 };
 
 /* Each case has its own memory, so one that comes back late cannot touch
@@ -62,9 +69,10 @@ static uint8_t check[REF_BYTES] __attribute__((aligned(64)));
 static unsigned ref_sectors;
 
 /* The chain of case `i` in bufs; returns its length. */
-static unsigned build(struct blk *b, unsigned i, struct virtq_buf *bufs) {
-  struct hostile *c = &cases[i];
-  uint64_t hdr = VIRT_TO_PHYS(&c->hdr), data = VIRT_TO_PHYS(c->data), status = VIRT_TO_PHYS(&c->status);
+static unsigned build(struct blk* b, unsigned i, struct virtq_buf* bufs) {
+  struct hostile* c = &cases[i];
+  uint64_t hdr = VIRT_TO_PHYS(&c->hdr), data = VIRT_TO_PHYS(c->data),
+           status = VIRT_TO_PHYS(&c->status);
   c->hdr = (struct virtio_blk_hdr){.type = VIRTIO_BLK_T_IN, .sector = 0};
   c->status = 0xff;
   c->has_status = true;
@@ -104,7 +112,7 @@ static unsigned build(struct blk *b, unsigned i, struct virtq_buf *bufs) {
   return n;
 }
 
-static bool untouched(const uint8_t *p, unsigned n) {
+static bool untouched(const uint8_t* p, unsigned n) {
   for (unsigned i = 0; i < n; ++i) {
     if (p[i] != BLK_POISON) return false;
   }
@@ -113,28 +121,32 @@ static bool untouched(const uint8_t *p, unsigned n) {
 
 /* Prints what case `i` came back with. */
 static void describe(unsigned i, uint32_t len, bool late) {
-  struct hostile *c = &cases[i];
+  struct hostile* c = &cases[i];
   c->head = -1;
   printf("blk: hostile %s: returned%s, used len %u", case_names[i], late ? " late" : "", len);
-  if (c->has_status) printf(", status %u\n", c->status);
-  else printf("\n");
+  if (c->has_status)
+    printf(", status %u\n", c->status);
+  else
+    printf("\n");
 }
 
 /* Case `i` came back with used len `len` (within the chain's writable bytes). */
 static void judge(unsigned i, uint32_t len, bool late) {
-  struct hostile *c = &cases[i];
+  struct hostile* c = &cases[i];
   describe(i, len, late);
   char name[40];
   snprintf(name, sizeof(name), "blk_hostile_%s", case_names[i]);
   if (c->has_status) {
-    expect(c->status != VIRTIO_BLK_S_OK, name, "device reported success (status 0, used len %u)", len);
+    expect(c->status != VIRTIO_BLK_S_OK, name, "device reported success (status 0, used len %u)",
+           len);
   } else {
-    expect(untouched(c->data, VIRTIO_BLK_SECTOR), name, "device wrote into a device-readable buffer");
+    expect(untouched(c->data, VIRTIO_BLK_SECTOR), name,
+           "device wrote into a device-readable buffer");
   }
 }
 
 /* A used element for no request of virtio_blk.c's: a lost case coming back. */
-static bool stray(struct blk *b, uint16_t head, uint32_t len) {
+static bool stray(struct blk* b, uint16_t head, uint32_t len) {
   (void)b;
   for (unsigned i = 0; i < NCASES; ++i) {
     if (cases[i].head == head) {
@@ -150,20 +162,24 @@ static void forget_all(void) {
 }
 
 /* Reads the first ref_sectors into `buf`. */
-static int read_first(struct blk *b, uint8_t *buf, uint32_t *len) {
+static int read_first(struct blk* b, uint8_t* buf, uint32_t* len) {
   return blk_request(b, VIRTIO_BLK_T_IN, 0, buf, ref_sectors * VIRTIO_BLK_SECTOR, true, len);
 }
 
 /* The good read after a case (or any step): must work and match `ref`. */
-static void check_first(struct blk *b, const char *name) {
+static void check_first(struct blk* b, const char* name) {
   uint32_t len;
   int st = read_first(b, check, &len);
-  if (st < 0) expect(false, name, "%s", b->error);
-  else if (st) expect(false, name, "status %d, used len %u", st, len);
-  else expect(memcmp(check, ref, ref_sectors * VIRTIO_BLK_SECTOR) == 0, name, "data differs from the first read");
+  if (st < 0)
+    expect(false, name, "%s", b->error);
+  else if (st)
+    expect(false, name, "status %d, used len %u", st, len);
+  else
+    expect(memcmp(check, ref, ref_sectors * VIRTIO_BLK_SECTOR) == 0, name,
+           "data differs from the first read");
 }
 
-static void run_case(struct blk *b, unsigned i) {
+static void run_case(struct blk* b, unsigned i) {
   struct virtq_buf bufs[4];
   char name[40];
   snprintf(name, sizeof(name), "blk_hostile_%s", case_names[i]);
@@ -180,8 +196,10 @@ static void run_case(struct blk *b, unsigned i) {
     uint32_t len = 0;
     int r = virtq_wait(&b->vq, &got, &len, HOSTILE_WAIT_MS);
     if (r < 0) { /* a used len beyond the chain, or a head not in flight */
-      if (got == head) describe(i, len, false);
-      else if (got != 0xffff) stray(b, got, len);
+      if (got == head)
+        describe(i, len, false);
+      else if (got != 0xffff)
+        stray(b, got, len);
       expect(false, name, "%s", b->vq.error);
       cases[i].head = -1;
       break;
@@ -196,8 +214,10 @@ static void run_case(struct blk *b, unsigned i) {
     }
     uint32_t status = virtio_status(&b->dev);
     if (status & VIRTIO_STATUS_NEEDS_RESET) {
-      printf("blk: hostile %s: not returned within %u ms, Status 0x%x (DEVICE_NEEDS_RESET): resetting\n",
-             case_names[i], HOSTILE_WAIT_MS, status);
+      printf(
+          "blk: hostile %s: not returned within %u ms, Status 0x%x (DEVICE_NEEDS_RESET): "
+          "resetting\n",
+          case_names[i], HOSTILE_WAIT_MS, status);
       forget_all();
       if (!blk_setup(b)) {
         expect(false, name, "setting the device up again: %s", b->error);
@@ -214,14 +234,16 @@ static void run_case(struct blk *b, unsigned i) {
   check_first(b, name);
 }
 
-void blk_hostile(struct blk *b) {
+void blk_hostile(struct blk* b) {
   ref_sectors = b->req_sectors < REF_SECTORS ? b->req_sectors : REF_SECTORS;
   b->stray = stray;
   forget_all();
   uint32_t len;
   int st = read_first(b, ref, &len);
-  if (st < 0) expect(false, "blk_first_read", "%s", b->error);
-  else expect(st == VIRTIO_BLK_S_OK, "blk_first_read", "status %d, used len %u", st, len);
+  if (st < 0)
+    expect(false, "blk_first_read", "%s", b->error);
+  else
+    expect(st == VIRTIO_BLK_S_OK, "blk_first_read", "status %d, used len %u", st, len);
   if (st) return;
   for (unsigned i = 0; i < NCASES; ++i) run_case(b, i);
 }
@@ -236,17 +258,20 @@ static struct {
 static uint8_t frame_status;
 
 /* Submits one chain, nothing else in flight; true when it came back. */
-static bool submit_wait(struct blk *b, const struct virtq_buf *bufs, unsigned n, uint32_t *len, const char *name) {
+static bool submit_wait(struct blk* b, const struct virtq_buf* bufs, unsigned n, uint32_t* len,
+                        const char* name) {
   if (virtq_submit_wait(&b->vq, bufs, n, len, HOSTILE_WAIT_MS)) return true;
   return expect(false, name, "%s", b->vq.error);
 }
 
-void blk_framing(struct blk *b) {
+void blk_framing(struct blk* b) {
   ref_sectors = FRAME_BYTES / VIRTIO_BLK_SECTOR;
   uint32_t len;
   int st = read_first(b, ref, &len);
-  if (st < 0) expect(false, "blk_first_read", "%s", b->error);
-  else expect(st == VIRTIO_BLK_S_OK, "blk_first_read", "status %d, used len %u", st, len);
+  if (st < 0)
+    expect(false, "blk_first_read", "%s", b->error);
+  else
+    expect(st == VIRTIO_BLK_S_OK, "blk_first_read", "status %d, used len %u", st, len);
   if (st) return;
 
   /* Header as 5 + 11 bytes; data as 300 bytes, then 724 bytes + the status. */
@@ -262,9 +287,10 @@ void blk_framing(struct blk *b) {
   if (submit_wait(b, in, 4, &len, "blk_framing_read")) {
     st = frame_data[FRAME_BYTES];
     printf("blk: framed read: used len %u, status %d\n", len, st);
-    expect(st == VIRTIO_BLK_S_OK && len == FRAME_BYTES + 1 && memcmp(frame_data, ref, FRAME_BYTES) == 0,
-           "blk_framing_read", "status %d, used len %u (want %u), data %s", st, len, FRAME_BYTES + 1,
-           memcmp(frame_data, ref, FRAME_BYTES) ? "differs" : "same");
+    expect(st == VIRTIO_BLK_S_OK && len == FRAME_BYTES + 1 &&
+               memcmp(frame_data, ref, FRAME_BYTES) == 0,
+           "blk_framing_read", "status %d, used len %u (want %u), data %s", st, len,
+           FRAME_BYTES + 1, memcmp(frame_data, ref, FRAME_BYTES) ? "differs" : "same");
   }
 
   if (b->ro) {
@@ -281,8 +307,8 @@ void blk_framing(struct blk *b) {
   };
   if (submit_wait(b, out, 2, &len, "blk_framing_write")) {
     printf("blk: framed write: used len %u, status %d\n", len, frame_status);
-    expect(frame_status == VIRTIO_BLK_S_OK && len == 1, "blk_framing_write", "status %d, used len %u (want 1)",
-           frame_status, len);
+    expect(frame_status == VIRTIO_BLK_S_OK && len == 1, "blk_framing_write",
+           "status %d, used len %u (want 1)", frame_status, len);
   }
   check_first(b, "blk_framing_after");
 }

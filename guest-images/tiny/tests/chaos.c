@@ -81,8 +81,8 @@ static struct range avoid[MAX_AVOID];
 static unsigned navoid;
 static uint8_t msix_caps[MAX_CAPS], pci_cfg_caps[MAX_CAPS];
 static unsigned nmsix_caps, npci_cfg_caps;
-static uint32_t cf8;      /* the config address last latched (32-bit writes to 0xcf8) */
-static uint64_t ram_end;  /* first address above RAM below the MMIO hole */
+static uint32_t cf8;     /* the config address last latched (32-bit writes to 0xcf8) */
+static uint64_t ram_end; /* first address above RAM below the MMIO hole */
 static uint64_t state;
 
 static struct {
@@ -103,8 +103,9 @@ static uint64_t below(uint64_t bound) { return bound ? rnd() % bound : 0; }
 
 /* A value of `width` bytes: random, or one drivers and parsers care about. */
 static uint64_t value_of(unsigned width) {
-  static const uint64_t special[] = {0, 1, 2, 3, 4, 8, 0x7f, 0x80, 0xff, 0x100, 0xfff, 0x1000, 0xffff,
-                                     0x10000, 0x7fffffff, 0x80000000, 0xffffffff, ~0ull};
+  static const uint64_t special[] = {0,      1,       2,          3,          4,          8,
+                                     0x7f,   0x80,    0xff,       0x100,      0xfff,      0x1000,
+                                     0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, ~0ull};
   uint64_t v = below(4) == 0 ? special[below(sizeof(special) / sizeof(special[0]))] : rnd();
   return width == 8 ? v : v & ((1ull << (8 * width)) - 1);
 }
@@ -115,52 +116,87 @@ static uint64_t pio_read(uint16_t port, unsigned w) {
   return w == 1 ? inb(port) : w == 2 ? inw(port) : inl(port);
 }
 static void pio_write(uint16_t port, unsigned w, uint64_t v) {
-  if (w == 1) outb(port, (uint8_t)v);
-  else if (w == 2) outw(port, (uint16_t)v);
-  else outl(port, (uint32_t)v);
+  if (w == 1)
+    outb(port, (uint8_t)v);
+  else if (w == 2)
+    outw(port, (uint16_t)v);
+  else
+    outl(port, (uint32_t)v);
 }
 
 static uint64_t mmio_read(uint64_t a, unsigned w) {
   uint64_t v = 0;
   switch (w) {
-    case 1: { uint8_t b; __asm__ volatile("movb (%1), %0" : "=q"(b) : "r"(a) : "memory"); v = b; break; }
-    case 2: { uint16_t h; __asm__ volatile("movw (%1), %0" : "=r"(h) : "r"(a) : "memory"); v = h; break; }
-    case 4: { uint32_t l; __asm__ volatile("movl (%1), %0" : "=r"(l) : "r"(a) : "memory"); v = l; break; }
-    default: __asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(a) : "memory");
+    case 1: {
+      uint8_t b;
+      __asm__ volatile("movb (%1), %0" : "=q"(b) : "r"(a) : "memory");
+      v = b;
+      break;
+    }
+    case 2: {
+      uint16_t h;
+      __asm__ volatile("movw (%1), %0" : "=r"(h) : "r"(a) : "memory");
+      v = h;
+      break;
+    }
+    case 4: {
+      uint32_t l;
+      __asm__ volatile("movl (%1), %0" : "=r"(l) : "r"(a) : "memory");
+      v = l;
+      break;
+    }
+    default:
+      __asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(a) : "memory");
   }
   return v;
 }
 static void mmio_write(uint64_t a, unsigned w, uint64_t v) {
   switch (w) {
-    case 1: __asm__ volatile("movb %0, (%1)" : : "q"((uint8_t)v), "r"(a) : "memory"); break;
-    case 2: __asm__ volatile("movw %0, (%1)" : : "r"((uint16_t)v), "r"(a) : "memory"); break;
-    case 4: __asm__ volatile("movl %0, (%1)" : : "r"((uint32_t)v), "r"(a) : "memory"); break;
-    default: __asm__ volatile("movq %0, (%1)" : : "r"(v), "r"(a) : "memory");
+    case 1:
+      __asm__ volatile("movb %0, (%1)" : : "q"((uint8_t)v), "r"(a) : "memory");
+      break;
+    case 2:
+      __asm__ volatile("movw %0, (%1)" : : "r"((uint16_t)v), "r"(a) : "memory");
+      break;
+    case 4:
+      __asm__ volatile("movl %0, (%1)" : : "r"((uint32_t)v), "r"(a) : "memory");
+      break;
+    default:
+      __asm__ volatile("movq %0, (%1)" : : "r"(v), "r"(a) : "memory");
   }
 }
 
-static void pio_string(uint16_t port, unsigned w, bool out, void *buf, uint64_t count) {
+static void pio_string(uint16_t port, unsigned w, bool out, void* buf, uint64_t count) {
   if (out) {
-    if (w == 1) __asm__ volatile("rep outsb" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
-    else if (w == 2) __asm__ volatile("rep outsw" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
-    else __asm__ volatile("rep outsl" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
+    if (w == 1)
+      __asm__ volatile("rep outsb" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
+    else if (w == 2)
+      __asm__ volatile("rep outsw" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
+    else
+      __asm__ volatile("rep outsl" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
   } else {
-    if (w == 1) __asm__ volatile("rep insb" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
-    else if (w == 2) __asm__ volatile("rep insw" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
-    else __asm__ volatile("rep insl" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
+    if (w == 1)
+      __asm__ volatile("rep insb" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
+    else if (w == 2)
+      __asm__ volatile("rep insw" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
+    else
+      __asm__ volatile("rep insl" : "+D"(buf), "+c"(count) : "d"(port) : "memory");
   }
 }
 
 /* ---- Addresses the devices may be given --------------------------------- */
 
-static uint64_t phys(const void *p) { return VIRT_TO_PHYS(p); }
+static uint64_t phys(const void* p) { return VIRT_TO_PHYS(p); }
 
 /* Somewhere no RAM is: above it, in the hole, or far beyond any guest. */
 static uint64_t beyond_ram(void) {
   switch (below(3)) {
-    case 0: return ram_end + below(MMIO_HOLE_START - ram_end + 1);
-    case 1: return (1ull << 40) + rnd() % (1ull << 40);
-    default: return ~0ull - below(0x10000);
+    case 0:
+      return ram_end + below(MMIO_HOLE_START - ram_end + 1);
+    case 1:
+      return (1ull << 40) + rnd() % (1ull << 40);
+    default:
+      return ~0ull - below(0x10000);
   }
 }
 
@@ -178,7 +214,7 @@ static uint64_t decoy_addr(void) {
 /* The decoy holds descriptors (and whatever a device reads as rings) that
  * all point beyond RAM. */
 static void fill_decoy(void) {
-  struct virtq_desc *d = (struct virtq_desc *)(area + DECOY_OFFSET);
+  struct virtq_desc* d = (struct virtq_desc*)(area + DECOY_OFFSET);
   for (unsigned i = 0; i < DECOY_BYTES / sizeof(*d); ++i) {
     d[i] = (struct virtq_desc){beyond_ram(), (uint32_t)rnd(), (uint16_t)rnd(), (uint16_t)rnd()};
   }
@@ -186,7 +222,7 @@ static void fill_decoy(void) {
 
 /* ---- What the guest keeps out of its own way ------------------------------ */
 
-static bool in_ranges(uint64_t x, const struct range *r, unsigned count) {
+static bool in_ranges(uint64_t x, const struct range* r, unsigned count) {
   for (unsigned i = 0; i < count; ++i) {
     if (x >= r[i].lo && x < r[i].hi) return true;
   }
@@ -194,8 +230,8 @@ static bool in_ranges(uint64_t x, const struct range *r, unsigned count) {
 }
 
 static const struct range never_written[] = {
-    {0xf4, 0xf8}, {0x505, 0x506}, {0x600, 0x603}, {0x92, 0x93},  /* end the VM */
-    {0x20, 0x22}, {0xa0, 0xa2},   {0x4d0, 0x4d2},                /* KVM's 8259s, ELCR */
+    {0xf4, 0xf8}, {0x505, 0x506}, {0x600, 0x603}, {0x92, 0x93}, /* end the VM */
+    {0x20, 0x22}, {0xa0, 0xa2},   {0x4d0, 0x4d2},               /* KVM's 8259s, ELCR */
 };
 #define NEVER_WRITTEN (sizeof(never_written) / sizeof(never_written[0]))
 
@@ -204,9 +240,10 @@ static bool port_writable(uint16_t port) {
 }
 
 /* A config-space byte about to be written at register `reg` of any function. */
-static bool config_byte_ok(uint32_t reg, uint8_t *b) {
+static bool config_byte_ok(uint32_t reg, uint8_t* b) {
   for (unsigned i = 0; i < npci_cfg_caps; ++i) {
-    if (reg >= pci_cfg_caps[i] + 16u && reg < pci_cfg_caps[i] + 20u) return false; /* BAR access window */
+    if (reg >= pci_cfg_caps[i] + 16u && reg < pci_cfg_caps[i] + 20u)
+      return false; /* BAR access window */
   }
   for (unsigned i = 0; i < nmsix_caps; ++i) {
     if (reg == msix_caps[i] + 3u) *b &= 0x7f; /* MSI-X Enable, bit 15 of Message Control */
@@ -215,14 +252,16 @@ static bool config_byte_ok(uint32_t reg, uint8_t *b) {
 }
 
 /* Checks (and may change) a port write; false: do not write it. */
-static bool port_write_ok(uint16_t port, unsigned w, uint64_t *v) {
-  if (port <= 0xcf9 && port + w > 0xcf9 && !(port == 0xcf8 && w == 4)) return false; /* reset control */
+static bool port_write_ok(uint16_t port, unsigned w, uint64_t* v) {
+  if (port <= 0xcf9 && port + w > 0xcf9 && !(port == 0xcf8 && w == 4))
+    return false; /* reset control */
   for (unsigned i = 0; i < w; ++i) {
     uint16_t p = (uint16_t)(port + i);
     uint8_t b = (uint8_t)(*v >> (8 * i));
     if (!port_writable(p)) return false;
     if (p == I8042_COMMAND_PORT && (b == 0xd1 || b >= 0xf0)) b &= 0x7f;
-    if (p >= 0xcfc && p <= 0xcff && (cf8 & 0x80000000u) && !config_byte_ok((cf8 & 0xfc) + (p - 0xcfc), &b)) {
+    if (p >= 0xcfc && p <= 0xcff && (cf8 & 0x80000000u) &&
+        !config_byte_ok((cf8 & 0xfc) + (p - 0xcfc), &b)) {
       return false;
     }
     *v = (*v & ~(0xffull << (8 * i))) | (uint64_t)b << (8 * i);
@@ -236,24 +275,28 @@ static bool mmio_excluded(uint64_t a) {
   return page == IOAPIC_ADDR || page == HPET_ADDR || (a >= LAPIC_ADDR && a < LAPIC_ADDR + 0x100000);
 }
 
-static bool overlaps(uint64_t a, unsigned w, uint64_t lo, uint64_t hi) { return a < hi && a + w > lo; }
+static bool overlaps(uint64_t a, unsigned w, uint64_t lo, uint64_t hi) {
+  return a < hi && a + w > lo;
+}
 
 /* Queue address registers: virtio-mmio's, from a slot's base (slots stay
  * put), and virtio-pci common config's, from any page boundary (where
  * mote's and QEMU's BARs put it; the chaos may move a BAR anywhere). */
-static const struct range queue_address_regs[] = {{0x80, 0x88}, {0x90, 0x98}, {0xa0, 0xa8}, {0x20, 0x38}};
+static const struct range queue_address_regs[] = {
+    {0x80, 0x88}, {0x90, 0x98}, {0xa0, 0xa8}, {0x20, 0x38}};
 
 /* The virtio-mmio slot `a` is in (0: none). */
 static uint64_t mmio_slot_of(uint64_t a) {
   for (unsigned i = 0; i < ntargets; ++i) {
-    const struct virtio_mmio *m = &targets[i].dev.mmio;
-    if (targets[i].dev.ops == &virtio_mmio_ops && a >= m->base && a < m->base + m->size) return m->base;
+    const struct virtio_mmio* m = &targets[i].dev.mmio;
+    if (targets[i].dev.ops == &virtio_mmio_ops && a >= m->base && a < m->base + m->size)
+      return m->base;
   }
   return 0;
 }
 
 /* Checks (and may change, or replace) an MMIO write; false: not written as is. */
-static bool mmio_write_ok(uint64_t a, unsigned w, uint64_t *v) {
+static bool mmio_write_ok(uint64_t a, unsigned w, uint64_t* v) {
   if (mmio_excluded(a)) return false;
   uint64_t base = mmio_slot_of(a), off;
   unsigned regs = sizeof(queue_address_regs) / sizeof(queue_address_regs[0]);
@@ -323,7 +366,7 @@ static void action_pio(void) {
   if (below(2)) {
     port = (uint16_t)rnd();
   } else {
-    const struct range *r = &device_ports[below(sizeof(device_ports) / sizeof(device_ports[0]))];
+    const struct range* r = &device_ports[below(sizeof(device_ports) / sizeof(device_ports[0]))];
     port = (uint16_t)(r->lo + below(r->hi - r->lo));
   }
   if (below(16) == 0) {
@@ -335,7 +378,7 @@ static void action_pio(void) {
       uint16_t p = (uint16_t)(port + i);
       if (!port_writable(p) || p == I8042_COMMAND_PORT || (p >= 0xcf8 && p <= 0xcff)) out = false;
     }
-    pio_string(port, w, out, (void *)(uintptr_t)buffer_addr(16 * 4), count);
+    pio_string(port, w, out, (void*)(uintptr_t)buffer_addr(16 * 4), count);
     n.pio_strings++;
     return;
   }
@@ -362,20 +405,27 @@ static bool mmio_access(uint64_t a, unsigned w) {
 static void action_mmio(void) {
   uint64_t a;
   switch (below(6)) {
-    case 0: a = PCI_WINDOW_START + below(1u << 20); break;
-    case 1: a = VIRTIO_MMIO_ADDR + below(1u << 16); break;
-    case 2: a = PCI_ECAM_ADDR + below(PCI_ECAM_BYTES); break;
-    default: a = MMIO_HOLE_START + below(0x100000000ull - MMIO_HOLE_START);
+    case 0:
+      a = PCI_WINDOW_START + below(1u << 20);
+      break;
+    case 1:
+      a = VIRTIO_MMIO_ADDR + below(1u << 16);
+      break;
+    case 2:
+      a = PCI_ECAM_ADDR + below(PCI_ECAM_BYTES);
+      break;
+    default:
+      a = MMIO_HOLE_START + below(0x100000000ull - MMIO_HOLE_START);
   }
   mmio_access(a, 1u << below(4));
 }
 
 static void action_config(void) {
-  const struct pci_fn *fns;
+  const struct pci_fn* fns;
   int count = pci_functions(&fns);
   uint32_t devfn = (uint32_t)below(256);
   if (count > 0 && below(4)) {
-    const struct pci_fn *f = &fns[below((uint64_t)count)];
+    const struct pci_fn* f = &fns[below((uint64_t)count)];
     devfn = (uint32_t)(f->dev << 3 | f->fn);
   }
   uint32_t reg = (uint32_t)(below(4) ? below(0x100) : below(0x40));
@@ -394,77 +444,95 @@ static void action_config(void) {
 
 static void action_virtio(void) {
   if (!ntargets) return action_mmio();
-  struct target *t = &targets[below(ntargets)];
+  struct target* t = &targets[below(ntargets)];
   if (!t->nwindows) return action_mmio();
-  const struct range *win = &t->windows[below(t->nwindows)];
+  const struct range* win = &t->windows[below(t->nwindows)];
   unsigned w = 1u << below(4);
   uint64_t size = win->hi - win->lo;
   /* Registers are mostly in the first 256 bytes: aim there more often. */
   uint64_t off = below(2) && size > 0x100 ? below(0x100) : below(size);
   uint64_t a = win->lo + (below(4) ? off & ~(uint64_t)(w - 1) : off);
-  if (mmio_access(a, w)) n.virtio_reads++;
-  else n.virtio_writes++;
+  if (mmio_access(a, w))
+    n.virtio_reads++;
+  else
+    n.virtio_writes++;
 }
 
 /* Puts a function's BARs and command register back, so a device the chaos
  * moved or switched off can be set up again; MSI-X stays off. */
-static void restore_pci(struct target *t) {
+static void restore_pci(struct target* t) {
   if (t->dev.ops != &virtio_pci_ops) return;
-  struct virtio_pci *p = &t->dev.pci;
+  struct virtio_pci* p = &t->dev.pci;
   pci_write16(&p->fn, PCI_COMMAND, 0);
   for (unsigned i = 0; i < 6; ++i) {
     if (!(p->bars_mapped & (1u << i))) continue;
     pci_write32(&p->fn, (uint8_t)(PCI_BAR0 + 4 * i), (uint32_t)p->bars[i].addr);
-    if (p->bars[i].is64) pci_write32(&p->fn, (uint8_t)(PCI_BAR0 + 4 * i + 4), (uint32_t)(p->bars[i].addr >> 32));
+    if (p->bars[i].is64)
+      pci_write32(&p->fn, (uint8_t)(PCI_BAR0 + 4 * i + 4), (uint32_t)(p->bars[i].addr >> 32));
   }
   if (p->msix_cap) pci_write16(&p->fn, p->msix_cap + MSIX_CONTROL, 0);
   pci_write16(&p->fn, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
-enum chain_kind { LOOP, SELF_LOOP, FAR, HUGE_LEN, INDIRECT_SELF, INDIRECT_BAD, NEXT_PAST_END, GARBAGE,
-                  BURST, REQUEST, CHAIN_KINDS };
+enum chain_kind {
+  LOOP,
+  SELF_LOOP,
+  FAR,
+  HUGE_LEN,
+  INDIRECT_SELF,
+  INDIRECT_BAD,
+  NEXT_PAST_END,
+  GARBAGE,
+  BURST,
+  REQUEST,
+  CHAIN_KINDS
+};
 
 /* A request of the device's own kind with random fields: a virtio-blk
  * header (any type, any sector), data and a status byte; for net a header
  * and a frame; for rng a buffer. */
-static void request_chain(struct virtq_desc *d, unsigned size, unsigned head) {
+static void request_chain(struct virtq_desc* d, unsigned size, unsigned head) {
   unsigned parts = 1 + (unsigned)below(size < 4 ? size : 4);
   for (unsigned i = 0; i < parts; ++i) {
     uint32_t len = (uint32_t)(i == 0 ? 16 : i == parts - 1 ? 1 : 512 * (1 + below(16)));
     uint64_t a = buffer_addr(len);
     if (i == 0) {
-      uint32_t *hdr = (uint32_t *)(uintptr_t)a;
+      uint32_t* hdr = (uint32_t*)(uintptr_t)a;
       hdr[0] = (uint32_t)(below(2) ? below(16) : rnd());
       hdr[1] = 0;
-      *(uint64_t *)(hdr + 2) = below(2) ? below(8192) : rnd();
+      *(uint64_t*)(hdr + 2) = below(2) ? below(8192) : rnd();
     }
     unsigned at = (head + i) % size;
-    d[at] = (struct virtq_desc){a, len, (uint16_t)((i + 1 < parts ? VIRTQ_DESC_F_NEXT : 0) |
-                                                   (i > 0 && below(2) ? VIRTQ_DESC_F_WRITE : 0)),
+    d[at] = (struct virtq_desc){a, len,
+                                (uint16_t)((i + 1 < parts ? VIRTQ_DESC_F_NEXT : 0) |
+                                           (i > 0 && below(2) ? VIRTQ_DESC_F_WRITE : 0)),
                                 (uint16_t)((head + i + 1) % size)};
   }
 }
 
 /* Writes chain `kind` into the queue's table; returns the heads to publish. */
-static unsigned build_chain(struct virtq *vq, enum chain_kind kind, uint16_t *heads) {
-  struct virtq_desc *d = vq->desc;
+static unsigned build_chain(struct virtq* vq, enum chain_kind kind, uint16_t* heads) {
+  struct virtq_desc* d = vq->desc;
   unsigned size = vq->size, head = (unsigned)below(size), next = (head + 1) % size;
   uint16_t write = below(2) ? VIRTQ_DESC_F_WRITE : 0;
   heads[0] = (uint16_t)head;
   switch (kind) {
     case LOOP:
       d[head] = (struct virtq_desc){buffer_addr(64), 64, VIRTQ_DESC_F_NEXT, (uint16_t)next};
-      d[next] = (struct virtq_desc){buffer_addr(64), 64, (uint16_t)(VIRTQ_DESC_F_NEXT | write), (uint16_t)head};
+      d[next] = (struct virtq_desc){buffer_addr(64), 64, (uint16_t)(VIRTQ_DESC_F_NEXT | write),
+                                    (uint16_t)head};
       return 1;
     case SELF_LOOP:
-      d[head] = (struct virtq_desc){buffer_addr(64), 64, (uint16_t)(VIRTQ_DESC_F_NEXT | write), (uint16_t)head};
+      d[head] = (struct virtq_desc){buffer_addr(64), 64, (uint16_t)(VIRTQ_DESC_F_NEXT | write),
+                                    (uint16_t)head};
       return 1;
     case FAR:
       for (unsigned i = 0, k = 1 + (unsigned)below(3); i < k; ++i) {
         unsigned at = (head + i) % size;
-        d[at] = (struct virtq_desc){beyond_ram(), (uint32_t)rnd(),
-                                    (uint16_t)((i + 1 < k ? VIRTQ_DESC_F_NEXT : 0) | (below(2) ? VIRTQ_DESC_F_WRITE : 0)),
-                                    (uint16_t)((at + 1) % size)};
+        d[at] = (struct virtq_desc){
+            beyond_ram(), (uint32_t)rnd(),
+            (uint16_t)((i + 1 < k ? VIRTQ_DESC_F_NEXT : 0) | (below(2) ? VIRTQ_DESC_F_WRITE : 0)),
+            (uint16_t)((at + 1) % size)};
       }
       return 1;
     case HUGE_LEN: {
@@ -475,30 +543,36 @@ static unsigned build_chain(struct virtq *vq, enum chain_kind kind, uint16_t *he
       return 1;
     }
     case INDIRECT_SELF:
-      d[head] = (struct virtq_desc){phys(d), 16u * size, (uint16_t)(VIRTQ_DESC_F_INDIRECT | write), 0};
+      d[head] =
+          (struct virtq_desc){phys(d), 16u * size, (uint16_t)(VIRTQ_DESC_F_INDIRECT | write), 0};
       return 1;
     case INDIRECT_BAD: {
       unsigned k = 1 + (unsigned)below(8);
-      struct virtq_desc *table = (struct virtq_desc *)(uintptr_t)buffer_addr(16 * 8);
+      struct virtq_desc* table = (struct virtq_desc*)(uintptr_t)buffer_addr(16 * 8);
       for (unsigned i = 0; i < k; ++i) {
-        table[i] = (struct virtq_desc){below(2) ? beyond_ram() : buffer_addr(512), (uint32_t)below(1024),
-                                       (uint16_t)(rnd() & 7), (uint16_t)(below(2) ? i + 1 : rnd())};
+        table[i] =
+            (struct virtq_desc){below(2) ? beyond_ram() : buffer_addr(512), (uint32_t)below(1024),
+                                (uint16_t)(rnd() & 7), (uint16_t)(below(2) ? i + 1 : rnd())};
       }
-      if (below(2)) table[below(k)] = (struct virtq_desc){phys(table), 16u * k, VIRTQ_DESC_F_INDIRECT, 0};
+      if (below(2))
+        table[below(k)] = (struct virtq_desc){phys(table), 16u * k, VIRTQ_DESC_F_INDIRECT, 0};
       static const uint32_t lens[] = {0, 7, 17, 16, 16 * 8, 0x100000, 0xfffffff0};
       uint32_t len = below(2) ? 16u * k : lens[below(sizeof(lens) / sizeof(lens[0]))];
       uint64_t where = below(4) ? phys(table) : beyond_ram();
-      d[head] = (struct virtq_desc){where, len, (uint16_t)(VIRTQ_DESC_F_INDIRECT | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
-                                    (uint16_t)next};
+      d[head] = (struct virtq_desc){
+          where, len, (uint16_t)(VIRTQ_DESC_F_INDIRECT | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
+          (uint16_t)next};
       return 1;
     }
     case NEXT_PAST_END:
-      d[head] = (struct virtq_desc){buffer_addr(64), 64, VIRTQ_DESC_F_NEXT, (uint16_t)(size + below(0x10000 - size))};
+      d[head] = (struct virtq_desc){buffer_addr(64), 64, VIRTQ_DESC_F_NEXT,
+                                    (uint16_t)(size + below(0x10000 - size))};
       return 1;
     case GARBAGE:
       for (unsigned i = 0; i < size; ++i) {
         uint32_t len = (uint32_t)below(4096);
-        d[i] = (struct virtq_desc){below(2) ? buffer_addr(len) : beyond_ram(), len, (uint16_t)rnd(), (uint16_t)rnd()};
+        d[i] = (struct virtq_desc){below(2) ? buffer_addr(len) : beyond_ram(), len, (uint16_t)rnd(),
+                                   (uint16_t)rnd()};
       }
       return 1;
     case BURST: {
@@ -518,8 +592,8 @@ static unsigned build_chain(struct virtq *vq, enum chain_kind kind, uint16_t *he
 
 static void action_chain(void) {
   if (!ntargets) return action_mmio();
-  struct target *t = &targets[below(ntargets)];
-  struct virtio_dev *dev = &t->dev;
+  struct target* t = &targets[below(ntargets)];
+  struct virtio_dev* dev = &t->dev;
   static struct virtq vq;
   static uint16_t heads[3 * VIRTQ_MAX_SIZE];
   n.chains++;
@@ -533,7 +607,7 @@ static void action_chain(void) {
   }
   uint32_t max = virtio_queue_max(dev, q);
   while (size > max) size >>= 1;
-  void *rings = area + 8192 * below(RINGS_BYTES / 8192);
+  void* rings = area + 8192 * below(RINGS_BYTES / 8192);
   if (!size || !virtio_setup_queue(dev, &vq, q, size, rings)) {
     n.chains_setup_failed++;
     return;
@@ -541,10 +615,12 @@ static void action_chain(void) {
   virtio_driver_ok(dev);
   unsigned count = build_chain(&vq, (enum chain_kind)below(CHAIN_KINDS), heads);
   for (unsigned i = 0; i < count; ++i) vq.avail->ring[(vq.avail_idx + i) % size] = heads[i];
-  __atomic_store_n(&vq.avail->idx, (uint16_t)(vq.avail_idx + (below(8) ? count : rnd())), __ATOMIC_RELEASE);
+  __atomic_store_n(&vq.avail->idx, (uint16_t)(vq.avail_idx + (below(8) ? count : rnd())),
+                   __ATOMIC_RELEASE);
   dev->ops->notify(dev, q);
   uint64_t deadline = rdtsc() + 400000; /* about 0.1 ms */
-  while (__atomic_load_n(&vq.used->idx, __ATOMIC_ACQUIRE) == 0 && !deadline_passed(deadline)) cpu_relax();
+  while (__atomic_load_n(&vq.used->idx, __ATOMIC_ACQUIRE) == 0 && !deadline_passed(deadline))
+    cpu_relax();
   if (vq.used->idx) n.chains_used++;
   if (below(4) == 0) virtio_reset(dev);
 }
@@ -557,11 +633,12 @@ static uint8_t after_ring[2][4096] __attribute__((aligned(4096)));
 _Static_assert(VIRTQ_MEM_SIZE(8) <= sizeof(after_ring[0]), "an after_ring row holds 8 entries");
 static uint8_t after_buf[1024] __attribute__((aligned(64)));
 
-static void add_window(struct target *t, uint64_t addr, uint64_t len) {
-  if (addr && len && t->nwindows < MAX_WINDOWS) t->windows[t->nwindows++] = (struct range){addr, addr + len};
+static void add_window(struct target* t, uint64_t addr, uint64_t len) {
+  if (addr && len && t->nwindows < MAX_WINDOWS)
+    t->windows[t->nwindows++] = (struct range){addr, addr + len};
 }
 
-static void add_cap(uint8_t *caps, unsigned *count, uint8_t cap) {
+static void add_cap(uint8_t* caps, unsigned* count, uint8_t cap) {
   for (unsigned i = 0; i < *count; ++i) {
     if (caps[i] == cap) return;
   }
@@ -572,10 +649,10 @@ static void find_targets(void) {
   static const uint32_t types[] = {VIRTIO_ID_BLOCK, VIRTIO_ID_NET, VIRTIO_ID_RNG};
   for (unsigned i = 0; i < 3; ++i) {
     for (int nth = 0; ntargets < MAX_TARGETS; ++nth) {
-      struct target *t = &targets[ntargets];
+      struct target* t = &targets[ntargets];
       if (!virtio_find(types[i], nth, &t->dev)) break;
       if (t->dev.ops == &virtio_pci_ops) {
-        struct virtio_pci *p = &t->dev.pci;
+        struct virtio_pci* p = &t->dev.pci;
         /* MSI-X off for good (virtio_find may have turned it on): the
          * driver then polls, and no random table entry is ever live. */
         if (p->msix_cap) pci_write16(&p->fn, p->msix_cap + MSIX_CONTROL, 0);
@@ -586,7 +663,8 @@ static void find_targets(void) {
         add_window(t, p->isr.addr, p->isr.length);
         add_window(t, p->device.addr, p->device.length);
         if (p->msix_cap && (p->bars_mapped & (1u << p->table_bir))) {
-          add_window(t, p->bars[p->table_bir].addr + p->table_offset, MSIX_ENTRY_BYTES * p->msix_table_size);
+          add_window(t, p->bars[p->table_bir].addr + p->table_offset,
+                     MSIX_ENTRY_BYTES * p->msix_table_size);
         }
         if (p->msix_cap && (p->bars_mapped & (1u << p->pba_bir))) {
           add_window(t, p->bars[p->pba_bir].addr + p->pba_offset, 8);
@@ -597,7 +675,7 @@ static void find_targets(void) {
       ntargets++;
     }
   }
-  const struct pci_fn *fns;
+  const struct pci_fn* fns;
   int count = pci_functions(&fns);
   for (int i = 0; i < count; ++i) {
     add_cap(msix_caps, &nmsix_caps, pci_find_cap(&fns[i], PCI_CAP_ID_MSIX, 0));
@@ -613,7 +691,7 @@ static void find_targets(void) {
 static void parse_avoid(void) {
   char spec[128];
   if (!cmdline_get("avoid", spec, sizeof(spec))) return;
-  const char *p = spec;
+  const char* p = spec;
   while (*p && navoid < MAX_AVOID) {
     uint64_t v[2] = {0, 0};
     for (int k = 0; k < 2; ++k) {
@@ -624,8 +702,10 @@ static void parse_avoid(void) {
       if (k == 0 && *p == '-') ++p;
     }
     avoid[navoid++] = (struct range){v[0], v[1] + 1};
-    if (*p == ',') ++p;
-    else break;
+    if (*p == ',')
+      ++p;
+    else
+      break;
   }
 }
 
@@ -640,12 +720,11 @@ static void console_restore(void) {
   outb(COM1_PORT + 4, 0x03);
 }
 
-
 /* Reset, VERSION_1 only, one request of the device's kind: it must
  * complete. False with `why` set otherwise. */
-static bool works_after(struct target *t, char *why, unsigned size) {
+static bool works_after(struct target* t, char* why, unsigned size) {
   static struct virtq vq[2];
-  struct virtio_dev *dev = &t->dev;
+  struct virtio_dev* dev = &t->dev;
   restore_pci(t);
   if (!virtio_init(dev, VIRTIO_F_VERSION_1)) {
     snprintf(why, size, "init: %s", dev->error);
@@ -664,7 +743,7 @@ static bool works_after(struct target *t, char *why, unsigned size) {
   memset(after_buf, 0, sizeof(after_buf));
   struct virtq_buf bufs[3];
   unsigned nbufs = 1;
-  struct virtq *used_vq = &vq[0];
+  struct virtq* used_vq = &vq[0];
   if (dev->device_id == VIRTIO_ID_BLOCK) { /* IN of sector 0: header, data, status */
     after_buf[64] = 0xff;
     bufs[0] = (struct virtq_buf){phys(after_buf), 16, false};
@@ -691,7 +770,7 @@ static bool works_after(struct target *t, char *why, unsigned size) {
   return ok;
 }
 
-static void check_after(struct target *t) {
+static void check_after(struct target* t) {
   char check[32], why[128];
   snprintf(check, sizeof(check), "chaos_after_%s", virtio_device_name(t->dev.device_id));
   bool ok = works_after(t, why, sizeof(why));
@@ -707,11 +786,14 @@ void test_chaos(void) {
   parse_avoid();
   find_targets();
   fill_decoy();
-  printf("chaos: seed=%lu count=%lu targets=%u ram_end=0x%lx msix_caps=%u pci_cfg_caps=%u\n", seed, count,
-         ntargets, ram_end, nmsix_caps, npci_cfg_caps);
+  printf("chaos: seed=%lu count=%lu targets=%u ram_end=0x%lx msix_caps=%u pci_cfg_caps=%u\n", seed,
+         count, ntargets, ram_end, nmsix_caps, npci_cfg_caps);
   char only[16] = "";
   cmdline_get("only", only, sizeof(only));
-  static const struct { const char *name; unsigned lo, hi; } kinds[] = {
+  static const struct {
+    const char* name;
+    unsigned lo, hi;
+  } kinds[] = {
       {"pio", 0, 40}, {"mmio", 40, 55}, {"config", 55, 70}, {"virtio", 70, 99}, {"chain", 99, 100}};
   unsigned lo = 0, hi = 100;
   for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); ++k) {
@@ -719,11 +801,16 @@ void test_chaos(void) {
   }
   for (uint64_t i = 1; i <= count; ++i) {
     unsigned r = lo + (unsigned)below(hi - lo);
-    if (r < 40) action_pio();
-    else if (r < 55) action_mmio();
-    else if (r < 70) action_config();
-    else if (r < 99) action_virtio();
-    else action_chain();
+    if (r < 40)
+      action_pio();
+    else if (r < 55)
+      action_mmio();
+    else if (r < 70)
+      action_config();
+    else if (r < 99)
+      action_virtio();
+    else
+      action_chain();
     if ((every && i % every == 0) || i == count) {
       console_restore();
       printf("\nchaos: %lu actions\n", i);
@@ -732,9 +819,12 @@ void test_chaos(void) {
   console_restore();
   printf("\nchaos: pio reads=%lu writes=%lu strings=%lu refused=%lu\n", n.pio_reads, n.pio_writes,
          n.pio_strings, n.pio_refused);
-  printf("chaos: mmio reads=%lu writes=%lu decoys=%lu; config accesses=%lu; virtio reads=%lu writes=%lu\n",
-         n.mmio_reads, n.mmio_writes, n.mmio_decoys, n.cfg_accesses, n.virtio_reads, n.virtio_writes);
-  printf("chaos: chains=%lu used=%lu setup_failed=%lu\n", n.chains, n.chains_used, n.chains_setup_failed);
+  printf(
+      "chaos: mmio reads=%lu writes=%lu decoys=%lu; config accesses=%lu; virtio reads=%lu "
+      "writes=%lu\n",
+      n.mmio_reads, n.mmio_writes, n.mmio_decoys, n.cfg_accesses, n.virtio_reads, n.virtio_writes);
+  printf("chaos: chains=%lu used=%lu setup_failed=%lu\n", n.chains, n.chains_used,
+         n.chains_setup_failed);
   for (unsigned i = 0; i < ntargets; ++i) check_after(&targets[i]);
   printf("chaos: done seed=%lu actions=%lu\n", seed, count);
 }

@@ -13,12 +13,14 @@ void test_demo(void) {
   printf("demo: booted via %s, %lu MiB RAM, cmdline \"%s\"\n", boot.protocol, boot.mem_bytes >> 20,
          boot.cmdline);
   int cpus = madt_cpus(NULL, 0);
-  if (cpus >= 0) printf("demo: %d cpus (ACPI MADT)\n", cpus);
-  else printf("demo: no ACPI MADT\n");
+  if (cpus >= 0)
+    printf("demo: %d cpus (ACPI MADT)\n", cpus);
+  else
+    printf("demo: no ACPI MADT\n");
   struct rtc_time t;
   if (rtc_read(&t)) {
-    printf("demo: rtc %04d-%02d-%02d %02d:%02d:%02d UTC\n", t.year, t.month, t.day, t.hour, t.minute,
-           t.second);
+    printf("demo: rtc %04d-%02d-%02d %02d:%02d:%02d UTC\n", t.year, t.month, t.day, t.hour,
+           t.minute, t.second);
   } else {
     printf("demo: rtc not readable\n");
   }

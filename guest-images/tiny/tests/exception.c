@@ -21,8 +21,8 @@ void test_emulation(void) {
   test_finish();
 }
 
-/* test=triplefault: an exception (ud2; the host emulator cannot run int3) with no usable IDT; the CPU shuts down,
- * which mote treats as a reset (exit status 4 with --on-reboot exit). */
+/* test=triplefault: an exception (ud2; the host emulator cannot run int3) with no usable IDT; the
+ * CPU shuts down, which mote treats as a reset (exit status 4 with --on-reboot exit). */
 void test_triple_fault(void) {
   printf("triplefault: empty IDT, then ud2\n");
   syscall0(SYS_TRIPLE_FAULT);

@@ -9,12 +9,13 @@
 void test_hello(void) {
   printf("Hello from the mote test kernel\n");
   printf("cmdline: %s\n", boot.cmdline);
-  printf("boot: protocol=%s mem=%lu MiB rsdp=0x%lx\n", boot.protocol, boot.mem_bytes >> 20, boot.rsdp);
+  printf("boot: protocol=%s mem=%lu MiB rsdp=0x%lx\n", boot.protocol, boot.mem_bytes >> 20,
+         boot.rsdp);
   if (boot.modules) {
     /* The first line of the initrd/module, so a host test can check the bytes arrived. */
     char head[48];
     unsigned n = 0;
-    const char *data = (const char *)boot.module0_addr;
+    const char* data = (const char*)boot.module0_addr;
     while (n < boot.module0_size && n + 1 < sizeof(head) && data[n] != '\n') {
       head[n] = data[n];
       n++;

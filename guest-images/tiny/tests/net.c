@@ -48,21 +48,23 @@ static void build(unsigned i, uint32_t size) {
   memcpy(frame + 6, net.mac, 6);
   frame[12] = ETH_P_MOTE >> 8;
   frame[13] = ETH_P_MOTE & 0xff;
-  uint32_t off = ETH_HLEN + (uint32_t)snprintf((char *)frame + ETH_HLEN, size - ETH_HLEN, GUEST_PREFIX "%u ", i);
+  uint32_t off = ETH_HLEN + (uint32_t)snprintf((char*)frame + ETH_HLEN, size - ETH_HLEN,
+                                               GUEST_PREFIX "%u ", i);
   for (uint32_t k = 0; off + k < size; ++k) frame[off + k] = (uint8_t)(i + k);
 }
 
-static bool is_host_frame(const uint8_t *f, uint32_t len) {
+static bool is_host_frame(const uint8_t* f, uint32_t len) {
   size_t plen = strlen(HOST_PREFIX);
   return len >= ETH_HLEN + plen && f[12] == (ETH_P_MOTE >> 8) && f[13] == (ETH_P_MOTE & 0xff) &&
          memcmp(f + ETH_HLEN, HOST_PREFIX, plen) == 0;
 }
 
 /* Checks a host frame (step 3); prints its line. */
-static void check_host_frame(const uint8_t *f, uint32_t len, const struct virtio_net_hdr *h) {
+static void check_host_frame(const uint8_t* f, uint32_t len, const struct virtio_net_hdr* h) {
   char why[96] = "";
   uint32_t off = ETH_HLEN + (uint32_t)strlen(HOST_PREFIX), seq = 0, digits = 0;
-  for (; off < len && f[off] >= '0' && f[off] <= '9' && digits < 9; ++off, ++digits) seq = seq * 10 + (f[off] - '0');
+  for (; off < len && f[off] >= '0' && f[off] <= '9' && digits < 9; ++off, ++digits)
+    seq = seq * 10 + (f[off] - '0');
   if (!digits || off >= len || f[off] != ' ') {
     snprintf(why, sizeof(why), "no \"<decimal> \" after \"" HOST_PREFIX "\"");
   } else {
@@ -79,8 +81,8 @@ static void check_host_frame(const uint8_t *f, uint32_t len, const struct virtio
     snprintf(why, sizeof(why), "length outside %u..%u", FRAME_MIN, NET_FRAME_MAX);
   }
   if (!why[0] && (h->flags || h->gso_type)) {
-    snprintf(why, sizeof(why), "header flags 0x%x gso_type %u without offloads negotiated", h->flags,
-             h->gso_type);
+    snprintf(why, sizeof(why), "header flags 0x%x gso_type %u without offloads negotiated",
+             h->flags, h->gso_type);
   }
   if (!why[0] && !net.mrg_rxbuf && h->num_buffers != 1) {
     snprintf(why, sizeof(why), "num_buffers %u without MRG_RXBUF (must be 1)", h->num_buffers);
@@ -135,8 +137,8 @@ static void reset(void) {
   bool ok = virtio_reset(&net.dev);
   uint32_t ready[2];
   for (unsigned q = 0; q < 2; ++q) ready[q] = virtio_queue_ready(&net.dev, q);
-  expect(ok && !ready[0] && !ready[1], "net_reset", "%s; QueueReady %u %u", ok ? "Status 0" : net.dev.error,
-         ready[0], ready[1]);
+  expect(ok && !ready[0] && !ready[1], "net_reset", "%s; QueueReady %u %u",
+         ok ? "Status 0" : net.dev.error, ready[0], ready[1]);
 }
 
 void test_net(void) {
@@ -152,21 +154,26 @@ void test_net(void) {
     printf("net: size=%u out of %u..%u, using %u\n", size, FRAME_MIN, NET_FRAME_MAX, s);
     size = s;
   }
-  int nic = (int)cmdline_u64("nic", 0);  /* which virtio-net device: PCI order, then command-line order */
+  int nic =
+      (int)cmdline_u64("nic", 0); /* which virtio-net device: PCI order, then command-line order */
   if (!expect(net_open(&net, nic, rxbuf), "net_init", "%s", net.error)) return;
   uint32_t status = virtio_status(&net.dev);
   uint32_t want = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                   VIRTIO_STATUS_DRIVER_OK;
-  if (!expect(status == want, "net_status", "Status 0x%x after DRIVER_OK, want 0x%x", status, want)) return;
+  if (!expect(status == want, "net_status", "Status 0x%x after DRIVER_OK, want 0x%x", status, want))
+    return;
 
-  const uint8_t *m = net.mac;
+  const uint8_t* m = net.mac;
   printf("net: mac=%02x:%02x:%02x:%02x:%02x:%02x link=%s\n", m[0], m[1], m[2], m[3], m[4], m[5],
-         !net.has_status ? "unknown" : net.status & VIRTIO_NET_S_LINK_UP ? "up" : "down");
+         !net.has_status                     ? "unknown"
+         : net.status & VIRTIO_NET_S_LINK_UP ? "up"
+                                             : "down");
   printf("net: features mrg_rxbuf=%d\n", net.mrg_rxbuf);
-  printf("net: features offered 0x%lx accepted 0x%lx; queues rx=%u tx=%u; %u receive buffers of %u "
-         "bytes%s\n",
-         net.dev.device_features, net.dev.features, net.rx.size, net.tx.size, net.rx_bufs, net.rx_buf_bytes,
-         net.mac_offered ? "" : "; no MAC feature, MAC made up");
+  printf(
+      "net: features offered 0x%lx accepted 0x%lx; queues rx=%u tx=%u; %u receive buffers of %u "
+      "bytes%s\n",
+      net.dev.device_features, net.dev.features, net.rx.size, net.tx.size, net.rx_bufs,
+      net.rx_buf_bytes, net.mac_offered ? "" : "; no MAC feature, MAC made up");
 
   if (send_all(count, size)) receive_all(count);
   reset();

@@ -51,9 +51,9 @@
 #define TX_PREFIX "mote-bench seq="
 #define TX_PREFIX_MAX 40 /* "mote-bench seq=" + 20 digits + " " fits */
 #define RX_PREFIX "mote-host bench"
-#define STALL_MS 10000     /* tx: no buffer back for this long fails */
-#define RX_IDLE_MS 2000    /* rx: after the first frame */
-#define RX_FIRST_MS 20000  /* rx: before it */
+#define STALL_MS 10000    /* tx: no buffer back for this long fails */
+#define RX_IDLE_MS 2000   /* rx: after the first frame */
+#define RX_FIRST_MS 20000 /* rx: before it */
 #define RX_KICK_IDLE_US 1000
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define RTC_SECONDS 0x00
@@ -61,8 +61,8 @@
 static struct net net;
 
 /* A parameter check: only a failure prints (a PASS line is for results). */
-static bool check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool check(bool ok, const char *fmt, ...) {
+static bool check(bool ok, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool check(bool ok, const char* fmt, ...) {
   if (ok) return true;
   char detail[160];
   va_list ap;
@@ -100,15 +100,16 @@ static bool calibrate(void) {
 static uint64_t tsc_us(uint64_t cycles) { return cycles * 1000 / tsc_khz; }
 
 /* One timing result: "frames=N bytes=B ms=T.TTT". */
-static void report(const char *dir, uint64_t frames, uint64_t bytes, uint64_t cycles) {
+static void report(const char* dir, uint64_t frames, uint64_t bytes, uint64_t cycles) {
   uint64_t us = tsc_us(cycles);
-  printf("netbench: %s frames=%lu bytes=%lu ms=%lu.%03lu\n", dir, frames, bytes, us / 1000, us % 1000);
+  printf("netbench: %s frames=%lu bytes=%lu ms=%lu.%03lu\n", dir, frames, bytes, us / 1000,
+         us % 1000);
 }
 
 /* Over the bench: no interrupts asked for, no interrupt-status reads. */
-static uint32_t (*saved_ack[2])(struct virtq *);
+static uint32_t (*saved_ack[2])(struct virtq*);
 static void quiet(bool on) {
-  struct virtq *q[2] = {&net.rx, &net.tx};
+  struct virtq* q[2] = {&net.rx, &net.tx};
   for (int i = 0; i < 2; ++i) {
     if (on) {
       saved_ack[i] = q[i]->ack;
@@ -121,7 +122,7 @@ static void quiet(bool on) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-static uint8_t *slot(unsigned s) { return (uint8_t *)(BENCH_BASE + (uint64_t)s * SLOT_BYTES); }
+static uint8_t* slot(unsigned s) { return (uint8_t*)(BENCH_BASE + (uint64_t)s * SLOT_BYTES); }
 
 static void bench_tx(uint64_t count, uint32_t size, unsigned batch) {
   unsigned q = net.tx.size;
@@ -163,7 +164,7 @@ static void bench_tx(uint64_t count, uint32_t size, unsigned batch) {
       unsigned n = left < nfree ? (unsigned)left : nfree;
       for (unsigned k = 0; k < n; ++k) {
         unsigned s = free_slots[--nfree];
-        uint8_t *f = slot(s) + HDR_BYTES;
+        uint8_t* f = slot(s) + HDR_BYTES;
         char text[TX_PREFIX_MAX + 1];
         uint32_t len = (uint32_t)snprintf(text, sizeof(text), TX_PREFIX "%lu ", issued);
         if (len > room) len = room;
@@ -187,8 +188,9 @@ static void bench_tx(uint64_t count, uint32_t size, unsigned batch) {
     if (progress) {
       last_progress = now;
     } else if (now - last_progress > STALL_MS * tsc_khz) {
-      snprintf(why, sizeof(why), "no transmit buffer back for %u ms (%lu of %lu frames done, %lu queued)",
-               STALL_MS, done, count, issued);
+      snprintf(why, sizeof(why),
+               "no transmit buffer back for %u ms (%lu of %lu frames done, %lu queued)", STALL_MS,
+               done, count, issued);
       break;
     } else {
       cpu_relax();
@@ -205,7 +207,7 @@ static void bench_tx(uint64_t count, uint32_t size, unsigned batch) {
   expect(true, "netbench_tx", NULL);
 }
 
-static bool is_bench_frame(const uint8_t *f, uint32_t len) {
+static bool is_bench_frame(const uint8_t* f, uint32_t len) {
   size_t plen = strlen(RX_PREFIX);
   return len >= ETH_HLEN + plen && f[12] == (ETH_P_MOTE >> 8) && f[13] == (ETH_P_MOTE & 0xff) &&
          memcmp(f + ETH_HLEN, RX_PREFIX, plen) == 0;
@@ -213,8 +215,8 @@ static bool is_bench_frame(const uint8_t *f, uint32_t len) {
 
 static void bench_rx(uint64_t count) {
   unsigned kick_every = net.rx_bufs / 4 ? net.rx_bufs / 4 : 1;
-  printf("netbench: dir=rx count=%lu queue=%u buffers=%u of %u bytes\n", count, net.rx.size, net.rx_bufs,
-         net.rx_buf_bytes);
+  printf("netbench: dir=rx count=%lu queue=%u buffers=%u of %u bytes\n", count, net.rx.size,
+         net.rx_bufs, net.rx_buf_bytes);
   quiet(true);
   printf("netbench: rx ready\n");
   uint64_t frames = 0, bytes = 0, other = 0, kicks = 0;
@@ -276,18 +278,21 @@ void test_netbench(void) {
   int nic = (int)cmdline_u64("nic", 0);
   if (!check(count > 0, "count=0: nothing to do")) return;
   if (!check(size >= FRAME_MIN && size <= NET_FRAME_MAX, "size=%u: want %u..%u", size, FRAME_MIN,
-              NET_FRAME_MAX))
+             NET_FRAME_MAX))
     return;
   if (!check(boot.mem_bytes >= BENCH_END, "needs %lu MiB of RAM, have %lu MiB", BENCH_END >> 20,
-              boot.mem_bytes >> 20))
+             boot.mem_bytes >> 20))
     return;
 
-  struct net_options o = {.queue_size = queue, .rx_bufs = queue, .rx_buf_bytes = SLOT_BYTES,
-                          .rx_area = (uint8_t *)RX_BASE, .no_poison = true};
+  struct net_options o = {.queue_size = queue,
+                          .rx_bufs = queue,
+                          .rx_buf_bytes = SLOT_BYTES,
+                          .rx_area = (uint8_t*)RX_BASE,
+                          .no_poison = true};
   if (!check(net_open_with(&net, nic, &o), "%s", net.error)) return;
-  const uint8_t *m = net.mac;
-  printf("netbench: mac=%02x:%02x:%02x:%02x:%02x:%02x queues rx=%u tx=%u mrg_rxbuf=%d\n", m[0], m[1], m[2], m[3],
-         m[4], m[5], net.rx.size, net.tx.size, net.mrg_rxbuf);
+  const uint8_t* m = net.mac;
+  printf("netbench: mac=%02x:%02x:%02x:%02x:%02x:%02x queues rx=%u tx=%u mrg_rxbuf=%d\n", m[0],
+         m[1], m[2], m[3], m[4], m[5], net.rx.size, net.tx.size, net.mrg_rxbuf);
   if (!check(calibrate(), "the RTC's seconds did not tick within 3 s: no time base")) return;
   printf("netbench: tsc %lu kHz (RTC)\n", tsc_khz);
 

@@ -35,7 +35,7 @@ static uint8_t results[MAX_REQUESTS + 2][REQ_BYTES] __attribute__((aligned(64)))
 static struct virtio_dev rng;
 static struct virtq vq;
 
-static bool all_zero(const uint8_t *b, unsigned n) {
+static bool all_zero(const uint8_t* b, unsigned n) {
   for (unsigned i = 0; i < n; ++i) {
     if (b[i]) return false;
   }
@@ -44,7 +44,7 @@ static bool all_zero(const uint8_t *b, unsigned n) {
 
 /* Reset, VERSION_1 only, queue 0, DRIVER_OK. On failure *step names the
  * check that failed and rng.error says why. */
-static bool bring_up(const char **step) {
+static bool bring_up(const char** step) {
   *step = "rng_init";
   if (!virtio_init(&rng, VIRTIO_F_VERSION_1)) return false;
   printf("rng: features offered 0x%lx accepted 0x%lx\n", rng.device_features, rng.features);
@@ -60,7 +60,7 @@ static bool bring_up(const char **step) {
 }
 
 /* One request of 64 bytes into `buf`; `chained`: as two 32-byte descriptors. */
-static int add_request(uint8_t *buf, bool chained) {
+static int add_request(uint8_t* buf, bool chained) {
   memset(buf, 0, REQ_BYTES);
   struct virtq_buf bufs[2] = {
       {VIRT_TO_PHYS(buf), REQ_BYTES / 2, true},
@@ -70,7 +70,7 @@ static int add_request(uint8_t *buf, bool chained) {
   return virtq_add(&vq, bufs, chained ? 2 : 1);
 }
 
-static void print_first(const uint8_t *b) {
+static void print_first(const uint8_t* b) {
   char hex[33];
   for (int i = 0; i < 16; ++i) snprintf(hex + 2 * i, 3, "%02x", b[i]);
   printf("rng: 64 bytes: %s\n", hex);
@@ -133,9 +133,10 @@ static void check_distinct(unsigned n) {
 
 /* bad=N: a chain of N 64-byte writable descriptors outside guest RAM, then
  * a good request. */
-static void bad_buffer(unsigned n, uint8_t *after) {
+static void bad_buffer(unsigned n, uint8_t* after) {
   struct virtq_buf bad[BAD_MAX];
-  for (unsigned i = 0; i < n; ++i) bad[i] = (struct virtq_buf){BAD_ADDR + i * 0x1000, REQ_BYTES, true};
+  for (unsigned i = 0; i < n; ++i)
+    bad[i] = (struct virtq_buf){BAD_ADDR + i * 0x1000, REQ_BYTES, true};
   printf("rng: bad=%u: %u x 64-byte writable buffer from 0x%lx (outside RAM)\n", n, n, BAD_ADDR);
   int bad_head = virtq_add(&vq, bad, n);
   if (bad_head < 0) {
@@ -151,14 +152,15 @@ static void bad_buffer(unsigned n, uint8_t *after) {
     expect(len == 0, "rng_bad_buffer", "device claims it wrote %u bytes outside RAM", len);
     bad_head = -1; /* its descriptors are free again: the next request may reuse the head */
   } else if (r != 0) {
-    expect(false, "rng_bad_buffer", "%s", r > 0 ? "device returned a chain it was not given" : vq.error);
+    expect(false, "rng_bad_buffer", "%s",
+           r > 0 ? "device returned a chain it was not given" : vq.error);
     return;
   } else {
     uint32_t status = virtio_status(&rng);
     printf("rng: bad buffer not returned within %u ms; Status 0x%x\n", WAIT_MS, status);
     if (status & VIRTIO_STATUS_NEEDS_RESET) {
       printf("rng: device set DEVICE_NEEDS_RESET: resetting and setting it up again\n");
-      const char *step;
+      const char* step;
       if (!bring_up(&step)) {
         expect(false, step, "after DEVICE_NEEDS_RESET: %s", rng.error);
         return;
@@ -188,14 +190,16 @@ static void bad_buffer(unsigned n, uint8_t *after) {
 
 /* One line per virtio function on PCI bus 0 (the MMIO analogue is above). */
 static void list_pci(void) {
-  const struct pci_fn *fns;
+  const struct pci_fn* fns;
   int n = pci_functions(&fns);
   for (int i = 0; i < n; ++i) {
-    const struct pci_fn *f = &fns[i];
+    const struct pci_fn* f = &fns[i];
     if (f->vendor != VIRTIO_PCI_VENDOR) continue;
-    printf("rng: virtio-pci 00:%02x.%x vendor 0x%x device 0x%x revision %u subsystem 0x%x: type %d%s\n", f->dev,
-           f->fn, f->vendor, f->device, f->revision, f->subsys_id, virtio_pci_type(f),
-           virtio_pci_type(f) < 0 ? " (not driven: legacy-only or not virtio)" : "");
+    printf(
+        "rng: virtio-pci 00:%02x.%x vendor 0x%x device 0x%x revision %u subsystem 0x%x: type "
+        "%d%s\n",
+        f->dev, f->fn, f->vendor, f->device, f->revision, f->subsys_id, virtio_pci_type(f),
+        virtio_pci_type(f) < 0 ? " (not driven: legacy-only or not virtio)" : "");
   }
 }
 
@@ -205,10 +209,11 @@ void test_rng(void) {
   int n = virtio_mmio_slots(slots, VIRTIO_MMIO_MAX_DEVICES, &malformed);
   for (int i = 0; i < n && i < VIRTIO_MMIO_MAX_DEVICES; ++i) {
     uint64_t b = slots[i].base;
-    printf("rng: virtio-mmio 0x%lx size 0x%lx irq %u: magic 0x%x version %u device %u vendor 0x%x\n", b,
-           slots[i].size, slots[i].irq, mmio_read32(b + VIRTIO_MMIO_MAGIC_VALUE),
-           mmio_read32(b + VIRTIO_MMIO_VERSION), mmio_read32(b + VIRTIO_MMIO_DEVICE_ID),
-           mmio_read32(b + VIRTIO_MMIO_VENDOR_ID));
+    printf(
+        "rng: virtio-mmio 0x%lx size 0x%lx irq %u: magic 0x%x version %u device %u vendor 0x%x\n",
+        b, slots[i].size, slots[i].irq, mmio_read32(b + VIRTIO_MMIO_MAGIC_VALUE),
+        mmio_read32(b + VIRTIO_MMIO_VERSION), mmio_read32(b + VIRTIO_MMIO_DEVICE_ID),
+        mmio_read32(b + VIRTIO_MMIO_VENDOR_ID));
   }
   list_pci();
   expect(malformed == 0 && n <= VIRTIO_MMIO_MAX_DEVICES, "rng_cmdline",
@@ -218,11 +223,14 @@ void test_rng(void) {
   if (rng.ops == &virtio_mmio_ops) {
     uint32_t magic = virtio_mmio_read(&rng.mmio, VIRTIO_MMIO_MAGIC_VALUE);
     uint32_t version = virtio_mmio_read(&rng.mmio, VIRTIO_MMIO_VERSION);
-    if (!expect(magic == VIRTIO_MMIO_MAGIC, "rng_magic", "0x%x, want 0x%x", magic, VIRTIO_MMIO_MAGIC)) return;
-    if (!expect(version == VIRTIO_MMIO_VERSION_MODERN, "rng_version", "%u, want 2", version)) return;
+    if (!expect(magic == VIRTIO_MMIO_MAGIC, "rng_magic", "0x%x, want 0x%x", magic,
+                VIRTIO_MMIO_MAGIC))
+      return;
+    if (!expect(version == VIRTIO_MMIO_VERSION_MODERN, "rng_version", "%u, want 2", version))
+      return;
   }
 
-  const char *step;
+  const char* step;
   if (!bring_up(&step)) {
     expect(false, step, "%s", rng.error);
     return;
@@ -238,7 +246,8 @@ void test_rng(void) {
   memset(results[0], 0, REQ_BYTES);
   struct virtq_buf first = {VIRT_TO_PHYS(results[0]), REQ_BYTES, true};
   uint32_t len = 0;
-  if (!expect(virtq_submit_wait(&vq, &first, 1, &len, WAIT_MS), "rng_first", "%s", vq.error)) return;
+  if (!expect(virtq_submit_wait(&vq, &first, 1, &len, WAIT_MS), "rng_first", "%s", vq.error))
+    return;
   print_first(results[0]);
   expect(len == REQ_BYTES, "rng_len", "used len %u, want %u", len, REQ_BYTES);
   expect(!all_zero(results[0], REQ_BYTES), "rng_nonzero", "all 64 bytes still zero");
@@ -262,8 +271,11 @@ void test_rng(void) {
   while (!(vq.isr_seen & VIRTIO_INT_VRING) && !deadline_passed(deadline)) {
     vq.isr_seen |= virtio_ack_interrupt(&rng);
   }
-  if (rng.ops == &virtio_mmio_ops) printf("rng: InterruptStatus bits seen 0x%x\n", vq.isr_seen);
-  else printf("rng: interrupt bits seen 0x%x (%s)\n", vq.isr_seen, rng.pci.msix ? "MSI-X messages" : "ISR");
+  if (rng.ops == &virtio_mmio_ops)
+    printf("rng: InterruptStatus bits seen 0x%x\n", vq.isr_seen);
+  else
+    printf("rng: interrupt bits seen 0x%x (%s)\n", vq.isr_seen,
+           rng.pci.msix ? "MSI-X messages" : "ISR");
   expect(vq.isr_seen & VIRTIO_INT_VRING, "rng_interrupt_status", "bit 0 (used buffer) never set");
 
   unsigned bad = (unsigned)cmdline_u64("bad", 0);

@@ -8,7 +8,8 @@
 
 void test_rtc(void) {
   struct rtc_time t;
-  if (!expect(rtc_read(&t), "rtc_read", "update-in-progress never cleared or reads never agreed")) return;
+  if (!expect(rtc_read(&t), "rtc_read", "update-in-progress never cleared or reads never agreed"))
+    return;
   int64_t epoch = rtc_epoch(&t);
   printf("rtc: %04d-%02d-%02d %02d:%02d:%02d epoch=%ld\n", t.year, t.month, t.day, t.hour, t.minute,
          t.second, epoch);

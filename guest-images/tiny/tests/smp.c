@@ -50,7 +50,7 @@ void test_smp(void) {
   for (int i = 0; i < n; ++i) {
     if (ids[i] != self && ids[i] < 256) apic_to_cpu[ids[i]] = next++;
   }
-  memcpy((void *)AP_TRAMPOLINE_ADDR, trampoline_start, trampoline_end - trampoline_start);
+  memcpy((void*)AP_TRAMPOLINE_ADDR, trampoline_start, trampoline_end - trampoline_start);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
   /* INIT to all, then the two SIPIs of the MP spec to all. KVM's in-kernel
@@ -74,7 +74,8 @@ void test_smp(void) {
   boot_done(); /* every CPU is up: the benchmark times SMP boots to here */
   printf("smp: %u cpus online\n", online);
   expect(online == (uint32_t)n, "smp_online", "%u of %d MADT CPUs came online", online, n);
-  expect(ap_mismatches == 0, "smp_apic_ids", "%u CPUs' CPUID and LAPIC IDs disagree", ap_mismatches);
+  expect(ap_mismatches == 0, "smp_apic_ids", "%u CPUs' CPUID and LAPIC IDs disagree",
+         ap_mismatches);
   uint64_t want = cmdline_u64("cpus", 0);
   if (want) expect(want == (uint64_t)n, "smp_cpus", "MADT lists %d CPUs, cpus=%lu", n, want);
 }

@@ -38,7 +38,7 @@ static uint8_t frame[NET_FRAME_MAX];
 static uint8_t packet[NET_PACKET_MAX];
 
 static void fill_block(unsigned r) {
-  unsigned head = (unsigned)snprintf((char *)block, sizeof(block), "traffic round=%u ", r);
+  unsigned head = (unsigned)snprintf((char*)block, sizeof(block), "traffic round=%u ", r);
   for (unsigned k = head; k < BLOCK_BYTES; ++k) block[k] = (uint8_t)(r * 7 + k);
 }
 
@@ -47,21 +47,24 @@ static bool blk_round(unsigned r, unsigned slots) {
   uint32_t len;
   fill_block(r);
   int st = blk_request(&blk, VIRTIO_BLK_T_OUT, sector, block, BLOCK_BYTES, false, &len);
-  if (st != VIRTIO_BLK_S_OK) return expect(false, "traffic_write", "round %u: status %d %s", r, st, blk.error);
+  if (st != VIRTIO_BLK_S_OK)
+    return expect(false, "traffic_write", "round %u: status %d %s", r, st, blk.error);
   st = blk_request(&blk, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false, &len);
-  if (st != VIRTIO_BLK_S_OK) return expect(false, "traffic_flush", "round %u: status %d %s", r, st, blk.error);
+  if (st != VIRTIO_BLK_S_OK)
+    return expect(false, "traffic_flush", "round %u: status %d %s", r, st, blk.error);
   st = blk_request(&blk, VIRTIO_BLK_T_IN, sector, readback, BLOCK_BYTES, true, &len);
-  if (st != VIRTIO_BLK_S_OK) return expect(false, "traffic_read", "round %u: status %d %s", r, st, blk.error);
+  if (st != VIRTIO_BLK_S_OK)
+    return expect(false, "traffic_read", "round %u: status %d %s", r, st, blk.error);
   for (unsigned k = 0; k < BLOCK_BYTES; ++k) {
     if (readback[k] != block[k]) {
-      return expect(false, "traffic_readback", "round %u: byte %u is 0x%02x, want 0x%02x", r, k, readback[k],
-                    block[k]);
+      return expect(false, "traffic_readback", "round %u: byte %u is 0x%02x, want 0x%02x", r, k,
+                    readback[k], block[k]);
     }
   }
   return true;
 }
 
-static bool is_mote_frame(const uint8_t *f, uint32_t len, const char *prefix) {
+static bool is_mote_frame(const uint8_t* f, uint32_t len, const char* prefix) {
   size_t plen = strlen(prefix);
   return len >= ETH_HLEN + plen && f[12] == (ETH_P_MOTE >> 8) && f[13] == (ETH_P_MOTE & 0xff) &&
          memcmp(f + ETH_HLEN, prefix, plen) == 0;
@@ -73,7 +76,7 @@ static int net_round(unsigned r) {
   memcpy(frame + 6, net.mac, 6);
   frame[12] = ETH_P_MOTE >> 8;
   frame[13] = ETH_P_MOTE & 0xff;
-  uint32_t off = ETH_HLEN + (uint32_t)snprintf((char *)frame + ETH_HLEN, FRAME_BYTES - ETH_HLEN,
+  uint32_t off = ETH_HLEN + (uint32_t)snprintf((char*)frame + ETH_HLEN, FRAME_BYTES - ETH_HLEN,
                                                "mote-guest seq=%u ", r);
   for (uint32_t k = 0; off + k < FRAME_BYTES; ++k) frame[off + k] = (uint8_t)(r + k);
   if (!net_send(&net, frame, FRAME_BYTES, false, WAIT_MS)) {
@@ -96,7 +99,7 @@ static int net_round(unsigned r) {
       continue;
     }
     if (is_mote_frame(packet, len, "mote-host stop")) return 0;
-    if (!is_mote_frame(packet, len, want)) continue;  /* an old answer, or not ours */
+    if (!is_mote_frame(packet, len, want)) continue; /* an old answer, or not ours */
     uint32_t at = ETH_HLEN + (uint32_t)strlen(want);
     for (uint32_t k = 0; at + k < len; ++k) {
       if (packet[at + k] != (uint8_t)(r * 3 + k)) {

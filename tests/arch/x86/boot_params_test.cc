@@ -1,8 +1,7 @@
 #include "arch/x86/boot_params.h"
 
-#include <catch2/catch.hpp>
-
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -60,7 +59,7 @@ TEST_CASE("FillZeroPage writes the loader fields at their offsets", "[boot_param
   BootParams params = {};
   params.hdr.version = 0x020f;
   params.hdr.loadflags = kLoadFlagLoadedHigh;
-  params.hdr.cmdline_size = 2047;  // a kernel field: must survive
+  params.hdr.cmdline_size = 2047;              // a kernel field: must survive
   const uint64_t initrd_addr = 0x1'2345'6000;  // above 4 GiB: exercises the ext_ fields
   const uint64_t initrd_size = 0x1'0000'1000;
   FillZeroPage(BootInfo{5ull << 30, initrd_addr, initrd_size, kAcpiRsdpAddr}, &params);

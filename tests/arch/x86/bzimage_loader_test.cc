@@ -1,8 +1,7 @@
 #include "arch/x86/bzimage_loader.h"
 
-#include <catch2/catch.hpp>
-
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -55,7 +54,9 @@ struct FakeBzImage {
   uint32_t init_size = 0x800000;
   uint64_t kernel_bytes = 0x10000;
 
-  uint64_t KernelOffset() const { return (uint64_t{setup_sects == 0 ? 4u : setup_sects} + 1) * 512; }
+  uint64_t KernelOffset() const {
+    return (uint64_t{setup_sects == 0 ? 4u : setup_sects} + 1) * 512;
+  }
   static uint8_t KernelByte(uint64_t i) { return static_cast<uint8_t>(i * 7 + 3); }
 
   std::vector<uint8_t> Build() const {
@@ -304,8 +305,9 @@ TEST_CASE("bzImage initrd that does not fit", "[bzimage]") {
     REQUIRE_FALSE(setup.ok());
     INFO(setup.status().ToString());
     CHECK(setup.status().code() == absl::StatusCode::kResourceExhausted);
-    CHECK(Contains(setup.status(), "initrd " + initrd.path() + " (209715200 bytes) does not fit "
-                                   "below 0x8000000 in 134217728 bytes of RAM"));
+    CHECK(Contains(setup.status(), "initrd " + initrd.path() +
+                                       " (209715200 bytes) does not fit "
+                                       "below 0x8000000 in 134217728 bytes of RAM"));
   }
   SECTION("fits in RAM but would overlap the kernel's runtime window") {
     Fixture f(32 * kMiB);  // kernel window ends at 24 MiB

@@ -5,8 +5,8 @@
 namespace mote::x86 {
 namespace {
 
-kvm_cpuid_entry2 Entry(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx,
-                       uint32_t ecx, uint32_t edx, bool indexed = false) {
+kvm_cpuid_entry2 Entry(uint32_t function, uint32_t index, uint32_t eax, uint32_t ebx, uint32_t ecx,
+                       uint32_t edx, bool indexed = false) {
   kvm_cpuid_entry2 e{};
   e.function = function;
   e.index = index;

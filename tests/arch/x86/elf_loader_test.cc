@@ -1,8 +1,8 @@
 #include "arch/x86/elf_loader.h"
 
-#include <catch2/catch.hpp>
 #include <elf.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <string>

@@ -1,10 +1,10 @@
 #include "arch/x86/kernel_loader.h"
 
-#include <catch2/catch.hpp>
 #include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -86,8 +86,9 @@ TEST_CASE("LoadKernel reports unusable kernel files by name", "[kernel_loader]")
     REQUIRE_FALSE(setup.ok());
     CHECK(setup.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(Contains(setup.status(), kernel.path()));
-    CHECK(Contains(setup.status(), "not a known kernel format (expected bzImage, ELF with PVH "
-                                   "note, Multiboot or x86-64 ELF)"));
+    CHECK(Contains(setup.status(),
+                   "not a known kernel format (expected bzImage, ELF with PVH "
+                   "note, Multiboot or x86-64 ELF)"));
   }
   SECTION("a few bytes") {
     TempFile kernel({0x7f, 'E'});
@@ -192,8 +193,8 @@ TEST_CASE("LoadKernel prefers PVH over Multiboot over plain ELF64", "[kernel_loa
 TEST_CASE("LoadKernel leaves the rest of guest memory alone", "[kernel_loader]") {
   Fixture f;
   // Not the image, the boot info/zero page/cmdline/modules, nor the initrd.
-  const std::vector<uint64_t> canaries = {0x0,     0x500,    0x5ff8,    0x8000,   0x1f000,
-                                          0x40000, 0x9f000,  0xe0000,   0xfff00,  0x100000,
+  const std::vector<uint64_t> canaries = {0x0,      0x500,     0x5ff8,    0x8000,   0x1f000,
+                                          0x40000,  0x9f000,   0xe0000,   0xfff00,  0x100000,
                                           0xfff000, 0x1001000, 0x2000000, 0x3000000};
   for (uint64_t gpa : canaries) {
     REQUIRE(f.mem->WriteObj<uint64_t>(GuestAddress{gpa}, 0x5555aaaa5555aaaaull).ok());
@@ -234,8 +235,9 @@ TEST_CASE("LoadInitrd places the initrd at the highest page that fits", "[kernel
     auto placed = LoadInitrd(*f.mem, req, 0x1004000, 0x1001001);
     REQUIRE_FALSE(placed.ok());
     CHECK(placed.status().code() == absl::StatusCode::kResourceExhausted);
-    CHECK(Contains(placed.status(), "initrd " + initrd.path() + " (8193 bytes) does not fit "
-                                    "below 0x1004000 in 67108864 bytes of RAM"));
+    CHECK(Contains(placed.status(), "initrd " + initrd.path() +
+                                        " (8193 bytes) does not fit "
+                                        "below 0x1004000 in 67108864 bytes of RAM"));
   }
   SECTION("floor above the limit") {
     CHECK_FALSE(LoadInitrd(*f.mem, req, 0x1000000, 0x2000000).ok());

@@ -1,7 +1,6 @@
 #include "arch/x86/memory_map.h"
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <vector>
 

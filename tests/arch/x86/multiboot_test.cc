@@ -1,8 +1,8 @@
 #include "arch/x86/multiboot.h"
 
-#include <catch2/catch.hpp>
 #include <elf.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -116,7 +116,7 @@ TEST_CASE("ELF32 Multiboot kernel with an initrd module", "[multiboot]") {
   // multiboot_info, by the spec's offsets.
   const uint64_t info = kBootInfoAddr;
   CHECK(f.Read<uint32_t>(info + 0) == ((1u << 0) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 9)));
-  CHECK(f.Read<uint32_t>(info + 4) == 639);                     // mem_lower, KiB
+  CHECK(f.Read<uint32_t>(info + 4) == 639);                         // mem_lower, KiB
   CHECK(f.Read<uint32_t>(info + 8) == (128 * kMiB - kMiB) / 1024);  // mem_upper, KiB
   CHECK(f.Read<uint32_t>(info + 16) == kCmdlineAddr);
   CHECK(f.ReadString(kCmdlineAddr) == "quiet");
@@ -208,7 +208,8 @@ TEST_CASE("Multiboot header in a file that is not ELF", "[multiboot]") {
   Fixture f;
   std::vector<uint8_t> image(0x2000, 0x90);
   SECTION("with the a.out kludge") {
-    const std::vector<uint8_t> h = MultibootHeaderBytes(kMultibootAoutKludge | kMultibootMemoryInfo);
+    const std::vector<uint8_t> h =
+        MultibootHeaderBytes(kMultibootAoutKludge | kMultibootMemoryInfo);
     std::memcpy(image.data() + 0x40, h.data(), h.size());
     auto setup = f.Load(image);
     REQUIRE_FALSE(setup.ok());

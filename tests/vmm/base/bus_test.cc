@@ -24,13 +24,13 @@ TEST_CASE("Bus rejects overlapping and empty ranges", "[bus]") {
   Bus bus("test");
   auto dev = std::make_shared<RecordingDevice>();
   REQUIRE(bus.Insert(dev, 0x100, 0x10).ok());
-  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x100, 0x10)));   // same range
-  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x10f, 0x1)));    // last byte
-  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0xf0, 0x11)));    // tail reaches in
-  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x80, 0x100)));   // covers it
+  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x100, 0x10)));  // same range
+  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x10f, 0x1)));   // last byte
+  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0xf0, 0x11)));   // tail reaches in
+  CHECK(absl::IsAlreadyExists(bus.Insert(dev, 0x80, 0x100)));  // covers it
   CHECK(absl::IsInvalidArgument(bus.Insert(dev, 0x200, 0)));
   CHECK(absl::IsInvalidArgument(bus.Insert(dev, ~uint64_t{0}, 2)));  // wraps
-  CHECK(bus.Insert(dev, 0x110, 0x10).ok());  // adjacent is fine
+  CHECK(bus.Insert(dev, 0x110, 0x10).ok());                          // adjacent is fine
   CHECK(bus.Insert(dev, 0xf0, 0x10).ok());
 }
 

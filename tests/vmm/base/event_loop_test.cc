@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
-#include <catch2/catch.hpp>
 #include <thread>
 
 namespace mote {
@@ -19,13 +19,16 @@ TEST_CASE("EventLoop runs posted work and fd callbacks on its thread, then stops
   FileDescriptor efd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   std::atomic<int> fd_events{0};
   std::thread::id loop_thread;
-  REQUIRE((*loop)->Add(efd.get(), EPOLLIN, [&](uint32_t) {
-    uint64_t v;
-    (void)!read(efd.get(), &v, sizeof(v));
-    ++fd_events;
-    loop_thread = std::this_thread::get_id();
-    (*loop)->Stop();
-  }).ok());
+  REQUIRE((*loop)
+              ->Add(efd.get(), EPOLLIN,
+                    [&](uint32_t) {
+                      uint64_t v;
+                      (void)!read(efd.get(), &v, sizeof(v));
+                      ++fd_events;
+                      loop_thread = std::this_thread::get_id();
+                      (*loop)->Stop();
+                    })
+              .ok());
   std::thread runner([&] { REQUIRE((*loop)->Run().ok()); });
   std::thread::id runner_id = runner.get_id();
   uint64_t one = 1;
@@ -108,9 +111,7 @@ TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[eve
   // iteration after the one whose pollers would have run.
   (*loop)->RemovePoller(id);
   std::promise<int> after_removal;
-  (*loop)->Post([&] {
-    (*loop)->Post([&] { after_removal.set_value(calls.load()); });
-  });
+  (*loop)->Post([&] { (*loop)->Post([&] { after_removal.set_value(calls.load()); }); });
   const int removed_at = after_removal.get_future().get();
   std::promise<int> later;
   (*loop)->Post([&] { later.set_value(calls.load()); });

@@ -61,10 +61,10 @@ TEST_CASE("GuestMemory slices alias guest RAM", "[guest_memory]") {
 TEST_CASE("GuestMemory rejects bad layouts", "[guest_memory]") {
   CHECK(!GuestMemory::Create({}).ok());
   CHECK(!GuestMemory::Create({{0, 0}}).ok());
-  CHECK(!GuestMemory::Create({{0, 0x1800}}).ok());                     // not page-sized
-  CHECK(!GuestMemory::Create({{0x800, 0x1000}}).ok());                 // not page-aligned
-  CHECK(!GuestMemory::Create({{0, 0x2000}, {0x1000, 0x1000}}).ok());   // overlap
-  CHECK(!GuestMemory::Create({{0xfffffffffffff000, 0x2000}}).ok());    // wraps
+  CHECK(!GuestMemory::Create({{0, 0x1800}}).ok());                    // not page-sized
+  CHECK(!GuestMemory::Create({{0x800, 0x1000}}).ok());                // not page-aligned
+  CHECK(!GuestMemory::Create({{0, 0x2000}, {0x1000, 0x1000}}).ok());  // overlap
+  CHECK(!GuestMemory::Create({{0xfffffffffffff000, 0x2000}}).ok());   // wraps
   // Huge pages need 2 MiB alignment (checked before anything is reserved).
   CHECK(GuestMemory::Create({{0, 0x101000}}, GuestMemory::Pages::kHuge2M).status().message() ==
         "guest memory: region 0x0+0x101000 is empty or not aligned to 2048 KiB");

@@ -39,26 +39,26 @@ struct NetConfig {
 };
 
 struct VmConfig {
-  std::string kernel;   // required: bzImage, ELF with a PVH note, Multiboot ELF or x86-64 ELF
-  std::string initrd;   // "": none
+  std::string kernel;  // required: bzImage, ELF with a PVH note, Multiboot ELF or x86-64 ELF
+  std::string initrd;  // "": none
   std::string cmdline;
-  unsigned cpus = 1;    // 1 to 254
-  std::string memory = "128M";       // "512M", "2G", "4096K" (a bare number is MiB),
-                                     // ",hugepages=on" for reserved 2 MiB pages
-  std::string cpu_template = "host"; // or "minimal"
-  std::string pit = "auto";          // "on", "off", or "auto" (bzImage kernels only)
-  std::string console = "stdio";     // "stdio", "none" or "file:PATH"
-  std::string transport = "pci";     // virtio over "pci" or "mmio"
-  bool rng = false;                  // a virtio-rng device
-  double timeout = 0;                // seconds until the VM is stopped; 0: never
-  std::string expect;                // end with success once a console line matches (ECMAScript regex)
-  std::string on_reboot = "exit";    // or "restart"
+  unsigned cpus = 1;                  // 1 to 254
+  std::string memory = "128M";        // "512M", "2G", "4096K" (a bare number is MiB),
+                                      // ",hugepages=on" for reserved 2 MiB pages
+  std::string cpu_template = "host";  // or "minimal"
+  std::string pit = "auto";           // "on", "off", or "auto" (bzImage kernels only)
+  std::string console = "stdio";      // "stdio", "none" or "file:PATH"
+  std::string transport = "pci";      // virtio over "pci" or "mmio"
+  bool rng = false;                   // a virtio-rng device
+  double timeout = 0;                 // seconds until the VM is stopped; 0: never
+  std::string expect;  // end with success once a console line matches (ECMAScript regex)
+  std::string on_reboot = "exit";  // or "restart"
   std::string kvm_device = "/dev/kvm";
-  std::vector<DiskConfig> disks;     // in slot order
-  std::vector<NetConfig> nets;       // in slot order, after the disks
-  std::string api_socket;            // serve QMP on this Unix socket; "": none
-  bool paused = false;               // the vCPUs wait for Resume (QMP `cont`)
-  std::string name;                  // what QMP query-name reports
+  std::vector<DiskConfig> disks;  // in slot order
+  std::vector<NetConfig> nets;    // in slot order, after the disks
+  std::string api_socket;         // serve QMP on this Unix socket; "": none
+  bool paused = false;            // the vCPUs wait for Resume (QMP `cont`)
+  std::string name;               // what QMP query-name reports
   // Logging is process-wide: a level here ("trace", "debug", "info", "warn",
   // "error", "off") is set by Vm::Create for the whole process; "" leaves
   // it as it is (SetLogLevel; "info" until something sets it).

@@ -44,8 +44,8 @@ void BlockStopSignals();
 
 // Something that happened to a VM: a QMP event, with QMP's name and data.
 struct Event {
-  std::string name;  // STOP, RESUME, RESET, POWERDOWN, SHUTDOWN, GUEST_PANICKED
-  std::string data;  // its "data" object as JSON text; "{}" when it has none
+  std::string name;          // STOP, RESUME, RESET, POWERDOWN, SHUTDOWN, GUEST_PANICKED
+  std::string data;          // its "data" object as JSON text; "{}" when it has none
   int64_t timestamp_us = 0;  // when it happened: microseconds since the Unix epoch
 };
 
@@ -56,16 +56,16 @@ struct Outcome {
   // x-mote-timeout, x-mote-expect-matched, x-mote-expect-not-met,
   // x-mote-kvm-error, x-mote-host-error.
   std::string reason;
-  int exit_code = 2;    // what `mote run` would exit with (README: exit codes)
-  uint64_t value = 0;   // the debug-exit value, or the signal number
-  std::string detail;   // one line for a person
+  int exit_code = 2;   // what `mote run` would exit with (README: exit codes)
+  uint64_t value = 0;  // the debug-exit value, or the signal number
+  std::string detail;  // one line for a person
 };
 
 // What the VM's devices and vCPUs have done so far.
 struct VcpuCounters {
   unsigned index = 0;
-  int thread_id = 0;                        // the host thread running it
-  std::map<std::string, uint64_t> exits;    // KVM exits by reason: io, mmio, hlt, ...
+  int thread_id = 0;                      // the host thread running it
+  std::map<std::string, uint64_t> exits;  // KVM exits by reason: io, mmio, hlt, ...
 };
 struct DiskCounters {
   std::string id;
