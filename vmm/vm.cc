@@ -18,15 +18,9 @@
 #include "arch/x86/memory_map.h"
 #include "arch/x86/registers.h"
 #include "arch/x86/reset_vector.h"
-#include "devices/cmos_rtc.h"
-#include "devices/guest_ports.h"
-#include "devices/i8042.h"
-#include "virtio/block.h"
-#include "virtio/net.h"
-#include "virtio/rng.h"
-#include "virtio/tap.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/device_kinds/platform.h"
 
 namespace mote {
 namespace {
@@ -133,8 +127,7 @@ absl::Status Vm::Build() {
   MOTE_ASSIGN_OR_RETURN(cpu_template_, x86::ParseCpuTemplate(config_.cpu_template));
   // The user's files and TAPs first, so a bad --disk or --net is reported
   // before anything else; each device takes the next virtio-mmio slot and GSI.
-  MOTE_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices,
-                        OpenVirtioDevices());
+  MOTE_ASSIGN_OR_RETURN(VirtioDevices virtio_devices, OpenVirtioDevices());
   bool pci = config_.transport == VirtioTransport::kPci;
   size_t room = pci ? kMaxPciDevices : std::size(x86::kVirtioMmioGsis);
   if (virtio_devices.size() > room) {
@@ -214,8 +207,7 @@ absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
   return absl::OkStatus();
 }
 
-absl::Status Vm::BuildOnTopOfMemory(
-    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices) {
+absl::Status Vm::BuildOnTopOfMemory(const VirtioDevices& virtio_devices) {
   bool pci = config_.transport == VirtioTransport::kPci;
   // A Linux kernel calibrates against the PIT; the tiny kernels do not need it,
   // and it costs ~15 ms of VM teardown here (README: "Choosing the PIT").
@@ -233,42 +225,29 @@ absl::Status Vm::BuildOnTopOfMemory(
     loop_ = own_loop_.get();
   }
   MOTE_RETURN_IF_ERROR(CreateDevices());
-  for (const auto& device : virtio_devices) {
-    if (auto disk = std::dynamic_pointer_cast<virtio::BlockDevice>(device)) disks_.push_back(disk);
-    if (auto nic = std::dynamic_pointer_cast<virtio::NetDevice>(device)) nics_.push_back(nic);
-  }
   MOTE_RETURN_IF_ERROR(pci ? CreateVirtioPci(virtio_devices) : CreateVirtioMmio(virtio_devices));
   return CreateVcpus();
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> Vm::OpenVirtioDevices() const {
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
-  for (const DiskConfig& disk : config_.disks) {
-    MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
-                          virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none));
-    virtio::BlockDevice::Options options;
-    options.readonly = disk.readonly;
-    options.serial = disk.serial;
-    options.queues = disk.queues;
-    options.aio =
-        disk.aio_threads ? virtio::BlockDevice::Aio::kThreads : virtio::BlockDevice::Aio::kIoUring;
-    devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
+absl::StatusOr<VirtioDevices> Vm::OpenVirtioDevices() {
+  VirtioDevices in_slot_order;
+  for (const DeviceKind* kind : DeviceKinds()) {
+    MOTE_ASSIGN_OR_RETURN(VirtioDevices devices, kind->open(config_));
+    in_slot_order.insert(in_slot_order.end(), devices.begin(), devices.end());
+    device_groups_.push_back({kind, std::move(devices)});
   }
-  for (const NetConfig& net : config_.nets) {
-    absl::StatusOr<FileDescriptor> tap =
-        net.tap.empty() ? virtio::AdoptTap(net.fd) : virtio::OpenTap(net.tap);
-    if (!tap.ok()) return tap.status();
-    int tap_fd = tap->get();
-    devices.push_back(std::make_shared<virtio::NetDevice>(
-        std::move(*tap), net.mac,
-        [tap_fd](unsigned flags) { return virtio::SetTapOffload(tap_fd, flags); }));
-  }
-  if (config_.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
-  return devices;
+  return in_slot_order;
 }
 
-absl::Status Vm::CreateVirtioPci(
-    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
+const VirtioDevices& Vm::devices(const DeviceKind& kind) const {
+  static const VirtioDevices kNone;
+  for (const DeviceGroup& group : device_groups_) {
+    if (group.kind == &kind) return group.devices;
+  }
+  return kNone;
+}
+
+absl::Status Vm::CreateVirtioPci(const VirtioDevices& devices) {
   pci_root_ = std::make_unique<pci::PciRoot>();
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(pci_root_->config_ports(), x86::kPciConfigAddressPort,
                                        pci::kConfigPortCount));
@@ -298,8 +277,7 @@ absl::Status Vm::CreateVirtioPci(
   return absl::OkStatus();
 }
 
-absl::Status Vm::CreateVirtioMmio(
-    const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices) {
+absl::Status Vm::CreateVirtioMmio(const VirtioDevices& devices) {
   for (size_t slot = 0; slot < devices.size(); ++slot) {
     uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
     MOTE_ASSIGN_OR_RETURN(std::shared_ptr<virtio::MmioTransport> transport,
@@ -323,19 +301,11 @@ absl::Status Vm::CreateDevices() {
   com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
   serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
-  MOTE_RETURN_IF_ERROR(
-      pio_bus_.Insert(std::make_shared<CmosRtc>(&clock_), x86::kCmosPort, CmosRtc::kPortCount));
-  MOTE_RETURN_IF_ERROR(
-      pio_bus_.Insert(std::make_shared<I8042>(this), x86::kI8042DataPort, I8042::kPortCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<DebugExit>(this), x86::kDebugExitPort,
-                                       DebugExit::kPortCount));
-  MOTE_RETURN_IF_ERROR(
-      pio_bus_.Insert(std::make_shared<Pvpanic>(this), x86::kPvpanicPort, Pvpanic::kPortCount));
-  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(std::make_shared<BootTimer>(this), x86::kBootTimerPort,
-                                       BootTimer::kPortCount));
-  return pio_bus_.Insert(
-      std::make_shared<AcpiPm>(this, x86::kAcpiS5SleepType, x86::kAcpiResetValue),
-      x86::kAcpiSleepControlPort, AcpiPm::kPortCount);
+  PlatformWiring wiring{this, &clock_};
+  for (const PortDevice& device : PlatformPortDevices()) {
+    MOTE_RETURN_IF_ERROR(pio_bus_.Insert(device.make(wiring), device.port, device.port_count));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Vm::CreateVcpus() {

@@ -24,9 +24,7 @@
 #include "arch/x86/kernel_loader.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
-#include "virtio/block.h"
 #include "virtio/mmio_transport.h"
-#include "virtio/net.h"
 #include "virtio/pci_transport.h"
 #include "vmm/base/bus.h"
 #include "vmm/base/event_loop.h"
@@ -35,6 +33,7 @@
 #include "vmm/base/mutex.h"
 #include "vmm/base/platform_hooks.h"
 #include "vmm/console.h"
+#include "vmm/device_kinds/device_kind.h"
 #include "vmm/irq_routing.h"
 #include "vmm/outcome.h"
 #include "vmm/vcpu.h"
@@ -92,9 +91,15 @@ class Vm : public GuestEventSink {
   // KVM exits of vCPU `index` with `reason` (KVM_EXIT_*), and its host thread.
   uint64_t VcpuExitCount(size_t index, uint32_t reason) const;
   int VcpuThreadId(size_t index) const;
-  // The virtio devices, in config order (their counters: loop thread only).
-  const std::vector<std::shared_ptr<virtio::BlockDevice>>& disks() const { return disks_; }
-  const std::vector<std::shared_ptr<virtio::NetDevice>>& nics() const { return nics_; }
+  // The virtio devices by kind, in registry order, each kind's in config
+  // order (their counters: loop thread only).
+  struct DeviceGroup {
+    const DeviceKind* kind;
+    VirtioDevices devices;
+  };
+  const std::vector<DeviceGroup>& device_groups() const { return device_groups_; }
+  // The instances of one kind; empty when the VM has none.
+  const VirtioDevices& devices(const DeviceKind& kind) const;
 
   // Ends the VM with `outcome` unless an earlier outcome was recorded.
   void RequestEnd(VmOutcome outcome);
@@ -118,16 +123,16 @@ class Vm : public GuestEventSink {
   // into guest RAM, before KVM is opened.
   absl::Status LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request);
   // What Build does while the memory slots are registered: PIT, devices, vCPUs.
-  absl::Status BuildOnTopOfMemory(
-      const std::vector<std::shared_ptr<virtio::VirtioDevice>>& virtio_devices);
+  absl::Status BuildOnTopOfMemory(const VirtioDevices& virtio_devices);
   absl::Status CreateMemory();
   absl::Status CreateDevices();
   absl::Status CreateVcpus();
-  // Makes the configured virtio devices, in slot order (disks, NICs, rng),
+  // Makes the configured virtio devices through the registry (vmm/device_kinds),
   // opening their backends: disk files and TAPs. Errors name the bad one.
-  absl::StatusOr<std::vector<std::shared_ptr<virtio::VirtioDevice>>> OpenVirtioDevices() const;
-  absl::Status CreateVirtioMmio(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
-  absl::Status CreateVirtioPci(const std::vector<std::shared_ptr<virtio::VirtioDevice>>& devices);
+  // Returns them in slot order.
+  absl::StatusOr<VirtioDevices> OpenVirtioDevices();
+  absl::Status CreateVirtioMmio(const VirtioDevices& devices);
+  absl::Status CreateVirtioPci(const VirtioDevices& devices);
   absl::Status WatchHostEvents(bool stop_on_signals);  // stdin, timeout, signals
 
   VmConfig config_;
@@ -153,8 +158,7 @@ class Vm : public GuestEventSink {
   std::vector<std::unique_ptr<KvmMsiRouter>> msi_routers_;  // outlive the PCI functions
   std::unique_ptr<pci::PciRoot> pci_root_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_mmio_;
-  std::vector<std::shared_ptr<virtio::BlockDevice>> disks_;
-  std::vector<std::shared_ptr<virtio::NetDevice>> nics_;
+  std::vector<DeviceGroup> device_groups_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // destroyed (joined) before the fds above
   x86::BootSetup boot_;
   FileDescriptor timer_fd_;

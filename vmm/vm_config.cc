@@ -8,6 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "vmm/base/status_macros.h"
+#include "vmm/device_kinds/device_kind.h"
 
 namespace mote {
 
@@ -206,13 +208,7 @@ absl::Status VmConfig::Validate() const {
   if (timeout.has_value() && *timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--timeout must be positive");
   }
-  for (size_t i = 0; i < disks.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (disks[i].id == disks[j].id) {
-        return absl::InvalidArgumentError("two disks are named '" + disks[i].id + "'");
-      }
-    }
-  }
+  MOTE_RETURN_IF_ERROR(ValidateDevices(*this));
   if (!expect.empty()) {
     try {
       std::regex re(expect);

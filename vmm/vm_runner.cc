@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/device_kinds/virtio_blk.h"
 #include "vmm/qmp_commands.h"
 
 namespace mote {
@@ -270,8 +271,9 @@ absl::StatusOr<json> VmRunner::QueryBlock() const {
 absl::StatusOr<json> VmRunner::QueryBlockStats() const {
   MOTE_RETURN_IF_ERROR(RequireVm());
   json stats = json::array();
-  for (size_t i = 0; i < config_.disks.size() && i < vm_->disks().size(); ++i) {
-    const auto& c = vm_->disks()[i]->counters();
+  const VirtioDevices& disks = vm_->devices(kVirtioBlk);
+  for (size_t i = 0; i < config_.disks.size() && i < disks.size(); ++i) {
+    const auto& c = AsBlockDevice(*disks[i]).counters();
     stats.push_back({{"device", config_.disks[i].id},
                      {"qdev", config_.disks[i].id},
                      {"stats",
@@ -297,15 +299,8 @@ absl::StatusOr<control::Counters> VmRunner::QueryCounters() const {
     }
     counters.vcpus.push_back(std::move(vcpu));
   }
-  for (size_t i = 0; i < vm_->disks().size(); ++i) {
-    const auto& c = vm_->disks()[i]->counters();
-    counters.disks.push_back({config_.disks[i].id, c.reads, c.writes, c.flushes, c.bytes_read,
-                              c.bytes_written, c.errors});
-  }
-  for (size_t i = 0; i < vm_->nics().size(); ++i) {
-    const auto& c = vm_->nics()[i]->counters();
-    counters.nics.push_back({static_cast<uint32_t>(i), c.tx_frames, c.tx_bytes, c.tx_dropped,
-                             c.rx_frames, c.rx_bytes, c.rx_dropped});
+  for (const Vm::DeviceGroup& group : vm_->device_groups()) {
+    if (group.kind->report_counters) group.kind->report_counters(config_, group.devices, counters);
   }
   return counters;
 }

@@ -1,0 +1,47 @@
+// virtio-blk: one instance per --disk (VmConfig::disks) on a raw file.
+#include "vmm/device_kinds/virtio_blk.h"
+
+#include "virtio/block_backend.h"
+#include "vmm/base/status_macros.h"
+
+namespace mote {
+
+const DeviceKind kVirtioBlk = {
+    .name = "virtio-blk",
+    .validate = [](const VmConfig& config) -> absl::Status {
+      const auto& disks = config.disks;
+      for (size_t i = 0; i < disks.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+          if (disks[i].id == disks[j].id) {
+            return absl::InvalidArgumentError("two disks are named '" + disks[i].id + "'");
+          }
+        }
+      }
+      return absl::OkStatus();
+    },
+    .open = [](const VmConfig& config) -> absl::StatusOr<VirtioDevices> {
+      VirtioDevices devices;
+      for (const DiskConfig& disk : config.disks) {
+        MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
+                              virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none));
+        virtio::BlockDevice::Options options;
+        options.readonly = disk.readonly;
+        options.serial = disk.serial;
+        options.queues = disk.queues;
+        options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
+                                       : virtio::BlockDevice::Aio::kIoUring;
+        devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
+      }
+      return devices;
+    },
+    .report_counters =
+        [](const VmConfig& config, const VirtioDevices& devices, control::Counters& counters) {
+          for (size_t i = 0; i < devices.size() && i < config.disks.size(); ++i) {
+            const auto& c = AsBlockDevice(*devices[i]).counters();
+            counters.disks.push_back({config.disks[i].id, c.reads, c.writes, c.flushes,
+                                      c.bytes_read, c.bytes_written, c.errors});
+          }
+        },
+};
+
+}  // namespace mote
