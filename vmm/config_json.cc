@@ -43,10 +43,6 @@ absl::Status FieldError(const std::string& path, const std::string& message) {
   return absl::InvalidArgumentError(path + ": " + message);
 }
 
-std::string MemberPath(const std::string& parent, const std::string& name) {
-  return parent.empty() ? name : parent + "." + name;
-}
-
 // Members tables are small arrays of structs with a `name`.
 template <typename T>
 const T* FindMember(absl::Span<const T> members, const std::string& name) {
@@ -169,84 +165,17 @@ absl::Status GetLogLevel(const Json& value, const std::string& path, std::string
   return FieldError(path, "expected one of: " + absl::StrJoin(kLogLevels, ", "));
 }
 
-// disks[] and nets[] items go through the --disk and --net parsers: each
-// member becomes one KEY=VALUE of the flag's text, which is split on commas,
-// so string values cannot hold one.
-enum class OptionType { kString, kBool, kInteger };
-
-struct OptionMember {
-  const char* name;
-  OptionType type;
-};
-
-constexpr OptionMember kDiskMembers[] = {
-    {"path", OptionType::kString},  {"readonly", OptionType::kBool},
-    {"cache", OptionType::kString}, {"serial", OptionType::kString},
-    {"id", OptionType::kString},    {"queues", OptionType::kInteger},
-    {"aio", OptionType::kString},
-};
-
-constexpr OptionMember kNetMembers[] = {
-    {"tap", OptionType::kString}, {"fd", OptionType::kInteger}, {"mac", OptionType::kString}};
-
-// Checks one "KEY=VALUE" of a flag's text on its own, so an error names it.
-using ItemCheck = std::function<absl::Status(const std::string& name, const std::string& item)>;
-
-// The flag text for `object` ("path=a.img,readonly=on").
-absl::StatusOr<std::string> ToFlagText(const Json& object, const std::string& path,
-                                       absl::Span<const OptionMember> members,
-                                       const ItemCheck& check) {
-  if (!object.is_object()) return FieldError(path, "expected an object");
-  std::vector<std::string> items;
-  for (const auto& member : object.items()) {
-    const std::string& name = member.key();
-    const Json& value = member.value();
-    std::string member_path = MemberPath(path, name);
-    const OptionMember* known = FindMember(members, name);
-    if (known == nullptr) return UnknownMember(member_path, members);
-    std::string text;
-    switch (known->type) {
-      case OptionType::kString:
-        MOTE_RETURN_IF_ERROR(GetString(value, member_path, text));
-        if (text.find(',') != std::string::npos) {
-          return FieldError(member_path, "cannot contain ','");
-        }
-        break;
-      case OptionType::kBool: {
-        bool on = false;
-        MOTE_RETURN_IF_ERROR(GetBool(value, member_path, on));
-        text = on ? "on" : "off";
-        break;
-      }
-      case OptionType::kInteger: {
-        std::optional<int64_t> n = AsInteger(value);
-        if (!n) return FieldError(member_path, "expected an integer");
-        text = std::to_string(*n);
-        break;
-      }
-    }
-    std::string item = name + "=" + text;
-    if (absl::Status s = check(name, item); !s.ok()) {
-      return FieldError(member_path, std::string(s.message()));
-    }
-    items.push_back(std::move(item));
-  }
-  return absl::StrJoin(items, ",");
-}
-
+// disks[] and nets[] items: each member set from its JSON value through the
+// section's table (vm_config.h), as the flags set them from text.
 absl::Status GetDisks(const Json& value, const std::string& path, std::vector<DiskConfig>& out) {
   if (!value.is_array()) return FieldError(path, "expected an array of disk objects");
   std::vector<DiskConfig> disks;
   for (size_t i = 0; i < value.size(); ++i) {
     std::string disk_path = absl::StrFormat("%s[%d]", path, i);
-    ItemCheck check = [i](const std::string& name, const std::string& item) {
-      return ParseDisk(name == "path" ? item : "path=-," + item, i).status();  // any path will do
-    };
-    MOTE_ASSIGN_OR_RETURN(std::string text, ToFlagText(value[i], disk_path, kDiskMembers, check));
+    DiskConfig disk = DefaultDisk(i);
+    MOTE_RETURN_IF_ERROR(ApplyJsonObject("--disk", value[i], disk_path, DiskMembers(), disk));
     if (!value[i].contains("path")) return FieldError(disk_path + ".path", "missing (required)");
-    absl::StatusOr<DiskConfig> disk = ParseDisk(text, i);
-    if (!disk.ok()) return FieldError(disk_path, std::string(disk.status().message()));
-    disks.push_back(*std::move(disk));
+    disks.push_back(std::move(disk));
   }
   out = std::move(disks);
   return absl::OkStatus();
@@ -257,16 +186,15 @@ absl::Status GetNets(const Json& value, const std::string& path, std::vector<Net
   std::vector<NetConfig> nets;
   for (size_t i = 0; i < value.size(); ++i) {
     std::string net_path = absl::StrFormat("%s[%d]", path, i);
-    ItemCheck check = [i](const std::string& name, const std::string& item) {
-      return ParseNet(name == "mac" ? "fd=0," + item : item, i).status();  // any backend will do
-    };
-    MOTE_ASSIGN_OR_RETURN(std::string text, ToFlagText(value[i], net_path, kNetMembers, check));
+    NetConfig net = DefaultNet(i);
+    MOTE_RETURN_IF_ERROR(ApplyJsonObject("--net", value[i], net_path, NetMembers(), net));
     if (!value[i].contains("tap") && !value[i].contains("fd")) {
       return FieldError(net_path, "expected a tap or an fd member");
     }
-    absl::StatusOr<NetConfig> net = ParseNet(text, i);
-    if (!net.ok()) return FieldError(net_path, std::string(net.status().message()));
-    nets.push_back(*std::move(net));
+    if (absl::Status s = CheckNetBackend(net); !s.ok()) {
+      return FieldError(net_path, std::string(s.message()));
+    }
+    nets.push_back(std::move(net));
   }
   out = std::move(nets);
   return absl::OkStatus();
@@ -394,11 +322,6 @@ std::string MemoryText(uint64_t bytes) {
   return absl::StrFormat("%dK", bytes >> 10);
 }
 
-std::string MacText(const std::array<uint8_t, 6>& mac) {
-  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                         mac[5]);
-}
-
 }  // namespace
 
 absl::Status ApplyVmConfigJson(const std::string& json_text, VmConfig& config,
@@ -452,28 +375,10 @@ nlohmann::json VmConfigToJson(const VmConfig& config) {
   };
   if (config.timeout.has_value()) j["timeout"] = absl::ToDoubleSeconds(*config.timeout);
   nlohmann::json disks = nlohmann::json::array();
-  for (const DiskConfig& disk : config.disks) {
-    disks.push_back({
-        {"path", disk.path},
-        {"readonly", disk.readonly},
-        {"cache", disk.cache_none ? "none" : "writeback"},
-        {"serial", disk.serial},
-        {"id", disk.id},
-        {"queues", disk.queues},
-        {"aio", disk.aio_threads ? "threads" : "io_uring"},
-    });
-  }
+  for (const DiskConfig& disk : config.disks) disks.push_back(SectionToJson(disk, DiskMembers()));
   j["disks"] = std::move(disks);
   nlohmann::json nets = nlohmann::json::array();
-  for (const NetConfig& net : config.nets) {
-    nlohmann::json n = {{"mac", MacText(net.mac)}};
-    if (net.tap.empty()) {
-      n["fd"] = net.fd;
-    } else {
-      n["tap"] = net.tap;
-    }
-    nets.push_back(std::move(n));
-  }
+  for (const NetConfig& net : config.nets) nets.push_back(SectionToJson(net, NetMembers()));
   j["nets"] = std::move(nets);
   return j;
 }

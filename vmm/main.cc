@@ -71,12 +71,13 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
   run->add_option("--on-reboot", config.on_reboot,
                   "What a guest reboot does: exit (code 4) or restart")
       ->capture_default_str();
-  run->add_option(
-         "--disk", flags.disks,
-         "A virtio-blk disk: path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]")
+  run->add_option("--disk", flags.disks,
+                  "A virtio-blk disk: " + libmote::DiskConfig::Syntax() +
+                      " (a value in double quotes may hold commas)")
       ->take_all();
   run->add_option("--net", flags.nets,
-                  "A virtio-net NIC on a TAP: tap=NAME[,mac=MAC] or fd=N[,mac=MAC]")
+                  "A virtio-net NIC on a TAP, by name or an inherited fd (one of the two): " +
+                      libmote::NetConfig::Syntax())
       ->take_all();
   run->add_option("--transport", config.transport,
                   "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio (virtio-mmio)")

@@ -94,97 +94,145 @@ absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text) {
   return absl::InvalidArgumentError("transport '" + text + "': expected pci or mmio");
 }
 
-absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
+namespace {
+
+absl::Status SetOnOff(const std::string& text, bool& out) {
+  if (text != "on" && text != "off") return absl::InvalidArgumentError("expected on or off");
+  out = text == "on";
+  return absl::OkStatus();
+}
+
+absl::Status SetChoice(const std::string& text, const char* off, const char* on, bool& out) {
+  if (text != off && text != on) {
+    return absl::InvalidArgumentError(absl::StrFormat("expected %s or %s", off, on));
+  }
+  out = text == on;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
+  using D = DiskConfig;
+  static const std::vector<SectionMember<DiskConfig>> members = {
+      {"path", MemberType::kString, "FILE",
+       [](const std::string& t, D& d) {
+         d.path = t;
+         return absl::OkStatus();
+       },
+       [](const D& d) { return nlohmann::json(d.path); }},
+      {"readonly", MemberType::kBool, "on|off",
+       [](const std::string& t, D& d) { return SetOnOff(t, d.readonly); },
+       [](const D& d) { return nlohmann::json(d.readonly); }},
+      {"cache", MemberType::kString, "writeback|none",
+       [](const std::string& t, D& d) { return SetChoice(t, "writeback", "none", d.cache_none); },
+       [](const D& d) { return nlohmann::json(d.cache_none ? "none" : "writeback"); }},
+      {"serial", MemberType::kString, "ID",
+       [](const std::string& t, D& d) {
+         if (t.size() > 20) return absl::InvalidArgumentError("at most 20 bytes");
+         d.serial = t;
+         return absl::OkStatus();
+       },
+       [](const D& d) { return nlohmann::json(d.serial); }},
+      {"id", MemberType::kString, "NAME",
+       [](const std::string& t, D& d) {
+         if (t.empty()) return absl::InvalidArgumentError("expected a name");
+         d.id = t;
+         return absl::OkStatus();
+       },
+       [](const D& d) { return nlohmann::json(d.id); }},
+      {"queues", MemberType::kInteger, "1..16",
+       [](const std::string& t, D& d) {
+         int queues = 0;
+         if (!absl::SimpleAtoi(t, &queues) || queues < 1 || queues > 16) {
+           return absl::InvalidArgumentError("expected 1 to 16");
+         }
+         d.queues = static_cast<uint16_t>(queues);
+         return absl::OkStatus();
+       },
+       [](const D& d) { return nlohmann::json(d.queues); }},
+      {"aio", MemberType::kString, "io_uring|threads",
+       [](const std::string& t, D& d) {
+         return SetChoice(t, "io_uring", "threads", d.aio_threads);
+       },
+       [](const D& d) { return nlohmann::json(d.aio_threads ? "threads" : "io_uring"); }},
+  };
+  return members;
+}
+
+const std::vector<SectionMember<NetConfig>>& NetMembers() {
+  using N = NetConfig;
+  static const std::vector<SectionMember<NetConfig>> members = {
+      {"tap", MemberType::kString, "NAME",
+       [](const std::string& t, N& n) {
+         if (t.empty() || t.size() > 15) {
+           return absl::InvalidArgumentError("an interface name has 1 to 15 characters");
+         }
+         n.tap = t;
+         return absl::OkStatus();
+       },
+       [](const N& n) { return n.tap.empty() ? nlohmann::json() : nlohmann::json(n.tap); }},
+      {"fd", MemberType::kInteger, "N",
+       [](const std::string& t, N& n) {
+         if (!absl::SimpleAtoi(t, &n.fd) || n.fd < 0) {
+           return absl::InvalidArgumentError("expected a file descriptor number");
+         }
+         return absl::OkStatus();
+       },
+       [](const N& n) { return n.tap.empty() ? nlohmann::json(n.fd) : nlohmann::json(); }},
+      {"mac", MemberType::kString, "xx:xx:xx:xx:xx:xx",
+       [](const std::string& t, N& n) {
+         unsigned b[6];
+         char extra;
+         if (t.size() != 17 || std::sscanf(t.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1],
+                                           &b[2], &b[3], &b[4], &b[5], &extra) != 6) {
+           return absl::InvalidArgumentError("expected xx:xx:xx:xx:xx:xx");
+         }
+         if (b[0] & 1) return absl::InvalidArgumentError("a multicast address");
+         for (int i = 0; i < 6; ++i) n.mac[i] = static_cast<uint8_t>(b[i]);
+         return absl::OkStatus();
+       },
+       [](const N& n) { return nlohmann::json(FormatMac(n.mac)); }},
+  };
+  return members;
+}
+
+std::string FormatMac(const std::array<uint8_t, 6>& mac) {
+  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+                         mac[5]);
+}
+
+DiskConfig DefaultDisk(size_t index) {
   DiskConfig disk;
   disk.id = "disk" + std::to_string(index);
-  for (absl::string_view item : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
-    size_t eq = item.find('=');
-    std::string key(item.substr(0, eq));
-    std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
-    auto on_off = [&](bool* out) -> absl::Status {
-      if (value == "on")
-        *out = true;
-      else if (value == "off")
-        *out = false;
-      else
-        return absl::InvalidArgumentError("--disk " + key + "=" + value + ": expected on or off");
-      return absl::OkStatus();
-    };
-    if (key == "path") {
-      disk.path = value;
-    } else if (key == "readonly") {
-      if (absl::Status s = on_off(&disk.readonly); !s.ok()) return s;
-    } else if (key == "cache") {
-      if (value != "writeback" && value != "none") {
-        return absl::InvalidArgumentError("--disk cache=" + value + ": expected writeback or none");
-      }
-      disk.cache_none = value == "none";
-    } else if (key == "serial") {
-      if (value.size() > 20) {
-        return absl::InvalidArgumentError("--disk serial=" + value + ": at most 20 bytes");
-      }
-      disk.serial = value;
-    } else if (key == "queues") {
-      int queues = 0;
-      if (!absl::SimpleAtoi(value, &queues) || queues < 1 || queues > 16) {
-        return absl::InvalidArgumentError("--disk queues=" + value + ": expected 1 to 16");
-      }
-      disk.queues = static_cast<uint16_t>(queues);
-    } else if (key == "aio") {
-      if (value != "io_uring" && value != "threads") {
-        return absl::InvalidArgumentError("--disk aio=" + value + ": expected io_uring or threads");
-      }
-      disk.aio_threads = value == "threads";
-    } else if (key == "id") {
-      if (value.empty()) return absl::InvalidArgumentError("--disk id= needs a name");
-      disk.id = value;
-    } else {
-      return absl::InvalidArgumentError(
-          "--disk '" + text + "': unknown option '" + key +
-          "' (expected path, readonly, cache, serial, id, queues, aio)");
-    }
+  return disk;
+}
+
+NetConfig DefaultNet(size_t index) {
+  NetConfig net;
+  net.mac = {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
+  return net;
+}
+
+absl::Status CheckNetBackend(const NetConfig& net) {
+  if (net.tap.empty() == (net.fd < 0)) {
+    return absl::InvalidArgumentError("give exactly one of tap=NAME and fd=N");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
+  DiskConfig disk = DefaultDisk(index);
+  MOTE_RETURN_IF_ERROR(ApplyFlagText("--disk", text, DiskMembers(), disk));
   if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");
   return disk;
 }
 
 absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
-  NetConfig net;
-  net.mac = {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
-  for (absl::string_view item : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
-    size_t eq = item.find('=');
-    std::string key(item.substr(0, eq));
-    std::string value = eq == absl::string_view::npos ? "" : std::string(item.substr(eq + 1));
-    if (key == "tap") {
-      if (value.empty() || value.size() > 15) {
-        return absl::InvalidArgumentError("--net tap=" + value +
-                                          ": an interface name has 1 to 15 characters");
-      }
-      net.tap = value;
-    } else if (key == "fd") {
-      if (!absl::SimpleAtoi(value, &net.fd) || net.fd < 0) {
-        return absl::InvalidArgumentError("--net fd=" + value +
-                                          ": expected a file descriptor number");
-      }
-    } else if (key == "mac") {
-      unsigned b[6];
-      char extra;
-      if (std::sscanf(value.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
-                      &b[5], &extra) != 6 ||
-          value.size() != 17) {
-        return absl::InvalidArgumentError("--net mac=" + value + ": expected xx:xx:xx:xx:xx:xx");
-      }
-      if (b[0] & 1)
-        return absl::InvalidArgumentError("--net mac=" + value + ": a multicast address");
-      for (int i = 0; i < 6; ++i) net.mac[i] = static_cast<uint8_t>(b[i]);
-    } else {
-      return absl::InvalidArgumentError("--net '" + text + "': unknown option '" + key +
-                                        "' (expected tap, fd, mac)");
-    }
-  }
-  if (net.tap.empty() == (net.fd < 0)) {
-    return absl::InvalidArgumentError("--net '" + text +
-                                      "': give exactly one of tap=NAME and fd=N");
+  NetConfig net = DefaultNet(index);
+  MOTE_RETURN_IF_ERROR(ApplyFlagText("--net", text, NetMembers(), net));
+  if (absl::Status s = CheckNetBackend(net); !s.ok()) {
+    return absl::InvalidArgumentError("--net '" + text + "': " + std::string(s.message()));
   }
   return net;
 }

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "vmm/config_section.h"
 
 namespace mote {
 
@@ -89,6 +90,18 @@ absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
 absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text);
+// The disk and NIC sections as member tables (vmm/config_section.h): the
+// --disk and --net flags, the JSON description's disks[] and nets[], and
+// the writer all go through them.
+const std::vector<SectionMember<DiskConfig>>& DiskMembers();
+const std::vector<SectionMember<NetConfig>>& NetMembers();
+// What the members do not set themselves: disk `index`'s id, NIC `index`'s
+// MAC.
+DiskConfig DefaultDisk(size_t index);
+NetConfig DefaultNet(size_t index);
+// A NIC has exactly one backend: a TAP by name or an inherited fd.
+absl::Status CheckNetBackend(const NetConfig& net);
+std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx
 // One --disk value; `index` names it (disk0, ...) when it has no id=.
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index);
 // One --net value; `index` picks the default MAC.

@@ -113,6 +113,49 @@ TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
   CHECK(c.Validate().message().find("two disks") != absl::string_view::npos);
 }
 
+TEST_CASE("SplitKeyValues: commas split, double quotes hold them", "[vm_config]") {
+  using KV = KeyValues;
+  CHECK(*SplitKeyValues("a=1,b=two") == KV{{"a", "1"}, {"b", "two"}});
+  CHECK(*SplitKeyValues(R"(path="/srv/a,b.img",ro)") == KV{{"path", "/srv/a,b.img"}, {"ro", ""}});
+  CHECK(*SplitKeyValues(R"(s="say \"hi\", \\o/")") == KV{{"s", R"(say "hi", \o/)"}});
+  CHECK(*SplitKeyValues("a=") == KV{{"a", ""}});
+  CHECK(*SplitKeyValues(R"(a="")") == KV{{"a", ""}});
+  CHECK(SplitKeyValues(R"(a="open)").status().message() == "a quote is not closed");
+  CHECK(SplitKeyValues(R"(a="x"y)").status().message() == "'a': text after the closing quote");
+  CHECK(SplitKeyValues("=1").status().message() == "an item without a name");
+  CHECK(SplitKeyValues("a=1,,b=2").status().message() == "an item without a name");
+}
+
+TEST_CASE("--disk takes a quoted path with commas; its help comes from the table", "[vm_config]") {
+  auto d = ParseDisk(R"(path="/srv/a,b.img",serial=S1)", 0);
+  REQUIRE(d.ok());
+  CHECK(d->path == "/srv/a,b.img");
+  CHECK(d->serial == "S1");
+  CHECK(ParseDisk(R"(path="/srv/a)", 0).status().message() ==
+        R"(--disk 'path="/srv/a': a quote is not closed)");
+  CHECK(SectionSyntax(DiskMembers()) ==
+        "path=FILE[,readonly=on|off][,cache=writeback|none][,serial=ID][,id=NAME]"
+        "[,queues=1..16][,aio=io_uring|threads]");
+  CHECK(SectionSyntax(NetMembers()) == "tap=NAME[,fd=N][,mac=xx:xx:xx:xx:xx:xx]");
+}
+
+TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
+  auto d = ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads", 0);
+  REQUIRE(d.ok());
+  nlohmann::json j = SectionToJson(*d, DiskMembers());
+  CHECK(j == nlohmann::json{{"path", "a.img"},
+                            {"readonly", true},
+                            {"cache", "none"},
+                            {"serial", "S"},
+                            {"id", "root"},
+                            {"queues", 4},
+                            {"aio", "threads"}});
+  auto n = ParseNet("fd=3,mac=02:00:00:00:00:09", 0);
+  REQUIRE(n.ok());
+  CHECK(SectionToJson(*n, NetMembers()) == nlohmann::json{{"fd", 3}, {"mac", "02:00:00:00:00:09"}});
+  CHECK(FormatMac(DefaultNet(2).mac) == "52:54:00:12:34:58");
+}
+
 TEST_CASE("--net values parse, with clear errors", "[vm_config]") {
   auto n = ParseNet("tap=tap0,mac=02:11:22:33:44:55", 0);
   REQUIRE(n.ok());

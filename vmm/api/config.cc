@@ -7,7 +7,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "vmm/api/config_bridge.h"
 #include "vmm/base/status_macros.h"
 
@@ -18,17 +17,15 @@ using nlohmann::json;
 
 Error ErrorOf(const absl::Status& status) { return Error{std::string(status.message())}; }
 
-// Whether the flag text sets `key` itself ("id=" in "path=a,id=x").
+// Whether the flag text sets `key` itself ("id=" in "path=a,id=x"); the text
+// has been parsed already.
 bool HasOption(const std::string& text, const std::string& key) {
-  for (absl::string_view item : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
-    if (absl::StartsWith(item, key + "=")) return true;
+  absl::StatusOr<mote::KeyValues> items = mote::SplitKeyValues(text);
+  if (!items.ok()) return false;
+  for (const auto& item : *items) {
+    if (item.first == key) return true;
   }
   return false;
-}
-
-std::string MacText(const std::array<uint8_t, 6>& mac) {
-  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                         mac[5]);
 }
 
 // From the monitor's config, through its JSON form (every member present).
@@ -79,13 +76,16 @@ Result<DiskConfig> DiskConfig::Parse(const std::string& text) {
   return disk;
 }
 
+std::string DiskConfig::Syntax() { return mote::SectionSyntax(mote::DiskMembers()); }
+std::string NetConfig::Syntax() { return mote::SectionSyntax(mote::NetMembers()); }
+
 Result<NetConfig> NetConfig::Parse(const std::string& text) {
   absl::StatusOr<mote::NetConfig> parsed = mote::ParseNet(text, 0);
   if (!parsed.ok()) return ErrorOf(parsed.status());
   NetConfig net;
   net.tap = parsed->tap;
   net.fd = parsed->fd;
-  if (HasOption(text, "mac")) net.mac = MacText(parsed->mac);  // else one by position later
+  if (HasOption(text, "mac")) net.mac = mote::FormatMac(parsed->mac);  // else one by position later
   return net;
 }
 

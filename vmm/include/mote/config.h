@@ -24,8 +24,11 @@ struct DiskConfig {
   unsigned queues = 1;              // request queues, 1 to 16
   std::string aio = "io_uring";     // or "threads"
 
-  // The `--disk` syntax: "path=FILE[,readonly=on][,cache=none][,serial=ID]...".
+  // The `--disk` syntax: "path=FILE[,readonly=on][,cache=none][,serial=ID]...";
+  // a value in double quotes may hold commas.
   static Result<DiskConfig> Parse(const std::string& text);
+  // That syntax, every member: "path=FILE[,readonly=on|off]...".
+  static std::string Syntax();
 };
 
 // One virtio-net NIC on a TAP (`--net`): exactly one of `tap` and `fd`.
@@ -36,6 +39,8 @@ struct NetConfig {
 
   // The `--net` syntax: "tap=NAME[,mac=MAC]" or "fd=N[,mac=MAC]".
   static Result<NetConfig> Parse(const std::string& text);
+  // That syntax, every member: "tap=NAME[,fd=N][,mac=...]" (one of tap and fd).
+  static std::string Syntax();
 };
 
 struct VmConfig {
