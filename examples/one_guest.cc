@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   config.kernel = argv[1];
   config.cmdline = "test=smp";
   config.cpus = 2;
-  config.console = "none";
+  config.console.kind = libmote::ConsoleKind::kNone;
   config.paused = true;
   libmote::VmOptions options;
   options.on_event = [](const libmote::Event& e) {

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
+
+#include "absl/strings/str_format.h"
 
 namespace mote {
 
@@ -43,30 +46,56 @@ absl::Status JsonMemberError(const std::string& path, const std::string& message
   return absl::InvalidArgumentError(path + ": " + message);
 }
 
+namespace {
+
+// A JSON Schema "integer": any number without a fractional part.
+std::optional<std::string> IntegerText(const nlohmann::ordered_json& value) {
+  if (value.is_number_integer()) {
+    return value.is_number_unsigned() ? std::to_string(value.get<uint64_t>())
+                                      : std::to_string(value.get<int64_t>());
+  }
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (std::trunc(d) == d && std::fabs(d) < 0x1p53) {
+      return std::to_string(static_cast<int64_t>(d));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> JsonMemberText(const nlohmann::ordered_json& value, MemberType type,
-                                           const std::string& path) {
+                                           const std::string& path, const char* expected) {
+  std::optional<std::string> text;
+  const char* type_name = "a string";
   switch (type) {
     case MemberType::kString:
-      if (!value.is_string()) return JsonMemberError(path, "expected a string");
-      return value.get<std::string>();
+      if (value.is_string()) text = value.get<std::string>();
+      break;
     case MemberType::kBool:
-      if (!value.is_boolean()) return JsonMemberError(path, "expected true or false");
-      return std::string(value.get<bool>() ? "on" : "off");
+      type_name = "true or false";
+      if (value.is_boolean()) text = value.get<bool>() ? "on" : "off";
+      break;
     case MemberType::kInteger:
-      // A JSON Schema "integer": any number without a fractional part.
-      if (value.is_number_integer()) {
-        return value.is_number_unsigned() ? std::to_string(value.get<uint64_t>())
-                                          : std::to_string(value.get<int64_t>());
-      }
-      if (value.is_number_float()) {
-        double d = value.get<double>();
-        if (std::trunc(d) == d && std::fabs(d) < 0x1p53) {
-          return std::to_string(static_cast<int64_t>(d));
-        }
-      }
-      return JsonMemberError(path, "expected an integer");
+      type_name = "an integer";
+      text = IntegerText(value);
+      break;
+    case MemberType::kNumber:
+      type_name = "a number";
+      if (value.is_number()) text = absl::StrFormat("%.17g", value.get<double>());
+      break;
+    case MemberType::kSize:
+      type_name = "a size or an integer";
+      text = value.is_string() ? std::optional(value.get<std::string>()) : IntegerText(value);
+      break;
+    case MemberType::kList:
+      type_name = "an array";
+      break;
   }
-  return JsonMemberError(path, "unknown member type");
+  if (!text)
+    return JsonMemberError(path, std::string("expected ") + (expected ? expected : type_name));
+  return *text;
 }
 
 }  // namespace mote

@@ -1,9 +1,8 @@
-// A repeated configuration section (a disk, a NIC) declared once as a table
-// of members. The one table drives the KEY=VALUE flag parser (--disk, --net),
-// the JSON reader and writer of the VM description, and the flag's help, so
-// a new member is one row. The JSON path sets members from JSON values
-// directly: it never goes through flag text, so a JSON string may hold any
-// character.
+// A configuration section (the VM, a disk, a NIC) declared once as a table of
+// members. The one table drives the flags (a --disk/--net KEY=VALUE value, or
+// the VM's own --cpus, --memory, ...), the JSON reader and writer of the VM
+// description, and the flags' help, so a new member is one row. The JSON path sets members from
+// JSON values directly: it never goes through flag text, so a JSON string may hold any character.
 // Pure functions on values; any thread.
 #ifndef MOTE_VMM_CONFIG_SECTION_H_
 #define MOTE_VMM_CONFIG_SECTION_H_
@@ -26,7 +25,9 @@ namespace mote {
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
 absl::StatusOr<KeyValues> SplitKeyValues(std::string_view text);
 
-enum class MemberType { kString, kBool, kInteger };
+// A member's JSON type. kSize: a string, or an integer (of MiB); kList: an
+// array of sections, read by the member's own set_json.
+enum class MemberType { kString, kBool, kInteger, kNumber, kSize, kList };
 
 template <class Section>
 struct SectionMember {
@@ -38,6 +39,16 @@ struct SectionMember {
   absl::Status (*set)(const std::string& text, Section& out);
   // Its JSON value for the writer; null: left out.
   nlohmann::json (*get)(const Section& in);
+  // The VM's own members: the flag's help. Any member: what a JSON value of
+  // the wrong type is told it should be ("an integer from 1 to 254"; null:
+  // the type).
+  const char* help = nullptr;
+  const char* expected = nullptr;
+  // kList only: the member from its JSON array (errors name `path`), and the
+  // syntax of one item's flag value.
+  absl::Status (*set_json)(const nlohmann::ordered_json& value, const std::string& path,
+                           Section& out) = nullptr;
+  std::string (*item_syntax)() = nullptr;
 };
 
 // What a section's flag says of itself: "path=FILE[,readonly=on|off]...".
@@ -93,9 +104,10 @@ absl::Status ApplyFlagText(const std::string& flag, const std::string& text,
 
 // The error of one JSON member: "PATH: MESSAGE".
 absl::Status JsonMemberError(const std::string& path, const std::string& message);
-// A JSON value in a member's text form, or the error naming `path`.
+// A JSON value in a member's text form, or the error naming `path` and what
+// was `expected` (null: the type).
 absl::StatusOr<std::string> JsonMemberText(const nlohmann::ordered_json& value, MemberType type,
-                                           const std::string& path);
+                                           const std::string& path, const char* expected = nullptr);
 
 // One JSON object of the VM description ("disks[1]") onto `section`. Errors
 // name the member by its path; a bad value also says it as the flag would:
@@ -112,7 +124,8 @@ absl::Status ApplyJsonObject(const std::string& flag, const nlohmann::ordered_js
       return JsonMemberError(member_path,
                              "unknown member (expected one of: " + MemberNames(members) + ")");
     }
-    absl::StatusOr<std::string> text = JsonMemberText(item.value(), m->type, member_path);
+    absl::StatusOr<std::string> text =
+        JsonMemberText(item.value(), m->type, member_path, m->expected);
     if (!text.ok()) return text.status();
     if (absl::Status s = m->set(*text, section); !s.ok()) {
       return JsonMemberError(

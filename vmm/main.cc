@@ -1,7 +1,8 @@
 // The mote command line: `mote run ...` fills a libmote::VmConfig from flags
-// (and --config), runs the VM through libmote like any embedder, and exits
-// with the code its outcome maps to (vmm/outcome.h); `mote ctl SOCKET ...` is
-// a QMP client for scripts (vmm/ctl.h). This is the only place that calls
+// (one per member of the configuration's table, and --config), runs the VM
+// through libmote like any embedder, and exits with the code its outcome maps
+// to (vmm/outcome.h); `mote ctl SOCKET ...` is a QMP client for scripts
+// (vmm/ctl.h). This is the only place that calls
 // exit() or catches CLI11's exceptions.
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "vmm/console.h"
 #include "vmm/ctl.h"
 #include "vmm/outcome.h"
+#include "vmm/vm_config.h"
 
 namespace mote {
 namespace {
@@ -28,12 +30,43 @@ int Fail(const std::string& message) {
   return exit_code::kHostError;
 }
 
-// The flags that are not simply a VmConfig member.
+// What the flags' callbacks found wrong; the first error wins.
 struct RunFlags {
-  std::vector<std::string> disks;
-  std::vector<std::string> nets;
-  std::string config_error;  // from --config
+  std::string error;
 };
+
+// One flag per VM member (vmm/vm_config.h's table): the member's help, its
+// default, and a callback that sets it through the table, so a flag checks
+// its value exactly as the JSON description does.
+void AddMemberFlag(CLI::App* run, const SectionMember<libmote::VmConfig>& member,
+                   libmote::VmConfig& config, RunFlags& flags) {
+  auto apply = [&member, &config, &flags](const std::vector<std::string>& values) {
+    absl::Status s = ApplyFlag(member, values, config);
+    if (!s.ok() && flags.error.empty()) flags.error = std::string(s.message());
+  };
+  std::string flag = FlagName(member);
+  if (member.type == MemberType::kBool) {
+    run->add_flag_callback(
+        flag, [apply] { apply({}); }, member.help);
+    return;
+  }
+  std::string help = member.help;
+  if (member.item_syntax != nullptr) help += ": " + member.item_syntax();
+  CLI::Option* option;
+  if (member.type == MemberType::kList) {
+    option = run->add_option_function<std::vector<std::string>>(flag, apply, help)->take_all();
+  } else {
+    option = run->add_option_function<std::string>(
+        flag, [apply](const std::string& value) { apply({value}); }, help);
+    nlohmann::json default_value = member.get(libmote::VmConfig{});
+    if (default_value.is_string() && !default_value.get<std::string>().empty()) {
+      option->default_str(default_value.get<std::string>());
+    } else if (default_value.is_number()) {
+      option->default_str(default_value.dump());
+    }
+  }
+  option->type_name(member.syntax);
+}
 
 void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
   // First: CLI11 runs option callbacks in definition order, so every flag
@@ -44,71 +77,14 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
         libmote::Result<libmote::VmConfig> loaded = libmote::VmConfig::FromJsonFile(path);
         if (loaded.ok()) {
           config = *std::move(loaded);
-        } else {
-          flags.config_error = loaded.message();
+        } else if (flags.error.empty()) {
+          flags.error = loaded.message();
         }
       },
       "The whole VM as a JSON file (docs/vm-config.md); other flags override it");
-  run->add_option("--kernel", config.kernel,
-                  "Kernel image: bzImage, ELF with a PVH note, Multiboot ELF, or x86-64 ELF");
-  run->add_option("--initrd", config.initrd, "Initial ramdisk (Linux) or first module");
-  run->add_option("--cmdline", config.cmdline, "Kernel command line");
-  run->add_option("--cpus", config.cpus, "Number of vCPUs")->capture_default_str();
-  run->add_option("--memory", config.memory, "Guest RAM: 512 (MiB), 512M, 2G ...")
-      ->capture_default_str();
-  run->add_option("--console", config.console, "Guest console: stdio, file:PATH or none")
-      ->capture_default_str();
-  run->add_option("--cpu-template", config.cpu_template, "CPU features: host or minimal")
-      ->capture_default_str();
-  run->add_option("--pit", config.pit,
-                  "In-kernel PIT: on, off, or auto (on for Linux bzImage kernels)")
-      ->capture_default_str();
-  run->add_option("--timeout", config.timeout,
-                  "Stop the guest after SECONDS (exit code 8); 0: never");
-  run->add_option(
-      "--expect", config.expect,
-      "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)");
-  run->add_option("--on-reboot", config.on_reboot,
-                  "What a guest reboot does: exit (code 4) or restart")
-      ->capture_default_str();
-  run->add_option("--disk", flags.disks,
-                  "A virtio-blk disk: " + libmote::DiskConfig::Syntax() +
-                      " (a value in double quotes may hold commas)")
-      ->take_all();
-  run->add_option("--net", flags.nets,
-                  "A virtio-net NIC on a TAP, by name or an inherited fd (one of the two): " +
-                      libmote::NetConfig::Syntax())
-      ->take_all();
-  run->add_option("--transport", config.transport,
-                  "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio (virtio-mmio)")
-      ->capture_default_str();
-  run->add_flag("--rng", config.rng, "Give the guest a virtio-rng device backed by getrandom");
-  run->add_option("--api-socket", config.api_socket,
-                  "Serve the QMP control protocol on this Unix socket (created mode 0600)");
-  run->add_flag("--paused", config.paused, "Start with the vCPUs stopped until a QMP `cont`");
-  run->add_option("--name", config.name, "The VM's name (QMP query-name)");
-  run->add_option("--kvm-device", config.kvm_device, "The KVM device to open")
-      ->capture_default_str();
-  run->add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str();
-}
-
-// --disk and --net on the command line replace a --config file's lists.
-absl::Status ApplyDeviceFlags(const CLI::App& run, const RunFlags& flags,
-                              libmote::VmConfig& config) {
-  if (run.count("--disk") > 0) config.disks.clear();
-  for (const std::string& text : flags.disks) {
-    libmote::Result<libmote::DiskConfig> disk = libmote::DiskConfig::Parse(text);
-    if (!disk.ok()) return absl::InvalidArgumentError(disk.message());
-    config.disks.push_back(*disk);
+  for (const SectionMember<libmote::VmConfig>& member : VmMembers()) {
+    AddMemberFlag(run, member, config, flags);
   }
-  if (run.count("--net") > 0) config.nets.clear();
-  for (const std::string& text : flags.nets) {
-    libmote::Result<libmote::NetConfig> net = libmote::NetConfig::Parse(text);
-    if (!net.ok()) return absl::InvalidArgumentError(net.message());
-    config.nets.push_back(*net);
-  }
-  return absl::OkStatus();
 }
 
 // Runs the VM through libmote, as any embedder would, and maps its end to
@@ -125,7 +101,7 @@ int RunVm(const libmote::VmConfig& config) {
   libmote::Outcome outcome;
   libmote::Status started;
   {
-    TerminalRawMode raw(config.console == "stdio" ? STDIN_FILENO : -1);
+    TerminalRawMode raw(config.console.kind == libmote::ConsoleKind::kStdio ? STDIN_FILENO : -1);
     started = (*vm)->Start();
     if (started.ok()) outcome = (*vm)->Wait();
     vm->reset();  // tear down before the terminal is restored
@@ -170,10 +146,7 @@ int Main(int argc, char** argv) {
     return Fail(e.what());
   }
   if (ctl_app->parsed()) return RunCtl(ctl);
-  if (!flags.config_error.empty()) return Fail(flags.config_error);
-  if (absl::Status s = ApplyDeviceFlags(*run, flags, config); !s.ok()) {
-    return Fail(std::string(s.message()));
-  }
+  if (!flags.error.empty()) return Fail(flags.error);
   return RunVm(config);
 }
 

@@ -20,6 +20,7 @@
 #include "arch/x86/reset_vector.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
 
 namespace mote {
@@ -58,15 +59,17 @@ class Vm::IsaIrqLine : public IrqLine {
 };
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, EventLoop* loop,
-                                               EventCallback on_event) {
-  MOTE_RETURN_IF_ERROR(config.Validate());
-  std::unique_ptr<Vm> vm(new Vm(config, loop, std::move(on_event)));
+                                               EventCallback on_event, absl::Time launch_time) {
+  MOTE_RETURN_IF_ERROR(ValidateConfig(config));
+  VmConfig named = config;
+  FillDefaultNames(named);
+  std::unique_ptr<Vm> vm(new Vm(named, loop, std::move(on_event), launch_time));
   MOTE_RETURN_IF_ERROR(vm->Build());
   return vm;
 }
 
-Vm::Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event)
-    : config_(config), loop_(loop), on_event_(std::move(on_event)) {}
+Vm::Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event, absl::Time launch_time)
+    : config_(config), launch_time_(launch_time), loop_(loop), on_event_(std::move(on_event)) {}
 
 Vm::~Vm() {
   for (auto& v : vcpus_) v->Kick();
@@ -160,11 +163,11 @@ absl::Status Vm::Build() {
                                                               : GuestMemory::Pages::kTransparent));
   MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
 
-  absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_path);
+  absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_device);
   if (!kvm.ok()) {
     return absl::Status(kvm.status().code(),
                         "cannot use KVM: " + std::string(kvm.status().message()) +
-                            " (mote needs read/write access to " + config_.kvm_path + ")");
+                            " (mote needs read/write access to " + config_.kvm_device + ")");
   }
   kvm_.emplace(std::move(*kvm));
   int max_vcpus = kvm_->MaxVcpus();
@@ -331,17 +334,18 @@ absl::Status Vm::CreateVcpus() {
 }
 
 absl::Status Vm::WatchHostEvents(bool stop_on_signals) {
-  if (config_.timeout.has_value()) {
+  if (config_.timeout > 0) {
+    absl::Duration timeout = absl::Seconds(config_.timeout);
     timer_fd_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!timer_fd_.ok()) return ErrnoToStatus(errno, "timerfd_create");
     itimerspec spec{};
-    spec.it_value = absl::ToTimespec(*config_.timeout);
+    spec.it_value = absl::ToTimespec(timeout);
     if (timerfd_settime(timer_fd_.get(), 0, &spec, nullptr) != 0) {
       return ErrnoToStatus(errno, "timerfd_settime");
     }
-    MOTE_RETURN_IF_ERROR(loop_->Add(timer_fd_.get(), EPOLLIN, [this](uint32_t) {
+    MOTE_RETURN_IF_ERROR(loop_->Add(timer_fd_.get(), EPOLLIN, [this, timeout](uint32_t) {
       RequestEnd({OutcomeKind::kTimeout, 0,
-                  absl::StrFormat("timeout after %s", absl::FormatDuration(*config_.timeout))});
+                  absl::StrFormat("timeout after %s", absl::FormatDuration(timeout))});
     }));
   }
 
@@ -455,7 +459,7 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
                   absl::StrFormat("guest wrote 0x%x to the debug-exit port", value)});
       break;
     case GuestEvent::kBootDone: {
-      absl::Duration elapsed = absl::Now() - config_.launch_time;
+      absl::Duration elapsed = absl::Now() - launch_time_;
       bool first;
       {
         MutexLock lock(&mu_);

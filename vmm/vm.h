@@ -56,10 +56,12 @@ class Vm : public GuestEventSink {
   // the kernel and writes the boot tables. Errors name the bad input. The
   // VM's devices and host events run on `loop` (which must outlive the Vm),
   // or on a loop of its own when `loop` is null. `on_event` (optional) is
-  // called on the thread where the event happens.
+  // called on the thread where the event happens. The boot timer counts
+  // from `launch_time` (the runner's start).
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config,
                                                     EventLoop* loop = nullptr,
-                                                    EventCallback on_event = nullptr);
+                                                    EventCallback on_event = nullptr,
+                                                    absl::Time launch_time = absl::Now());
   ~Vm() override;
 
   // Lets the vCPUs run: Create leaves their threads parked, so starting a
@@ -115,7 +117,7 @@ class Vm : public GuestEventSink {
 
  private:
   class IsaIrqLine;
-  Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event);
+  Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event, absl::Time launch_time);
   absl::Status Build();
   // Guest RAM into KVM memory slots (on a helper thread: see Build).
   static absl::Status RegisterMemory(VmFd& vm, const GuestMemory& mem);
@@ -136,6 +138,7 @@ class Vm : public GuestEventSink {
   absl::Status WatchHostEvents(bool stop_on_signals);  // stdin, timeout, signals
 
   VmConfig config_;
+  const absl::Time launch_time_;
   x86::CpuTemplate cpu_template_ = x86::CpuTemplate::kHost;
   std::optional<KvmSystem> kvm_;
   std::optional<VmFd> vm_fd_;

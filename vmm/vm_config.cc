@@ -126,7 +126,8 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
        [](const D& d) { return nlohmann::json(d.readonly); }},
       {"cache", MemberType::kString, "writeback|none",
        [](const std::string& t, D& d) { return SetChoice(t, "writeback", "none", d.cache_none); },
-       [](const D& d) { return nlohmann::json(d.cache_none ? "none" : "writeback"); }},
+       [](const D& d) { return nlohmann::json(d.cache_none ? "none" : "writeback"); }, nullptr,
+       "writeback or none"},
       {"serial", MemberType::kString, "ID",
        [](const std::string& t, D& d) {
          if (t.size() > 20) return absl::InvalidArgumentError("at most 20 bytes");
@@ -140,7 +141,7 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
          d.id = t;
          return absl::OkStatus();
        },
-       [](const D& d) { return nlohmann::json(d.id); }},
+       [](const D& d) { return d.id.empty() ? nlohmann::json() : nlohmann::json(d.id); }},
       {"queues", MemberType::kInteger, "1..16",
        [](const std::string& t, D& d) {
          int queues = 0;
@@ -150,12 +151,13 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
          d.queues = static_cast<uint16_t>(queues);
          return absl::OkStatus();
        },
-       [](const D& d) { return nlohmann::json(d.queues); }},
+       [](const D& d) { return nlohmann::json(d.queues); }, nullptr, "an integer from 1 to 16"},
       {"aio", MemberType::kString, "io_uring|threads",
        [](const std::string& t, D& d) {
          return SetChoice(t, "io_uring", "threads", d.aio_threads);
        },
-       [](const D& d) { return nlohmann::json(d.aio_threads ? "threads" : "io_uring"); }},
+       [](const D& d) { return nlohmann::json(d.aio_threads ? "threads" : "io_uring"); }, nullptr,
+       "io_uring or threads"},
   };
   return members;
 }
@@ -179,7 +181,8 @@ const std::vector<SectionMember<NetConfig>>& NetMembers() {
          }
          return absl::OkStatus();
        },
-       [](const N& n) { return n.tap.empty() ? nlohmann::json(n.fd) : nlohmann::json(); }},
+       [](const N& n) { return n.tap.empty() ? nlohmann::json(n.fd) : nlohmann::json(); }, nullptr,
+       "a file descriptor number"},
       {"mac", MemberType::kString, "xx:xx:xx:xx:xx:xx",
        [](const std::string& t, N& n) {
          unsigned b[6];
@@ -192,7 +195,10 @@ const std::vector<SectionMember<NetConfig>>& NetMembers() {
          for (int i = 0; i < 6; ++i) n.mac[i] = static_cast<uint8_t>(b[i]);
          return absl::OkStatus();
        },
-       [](const N& n) { return nlohmann::json(FormatMac(n.mac)); }},
+       [](const N& n) {
+         return n.mac == std::array<uint8_t, 6>{} ? nlohmann::json()
+                                                  : nlohmann::json(FormatMac(n.mac));
+       }},
   };
   return members;
 }
@@ -202,16 +208,8 @@ std::string FormatMac(const std::array<uint8_t, 6>& mac) {
                          mac[5]);
 }
 
-DiskConfig DefaultDisk(size_t index) {
-  DiskConfig disk;
-  disk.id = "disk" + std::to_string(index);
-  return disk;
-}
-
-NetConfig DefaultNet(size_t index) {
-  NetConfig net;
-  net.mac = {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
-  return net;
+std::array<uint8_t, 6> DefaultMac(size_t index) {
+  return {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
 }
 
 absl::Status CheckNetBackend(const NetConfig& net) {
@@ -221,15 +219,15 @@ absl::Status CheckNetBackend(const NetConfig& net) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index) {
-  DiskConfig disk = DefaultDisk(index);
+absl::StatusOr<DiskConfig> ParseDisk(const std::string& text) {
+  DiskConfig disk;
   MOTE_RETURN_IF_ERROR(ApplyFlagText("--disk", text, DiskMembers(), disk));
   if (disk.path.empty()) return absl::InvalidArgumentError("--disk '" + text + "': no path=FILE");
   return disk;
 }
 
-absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
-  NetConfig net = DefaultNet(index);
+absl::StatusOr<NetConfig> ParseNet(const std::string& text) {
+  NetConfig net;
   MOTE_RETURN_IF_ERROR(ApplyFlagText("--net", text, NetMembers(), net));
   if (absl::Status s = CheckNetBackend(net); !s.ok()) {
     return absl::InvalidArgumentError("--net '" + text + "': " + std::string(s.message()));
@@ -237,35 +235,13 @@ absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index) {
   return net;
 }
 
-absl::Status VmConfig::Validate() const {
-  if (kernel.empty())
-    return absl::InvalidArgumentError(
-        "no kernel given (--kernel PATH, or kernel in a --config file)");
-  if (cpus == 0) return absl::InvalidArgumentError("--cpus must be at least 1");
-  if (cpus > 254) {
-    // xAPIC IDs are 8 bits and 0xff is the broadcast ID.
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--cpus %d: mote supports at most 254", cpus));
+void FillDefaultNames(VmConfig& config) {
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    if (config.disks[i].id.empty()) config.disks[i].id = "disk" + std::to_string(i);
   }
-  if (memory_bytes < kMinMemoryBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("memory %d KiB is too small: mote needs at least %d MiB",
-                        memory_bytes >> 10, kMinMemoryBytes >> 20));
+  for (size_t i = 0; i < config.nets.size(); ++i) {
+    if (config.nets[i].mac == std::array<uint8_t, 6>{}) config.nets[i].mac = DefaultMac(i);
   }
-  if (memory_bytes > kMaxMemoryBytes) return absl::InvalidArgumentError("memory size too large");
-  if (timeout.has_value() && *timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--timeout must be positive");
-  }
-  MOTE_RETURN_IF_ERROR(ValidateDevices(*this));
-  if (!expect.empty()) {
-    try {
-      std::regex re(expect);
-    } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError("--expect '" + expect +
-                                        "' is not a valid regex: " + e.what());
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace mote

@@ -1,6 +1,7 @@
-// VmConfig: everything needed to build one VM, as plain structs, validated
-// once (Validate) before any VM object is created. Filled by the CLI today and
-// by JSON/the API later. Value type; thread-compatible.
+// The configuration's member tables and parsers: one table per section (the
+// VM, a disk, a NIC) drives the `mote run` flags and their help, the JSON
+// VM description's reader and writer, and the C API's setters.
+// Pure functions on values; any thread.
 #ifndef MOTE_VMM_VM_CONFIG_H_
 #define MOTE_VMM_VM_CONFIG_H_
 
@@ -12,66 +13,26 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "mote/config.h"
 #include "vmm/config_section.h"
 
 namespace mote {
 
-enum class ConsoleKind { kStdio, kFile, kNone };
-enum class PitMode { kAuto, kOn, kOff };
-enum class OnReboot { kExit, kRestart };
-// How virtio devices reach the guest: virtio-pci (what stock kernels probe)
-// or virtio-mmio (kernels built for microVMs).
-enum class VirtioTransport { kPci, kMmio };
+// The one configuration model is libmote's (mote/config.h); the monitor
+// uses it under these names.
+using libmote::ConsoleConfig;
+using libmote::ConsoleKind;
+using libmote::DiskConfig;
+using libmote::NetConfig;
+using libmote::OnReboot;
+using libmote::PitMode;
+using libmote::VirtioTransport;
+using libmote::VmConfig;
 
-struct ConsoleConfig {
-  ConsoleKind kind = ConsoleKind::kStdio;
-  std::string path;  // kFile only
-};
-
-// --disk path=FILE[,readonly=on][,cache=writeback|none][,serial=ID][,id=NAME]
-//        [,queues=N][,aio=io_uring|threads]
-struct DiskConfig {
-  std::string path;
-  bool readonly = false;
-  bool cache_none = false;   // O_DIRECT: bypass the host page cache
-  std::string serial;        // what the guest's GET_ID returns (at most 20 bytes)
-  std::string id;            // a name for the control plane; default disk0, disk1, ...
-  uint16_t queues = 1;       // virtio-blk request queues (1..16)
-  bool aio_threads = false;  // worker threads instead of io_uring
-};
-
-// --net tap=NAME[,mac=MAC] or --net fd=N[,mac=MAC] (an inherited TAP fd)
-struct NetConfig {
-  std::string tap;
-  int fd = -1;
-  std::array<uint8_t, 6> mac{};  // default 52:54:00:12:34:(0x56 + index), as QEMU's
-};
-
-struct VmConfig {
-  std::string kernel;
-  std::string initrd;
-  std::string cmdline;
-  uint32_t cpus = 1;
-  uint64_t memory_bytes = 128ull << 20;
-  bool hugepages = false;  // reserved 2 MiB hugetlb pages (--memory SIZE,hugepages=on)
-  std::string cpu_template = "host";
-  PitMode pit = PitMode::kAuto;
-  ConsoleConfig console;
-  std::optional<absl::Duration> timeout;
-  std::string expect;  // ECMAScript regex matched against each console line; empty: none
-  OnReboot on_reboot = OnReboot::kExit;
-  VirtioTransport transport = VirtioTransport::kPci;
-  bool rng = false;  // a virtio-rng device
-  std::vector<DiskConfig> disks;
-  std::vector<NetConfig> nets;
-  std::string kvm_path = "/dev/kvm";
-  absl::Time launch_time = absl::Now();  // the process start, for the boot timer
-
-  // Checks ranges and presence; file contents are checked by the loaders.
-  absl::Status Validate() const;
-};
+// Names what the description left unnamed: disk ids (disk0, ...) and NIC
+// MACs (52:54:00:12:34:56 + position) by position. Setting a list from JSON
+// or flags does it, and so does creating a VM (for a program's structs).
+void FillDefaultNames(VmConfig& config);
 
 // The smallest and largest guest RAM mote accepts.
 inline constexpr uint64_t kMinMemoryBytes = 4ull << 20;
@@ -90,22 +51,26 @@ absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
 absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text);
-// The disk and NIC sections as member tables (vmm/config_section.h): the
-// --disk and --net flags, the JSON description's disks[] and nets[], and
-// the writer all go through them.
+// The sections as member tables (vmm/config_section.h), in the JSON
+// description's order. VmMembers' disks and nets hold lists of sections.
+const std::vector<SectionMember<VmConfig>>& VmMembers();
 const std::vector<SectionMember<DiskConfig>>& DiskMembers();
 const std::vector<SectionMember<NetConfig>>& NetMembers();
-// What the members do not set themselves: disk `index`'s id, NIC `index`'s
-// MAC.
-DiskConfig DefaultDisk(size_t index);
-NetConfig DefaultNet(size_t index);
+// A VM member's flag ("--cpus"; a list's is singular: "--disk"), and the
+// flag's values applied: a list's replace it, a bare bool flag is "on".
+// Errors name the member ("cpus: expected ...") or the flag ("--disk ...").
+std::string FlagName(const SectionMember<VmConfig>& member);
+absl::Status ApplyFlag(const SectionMember<VmConfig>& member,
+                       const std::vector<std::string>& values, VmConfig& config);
+// The MAC NIC `index` gets when it names none.
+std::array<uint8_t, 6> DefaultMac(size_t index);
 // A NIC has exactly one backend: a TAP by name or an inherited fd.
 absl::Status CheckNetBackend(const NetConfig& net);
 std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx
-// One --disk value; `index` names it (disk0, ...) when it has no id=.
-absl::StatusOr<DiskConfig> ParseDisk(const std::string& text, size_t index);
-// One --net value; `index` picks the default MAC.
-absl::StatusOr<NetConfig> ParseNet(const std::string& text, size_t index);
+// One --disk or --net value; what it leaves out keeps its default (an empty
+// id, a zero MAC: FillDefaultNames names them by position).
+absl::StatusOr<DiskConfig> ParseDisk(const std::string& text);
+absl::StatusOr<NetConfig> ParseNet(const std::string& text);
 
 }  // namespace mote
 

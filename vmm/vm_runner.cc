@@ -39,9 +39,9 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
                                                            const RunOptions& options) {
   std::unique_ptr<VmRunner> runner(new VmRunner(config, options));
   MOTE_ASSIGN_OR_RETURN(runner->loop_, EventLoop::Create());
-  if (!options.api_socket.empty()) {
+  if (!config.api_socket.empty()) {
     qmp::QmpServer::Options qmp_options;
-    qmp_options.path = options.api_socket;
+    qmp_options.path = config.api_socket;
     qmp_options.version = {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
                            {"package", std::string("mote ") + kMoteVersion}};
     absl::StatusOr<std::unique_ptr<qmp::QmpServer>> server =
@@ -61,23 +61,25 @@ VmRunner::~VmRunner() {
 }
 
 absl::Status VmRunner::Boot() {
-  config_.launch_time = absl::Now();
-  if (config_.timeout.has_value()) deadline_ = config_.launch_time + *config_.timeout;
+  launch_time_ = absl::Now();
+  if (config_.timeout > 0) deadline_ = launch_time_ + absl::Seconds(config_.timeout);
   MOTE_RETURN_IF_ERROR(BuildVm());
   // The vCPUs go now, on the caller's thread: the first KVM_RUN does not
   // wait for the loop thread to start. What they cause waits for the loop.
-  prelaunch_ = options_.paused;
-  vm_->Start(options_.paused);
+  prelaunch_ = config_.paused;
+  vm_->Start(config_.paused);
   return absl::OkStatus();
 }
 
 absl::Status VmRunner::BuildVm() {
   // A restarted guest keeps the original deadline.
-  if (config_.timeout.has_value()) {
-    config_.timeout = std::max(deadline_ - absl::Now(), absl::Milliseconds(1));
+  if (config_.timeout > 0) {
+    config_.timeout =
+        absl::ToDoubleSeconds(std::max(deadline_ - absl::Now(), absl::Milliseconds(1)));
   }
   MOTE_ASSIGN_OR_RETURN(
-      vm_, Vm::Create(config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); }));
+      vm_, Vm::Create(
+               config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); }, launch_time_));
   return absl::OkStatus();
 }
 
@@ -184,7 +186,7 @@ json VmRunner::QueryVersion() const {
 }
 
 json VmRunner::QueryName() const {
-  return options_.name.empty() ? json::object() : json{{"name", options_.name}};
+  return config_.name.empty() ? json::object() : json{{"name", config_.name}};
 }
 
 control::RunState VmRunner::QueryStatus() const {

@@ -31,9 +31,6 @@ namespace mote {
 inline constexpr char kMoteVersion[] = "0.1.0";
 
 struct RunOptions {
-  std::string api_socket;        // QMP control socket path; empty: none
-  bool paused = false;           // vCPUs wait for `cont` (QMP status "prelaunch")
-  std::string name;              // what query-name reports
   bool stop_on_signals = false;  // Vm::RunFlags::stop_on_signals
   // Every event (QMP's name and data), on the thread where it happens, after
   // it was queued for the socket's clients. It must not block.
@@ -97,6 +94,7 @@ class VmRunner : public qmp::QmpDispatcher {
 
   VmConfig config_;
   const RunOptions options_;
+  absl::Time launch_time_;                        // Boot's start, for the boot timer
   absl::Time deadline_ = absl::InfiniteFuture();  // --timeout, across reboots
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<qmp::QmpServer> qmp_;

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   config.kernel = argv[1];
   config.cmdline = "test=clock";  // prints the clock for ever: a guest that keeps running
   config.cpus = 2;
-  config.console = "none";
+  config.console.kind = libmote::ConsoleKind::kNone;
   auto vm = libmote::Vm::Create(config);
   if (!vm.ok() || !(*vm)->Start().ok()) {
     std::printf("FAIL start: %s\n", vm.ok() ? "Start" : vm.message().c_str());

@@ -1,7 +1,7 @@
 // Fuzz target: the JSON VM description loader (vmm/config_json.cc), the code
 // behind --config and the C API's JSON setters: any text, valid JSON of the
 // wrong shape, huge numbers, odd strings. A description it accepts must pass
-// VmConfig::Validate and survive a round trip through VmConfigToJson.
+// ValidateConfig and survive a round trip through VmConfigToJson.
 #include <cstdlib>
 #include <string>
 
@@ -15,13 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::QuietLogs();
   std::string text(reinterpret_cast<const char*>(data), size);
   VmConfig config;
-  VmConfigExtras extras;
-  if (!ApplyVmConfigJson(text, config, extras).ok()) return 0;
-  if (!config.Validate().ok()) abort();  // accepted means valid
+  if (!ApplyVmConfigJson(text, config).ok()) return 0;
+  if (!ValidateConfig(config).ok()) abort();  // accepted means valid
   std::string again =
-      VmConfigToJson(config, extras).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      VmConfigToJson(config).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   VmConfig round;
-  VmConfigExtras round_extras;
-  if (!ApplyVmConfigJson(again, round, round_extras).ok()) abort();  // what it wrote, it reads
+  if (!ApplyVmConfigJson(again, round).ok()) abort();  // what it wrote, it reads
   return 0;
 }

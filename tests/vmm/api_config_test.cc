@@ -1,5 +1,5 @@
-// libmote's public VmConfig: the flag syntax parsers, JSON both ways, and the
-// checks Vm::Create runs (vmm/api/config_bridge.h), without KVM.
+// libmote's VmConfig, the one configuration model: the flag syntax parsers,
+// JSON both ways, SetMember, and the checks Vm::Create runs, without KVM.
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -7,17 +7,17 @@
 #include "mote/vm.h"
 #include "nlohmann/json.hpp"
 #include "tests/vmm/config_json_test_paths.h"
-#include "vmm/api/config_bridge.h"
+#include "vmm/vm_config.h"
 
 namespace libmote {
 namespace {
 
 using nlohmann::json;
 
-std::string InternalError(const VmConfig& config) {
-  absl::StatusOr<mote::api::InternalConfig> internal = mote::api::ToInternal(config);
-  REQUIRE_FALSE(internal.ok());
-  return std::string(internal.status().message());
+std::string CreateError(const VmConfig& config) {
+  Result<std::unique_ptr<Vm>> vm = Vm::Create(config);
+  REQUIRE_FALSE(vm.ok());
+  return vm.message();
 }
 
 DiskConfig Disk(const std::string& path) {
@@ -45,11 +45,11 @@ TEST_CASE("DiskConfig::Parse reads --disk syntax and leaves the id to the positi
   REQUIRE(disk.ok());
   CHECK(disk->path == "a.img");
   CHECK(disk->readonly);
-  CHECK(disk->cache == "none");
+  CHECK(disk->cache_none);
   CHECK(disk->serial == "S");
   CHECK(disk->id.empty());
   CHECK(disk->queues == 4);
-  CHECK(disk->aio == "threads");
+  CHECK(disk->aio_threads);
   CHECK(DiskConfig::Parse("path=a.img,id=root")->id == "root");
   CHECK(DiskConfig::Parse("readonly=on").message() == "--disk 'readonly=on': no path=FILE");
   CHECK(DiskConfig::Parse("path=a,cache=fast").message() ==
@@ -61,11 +61,11 @@ TEST_CASE("NetConfig::Parse reads --net syntax", "[api_config]") {
   REQUIRE(net.ok());
   CHECK(net->tap == "tap0");
   CHECK(net->fd == -1);
-  CHECK(net->mac == "52:54:00:aa:bb:cc");
+  CHECK(net->mac == std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc});
   Result<NetConfig> by_fd = NetConfig::Parse("fd=5");
   REQUIRE(by_fd.ok());
   CHECK(by_fd->fd == 5);
-  CHECK(by_fd->mac.empty());  // the default follows its position
+  CHECK(by_fd->mac == std::array<uint8_t, 6>{});  // the default follows its position
   CHECK_FALSE(NetConfig::Parse("tap=a,fd=3").ok());
 }
 
@@ -76,66 +76,82 @@ TEST_CASE("VmConfig JSON round trip keeps every member", "[api_config]") {
   REQUIRE(loaded.ok());
   CHECK(loaded->name == "web1");
   CHECK(loaded->cpus == 2);
-  CHECK(loaded->memory == "512M");
+  CHECK(loaded->memory_bytes == 512ull << 20);
   CHECK(loaded->timeout == 120);
   REQUIRE(loaded->disks.size() == 2);
   CHECK(loaded->disks[0].id == "root");
   CHECK(loaded->disks[1].id == "disk1");  // named by its position
-  CHECK(loaded->disks[1].cache == "none");
+  CHECK(loaded->disks[1].cache_none);
   REQUIRE(loaded->nets.size() == 2);
   CHECK(loaded->nets[1].fd == 3);
-  CHECK(loaded->nets[1].mac == "52:54:00:12:34:57");
+  CHECK(loaded->nets[1].mac == std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0x12, 0x34, 0x57});
   Result<VmConfig> again = VmConfig::FromJson(loaded->ToJson());
   REQUIRE(again.ok());
   CHECK(json::parse(again->ToJson()) == json::parse(loaded->ToJson()));
 }
 
-TEST_CASE("VmConfig defaults are the flags' defaults", "[api_config]") {
-  absl::StatusOr<mote::api::InternalConfig> internal = mote::api::ToInternal(WithKernel());
-  REQUIRE(internal.ok());
-  mote::VmConfig defaults;
-  CHECK(internal->config.cpus == defaults.cpus);
-  CHECK(internal->config.memory_bytes == defaults.memory_bytes);
-  CHECK(internal->config.kvm_path == defaults.kvm_path);
-  CHECK_FALSE(internal->config.timeout.has_value());
-  CHECK(internal->extras.log_level.empty());  // the process's level stays as it is
-  // A disk without an id and a NIC without a MAC get their positions' names.
+TEST_CASE("Unnamed disks and NICs get their positions' names", "[api_config]") {
   VmConfig config = WithKernel();
   config.disks.push_back(Disk("a.img"));
   config.disks.push_back(Disk("b.img"));
   config.nets.push_back(NetFd(4));
   config.nets.push_back(NetFd(5));
-  internal = mote::api::ToInternal(config);
-  REQUIRE(internal.ok());
-  CHECK(internal->config.disks[1].id == "disk1");
-  CHECK(internal->config.nets[1].mac[5] == 0x57);
+  CHECK(json::parse(config.ToJson())["disks"][1].count("id") == 0);  // unset, not written
+  mote::FillDefaultNames(config);
+  CHECK(config.disks[1].id == "disk1");
+  CHECK(config.nets[1].mac[5] == 0x57);
+  // A name given by hand that one by position would take is a clash.
+  config = WithKernel();
+  config.disks.push_back(Disk("a.img"));
+  config.disks.push_back(Disk("b.img"));
+  config.disks[0].id = "disk1";
+  CHECK(CreateError(config) == "two disks are named 'disk1'");
+}
+
+TEST_CASE("SetMember sets one member from JSON, checked as a description's", "[api_config]") {
+  VmConfig config;
+  CHECK(config.SetMember("memory", R"("2G,hugepages=on")").ok());
+  CHECK(config.memory_bytes == 2ull << 30);
+  CHECK(config.hugepages);
+  CHECK(config.SetMember("disks", R"([{"path": "a,b.img"}])").ok());
+  REQUIRE(config.disks.size() == 1);
+  CHECK(config.disks[0].path == "a,b.img");
+  CHECK(config.kernel.empty());  // the check's stand-in kernel stays out
+  CHECK(config.SetMember("kernel", R"("vmlinuz")").ok());
+  CHECK(config.kernel == "vmlinuz");
+  CHECK(config.SetMember("cpus", "0").message() == "cpus: expected an integer from 1 to 254");
+  CHECK(config.SetMember("cpus", "{").message() == "cpus: not JSON");
+  CHECK(config.SetMember("turbo", "true").message().rfind("turbo: unknown member", 0) == 0);
+  CHECK(config.cpus == 1);  // failed sets change nothing
 }
 
 TEST_CASE("Vm::Create's checks name the member, with no file label", "[api_config]") {
   VmConfig config;
-  CHECK(InternalError(config) == "kernel: missing (required)");
+  CHECK(CreateError(config) == "kernel: missing (required)");
   config = WithKernel();
   config.cpus = 255;
-  CHECK(InternalError(config) == "cpus: expected an integer from 1 to 254");
+  CHECK(CreateError(config) == "cpus: expected an integer from 1 to 254");
   config = WithKernel();
-  config.memory = "2X";
-  CHECK(InternalError(config) == "memory: memory size '2X': unknown suffix 'X'");
+  config.memory_bytes = 2;
+  CHECK(CreateError(config) == "memory: not a multiple of 4 KiB");
+  config.memory_bytes = 4096;
+  CHECK(CreateError(config) == "memory: '4K' is too small: mote needs at least 4 MiB");
   config = WithKernel();
   config.timeout = -1;
-  CHECK(InternalError(config).rfind("timeout: ", 0) == 0);
+  CHECK(CreateError(config).rfind("timeout: ", 0) == 0);
   config = WithKernel();
   config.disks.push_back(Disk("a.img"));
-  config.disks[0].cache = "fast";
-  CHECK(InternalError(config) == "disks[0].cache: --disk cache=fast: expected writeback or none");
+  config.disks[0].queues = 17;
+  CHECK(CreateError(config) == "disks[0].queues: --disk queues=17: expected 1 to 16");
   config = WithKernel();
   config.nets.push_back(NetConfig{});
-  CHECK(InternalError(config).rfind("nets[0]", 0) == 0);
+  CHECK(CreateError(config).rfind("nets[0]", 0) == 0);
   config = WithKernel();
-  config.console = "tty9";
-  CHECK(InternalError(config) == "console: console 'tty9': expected stdio, none or file:PATH");
+  config.console = {ConsoleKind::kFile, ""};
+  CHECK(CreateError(config) == "console: console 'file:': expected stdio, none or file:PATH");
   config = WithKernel();
   config.expect = "([";
-  CHECK(InternalError(config).find("not a valid regex") != std::string::npos);
+  CHECK(CreateError(config).find("not a valid regex") != std::string::npos);
 }
 
 TEST_CASE("A file's errors carry the config label", "[api_config]") {

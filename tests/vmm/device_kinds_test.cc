@@ -8,6 +8,7 @@
 #include "arch/x86/layout.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/bus.h"
+#include "vmm/config_json.h"
 #include "vmm/device_kinds/device_kind.h"
 #include "vmm/device_kinds/platform.h"
 #include "vmm/device_kinds/virtio_blk.h"
@@ -89,16 +90,16 @@ TEST_CASE("virtio-blk: opens each disk, names a bad one, reports counters by id"
   CHECK_THAT(std::string(bad.status().message()), Catch::Contains("/nonexistent/disk.img"));
 }
 
-TEST_CASE("virtio-blk validates ids across disks; VmConfig::Validate asks it", "[device_kinds]") {
+TEST_CASE("virtio-blk validates ids across disks; ValidateConfig asks it", "[device_kinds]") {
   VmConfig config;
   config.kernel = "k";
   config.disks = {Disk("a", "x"), Disk("b", "x")};
   absl::Status s = kVirtioBlk.validate(config);
   CHECK(s.message() == "two disks are named 'x'");
   CHECK(ValidateDevices(config) == s);
-  CHECK(config.Validate() == s);
+  CHECK(ValidateConfig(config) == s);
   config.disks[1].id = "y";
-  CHECK(config.Validate().ok());
+  CHECK(ValidateConfig(config).ok());
 }
 
 TEST_CASE("virtio-net: an inherited fd that is no TAP is refused", "[device_kinds]") {

@@ -1,6 +1,9 @@
 #include "vmm/vm_config.h"
 
 #include <catch2/catch.hpp>
+#include <set>
+
+#include "vmm/config_json.h"
 
 namespace mote {
 namespace {
@@ -39,24 +42,24 @@ TEST_CASE("--memory takes hugepages=on|off after the size", "[vm_config]") {
   CHECK_FALSE(ParseMemory("lots,hugepages=on").ok());
 }
 
-TEST_CASE("VmConfig::Validate names the problem", "[vm_config]") {
+TEST_CASE("ValidateConfig names the problem", "[vm_config]") {
   VmConfig c;
-  CHECK(c.Validate().message().find("kernel") != absl::string_view::npos);
+  CHECK(ValidateConfig(c).message().find("kernel") != absl::string_view::npos);
   c.kernel = "k";
-  CHECK(c.Validate().ok());
+  CHECK(ValidateConfig(c).ok());
   c.cpus = 0;
-  CHECK(!c.Validate().ok());
+  CHECK(!ValidateConfig(c).ok());
   c.cpus = 300;
-  CHECK(c.Validate().message().find("254") != absl::string_view::npos);
+  CHECK(ValidateConfig(c).message().find("254") != absl::string_view::npos);
   c.cpus = 1;
   c.memory_bytes = 1 << 20;
-  CHECK(c.Validate().message().find("too small") != absl::string_view::npos);
+  CHECK(ValidateConfig(c).message().find("too small") != absl::string_view::npos);
   c.memory_bytes = 128 << 20;
   c.expect = "([unclosed";
-  CHECK(c.Validate().message().find("regex") != absl::string_view::npos);
+  CHECK(ValidateConfig(c).message().find("regex") != absl::string_view::npos);
   c.expect = "PASS .*";
-  c.timeout = absl::ZeroDuration();
-  CHECK(!c.Validate().ok());
+  c.timeout = -1;
+  CHECK(ValidateConfig(c).message().find("timeout") != absl::string_view::npos);
 }
 
 TEST_CASE("Console, PIT and reboot flags parse or explain", "[vm_config]") {
@@ -78,39 +81,39 @@ TEST_CASE("Console, PIT and reboot flags parse or explain", "[vm_config]") {
 }
 
 TEST_CASE("--disk values parse, with clear errors", "[vm_config]") {
-  auto d = ParseDisk("path=/tmp/a.img,readonly=on,cache=none,serial=S1,id=root", 0);
+  auto d = ParseDisk("path=/tmp/a.img,readonly=on,cache=none,serial=S1,id=root");
   REQUIRE(d.ok());
   CHECK(d->path == "/tmp/a.img");
   CHECK(d->readonly);
   CHECK(d->cache_none);
   CHECK(d->serial == "S1");
   CHECK(d->id == "root");
-  auto plain = ParseDisk("path=b.img", 3);
+  auto plain = ParseDisk("path=b.img");
   REQUIRE(plain.ok());
-  CHECK(plain->id == "disk3");
+  CHECK(plain->id.empty());  // named by its position later
   CHECK_FALSE(plain->readonly);
-  CHECK(ParseDisk("readonly=on", 0).status().message().find("no path") != absl::string_view::npos);
-  CHECK(ParseDisk("path=a,readonly=yes", 0).status().message().find("on or off") !=
+  CHECK(ParseDisk("readonly=on").status().message().find("no path") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,readonly=yes").status().message().find("on or off") !=
         absl::string_view::npos);
-  CHECK(ParseDisk("path=a,cache=fast", 0).status().message().find("writeback or none") !=
+  CHECK(ParseDisk("path=a,cache=fast").status().message().find("writeback or none") !=
         absl::string_view::npos);
-  CHECK(ParseDisk("path=a,color=red", 0).status().message().find("unknown option 'color'") !=
+  CHECK(ParseDisk("path=a,color=red").status().message().find("unknown option 'color'") !=
         absl::string_view::npos);
-  CHECK(!ParseDisk("path=a,serial=123456789012345678901", 0).ok());
-  auto mq = ParseDisk("path=a,queues=4,aio=threads", 0);
+  CHECK(!ParseDisk("path=a,serial=123456789012345678901").ok());
+  auto mq = ParseDisk("path=a,queues=4,aio=threads");
   REQUIRE(mq.ok());
   CHECK(mq->queues == 4);
   CHECK(mq->aio_threads);
-  CHECK(ParseDisk("path=a,queues=0", 0).status().message().find("1 to 16") !=
-        absl::string_view::npos);
-  CHECK(ParseDisk("path=a,queues=x", 0).status().message().find("1 to 16") !=
-        absl::string_view::npos);
-  CHECK(ParseDisk("path=a,aio=native", 0).status().message().find("io_uring or threads") !=
+  CHECK(ParseDisk("path=a,queues=0").status().message().find("1 to 16") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,queues=x").status().message().find("1 to 16") != absl::string_view::npos);
+  CHECK(ParseDisk("path=a,aio=native").status().message().find("io_uring or threads") !=
         absl::string_view::npos);
   VmConfig c;
   c.kernel = "k";
-  c.disks = {*plain, *plain};
-  CHECK(c.Validate().message().find("two disks") != absl::string_view::npos);
+  DiskConfig named = *plain;
+  named.id = "x";
+  c.disks = {named, named};
+  CHECK(ValidateConfig(c).message().find("two disks") != absl::string_view::npos);
 }
 
 TEST_CASE("SplitKeyValues: commas split, double quotes hold them", "[vm_config]") {
@@ -127,11 +130,11 @@ TEST_CASE("SplitKeyValues: commas split, double quotes hold them", "[vm_config]"
 }
 
 TEST_CASE("--disk takes a quoted path with commas; its help comes from the table", "[vm_config]") {
-  auto d = ParseDisk(R"(path="/srv/a,b.img",serial=S1)", 0);
+  auto d = ParseDisk(R"(path="/srv/a,b.img",serial=S1)");
   REQUIRE(d.ok());
   CHECK(d->path == "/srv/a,b.img");
   CHECK(d->serial == "S1");
-  CHECK(ParseDisk(R"(path="/srv/a)", 0).status().message() ==
+  CHECK(ParseDisk(R"(path="/srv/a)").status().message() ==
         R"(--disk 'path="/srv/a': a quote is not closed)");
   CHECK(SectionSyntax(DiskMembers()) ==
         "path=FILE[,readonly=on|off][,cache=writeback|none][,serial=ID][,id=NAME]"
@@ -140,7 +143,7 @@ TEST_CASE("--disk takes a quoted path with commas; its help comes from the table
 }
 
 TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
-  auto d = ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads", 0);
+  auto d = ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads");
   REQUIRE(d.ok());
   nlohmann::json j = SectionToJson(*d, DiskMembers());
   CHECK(j == nlohmann::json{{"path", "a.img"},
@@ -150,33 +153,70 @@ TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
                             {"id", "root"},
                             {"queues", 4},
                             {"aio", "threads"}});
-  auto n = ParseNet("fd=3,mac=02:00:00:00:00:09", 0);
+  auto n = ParseNet("fd=3,mac=02:00:00:00:00:09");
   REQUIRE(n.ok());
   CHECK(SectionToJson(*n, NetMembers()) == nlohmann::json{{"fd", 3}, {"mac", "02:00:00:00:00:09"}});
-  CHECK(FormatMac(DefaultNet(2).mac) == "52:54:00:12:34:58");
+  CHECK(FormatMac(DefaultMac(2)) == "52:54:00:12:34:58");
 }
 
 TEST_CASE("--net values parse, with clear errors", "[vm_config]") {
-  auto n = ParseNet("tap=tap0,mac=02:11:22:33:44:55", 0);
+  auto n = ParseNet("tap=tap0,mac=02:11:22:33:44:55");
   REQUIRE(n.ok());
   CHECK(n->tap == "tap0");
   CHECK(n->mac[0] == 0x02);
   CHECK(n->mac[5] == 0x55);
-  auto d = ParseNet("fd=5", 1);
+  auto d = ParseNet("fd=5");
   REQUIRE(d.ok());
   CHECK(d->fd == 5);
-  CHECK(d->mac[5] == 0x57);  // default MAC per NIC index
-  CHECK(ParseNet("tap=a,fd=3", 0).status().message().find("exactly one") !=
+  CHECK(d->mac == std::array<uint8_t, 6>{});  // unset: FillDefaultNames picks one by position
+  CHECK(ParseNet("tap=a,fd=3").status().message().find("exactly one") != absl::string_view::npos);
+  CHECK(ParseNet("mac=02:00:00:00:00:01").status().message().find("exactly one") !=
         absl::string_view::npos);
-  CHECK(ParseNet("mac=02:00:00:00:00:01", 0).status().message().find("exactly one") !=
+  CHECK(ParseNet("tap=a,mac=zz").status().message().find("xx:xx") != absl::string_view::npos);
+  CHECK(ParseNet("tap=a,mac=01:00:00:00:00:01").status().message().find("multicast") !=
         absl::string_view::npos);
-  CHECK(ParseNet("tap=a,mac=zz", 0).status().message().find("xx:xx") != absl::string_view::npos);
-  CHECK(ParseNet("tap=a,mac=01:00:00:00:00:01", 0).status().message().find("multicast") !=
+  CHECK(ParseNet("tap=averyveryverylongname").status().message().find("1 to 15") !=
         absl::string_view::npos);
-  CHECK(ParseNet("tap=averyveryverylongname", 0).status().message().find("1 to 15") !=
+  CHECK(ParseNet("tap=a,speed=10").status().message().find("unknown option 'speed'") !=
         absl::string_view::npos);
-  CHECK(ParseNet("tap=a,speed=10", 0).status().message().find("unknown option 'speed'") !=
-        absl::string_view::npos);
+}
+
+TEST_CASE("The VM's table gives each member its flag, help and checks", "[vm_config]") {
+  std::set<std::string> flags;
+  for (const auto& m : VmMembers()) {
+    INFO(m.name);
+    CHECK(m.help != nullptr);
+    CHECK((m.type == MemberType::kList) == (m.set_json != nullptr));
+    CHECK((m.type == MemberType::kList) == (m.item_syntax != nullptr));
+    flags.insert(FlagName(m));
+  }
+  CHECK(flags.count("--cpu-template") == 1);
+  CHECK(flags.count("--disk") == 1);  // a list's flag is singular
+  CHECK(flags.size() == VmMembers().size());
+
+  auto member = [](const char* name) { return *FindSectionMember(VmMembers(), name); };
+  VmConfig c;
+  CHECK(ApplyFlag(member("cpus"), {"4"}, c).ok());
+  CHECK(c.cpus == 4);
+  CHECK(ApplyFlag(member("cpus"), {"0"}, c).message() == "cpus: expected an integer from 1 to 254");
+  CHECK(ApplyFlag(member("rng"), {}, c).ok());  // a bare bool flag is on
+  CHECK(c.rng);
+  CHECK(ApplyFlag(member("memory"), {"1G,hugepages=on"}, c).ok());
+  CHECK(c.memory_bytes == 1ull << 30);
+  CHECK(c.hugepages);
+  CHECK(ApplyFlag(member("timeout"), {"0.5"}, c).ok());
+  CHECK(c.timeout == 0.5);
+  // A list's flags replace it, and what they leave unnamed is named by position.
+  c.disks.resize(3);
+  CHECK(ApplyFlag(member("disks"), {"path=a.img", "path=b.img,id=data"}, c).ok());
+  REQUIRE(c.disks.size() == 2);
+  CHECK(c.disks[0].id == "disk0");
+  CHECK(c.disks[1].id == "data");
+  CHECK(ApplyFlag(member("nets"), {"fd=3", "tap=t1"}, c).ok());
+  REQUIRE(c.nets.size() == 2);
+  CHECK(FormatMac(c.nets[1].mac) == "52:54:00:12:34:57");
+  CHECK(ApplyFlag(member("disks"), {"cache=none"}, c).message() ==
+        "--disk 'cache=none': no path=FILE");
 }
 
 }  // namespace

@@ -11,9 +11,9 @@ namespace {
 using nlohmann::json;
 
 std::unique_ptr<VmRunner> Runner(const std::string& name = "") {
-  RunOptions options;
-  options.name = name;
-  auto runner = VmRunner::Create(VmConfig{}, options);
+  VmConfig config;
+  config.name = name;
+  auto runner = VmRunner::Create(config, RunOptions{});
   REQUIRE(runner.ok());
   return std::move(*runner);
 }

@@ -8,14 +8,13 @@
 #include "mote/mote.h"
 #include "mote/vm.h"
 #include "nlohmann/json.hpp"
-#include "vmm/api/config_bridge.h"
 
 using nlohmann::json;
 
-// The handles: a description kept as the JSON object it is documented as,
-// and a VM with the strings mote_vm_end_* hand out.
+// The handles: the one VM description type, and a VM with the strings
+// mote_vm_end_* hand out.
 struct mote_config {
-  json members = json::object();
+  libmote::VmConfig config;
 };
 
 struct mote_vm {
@@ -62,16 +61,10 @@ R Guard(R on_error, Body body) {
 }
 
 // Sets `member` after checking it alone, so the error names it at once.
-int SetMember(mote_config* config, const char* member, json value) {
+int SetMember(mote_config* config, const char* member, const json& value) {
   if (config == nullptr || member == nullptr) return Fail("mote_config_set: null argument");
-  json probe = {{"kernel", "-"}};  // a kernel is required; any name will do for the check
-  probe[member] = value;
-  mote::VmConfig internal;
-  mote::VmConfigExtras extras;
-  absl::Status s = mote::ApplyVmConfigJson(Dump(probe), internal, extras, "");
-  if (!s.ok()) return Fail(std::string(s.message()));
-  config->members[member] = std::move(value);
-  return 0;
+  libmote::Status s = config->config.SetMember(member, Dump(value));
+  return s.ok() ? 0 : Fail(s.message());
 }
 
 int Command(mote_vm* vm, libmote::Status (libmote::Vm::*command)()) {
@@ -84,9 +77,7 @@ int Command(mote_vm* vm, libmote::Status (libmote::Vm::*command)()) {
 
 mote_config* NewConfig(libmote::Result<libmote::VmConfig> parsed) {
   if (!parsed.ok()) return FailNull<mote_config>(parsed.message());
-  auto* config = new mote_config;
-  config->members = mote::api::ToJsonObject(*parsed);
-  return config;
+  return new mote_config{*std::move(parsed)};
 }
 
 }  // namespace
@@ -108,11 +99,7 @@ int mote_set_log_level(const char* level) {
 }
 
 mote_config* mote_config_new(void) {
-  return Guard<>(static_cast<mote_config*>(nullptr), [] {
-    auto* config = new mote_config;
-    config->members = mote::api::ToJsonObject(libmote::VmConfig{});
-    return config;
-  });
+  return Guard<>(static_cast<mote_config*>(nullptr), [] { return new mote_config; });
 }
 
 mote_config* mote_config_from_json(const char* text) {
@@ -147,7 +134,7 @@ int mote_config_set_json(mote_config* config, const char* member, const char* js
   return Guard(-1, [&] {
     json value = json::parse(json_value, nullptr, false);
     if (value.is_discarded()) return Fail(std::string(member ? member : "?") + ": not JSON");
-    return SetMember(config, member, std::move(value));
+    return SetMember(config, member, value);
   });
 }
 
@@ -156,7 +143,7 @@ int mote_config_add_disk(mote_config* config, const char* spec) {
   return Guard(-1, [&] {
     libmote::Result<libmote::DiskConfig> disk = libmote::DiskConfig::Parse(spec);
     if (!disk.ok()) return Fail(disk.message());
-    config->members["disks"].push_back(mote::api::DiskToJson(*disk));
+    config->config.disks.push_back(*disk);
     return 0;
   });
 }
@@ -166,21 +153,19 @@ int mote_config_add_net(mote_config* config, const char* spec) {
   return Guard(-1, [&] {
     libmote::Result<libmote::NetConfig> net = libmote::NetConfig::Parse(spec);
     if (!net.ok()) return Fail(net.message());
-    config->members["nets"].push_back(mote::api::NetToJson(*net));
+    config->config.nets.push_back(*net);
     return 0;
   });
 }
 
 char* mote_config_to_json(const mote_config* config) {
   if (config == nullptr) return FailNull<char>("mote_config_to_json: null config");
-  return Guard(static_cast<char*>(nullptr), [&] { return CopyOut(Dump(config->members)); });
+  return Guard(static_cast<char*>(nullptr), [&] { return CopyOut(config->config.ToJson()); });
 }
 
 mote_vm* mote_vm_create(const mote_config* config, mote_event_fn on_event, void* opaque) {
   if (config == nullptr) return FailNull<mote_vm>("mote_vm_create: null config");
   return Guard(static_cast<mote_vm*>(nullptr), [&]() -> mote_vm* {
-    libmote::Result<libmote::VmConfig> parsed = libmote::VmConfig::FromJson(Dump(config->members));
-    if (!parsed.ok()) return FailNull<mote_vm>(parsed.message());
     auto handle = std::make_unique<mote_vm>();
     handle->on_event = on_event;
     handle->opaque = opaque;
@@ -191,7 +176,7 @@ mote_vm* mote_vm_create(const mote_config* config, mote_event_fn on_event, void*
         raw->on_event(raw->opaque, e.name.c_str(), e.data.c_str(), e.timestamp_us);
       };
     }
-    libmote::Result<std::unique_ptr<libmote::Vm>> vm = libmote::Vm::Create(*parsed, options);
+    libmote::Result<std::unique_ptr<libmote::Vm>> vm = libmote::Vm::Create(config->config, options);
     if (!vm.ok()) return FailNull<mote_vm>(vm.message());
     handle->vm = std::move(*vm);
     return handle.release();

@@ -16,9 +16,9 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "vmm/api/config_bridge.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/config_json.h"
 #include "vmm/outcome.h"
 #include "vmm/vm.h"
 #include "vmm/vm_runner.h"
@@ -141,26 +141,24 @@ Vm::Vm(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Result<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, VmOptions options) {
   try {
-    absl::StatusOr<mote::api::InternalConfig> internal = mote::api::ToInternal(config);
-    if (!internal.ok()) return Error{std::string(internal.status().message())};
-    if (internal->extras.log_level.empty()) {
+    // No "config: " label: these are the program's values, not a file's.
+    if (absl::Status s = mote::ValidateConfig(config); !s.ok()) {
+      return Error{std::string(s.message())};
+    }
+    if (config.log_level.empty()) {
       mote::EnsureLogging();
     } else {
-      mote::InitLogging(internal->extras.log_level);
+      mote::InitLogging(config.log_level);
     }
     auto state = std::make_unique<State>();
     State* raw = state.get();
     mote::RunOptions run;
-    run.api_socket = internal->extras.api_socket;
-    run.paused = internal->extras.paused;
-    run.name = internal->extras.name;
     run.stop_on_signals = options.stop_on_signals;
     if (options.on_event) {
       state->on_event = std::move(options.on_event);
       run.on_event = [raw](const std::string& name, const json& data) { raw->Queue(name, data); };
     }
-    absl::StatusOr<std::unique_ptr<mote::VmRunner>> runner =
-        mote::VmRunner::Create(internal->config, run);
+    absl::StatusOr<std::unique_ptr<mote::VmRunner>> runner = mote::VmRunner::Create(config, run);
     if (!runner.ok()) return Error{std::string(runner.status().message())};
     state->runner = std::move(*runner);
     return std::unique_ptr<Vm>(new Vm(std::move(state)));

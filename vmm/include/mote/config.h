@@ -1,12 +1,15 @@
-// libmote's description of one VM. The members are those of the JSON VM
-// description (docs/vm-config.md, docs/vm-config.schema.json), with the same
-// names and values, and those of the `mote run` flags: a program, a file and
-// a command line say the same things the same way. Nothing is checked here;
-// Vm::Create checks it all and names the bad member ("disks[0].cache: ...").
+// The description of one VM: the only configuration model of mote. The
+// `mote run` flags, the JSON VM description (docs/vm-config.md), the C++ API
+// and the C API all fill this struct, through one member table
+// (vmm/vm_config.h) that names each member as the JSON description does.
+// Nothing is checked on assignment; Vm::Create checks it all and names the bad
+// member ("disks[0].queues: ...").
 // Value types; thread-compatible.
 #ifndef MOTE_INCLUDE_MOTE_CONFIG_H_
 #define MOTE_INCLUDE_MOTE_CONFIG_H_
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,15 +17,27 @@
 
 namespace libmote {
 
-// One virtio-blk disk on a raw image (`--disk`).
+enum class ConsoleKind { kStdio, kFile, kNone };
+enum class PitMode { kAuto, kOn, kOff };  // kAuto: on for Linux bzImage kernels
+enum class OnReboot { kExit, kRestart };
+// How virtio devices reach the guest: virtio-pci (what stock kernels probe)
+// or virtio-mmio (kernels built for microVMs).
+enum class VirtioTransport { kPci, kMmio };
+
+struct ConsoleConfig {
+  ConsoleKind kind = ConsoleKind::kStdio;
+  std::string path;  // kFile only
+};
+
+// One virtio-blk disk on a raw image (`--disk`, JSON `disks[]`).
 struct DiskConfig {
-  std::string path;                 // required
-  bool readonly = false;            // writes fail with an I/O error
-  std::string cache = "writeback";  // or "none" (O_DIRECT)
-  std::string serial;               // what the guest's GET_ID returns, at most 20 bytes
-  std::string id;                   // its name on the control socket; "": disk0, disk1, ...
-  unsigned queues = 1;              // request queues, 1 to 16
-  std::string aio = "io_uring";     // or "threads"
+  std::string path;          // required
+  bool readonly = false;     // writes fail with an I/O error
+  bool cache_none = false;   // O_DIRECT: bypass the host page cache ("cache": "none")
+  std::string serial;        // what the guest's GET_ID returns, at most 20 bytes
+  std::string id;            // its name on the control socket; "": disk0, disk1, ... by position
+  uint16_t queues = 1;       // request queues, 1 to 16
+  bool aio_threads = false;  // worker threads instead of io_uring ("aio": "threads")
 
   // The `--disk` syntax: "path=FILE[,readonly=on][,cache=none][,serial=ID]...";
   // a value in double quotes may hold commas.
@@ -31,11 +46,12 @@ struct DiskConfig {
   static std::string Syntax();
 };
 
-// One virtio-net NIC on a TAP (`--net`): exactly one of `tap` and `fd`.
+// One virtio-net NIC on a TAP (`--net`, JSON `nets[]`): exactly one of `tap`
+// and `fd`.
 struct NetConfig {
-  std::string tap;  // the TAP interface's name
-  int fd = -1;      // or an open TAP file descriptor, which the VM takes over
-  std::string mac;  // "xx:xx:xx:xx:xx:xx"; "": 52:54:00:12:34:56 + position
+  std::string tap;               // the TAP interface's name
+  int fd = -1;                   // or an open TAP file descriptor, which the VM takes over
+  std::array<uint8_t, 6> mac{};  // all zero: 52:54:00:12:34:56 + position, as QEMU's
 
   // The `--net` syntax: "tap=NAME[,mac=MAC]" or "fd=N[,mac=MAC]".
   static Result<NetConfig> Parse(const std::string& text);
@@ -47,17 +63,17 @@ struct VmConfig {
   std::string kernel;  // required: bzImage, ELF with a PVH note, Multiboot ELF or x86-64 ELF
   std::string initrd;  // "": none
   std::string cmdline;
-  unsigned cpus = 1;                  // 1 to 254
-  std::string memory = "128M";        // "512M", "2G", "4096K" (a bare number is MiB),
-                                      // ",hugepages=on" for reserved 2 MiB pages
-  std::string cpu_template = "host";  // or "minimal"
-  std::string pit = "auto";           // "on", "off", or "auto" (bzImage kernels only)
-  std::string console = "stdio";      // "stdio", "none" or "file:PATH"
-  std::string transport = "pci";      // virtio over "pci" or "mmio"
-  bool rng = false;                   // a virtio-rng device
-  double timeout = 0;                 // seconds until the VM is stopped; 0: never
+  uint32_t cpus = 1;                     // 1 to 254
+  uint64_t memory_bytes = 128ull << 20;  // 4 MiB to 1 TiB, a multiple of 4 KiB
+  bool hugepages = false;                // reserved 2 MiB hugetlb pages
+  std::string cpu_template = "host";     // or "minimal"
+  PitMode pit = PitMode::kAuto;
+  ConsoleConfig console;
+  VirtioTransport transport = VirtioTransport::kPci;
+  bool rng = false;    // a virtio-rng device
+  double timeout = 0;  // seconds until the VM is stopped; 0: never
   std::string expect;  // end with success once a console line matches (ECMAScript regex)
-  std::string on_reboot = "exit";  // or "restart"
+  OnReboot on_reboot = OnReboot::kExit;
   std::string kvm_device = "/dev/kvm";
   std::vector<DiskConfig> disks;  // in slot order
   std::vector<NetConfig> nets;    // in slot order, after the disks
@@ -73,6 +89,9 @@ struct VmConfig {
   // ("config: cpus: expected an integer from 1 to 254").
   static Result<VmConfig> FromJson(const std::string& text);
   static Result<VmConfig> FromJsonFile(const std::string& path);
+  // One member set from its JSON value, as a description would set it
+  // ("memory", "\"2G\""); the error names it.
+  Status SetMember(const std::string& name, const std::string& json_value);
   // The description as JSON text: every member, except those whose empty
   // value means "the default" (timeout 0, a disk's id, a NIC's mac, an
   // unset kernel or log level).

@@ -1,0 +1,336 @@
+// The VM's own members, in the JSON description's order: each row is the
+// member's flag (`--` and its name with dashes), its help, its JSON name and
+// type, how its text form is checked and set, and how it is written.
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "arch/x86/cpuid.h"
+#include "vmm/base/logging.h"
+#include "vmm/base/status_macros.h"
+#include "vmm/vm_config.h"
+
+namespace mote {
+namespace {
+
+using Json = nlohmann::json;
+using V = VmConfig;
+
+constexpr int kMaxCpus = 254;  // xAPIC IDs are 8 bits and 0xff is the broadcast ID
+constexpr double kMaxTimeoutSeconds = 1e9;
+
+absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+absl::Status SetString(const std::string& text, std::string& out) {
+  out = text;
+  return absl::OkStatus();
+}
+
+absl::Status SetNonEmpty(const std::string& text, std::string& out) {
+  if (text.empty()) return Invalid("expected a non-empty string");
+  out = text;
+  return absl::OkStatus();
+}
+
+absl::Status SetOnOff(const std::string& text, bool& out) {
+  if (text != "on" && text != "off") return Invalid("expected true or false");
+  out = text == "on";
+  return absl::OkStatus();
+}
+
+// A parser's value, or its message.
+template <typename T>
+absl::Status SetParsed(absl::StatusOr<T> parsed, T& out) {
+  if (!parsed.ok()) return parsed.status();
+  out = *std::move(parsed);
+  return absl::OkStatus();
+}
+
+absl::Status SetCpus(const std::string& text, V& c) {
+  int cpus = 0;
+  if (!absl::SimpleAtoi(text, &cpus) || cpus < 1 || cpus > kMaxCpus) {
+    return Invalid(absl::StrFormat("expected an integer from 1 to %d", kMaxCpus));
+  }
+  c.cpus = static_cast<uint32_t>(cpus);
+  return absl::OkStatus();
+}
+
+absl::Status SetMemory(const std::string& text, V& c) {
+  MOTE_ASSIGN_OR_RETURN(MemoryOption memory, ParseMemory(text));
+  if (memory.bytes < kMinMemoryBytes) {
+    return Invalid(absl::StrFormat("'%s' is too small: mote needs at least %d MiB", text,
+                                   kMinMemoryBytes >> 20));
+  }
+  c.memory_bytes = memory.bytes;
+  c.hugepages = memory.hugepages;
+  return absl::OkStatus();
+}
+
+// The largest unit that divides the size exactly.
+std::string MemoryText(uint64_t bytes, bool hugepages) {
+  std::string size = bytes % (1ull << 30) == 0   ? absl::StrFormat("%dG", bytes >> 30)
+                     : bytes % (1ull << 20) == 0 ? absl::StrFormat("%dM", bytes >> 20)
+                                                 : absl::StrFormat("%dK", bytes >> 10);
+  return hugepages ? size + ",hugepages=on" : size;
+}
+
+absl::Status SetTimeout(const std::string& text, V& c) {
+  double seconds = 0;
+  if (!absl::SimpleAtod(text, &seconds) || !(seconds >= 0) || seconds > kMaxTimeoutSeconds) {
+    return Invalid("expected a number of seconds from 0 (never) to 1e9");
+  }
+  c.timeout = seconds;
+  return absl::OkStatus();
+}
+
+absl::Status SetLogLevel(const std::string& text, V& c) {
+  for (const char* level : kLogLevels) {
+    if (text == level) return SetString(text, c.log_level);
+  }
+  return Invalid("expected one of: " + absl::StrJoin(kLogLevels, ", "));
+}
+
+std::string ConsoleText(const ConsoleConfig& console) {
+  switch (console.kind) {
+    case ConsoleKind::kNone:
+      return "none";
+    case ConsoleKind::kFile:
+      return "file:" + console.path;
+    case ConsoleKind::kStdio:
+      break;
+  }
+  return "stdio";
+}
+
+const char* PitText(PitMode pit) {
+  return pit == PitMode::kOn ? "on" : pit == PitMode::kOff ? "off" : "auto";
+}
+
+// disks[] and nets[]: each item set through its section's table, as the
+// flags set it from text; what an item does not name is named by position.
+absl::Status SetDisks(const nlohmann::ordered_json& value, const std::string& path, V& c) {
+  if (!value.is_array()) return JsonMemberError(path, "expected an array of disk objects");
+  std::vector<DiskConfig> disks(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string item = absl::StrFormat("%s[%d]", path, i);
+    MOTE_RETURN_IF_ERROR(ApplyJsonObject("--disk", value[i], item, DiskMembers(), disks[i]));
+    if (!value[i].contains("path")) return JsonMemberError(item + ".path", "missing (required)");
+  }
+  c.disks = std::move(disks);
+  FillDefaultNames(c);
+  return absl::OkStatus();
+}
+
+absl::Status SetNets(const nlohmann::ordered_json& value, const std::string& path, V& c) {
+  if (!value.is_array()) return JsonMemberError(path, "expected an array of NIC objects");
+  std::vector<NetConfig> nets(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string item = absl::StrFormat("%s[%d]", path, i);
+    MOTE_RETURN_IF_ERROR(ApplyJsonObject("--net", value[i], item, NetMembers(), nets[i]));
+    if (!value[i].contains("tap") && !value[i].contains("fd")) {
+      return JsonMemberError(item, "expected a tap or an fd member");
+    }
+    if (absl::Status s = CheckNetBackend(nets[i]); !s.ok()) {
+      return JsonMemberError(item, std::string(s.message()));
+    }
+  }
+  c.nets = std::move(nets);
+  FillDefaultNames(c);
+  return absl::OkStatus();
+}
+
+template <class Section>
+Json ListJson(const std::vector<Section>& items, const std::vector<SectionMember<Section>>& table) {
+  Json list = Json::array();
+  for (const Section& item : items) list.push_back(SectionToJson(item, table));
+  return list;
+}
+
+}  // namespace
+
+const std::vector<SectionMember<VmConfig>>& VmMembers() {
+  using T = MemberType;
+  static const std::vector<SectionMember<VmConfig>> members = {
+      {.name = "kernel",
+       .type = T::kString,
+       .syntax = "PATH",
+       .set = [](const std::string& t, V& c) { return SetNonEmpty(t, c.kernel); },
+       .get = [](const V& c) { return c.kernel.empty() ? Json() : Json(c.kernel); },
+       .help = "Kernel image: bzImage, ELF with a PVH note, Multiboot ELF, or x86-64 ELF "
+               "(required)",
+       .expected = "a non-empty string"},
+      {.name = "initrd",
+       .type = T::kString,
+       .syntax = "PATH",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.initrd); },
+       .get = [](const V& c) { return Json(c.initrd); },
+       .help = "Initial ramdisk (Linux) or first module"},
+      {.name = "cmdline",
+       .type = T::kString,
+       .syntax = "TEXT",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.cmdline); },
+       .get = [](const V& c) { return Json(c.cmdline); },
+       .help = "Kernel command line"},
+      {.name = "cpus",
+       .type = T::kInteger,
+       .syntax = "N",
+       .set = &SetCpus,
+       .get = [](const V& c) { return Json(c.cpus); },
+       .help = "Number of vCPUs, 1 to 254",
+       .expected = "an integer from 1 to 254"},
+      {.name = "memory",
+       .type = T::kSize,
+       .syntax = "SIZE",
+       .set = &SetMemory,
+       .get = [](const V& c) { return Json(MemoryText(c.memory_bytes, c.hugepages)); },
+       .help = "Guest RAM: 512 (MiB), 512M, 2G ...; SIZE,hugepages=on for reserved 2 MiB pages",
+       .expected = "a size such as \"512M\" or \"2G\", or an integer of MiB"},
+      {.name = "cpu_template",
+       .type = T::kString,
+       .syntax = "NAME",
+       .set =
+           [](const std::string& t, V& c) {
+             MOTE_RETURN_IF_ERROR(x86::ParseCpuTemplate(t).status());
+             return SetString(t, c.cpu_template);
+           },
+       .get = [](const V& c) { return Json(c.cpu_template); },
+       .help = "CPU features: host or minimal",
+       .expected = "host or minimal"},
+      {.name = "pit",
+       .type = T::kString,
+       .syntax = "MODE",
+       .set = [](const std::string& t, V& c) { return SetParsed(ParsePitMode(t), c.pit); },
+       .get = [](const V& c) { return Json(PitText(c.pit)); },
+       .help = "In-kernel PIT: on, off, or auto (on for Linux bzImage kernels)",
+       .expected = "on, off or auto"},
+      {.name = "console",
+       .type = T::kString,
+       .syntax = "KIND",
+       .set = [](const std::string& t, V& c) { return SetParsed(ParseConsole(t), c.console); },
+       .get = [](const V& c) { return Json(ConsoleText(c.console)); },
+       .help = "Guest console: stdio, file:PATH or none",
+       .expected = "stdio, none or file:PATH"},
+      {.name = "transport",
+       .type = T::kString,
+       .syntax = "KIND",
+       .set = [](const std::string& t, V& c) { return SetParsed(ParseTransport(t), c.transport); },
+       .get =
+           [](const V& c) { return Json(c.transport == VirtioTransport::kMmio ? "mmio" : "pci"); },
+       .help = "How virtio devices attach: pci (virtio-pci, MSI-X) or mmio (virtio-mmio)",
+       .expected = "pci or mmio"},
+      {.name = "rng",
+       .type = T::kBool,
+       .syntax = "",
+       .set = [](const std::string& t, V& c) { return SetOnOff(t, c.rng); },
+       .get = [](const V& c) { return Json(c.rng); },
+       .help = "Give the guest a virtio-rng device backed by getrandom"},
+      {.name = "timeout",
+       .type = T::kNumber,
+       .syntax = "SECONDS",
+       .set = &SetTimeout,
+       .get = [](const V& c) { return c.timeout == 0 ? Json() : Json(c.timeout); },
+       .help = "Stop the guest after SECONDS (exit code 8); 0: never",
+       .expected = "a number of seconds from 0 (never) to 1e9"},
+      {.name = "expect",
+       .type = T::kString,
+       .syntax = "REGEX",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.expect); },
+       .get = [](const V& c) { return Json(c.expect); },
+       .help = "Exit 0 as soon as a console line matches this regex (10 if the guest ends first)"},
+      {.name = "on_reboot",
+       .type = T::kString,
+       .syntax = "ACTION",
+       .set = [](const std::string& t, V& c) { return SetParsed(ParseOnReboot(t), c.on_reboot); },
+       .get =
+           [](const V& c) { return Json(c.on_reboot == OnReboot::kRestart ? "restart" : "exit"); },
+       .help = "What a guest reboot does: exit (code 4) or restart",
+       .expected = "exit or restart"},
+      {.name = "kvm_device",
+       .type = T::kString,
+       .syntax = "PATH",
+       .set = [](const std::string& t, V& c) { return SetNonEmpty(t, c.kvm_device); },
+       .get = [](const V& c) { return Json(c.kvm_device); },
+       .help = "The KVM device to open",
+       .expected = "a non-empty string"},
+      {.name = "disks",
+       .type = T::kList,
+       .syntax = "SPEC",
+       .set =
+           [](const std::string& t, V& c) {
+             MOTE_ASSIGN_OR_RETURN(DiskConfig disk, ParseDisk(t));
+             c.disks.push_back(std::move(disk));
+             return absl::OkStatus();
+           },
+       .get = [](const V& c) { return ListJson(c.disks, DiskMembers()); },
+       .help = "A virtio-blk disk (repeatable; a value in double quotes may hold commas)",
+       .expected = "an array of disk objects",
+       .set_json = &SetDisks,
+       .item_syntax = [] { return SectionSyntax(DiskMembers()); }},
+      {.name = "nets",
+       .type = T::kList,
+       .syntax = "SPEC",
+       .set =
+           [](const std::string& t, V& c) {
+             MOTE_ASSIGN_OR_RETURN(NetConfig net, ParseNet(t));
+             c.nets.push_back(std::move(net));
+             return absl::OkStatus();
+           },
+       .get = [](const V& c) { return ListJson(c.nets, NetMembers()); },
+       .help = "A virtio-net NIC on a TAP, by name or an inherited fd (one of the two; repeatable)",
+       .expected = "an array of NIC objects",
+       .set_json = &SetNets,
+       .item_syntax = [] { return SectionSyntax(NetMembers()); }},
+      {.name = "api_socket",
+       .type = T::kString,
+       .syntax = "PATH",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.api_socket); },
+       .get = [](const V& c) { return Json(c.api_socket); },
+       .help = "Serve the QMP control protocol on this Unix socket (created mode 0600)"},
+      {.name = "paused",
+       .type = T::kBool,
+       .syntax = "",
+       .set = [](const std::string& t, V& c) { return SetOnOff(t, c.paused); },
+       .get = [](const V& c) { return Json(c.paused); },
+       .help = "Start with the vCPUs stopped until a QMP `cont`"},
+      {.name = "name",
+       .type = T::kString,
+       .syntax = "NAME",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.name); },
+       .get = [](const V& c) { return Json(c.name); },
+       .help = "The VM's name (QMP query-name)"},
+      {.name = "log_level",
+       .type = T::kString,
+       .syntax = "LEVEL",
+       .set = &SetLogLevel,
+       .get = [](const V& c) { return c.log_level.empty() ? Json() : Json(c.log_level); },
+       .help = "trace, debug, info, warn, error or off",
+       .expected = "one of: trace, debug, info, warn, error, off"},
+  };
+  return members;
+}
+
+std::string FlagName(const SectionMember<VmConfig>& member) {
+  std::string flag = "--" + std::string(member.name);
+  for (char& c : flag) c = c == '_' ? '-' : c;
+  if (member.type == MemberType::kList) flag.pop_back();  // --disk for disks[]
+  return flag;
+}
+
+absl::Status ApplyFlag(const SectionMember<VmConfig>& member,
+                       const std::vector<std::string>& values, VmConfig& config) {
+  if (member.type == MemberType::kList) {
+    // The flags replace the list (a --config file's, say) as a whole.
+    MOTE_RETURN_IF_ERROR(member.set_json(nlohmann::ordered_json::array(), member.name, config));
+    for (const std::string& text : values) MOTE_RETURN_IF_ERROR(member.set(text, config));
+    FillDefaultNames(config);
+    return absl::OkStatus();
+  }
+  std::string text = values.empty() ? "on" : values.back();  // a bare bool flag is on
+  if (absl::Status s = member.set(text, config); !s.ok()) {
+    return Invalid(std::string(member.name) + ": " + std::string(s.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mote
