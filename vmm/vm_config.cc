@@ -47,17 +47,18 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text) {
 }
 
 absl::StatusOr<MemoryOption> ParseMemory(const std::string& text) {
-  size_t comma = text.find(',');
-  MemoryOption option;
-  absl::StatusOr<uint64_t> bytes = ParseMemorySize(text.substr(0, comma));
-  if (!bytes.ok()) return bytes.status();
-  option.bytes = *bytes;
-  if (comma == std::string::npos) return option;
-  std::string rest = text.substr(comma + 1);
-  if (rest == "hugepages=on") {
-    option.hugepages = true;
-  } else if (rest != "hugepages=off") {
+  // SIZE, then options as the other KEY=VALUE flags write them.
+  absl::StatusOr<KeyValues> items = SplitKeyValues(text);
+  auto bad = [&] {
     return absl::InvalidArgumentError("memory '" + text + "': expected SIZE[,hugepages=on|off]");
+  };
+  if (!items.ok() || !items->front().second.empty()) return bad();
+  MemoryOption option;
+  MOTE_ASSIGN_OR_RETURN(option.bytes, ParseMemorySize(items->front().first));
+  for (size_t i = 1; i < items->size(); ++i) {
+    const auto& [key, value] = (*items)[i];
+    if (key != "hugepages" || (value != "on" && value != "off")) return bad();
+    option.hugepages = value == "on";
   }
   if (option.hugepages && option.bytes % (2 << 20) != 0) {
     return absl::InvalidArgumentError("memory '" + text +

@@ -40,6 +40,10 @@ TEST_CASE("--memory takes hugepages=on|off after the size", "[vm_config]") {
   CHECK(ParseMemory("4100K,hugepages=on").status().message() ==
         "memory '4100K,hugepages=on': with hugepages=on the size is a multiple of 2 MiB");
   CHECK_FALSE(ParseMemory("lots,hugepages=on").ok());
+  CHECK(ParseMemory(",hugepages=on").status().message() ==
+        "memory ',hugepages=on': expected SIZE[,hugepages=on|off]");
+  CHECK(ParseMemory("64M=1").status().message() ==
+        "memory '64M=1': expected SIZE[,hugepages=on|off]");
 }
 
 TEST_CASE("ValidateConfig names the problem", "[vm_config]") {
