@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "vmm/base/status_macros.h"
+#include "vmm/startup_timings.h"
 
 namespace mote {
 namespace {
@@ -50,6 +51,7 @@ bool ConsoleOutput::LineMatches(const std::string& line) const {
 }
 
 void ConsoleOutput::Write(absl::Span<const uint8_t> bytes) {
+  startup::Mark(startup::Phase::kFirstConsoleByte);
   if (fd_ >= 0) WriteAll(fd_, bytes.data(), bytes.size());
   if (!expect_.has_value()) return;
   bool fire = false;

@@ -6,7 +6,9 @@
 // exit() or catches CLI11's exceptions.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "vmm/console.h"
 #include "vmm/ctl.h"
 #include "vmm/outcome.h"
+#include "vmm/startup_timings.h"
 #include "vmm/vm_config.h"
 
 namespace mote {
@@ -30,9 +33,14 @@ int Fail(const std::string& message) {
   return exit_code::kHostError;
 }
 
-// What the flags' callbacks found wrong; the first error wins.
+// What the flags' callbacks found wrong (the first error wins), and the
+// process-level flags that are not part of the VM's configuration.
 struct RunFlags {
   std::string error;
+  bool timings = false;      // --timings: a table on stderr at exit
+  std::string timings_file;  // --timings=FILE: JSON there instead,
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> timings_out{nullptr,
+                                                              std::fclose};  // opened early
 };
 
 // One flag per VM member (vmm/vm_config.h's table): the member's help, its
@@ -82,9 +90,39 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags) {
         }
       },
       "The whole VM as a JSON file (docs/vm-config.md); other flags override it");
+  run->add_option_function<std::string>(
+         "--timings",
+         [&flags](const std::string& file) {
+           flags.timings = true;
+           flags.timings_file = file;
+           if (file.empty()) return;
+           // Opened now, so a path that cannot be written is refused before the guest runs.
+           flags.timings_out.reset(std::fopen(file.c_str(), "w"));
+           if (flags.timings_out == nullptr && flags.error.empty()) {
+             flags.error = "--timings " + file + ": " + std::strerror(errno);
+           }
+         },
+         "Report where start-up went: a table on stderr at exit, or JSON to FILE")
+      ->expected(0, 1)
+      ->type_name("[=FILE]");
   for (const SectionMember<libmote::VmConfig>& member : VmMembers()) {
     AddMemberFlag(run, member, config, flags);
   }
+}
+
+// The --timings report, once the VM has ended: JSON to the file, or a table
+// on stderr. Returns false (after one error line) if the file cannot be written.
+bool ReportTimings(RunFlags& flags) {
+  startup::Mark(startup::Phase::kExit);
+  if (flags.timings_out == nullptr) {
+    std::fputs(startup::Table().c_str(), stderr);
+    return true;
+  }
+  bool written =
+      std::fputs((startup::ToJson().dump(2) + "\n").c_str(), flags.timings_out.get()) >= 0;
+  if (std::fclose(flags.timings_out.release()) != 0) written = false;
+  if (!written) Fail("--timings " + flags.timings_file + ": " + std::strerror(errno));
+  return written;
 }
 
 // Runs the VM through libmote, as any embedder would, and maps its end to
@@ -117,6 +155,7 @@ int RunVm(const libmote::VmConfig& config) {
 }
 
 int Main(int argc, char** argv) {
+  int64_t main_ns = startup::MonotonicNs();
   libmote::VmConfig config;
   RunFlags flags;
   CtlRequest ctl;
@@ -147,7 +186,11 @@ int Main(int argc, char** argv) {
   }
   if (ctl_app->parsed()) return RunCtl(ctl);
   if (!flags.error.empty()) return Fail(flags.error);
-  return RunVm(config);
+  if (!flags.timings) return RunVm(config);
+  startup::Enable(main_ns);
+  startup::Mark(startup::Phase::kConfigParsed);
+  int code = RunVm(config);
+  return ReportTimings(flags) ? code : exit_code::kHostError;
 }
 
 }  // namespace

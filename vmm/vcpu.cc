@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "arch/x86/vcpu_dump.h"
 #include "vmm/base/logging.h"
+#include "vmm/startup_timings.h"
 #include "vmm/vcpu_exit.h"
 
 namespace mote {
@@ -130,6 +131,7 @@ void Vcpu::Loop() {
       ParkIfPaused();
       continue;  // re-checks stop_
     }
+    startup::Mark(startup::Phase::kFirstKvmRun);
     int err = fd_.Run();
     if (err == EINTR || err == EAGAIN) {
       __atomic_store_n(&fd_.run()->immediate_exit, 0, __ATOMIC_SEQ_CST);

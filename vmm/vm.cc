@@ -22,6 +22,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
+#include "vmm/startup_timings.h"
 
 namespace mote {
 namespace {
@@ -162,6 +163,7 @@ absl::Status Vm::Build() {
                                             config_.hugepages ? GuestMemory::Pages::kHuge2M
                                                               : GuestMemory::Pages::kTransparent));
   MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
+  startup::Mark(startup::Phase::kKernelLoaded);
 
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_device);
   if (!kvm.ok()) {
@@ -179,6 +181,7 @@ absl::Status Vm::Build() {
   vm_fd_.emplace(std::move(vm_fd));
   MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
   MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
+  startup::Mark(startup::Phase::kVmCreated);
   // With the irqchip in place, registering guest RAM waits several ms for
   // KVM (an SRCU grace period, mostly asleep): it runs on a thread of its own
   // while the devices and vCPUs are set up, and is joined before Build
@@ -207,6 +210,7 @@ absl::Status Vm::RegisterMemory(VmFd& vm, const GuestMemory& mem) {
     MOTE_RETURN_IF_ERROR(vm.SetUserMemoryRegion(slot, regions[slot].guest_base, regions[slot].size,
                                                 regions[slot].host));
   }
+  startup::Mark(startup::Phase::kMemoryRegistered);
   return absl::OkStatus();
 }
 
@@ -229,7 +233,9 @@ absl::Status Vm::BuildOnTopOfMemory(const VirtioDevices& virtio_devices) {
   }
   MOTE_RETURN_IF_ERROR(CreateDevices());
   MOTE_RETURN_IF_ERROR(pci ? CreateVirtioPci(virtio_devices) : CreateVirtioMmio(virtio_devices));
-  return CreateVcpus();
+  MOTE_RETURN_IF_ERROR(CreateVcpus());
+  startup::Mark(startup::Phase::kVcpusCreated);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<VirtioDevices> Vm::OpenVirtioDevices() {
@@ -459,6 +465,7 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
                   absl::StrFormat("guest wrote 0x%x to the debug-exit port", value)});
       break;
     case GuestEvent::kBootDone: {
+      startup::Mark(startup::Phase::kBootTimer);
       absl::Duration elapsed = absl::Now() - launch_time_;
       bool first;
       {

@@ -92,6 +92,8 @@ def cases(f, busy_socket):
         ("cpu template", run("--kernel", k, "--cpu-template", "pentium"), r"CPU template"),
         # The VM description (--config).
         ("config missing", run("--config", os.path.join(f.d, "none.json")), r"cannot read config"),
+        ("timings unwritable", run("--kernel", k, f"--timings={f.d}/no/such/dir/t.json"),
+         r"--timings .*/no/such/dir/t.json: No such file or directory"),
         ("config not JSON", run("--config", f.config('{"kernel": "k", "cpus": }')), r"config: line 1"),
         ("config not an object", run("--config", f.config("[1, 2]")), r"config: .*object"),
         ("config wrong type", run("--config", f.config({"kernel": k, "cpus": "two"})), r"config: cpus"),

@@ -143,6 +143,66 @@ def demo_powers_off(ctx):
     expect_eq("exit code (ACPI power-off)", code, 0)
 
 
+# ---- Start-up report (--timings) ---------------------------------------------
+
+STARTUP_PHASES = ["process_start", "main", "config_parsed", "kernel_loaded", "vm_created",
+                  "memory_registered", "vcpus_created", "first_kvm_run", "boot_timer",
+                  "first_console_byte", "exit"]
+
+
+@case
+def startup_timings(ctx):
+    """--timings=FILE: every phase of a guest that writes the boot timer and
+    prints, in causal order, on the same clock as this script's; --timings
+    alone: the same phases as a table on stderr; without it: no report."""
+    import json
+    report = os.path.join(ctx.scratch, f"timings-{os.getpid()}.json")
+    before = time.monotonic_ns()
+    code, out, err, _ = ctx.boot("hello", f"--timings={report}")
+    after = time.monotonic_ns()
+    expect_eq("exit code", code, 1)
+    with open(report) as f:
+        got = json.load(f)
+    os.unlink(report)
+    expect_eq("clock", got["clock"], "CLOCK_MONOTONIC")
+    at = {p["phase"]: p for p in got["phases"]}
+    expect_eq("phases", sorted(at), sorted(STARTUP_PHASES))
+    ns = {name: p["monotonic_ns"] for name, p in at.items()}
+    # What happened before what, whatever the host's speed. Memory is
+    # registered on a thread of its own, beside the devices and vCPUs.
+    for a, b in (("process_start", "main"), ("main", "config_parsed"),
+                 ("config_parsed", "kernel_loaded"), ("kernel_loaded", "vm_created"),
+                 ("vm_created", "memory_registered"), ("vm_created", "vcpus_created"),
+                 ("memory_registered", "first_kvm_run"), ("vcpus_created", "first_kvm_run"),
+                 ("first_kvm_run", "boot_timer"), ("first_kvm_run", "first_console_byte"),
+                 ("boot_timer", "exit"), ("first_console_byte", "exit")):
+        if not ns[a] <= ns[b]:
+            raise Failure(f"{a} at {at[a]['ms']:.3f} ms comes after {b} at {at[b]['ms']:.3f} ms")
+    # The same clock as ours: mote ran inside [before, after] (its start is
+    # the kernel's record, a clock tick early at most).
+    tick = got["tick_ms"] * 1_000_000
+    if not (before - tick <= ns["process_start"] and ns["main"] >= before and ns["exit"] <= after):
+        raise Failure(f"the report's times fall outside the run ({before}..{after} ns): {ns}")
+    for name, p in at.items():
+        expect_eq(f"{name}: ms", round(p["ms"], 3), round((ns[name] - ns["process_start"]) / 1e6, 3))
+    print("; ".join(f"{n} {at[n]['ms']:.2f}" for n in STARTUP_PHASES))
+
+    code, _, err, _ = ctx.boot("hello", "--timings")
+    expect_eq("exit code with the table", code, 1)
+    labels = re.findall(r"^ +[0-9.]+ +\+[0-9.]+  (.+)$", err, re.M)
+    for label in ("process start", "main() entered", "configuration parsed",
+                  "kernel and initrd loaded", "KVM VM and irqchip created",
+                  "guest memory registered", "devices and vCPUs created", "first KVM_RUN",
+                  "guest wrote the boot timer", "first console byte", "exit"):
+        if not any(l.startswith(label) for l in labels):
+            raise Failure(f"the table has no row {label!r}: {labels}")
+    expect_eq("the table's last row", labels[-1], "exit")
+
+    _, _, err, _ = ctx.boot("hello")
+    if "start-up" in err:
+        raise Failure("a report without --timings")
+
+
 # ---- SMP ---------------------------------------------------------------------
 
 def smp(ctx, n):
