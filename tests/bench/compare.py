@@ -7,20 +7,27 @@ the median (and min, max) of --runs. Writes a Markdown table and a PNG plot
 
 Usage: tests/bench/compare.py [--runs 20] [--only startup,memory,rate,exits]
        [--out build/bench] [--mote build/vmm/mote] [--images build/guest-images]
-Not part of the default test run. Needs root (/dev/kvm), qemu-system-x86 and
-gnuplot-nox (scripts/bench-setup.sh installs them). Disk and network
-throughput are tests/bench/blk_bench.py and net_bench.py.
+       [--smoke]
+Needs root (/dev/kvm, tracefs), qemu-system-x86 and gnuplot-nox
+(scripts/bench-setup.sh installs them). Disk and network throughput are
+tests/bench/blk_bench.py and net_bench.py. --smoke runs every section with a
+few launches only: the kvm suite's bench_harness_smoke runs it so the
+harness cannot break unseen.
 
 What is measured, from the moment just before the harness starts the process
-(time.monotonic_ns, the same clock the shim and the pipes are read with):
-- first KVM_RUN: an LD_PRELOAD shim (first_kvm_run.c) records the first
-  ioctl(KVM_RUN) of the process;
+(time.monotonic_ns: CLOCK_MONOTONIC, the clock of every figure below):
+- first KVM_RUN: mote's own report (mote run --timings=FILE, phase
+  first_kvm_run); for QEMU and the floor, the kernel's syscall tracepoint
+  (kvm_trace.py: sys_enter_ioctl with cmd == KVM_RUN, trace_clock mono),
+  which sees static and dynamic binaries alike without slowing them. The
+  tracepoint's figure for mote is kept too, as a check on its report;
 - boot timer: the guest writes port 0x440 once it has booted; mote logs it
   ("guest boot done"), the floor prints "boot-timer", and QEMU gets an
   isa-debugcon on 0x440 writing to stderr; the harness notes when that
   arrives on the process's stderr;
 - exit: when the process has exited (waitpid).
 """
+import json
 import argparse
 import os
 import re
@@ -31,6 +38,7 @@ import sys
 import time
 
 from bar_plot import paired_bars
+from kvm_trace import FirstKvmRun
 from vmms import Floor, Mote, QemuMicrovm, ROOT, build_helpers, qemu_binary
 
 MIB = 1 << 20
@@ -51,21 +59,23 @@ def log(msg):
 
 class Sample:
     def __init__(self):
-        self.first_run_ms = None
+        self.first_run_ms = None  # mote: its report; the others: the tracepoint
+        self.traced_run_ms = None  # the tracepoint, for every monitor
         self.boot_ms = None
         self.exit_ms = None
         self.code = None
 
 
-def run_once(vmm, command, shim, marker_file, want_code):
+def run_once(vmm, command, tracer, report_file, want_code):
     """One launch, timed; stdout (the guest console) is discarded."""
-    if os.path.exists(marker_file):
-        os.unlink(marker_file)
-    env = dict(os.environ, LD_PRELOAD=shim, FIRST_KVM_RUN_FILE=marker_file)
+    own_report = isinstance(vmm, Mote)
+    if own_report:
+        command = command + [f"--timings={report_file}"]
+    tracer.clear()
     s = Sample()
     start = time.monotonic_ns()
     p = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, env=env)
+                         stderr=subprocess.PIPE)
     err = b""
     fd = p.stderr.fileno()
     while True:
@@ -78,14 +88,23 @@ def run_once(vmm, command, shim, marker_file, want_code):
             s.boot_ms = (now - start) / 1e6
     s.code = p.wait()
     s.exit_ms = (time.monotonic_ns() - start) / 1e6
-    try:
-        with open(marker_file) as f:
-            s.first_run_ms = (int(f.read()) - start) / 1e6
-    except (OSError, ValueError):
-        pass
-    if s.code != want_code or s.boot_ms is None or s.first_run_ms is None:
+    traced = tracer.first_run_ns(p.pid)
+    if traced is not None:
+        s.traced_run_ms = (traced - start) / 1e6
+    if own_report:
+        try:
+            with open(report_file) as f:
+                phases = {x["phase"]: x["monotonic_ns"] for x in json.load(f)["phases"]}
+            s.first_run_ms = (phases["first_kvm_run"] - start) / 1e6
+        except (OSError, ValueError, KeyError):
+            pass
+    else:
+        s.first_run_ms = s.traced_run_ms
+    if s.code != want_code or s.boot_ms is None or s.first_run_ms is None or s.traced_run_ms is None:
         raise SystemExit(f"{vmm.name}: exit {s.code} (want {want_code}), boot marker "
-                         f"{'seen' if s.boot_ms else 'missing'}: {' '.join(command)}\n"
+                         f"{'seen' if s.boot_ms else 'missing'}, first KVM_RUN "
+                         f"{'reported' if s.first_run_ms else 'missing'}, "
+                         f"{'traced' if s.traced_run_ms else 'not traced'}: {' '.join(command)}\n"
                          f"{err.decode(errors='replace')}")
     return s
 
@@ -94,59 +113,60 @@ def stats(values):
     return statistics.median(values), min(values), max(values)
 
 
-def startup(args, helpers, vmms_for):
-    """(guest label, vmm name) -> {"first_run": [...], "boot": [...], "exit": [...]}"""
+def startup(args, vmms_for):
+    """(guest label, vmm name) -> {"first_run": [...], "traced_run": [...],
+    "boot": [...], "exit": [...]}"""
     results = {}
-    marker = os.path.join(args.out, "first-kvm-run.ns")
-    for label, image, cmdline, cpus in STARTUP_GUESTS:
-        kernel = os.path.join(args.images, image)
-        vmms = [v for v in vmms_for(cpus)]
-        commands = {v.name: v.command(kernel, cmdline, cpus=cpus) for v in vmms}
-        for v in vmms:  # warm-up: page cache, dynamic loader
-            run_once(v, commands[v.name], helpers["first_kvm_run.so"], marker, 1)
-        for i in range(args.runs):
-            for v in vmms:
-                s = run_once(v, commands[v.name], helpers["first_kvm_run.so"], marker, 1)
-                r = results.setdefault((label, v.name), {"first_run": [], "boot": [], "exit": []})
-                r["first_run"].append(s.first_run_ms)
-                r["boot"].append(s.boot_ms)
-                r["exit"].append(s.exit_ms)
-        log(f"startup: {label} done")
+    report = os.path.join(args.out, "mote-timings.json")
+    guests = STARTUP_GUESTS[:1] if args.smoke else STARTUP_GUESTS
+    with FirstKvmRun() as tracer:
+        for label, image, cmdline, cpus in guests:
+            kernel = os.path.join(args.images, image)
+            vmms = [v for v in vmms_for(cpus)]
+            commands = {v.name: v.command(kernel, cmdline, cpus=cpus) for v in vmms}
+            for v in vmms:  # warm-up: page cache, dynamic loader
+                run_once(v, commands[v.name], tracer, report, 1)
+            for i in range(args.runs):
+                for v in vmms:
+                    s = run_once(v, commands[v.name], tracer, report, 1)
+                    r = results.setdefault((label, v.name),
+                                           {"first_run": [], "traced_run": [], "boot": [], "exit": []})
+                    r["first_run"].append(s.first_run_ms)
+                    r["traced_run"].append(s.traced_run_ms)
+                    r["boot"].append(s.boot_ms)
+                    r["exit"].append(s.exit_ms)
+            log(f"startup: {label} done")
     return results
 
 
-def resident_kib(pid, guest_bytes):
-    """(whole process, guest RAM, private dirty beyond guest RAM) resident
-    KiB from /proc/PID/smaps. The guest RAM is the one mapping at least as
-    large as the guest. Private dirty pages are what one more VM costs the
-    host; clean library pages are shared with every other process."""
-    total = guest = private = 0
-    size = None
+def overhead_kib(pid, guest_bytes):
+    """{"resident", "pss", "private_dirty"}: KiB of /proc/PID/smaps beyond the
+    guest RAM mapping (the one mapping at least as large as the guest).
+    Resident counts shared library pages whole, PSS splits them among their
+    users; private dirty pages (heap, stacks, written data) are what one
+    more VM costs the host."""
+    out = {"resident": 0, "pss": 0, "private_dirty": 0}
+    fields = {"Rss:": "resident", "Pss:": "pss", "Private_Dirty:": "private_dirty"}
+    is_guest = False
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
-            m = re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line)
-            if m:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-                size = hi - lo
+                is_guest = hi - lo >= guest_bytes
                 continue
-            is_guest = size is not None and size >= guest_bytes
-            if line.startswith("Rss:"):
-                kib = int(line.split()[1])
-                total += kib
-                if is_guest:
-                    guest += kib
-            elif line.startswith("Private_Dirty:") and not is_guest:
-                private += int(line.split()[1])
-    return total, guest, private
+            key = line.split(":", 1)[0] + ":"
+            if key in fields and not is_guest:
+                out[fields[key]] += int(line.split()[1])
+    return out
 
 
 def memory(args, vmms_for):
-    """(memory MiB, vmm) -> [overhead KiB]: resident memory beyond the guest's
+    """(memory MiB, vmm) -> [overhead_kib() dicts]: memory beyond the guest's
     touched pages, sampled while test=spin spins (every thread is up)."""
     results = {}
     kernel = os.path.join(args.images, "motetest.pvh")
     for mib in (128, 2048):
-        for i in range(max(3, args.runs // 4)):
+        for i in range(1 if args.smoke else max(3, args.runs // 4)):
             for v in vmms_for(1):
                 p = subprocess.Popen(v.command(kernel, "test=spin", memory_mib=mib), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -159,41 +179,44 @@ def memory(args, vmms_for):
                         raise SystemExit(f"{v.name}: no 'spin: forever' line")
                     out += chunk
                 time.sleep(0.2)  # let start-up settle
-                total, guest, private = resident_kib(p.pid, mib * MIB)
+                sample = overhead_kib(p.pid, mib * MIB)
                 p.kill()
                 p.wait()
-                results.setdefault((mib, v.name), []).append((total - guest, private))
+                results.setdefault((mib, v.name), []).append(sample)
         log(f"memory: {mib} MiB done")
     return results
 
 
-def launch_rate(args, vmms_for, guests=200):
-    """(in flight, vmm) -> guests per second: `guests` mini guests started,
-    run to their exit and reaped, with N in flight at a time."""
+def launch_rate(args, vmms_for):
+    """(in flight, vmm) -> (guests per second, CPU ms per launch): mini
+    guests started, run to their exit and reaped, with N in flight at a
+    time; the CPU time is user + system of the reaped processes (wait4)."""
     results = {}
     kernel = os.path.join(args.images, "mini.pvh")
+    guests = 8 if args.smoke else 200
     for v in vmms_for(1):
         if v.name.startswith("floor"):
             continue
         command = v.command(kernel, "")
-        for in_flight in (1, 2, 8, 32):
+        for in_flight in ((1, 8) if args.smoke else (1, 2, 8, 32)):
             start = time.monotonic()
-            running, started, done = [], 0, 0
+            running, started, done, cpu = {}, 0, 0, 0.0
             while done < guests:
                 while started < guests and len(running) < in_flight:
-                    running.append(subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    p = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    running[p.pid] = p
                     started += 1
-                pid, status = os.wait()
-                for p in running:
-                    if p.pid == pid:
-                        p.returncode = os.waitstatus_to_exitcode(status)
-                        if p.returncode != 1:
-                            raise SystemExit(f"{v.name}: a guest exited {p.returncode}")
-                        running.remove(p)
-                        done += 1
-                        break
-            results[(in_flight, v.name)] = guests / (time.monotonic() - start)
+                pid, status, usage = os.wait4(-1, 0)
+                p = running.pop(pid, None)
+                if p is None:
+                    continue
+                p.returncode = os.waitstatus_to_exitcode(status)
+                if p.returncode != 1:
+                    raise SystemExit(f"{v.name}: a guest exited {p.returncode}")
+                cpu += usage.ru_utime + usage.ru_stime
+                done += 1
+            results[(in_flight, v.name)] = (guests / (time.monotonic() - start), cpu * 1000 / guests)
         log(f"rate: {v.name} done")
     return results
 
@@ -203,11 +226,11 @@ def exit_cost(args, vmms_for):
     guest itself (test=exits, kvmclock)."""
     results = {}
     kernel = os.path.join(args.images, "motetest.pvh")
-    for i in range(max(3, args.runs // 4)):
+    for i in range(1 if args.smoke else max(3, args.runs // 4)):
         for v in vmms_for(1):
             if v.name.startswith("floor"):
                 continue
-            p = subprocess.run(v.command(kernel, "test=exits count=2000"), stdin=subprocess.DEVNULL,
+            p = subprocess.run(v.command(kernel, f"test=exits count={200 if args.smoke else 2000}"), stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=120)
             out = p.stdout.decode(errors="replace")
             for kind in ("pio", "mmio"):
@@ -231,13 +254,21 @@ def report(args, sections):
     if "startup" in sections:
         res = sections["startup"]
         lines += ["## Start-up (ms from process start)", "",
-                  "| guest | monitor | first KVM_RUN | boot-timer write | process exit | exit vs mote |",
-                  "|---|---|---|---|---|---|"]
+                  "From just before the harness starts the process, all on CLOCK_MONOTONIC. First "
+                  "KVM_RUN: mote's own report (`--timings=FILE`); QEMU's and the floor's from the "
+                  "kernel's syscall tracepoint (`sys_enter_ioctl`, cmd == KVM_RUN, trace clock "
+                  "`mono`; tests/bench/kvm_trace.py), which sees static and dynamic binaries alike; "
+                  "the tracepoint's figure for mote is the next column, a check on its report. "
+                  "Boot-timer write: when the monitor's note of the guest's port 0x440 write arrives "
+                  "on its stderr. Exit: waitpid.", "",
+                  "| guest | monitor | first KVM_RUN | (traced) | boot-timer write | process exit "
+                  "| exit vs mote |",
+                  "|---|---|---|---|---|---|---|"]
         for (label, name), r in res.items():
             mote_exit = statistics.median(res[(label, "mote")]["exit"])
             ratio = statistics.median(r["exit"]) / mote_exit
-            lines.append(f"| {label} | {name} | {fmt(r['first_run'])} | {fmt(r['boot'])} | "
-                         f"{fmt(r['exit'])} | {ratio:.2f}× |")
+            lines.append(f"| {label} | {name} | {fmt(r['first_run'])} | {fmt(r['traced_run'])} | "
+                         f"{fmt(r['boot'])} | {fmt(r['exit'])} | {ratio:.2f}× |")
         lines.append("")
         for label in dict.fromkeys(k[0] for k in res):
             m = statistics.median(res[(label, "mote")]["exit"])
@@ -250,21 +281,26 @@ def report(args, sections):
     if "memory" in sections:
         res = sections["memory"]
         lines += ["## VMM memory overhead (KiB beyond the guest's touched pages, test=spin)", "",
-                  "Resident: RSS minus the guest RAM mapping's RSS. Private dirty: the part no other "
-                  "process shares (heap, stacks, written data), what one more VM costs.", "",
-                  "| guest RAM | monitor | resident | private dirty |", "|---|---|---|---|"]
-        for (mib, name), pairs in res.items():
-            lines.append(f"| {mib} MiB | {name} | {fmt([a for a, _ in pairs], ' KiB')} | "
-                         f"{fmt([b for _, b in pairs], ' KiB')} |")
+                  "From /proc/PID/smaps, every mapping but the guest RAM's. Resident: RSS, shared "
+                  "library pages counted whole. PSS: shared pages split among their users. Private "
+                  "dirty: the part no other process shares (heap, stacks, written data), what one "
+                  "more VM costs.", "",
+                  "| guest RAM | monitor | resident | PSS | private dirty |", "|---|---|---|---|---|"]
+        for (mib, name), samples in res.items():
+            lines.append(f"| {mib} MiB | {name} | " +
+                         " | ".join(fmt([s[k] for s in samples], " KiB")
+                                    for k in ("resident", "pss", "private_dirty")) + " |")
         lines.append("")
     if "rate" in sections:
         res = sections["rate"]
+        names = list(dict.fromkeys(k[1] for k in res))
         lines += ["## Launch rate (tiny guests started, run and reaped per second)", "",
-                  "| in flight | " + " | ".join(dict.fromkeys(k[1] for k in res)) + " |",
-                  "|---|" + "---|" * len(dict.fromkeys(k[1] for k in res))]
+                  "Guests per second, and the CPU time (user + system, from wait4) per launch.", "",
+                  "| in flight | " + " | ".join(f"{v} /s | {v} CPU ms" for v in names) + " |",
+                  "|---|" + "---|---|" * len(names)]
         for n in dict.fromkeys(k[0] for k in res):
-            lines.append(f"| {n} | " + " | ".join(f"{res[(n, v)]:.0f}" for v in dict.fromkeys(k[1] for k in res))
-                         + " |")
+            lines.append(f"| {n} | " + " | ".join(f"{res[(n, v)][0]:.0f} | {res[(n, v)][1]:.2f}"
+                                                  for v in names) + " |")
         lines.append("")
     if "exits" in sections:
         res = sections["exits"]
@@ -302,6 +338,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--only", default="startup,memory,rate,exits")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--smoke", action="store_true", help="a few launches per section, to test the harness")
     args = ap.parse_args()
     qemu = qemu_binary()
     if qemu is None:
@@ -318,7 +355,7 @@ def main():
     sections = {}
     wanted = args.only.split(",")
     if "startup" in wanted:
-        sections["startup"] = startup(args, helpers, vmms_for)
+        sections["startup"] = startup(args, vmms_for)
     if "memory" in wanted:
         sections["memory"] = memory(args, vmms_for)
     if "rate" in wanted:
