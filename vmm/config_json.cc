@@ -134,11 +134,14 @@ absl::Status ValidateConfig(const VmConfig& config) {
   if (config.memory_bytes % 4096 != 0) {
     return absl::InvalidArgumentError("memory: not a multiple of 4 KiB");
   }
-  // Written out and read back, every member passes its own row's checks.
-  std::string text =
-      VmConfigToJson(config).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  VmConfig copy;
-  return ApplyVmConfigJson(text, copy, "");
+  // Written out and read back, every member passes its own row's checks
+  // (as JSON values: no text to print and parse).
+  try {
+    VmConfig copy;
+    return ApplyRoot(Json(VmConfigToJson(config)), copy);
+  } catch (const nlohmann::json::exception& e) {  // not expected: every type is checked first
+    return absl::InvalidArgumentError(e.what());
+  }
 }
 
 }  // namespace mote

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "vmm/console.h"
 #include "vmm/ctl.h"
 #include "vmm/outcome.h"
+#include "vmm/startup_pages.h"
 #include "vmm/startup_timings.h"
 #include "vmm/vm_config.h"
 
@@ -125,6 +128,17 @@ bool ReportTimings(RunFlags& flags) {
   return written;
 }
 
+// Waits for the VM's end. A guest still running after its start-up had time
+// to settle no longer needs the code that built it mapped (vmm/startup_pages.h);
+// one that ends sooner never pays for dropping it.
+libmote::Outcome WaitReleasingStartupPages(libmote::Vm& vm) {
+  constexpr std::chrono::milliseconds kSettle{500};
+  if (std::optional<libmote::Outcome> early = vm.WaitFor(kSettle)) return *early;
+  spdlog::debug("releasing start-up pages");  // before: logging after would map it back
+  ReleaseStartupPages();
+  return vm.Wait();
+}
+
 // Runs the VM through libmote, as any embedder would, and maps its end to
 // the process's exit code.
 int RunVm(const libmote::VmConfig& config) {
@@ -141,7 +155,7 @@ int RunVm(const libmote::VmConfig& config) {
   {
     TerminalRawMode raw(config.console.kind == libmote::ConsoleKind::kStdio ? STDIN_FILENO : -1);
     started = (*vm)->Start();
-    if (started.ok()) outcome = (*vm)->Wait();
+    if (started.ok()) outcome = WaitReleasingStartupPages(**vm);
     vm->reset();  // tear down before the terminal is restored
   }
   if (!started.ok()) return Fail(started.message());

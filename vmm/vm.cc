@@ -61,7 +61,6 @@ class Vm::IsaIrqLine : public IrqLine {
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, EventLoop* loop,
                                                EventCallback on_event, absl::Time launch_time) {
-  MOTE_RETURN_IF_ERROR(ValidateConfig(config));
   VmConfig named = config;
   FillDefaultNames(named);
   std::unique_ptr<Vm> vm(new Vm(named, loop, std::move(on_event), launch_time));

@@ -52,8 +52,9 @@ class Vm : public GuestEventSink {
  public:
   using EventCallback = std::function<void(const VmEvent&)>;
 
-  // Validates `config`, creates the KVM objects, memory and devices, loads
-  // the kernel and writes the boot tables. Errors name the bad input. The
+  // Creates the KVM objects, memory and devices, loads the kernel and writes
+  // the boot tables, for a `config` that passed ValidateConfig (checked once,
+  // where it enters: libmote::Vm::Create). Errors name the bad input. The
   // VM's devices and host events run on `loop` (which must outlive the Vm),
   // or on a loop of its own when `loop` is null. `on_event` (optional) is
   // called on the thread where the event happens. The boot timer counts

@@ -162,7 +162,8 @@ def overhead_kib(pid, guest_bytes):
 
 def memory(args, vmms_for):
     """(memory MiB, vmm) -> [overhead_kib() dicts]: memory beyond the guest's
-    touched pages, sampled while test=spin spins (every thread is up)."""
+    touched pages, sampled while test=spin spins (every thread is up), a
+    second after it said so."""
     results = {}
     kernel = os.path.join(args.images, "motetest.pvh")
     for mib in (128, 2048):
@@ -178,7 +179,9 @@ def memory(args, vmms_for):
                         p.kill()
                         raise SystemExit(f"{v.name}: no 'spin: forever' line")
                     out += chunk
-                time.sleep(0.2)  # let start-up settle
+                # Start-up settled: mote drops its start-up code's mappings
+                # 0.5 s after the guest starts (vmm/startup_pages.h).
+                time.sleep(1.0)
                 sample = overhead_kib(p.pid, mib * MIB)
                 p.kill()
                 p.wait()
