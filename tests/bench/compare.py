@@ -32,9 +32,11 @@ import argparse
 import os
 import re
 import select
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from bar_plot import paired_bars
@@ -196,7 +198,7 @@ def launch_rate(args, vmms_for):
     time; the CPU time is user + system of the reaped processes (wait4)."""
     results = {}
     kernel = os.path.join(args.images, "mini.pvh")
-    guests = 8 if args.smoke else 200
+    guests = 8 if args.smoke else args.rate_guests
     for v in vmms_for(1):
         if v.name.startswith("floor"):
             continue
@@ -253,7 +255,8 @@ def fmt(values, unit=""):
 def report(args, sections):
     lines = [f"# mote, QEMU and the KVM floor, side by side", "",
              f"`{' '.join(sys.argv)}` on {os.uname().nodename}, {time.strftime('%Y-%m-%d %H:%M')}; "
-             f"{args.runs} alternating runs after a warm-up; median (min–max).", ""]
+             f"{args.runs} alternating runs after a warm-up; median (min–max). mote and the floor "
+             "run from copies in a local temporary directory, QEMU from /usr/bin.", ""]
     if "startup" in sections:
         res = sections["startup"]
         lines += ["## Start-up (ms from process start)", "",
@@ -341,6 +344,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--only", default="startup,memory,rate,exits")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--rate-guests", type=int, default=200, help="guests per launch-rate figure")
     ap.add_argument("--smoke", action="store_true", help="a few launches per section, to test the harness")
     args = ap.parse_args()
     qemu = qemu_binary()
@@ -348,8 +352,15 @@ def main():
         raise SystemExit("qemu-system-x86_64 is missing: scripts/bench-setup.sh installs it")
     os.makedirs(args.out, exist_ok=True)
     helpers = build_helpers(args.out)
-    mote = Mote(args.mote)
-    floor = Floor(helpers["kvm_floor"], irqchip=True)
+    # mote and the floor run from copies in a local temporary directory, as
+    # QEMU runs from /usr/bin: the nested runner serves the build tree over
+    # 9p in cache=mmap mode, which reads a binary again at every exec (80 ms
+    # of mote's start there), while the host's root (QEMU) is cached.
+    local = tempfile.mkdtemp(prefix="mote-bench-")
+    for path in (args.mote, helpers["kvm_floor"]):
+        shutil.copy2(path, local)
+    mote = Mote(os.path.join(local, os.path.basename(args.mote)))
+    floor = Floor(os.path.join(local, os.path.basename(helpers["kvm_floor"])), irqchip=True)
     microvm = QemuMicrovm(qemu)
 
     def vmms_for(cpus):
@@ -357,14 +368,17 @@ def main():
 
     sections = {}
     wanted = args.only.split(",")
-    if "startup" in wanted:
-        sections["startup"] = startup(args, vmms_for)
-    if "memory" in wanted:
-        sections["memory"] = memory(args, vmms_for)
-    if "rate" in wanted:
-        sections["rate"] = launch_rate(args, vmms_for)
-    if "exits" in wanted:
-        sections["exits"] = exit_cost(args, vmms_for)
+    try:
+        if "startup" in wanted:
+            sections["startup"] = startup(args, vmms_for)
+        if "memory" in wanted:
+            sections["memory"] = memory(args, vmms_for)
+        if "rate" in wanted:
+            sections["rate"] = launch_rate(args, vmms_for)
+        if "exits" in wanted:
+            sections["exits"] = exit_cost(args, vmms_for)
+    finally:
+        shutil.rmtree(local)
     report(args, sections)
     if "startup" in sections:
         plot(args, sections["startup"])
