@@ -119,7 +119,7 @@ def startup(args, vmms_for):
     """(guest label, vmm name) -> {"first_run": [...], "traced_run": [...],
     "boot": [...], "exit": [...]}"""
     results = {}
-    report = os.path.join(args.out, "mote-timings.json")
+    report = os.path.join(args.local, "mote-timings.json")
     guests = STARTUP_GUESTS[:1] if args.smoke else STARTUP_GUESTS
     with FirstKvmRun() as tracer:
         for label, image, cmdline, cpus in guests:
@@ -351,16 +351,16 @@ def main():
     if qemu is None:
         raise SystemExit("qemu-system-x86_64 is missing: scripts/bench-setup.sh installs it")
     os.makedirs(args.out, exist_ok=True)
-    helpers = build_helpers(args.out)
-    # mote and the floor run from copies in a local temporary directory, as
-    # QEMU runs from /usr/bin: the nested runner serves the build tree over
-    # 9p in cache=mmap mode, which reads a binary again at every exec (80 ms
-    # of mote's start there), while the host's root (QEMU) is cached.
-    local = tempfile.mkdtemp(prefix="mote-bench-")
-    for path in (args.mote, helpers["kvm_floor"]):
-        shutil.copy2(path, local)
+    # mote and the floor run from a local temporary directory, as QEMU runs
+    # from /usr/bin: the nested runner serves the build tree over 9p in
+    # cache=mmap mode, which reads a binary again at every exec (80 ms of
+    # mote's start there), while the host's root (QEMU) is cached. mote's
+    # --timings reports go there too; --out gets the results only.
+    local = args.local = tempfile.mkdtemp(prefix="mote-bench-")
+    helpers = build_helpers(local)
+    shutil.copy2(args.mote, local)
     mote = Mote(os.path.join(local, os.path.basename(args.mote)))
-    floor = Floor(os.path.join(local, os.path.basename(helpers["kvm_floor"])), irqchip=True)
+    floor = Floor(helpers["kvm_floor"], irqchip=True)
     microvm = QemuMicrovm(qemu)
 
     def vmms_for(cpus):
