@@ -26,9 +26,18 @@ case "$what" in
     # where the host has none. A host KVM without VMX or SVM in the CPU flags
     # (kvm_pvm) runs the tiny guests but not Linux: suite linux goes nested.
     # Each nested runner keeps one core busy: two run side by side.
+    # A nested VM that stops running (exit 75: tests/nested/run.sh says why)
+    # gets one more try, said on the log; any other status stands.
     nested() { # LABEL COMMAND...
-      local label="$1"; shift
-      tests/nested/run.sh --timeout 3600 -- "$@" 2>&1 | sed -u "s/^/[nested $label] /"
+      local label="$1" attempt status; shift
+      for attempt in 1 2; do
+        set +e
+        tests/nested/run.sh --timeout 3600 -- "$@" 2>&1 | sed -u "s/^/[nested $label] /"
+        status=${PIPESTATUS[0]}
+        set -e
+        if [ "$status" != 75 ] || [ "$attempt" = 2 ]; then return "$status"; fi
+        echo "quickstart: the nested VM of '$label' stopped running; running '$label' once more" >&2
+      done
     }
     logs=()
     for b in build build-san build-tsan; do logs+=("$b/meson-logs/testlog.json" "$b/meson-logs/testlog-kvm.json"); done
