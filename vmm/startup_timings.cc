@@ -81,6 +81,9 @@ std::vector<Reached> ReachedPhases() {
 
 double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+// The clock tick the kernel keeps a process's start to.
+long TickMs() { return 1000 / sysconf(_SC_CLK_TCK); }
+
 }  // namespace
 
 int64_t MonotonicNs() { return ClockNs(CLOCK_MONOTONIC); }
@@ -89,8 +92,6 @@ void Enable(int64_t main_ns) {
   g_marks[static_cast<int>(Phase::kMain)].store(main_ns);
   g_enabled.store(true);
 }
-
-bool Enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 void Record(Phase phase) {
   int64_t zero = 0;
@@ -102,7 +103,7 @@ std::string Table() {
   std::string out = absl::StrFormat(
       "mote start-up, ms from process start (the kernel keeps that to the clock tick, %d ms:\n"
       "figures from it may read up to a tick late; the steps are exact)\n",
-      1000 / sysconf(_SC_CLK_TCK));
+      TickMs());
   int64_t start = reached.empty() ? 0 : reached.front().ns;
   int64_t before = start;
   for (const Reached& r : reached) {
@@ -121,9 +122,7 @@ nlohmann::json ToJson() {
     phases.push_back(
         {{"phase", kNames[r.phase]}, {"ms", Ms(r.ns - start)}, {"monotonic_ns", r.ns}});
   }
-  return {{"clock", "CLOCK_MONOTONIC"},
-          {"tick_ms", 1000 / sysconf(_SC_CLK_TCK)},
-          {"phases", std::move(phases)}};
+  return {{"clock", "CLOCK_MONOTONIC"}, {"tick_ms", TickMs()}, {"phases", std::move(phases)}};
 }
 
 }  // namespace mote::startup

@@ -35,7 +35,6 @@ int64_t MonotonicNs();
 
 // Turns the marks on; `main_ns` is when main() began.
 void Enable(int64_t main_ns);
-bool Enabled();
 
 extern std::atomic<bool> g_enabled;
 void Record(Phase phase);

@@ -41,7 +41,7 @@ import time
 
 from bar_plot import paired_bars
 from kvm_trace import FirstKvmRun
-from vmms import Floor, Mote, QemuMicrovm, ROOT, build_helpers, qemu_binary
+from vmms import Floor, Mote, QemuMicrovm, ROOT, build_floor, qemu_binary
 
 MIB = 1 << 20
 
@@ -357,10 +357,9 @@ def main():
     # mote's start there), while the host's root (QEMU) is cached. mote's
     # --timings reports go there too; --out gets the results only.
     local = args.local = tempfile.mkdtemp(prefix="mote-bench-")
-    helpers = build_helpers(local)
     shutil.copy2(args.mote, local)
     mote = Mote(os.path.join(local, os.path.basename(args.mote)))
-    floor = Floor(helpers["kvm_floor"], irqchip=True)
+    floor = Floor(build_floor(local), irqchip=True)
     microvm = QemuMicrovm(qemu)
 
     def vmms_for(cpus):

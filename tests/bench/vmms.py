@@ -125,17 +125,15 @@ class Floor(Vmm):
         return [self.binary, *self.flags, "--memory", str(memory_mib), kernel, cmdline]
 
 
-def build_helpers(out_dir):
-    """Compiles the floor program (once per source change)."""
+def build_floor(out_dir):
+    """Compiles the floor program into out_dir (once per source change);
+    returns its path."""
     os.makedirs(out_dir, exist_ok=True)
-    built = {}
-    for source, output, flags in (("kvm_floor.c", "kvm_floor", []),):
-        src = os.path.join(BENCH, source)
-        dst = os.path.join(out_dir, output)
-        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
-            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", *flags, "-o", dst, src, "-ldl"], check=True)
-        built[output] = dst
-    return built
+    src = os.path.join(BENCH, "kvm_floor.c")
+    dst = os.path.join(out_dir, "kvm_floor")
+    if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", dst, src], check=True)
+    return dst
 
 
 def qemu_binary():

@@ -208,11 +208,12 @@ deadline=()
 qemu_pid=$!
 # With --timeout, QEMU is timeout's child: watch QEMU itself.
 emulator="$qemu_pid"
-for _ in $(seq 50); do
-  ((${#deadline[@]})) || break
-  child="$(pgrep -P "$qemu_pid" | head -n1)" && [[ -n "$child" ]] && { emulator="$child"; break; }
-  sleep 0.2
-done
+if ((${#deadline[@]})); then
+  for _ in $(seq 50); do
+    child="$(pgrep -P "$qemu_pid" | head -n1)" && [[ -n "$child" ]] && { emulator="$child"; break; }
+    sleep 0.2
+  done
+fi
 watch_for_hang "$emulator" &
 watchdog_pid=$!
 wait "$qemu_pid" || qemu_status=$?
