@@ -136,6 +136,7 @@ qmp::QmpResult VmRunner::Call(const std::string& command, const json& arguments)
 }
 
 void VmRunner::OnVmEvent(const VmEvent& event) {
+  if (qmp_ == nullptr && !options_.on_event) return;  // nobody to tell: build no JSON
   switch (event.kind) {
     case VmEvent::Kind::kStop:
       Emit("STOP", nullptr);
