@@ -249,11 +249,26 @@ def main():
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 shared cores); "
         f"total {time.monotonic() - began:.0f} s.",
     ]
+    # Run i of mote against run i of its peer (they ran back to back): a
+    # ratio that holds only in the median, not in every pair, is not robust.
+    paired = ["", "Per-run ratios, min–max (each run's mote against the same run's peer):"]
+    for name, mode, _, _, _, _, samples in rows:
+        unit = "iops" if mode.startswith("rand") else "mbps"
+        parts = []
+        for a, b in ratios:
+            if b == "host-fio":
+                continue
+            per_run = [x[unit] / y[unit] for x, y in zip(samples[a], samples[b])]
+            parts.append(f"{a} / {b} {min(per_run):.2f}–{max(per_run):.2f} ("
+                         + ", ".join(f"{r:.2f}" for r in per_run) + ")")
+        if parts:
+            paired.append(f"- {name}: " + "; ".join(parts))
     raw = ["", "Raw samples (MB/s): "]
     for name, mode, bs, depth, _, _, samples in rows:
         raw.append(f"- {name}: " + "; ".join(f"{k} " + ", ".join(f"{s['mbps']:.0f}" for s in v)
                                             for k, v in samples.items()))
-    report = table + "\n\n" + "\n".join(notes) + "\n" + "\n".join(raw) + "\n"
+    report = (table + "\n\n" + "\n".join(notes) + "\n" + "\n".join(paired) + "\n"
+              + "\n".join(raw) + "\n")
     print(report)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
