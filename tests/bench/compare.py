@@ -7,7 +7,7 @@ the median (and min, max) of --runs. Writes a Markdown table and a PNG plot
 
 Usage: tests/bench/compare.py [--runs 20] [--only startup,memory,rate,exits]
        [--out build/bench] [--mote build/vmm/mote] [--images build/guest-images]
-       [--smoke]
+       [--smoke] [--no-aslr]
 Needs root (/dev/kvm, tracefs), qemu-system-x86 and gnuplot-nox
 (scripts/bench-setup.sh installs them). Disk and network throughput are
 tests/bench/blk_bench.py and net_bench.py. --smoke runs every section with a
@@ -26,9 +26,17 @@ What is measured, from the moment just before the harness starts the process
   isa-debugcon on 0x440 writing to stderr; the harness notes when that
   arrives on the process's stderr;
 - exit: when the process has exited (waitpid).
+
+--no-aslr, a diagnostic: every monitor runs with address-space randomization
+off (personality ADDR_NO_RANDOMIZE). In the nested runner, QEMU's TCG finds
+code it has translated by its virtual address, so a randomized executable's
+code is translated again in every process; with this flag it is not, which
+separates that emulator cost from the monitor's own work. Not for hardware
+figures: randomization is a defence mote keeps.
 """
 import json
 import argparse
+import ctypes
 import os
 import re
 import select
@@ -44,6 +52,13 @@ from kvm_trace import FirstKvmRun
 from vmms import Floor, Mote, QemuMicrovm, ROOT, build_floor, qemu_binary
 
 MIB = 1 << 20
+ADDR_NO_RANDOMIZE = 0x0040000  # <linux/personality.h>
+# Runs in each monitor's child before exec: None, or no_randomization (--no-aslr).
+PREEXEC = None
+
+
+def no_randomization():
+    ctypes.CDLL(None, use_errno=True).personality(ADDR_NO_RANDOMIZE)
 
 # label, image, command line, vCPUs. The mini guests (guest-images/mini/) are
 # a few dozen instructions: their start-up is the monitor's. The tiny test
@@ -76,7 +91,7 @@ def run_once(vmm, command, tracer, report_file, want_code):
     tracer.clear()
     s = Sample()
     start = time.monotonic_ns()
-    p = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(command, preexec_fn=PREEXEC, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     err = b""
     fd = p.stderr.fileno()
@@ -171,7 +186,8 @@ def memory(args, vmms_for):
     for mib in (128, 2048):
         for i in range(1 if args.smoke else max(3, args.runs // 4)):
             for v in vmms_for(1):
-                p = subprocess.Popen(v.command(kernel, "test=spin", memory_mib=mib), stdin=subprocess.DEVNULL,
+                p = subprocess.Popen(v.command(kernel, "test=spin", memory_mib=mib), preexec_fn=PREEXEC,
+                                     stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                 out = b""
                 while b"spin: forever" not in out:
@@ -208,7 +224,7 @@ def launch_rate(args, vmms_for):
             running, started, done, cpu = {}, 0, 0, 0.0
             while done < guests:
                 while started < guests and len(running) < in_flight:
-                    p = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                    p = subprocess.Popen(command, preexec_fn=PREEXEC, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     running[p.pid] = p
                     started += 1
@@ -235,7 +251,8 @@ def exit_cost(args, vmms_for):
         for v in vmms_for(1):
             if v.name.startswith("floor"):
                 continue
-            p = subprocess.run(v.command(kernel, f"test=exits count={200 if args.smoke else 2000}"), stdin=subprocess.DEVNULL,
+            p = subprocess.run(v.command(kernel, f"test=exits count={200 if args.smoke else 2000}"),
+                               preexec_fn=PREEXEC, stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=120)
             out = p.stdout.decode(errors="replace")
             for kind in ("pio", "mmio"):
@@ -256,7 +273,10 @@ def report(args, sections):
     lines = [f"# mote, QEMU and the KVM floor, side by side", "",
              f"`{' '.join(sys.argv)}` on {os.uname().nodename}, {time.strftime('%Y-%m-%d %H:%M')}; "
              f"{args.runs} alternating runs after a warm-up; median (min–max). mote and the floor "
-             "run from copies in a local temporary directory, QEMU from /usr/bin.", ""]
+             "run from copies in a local temporary directory, QEMU from /usr/bin."
+             + (" **Address-space randomization off for every monitor (--no-aslr): a diagnostic "
+                "of the emulator's per-process code translation, not a hardware figure.**"
+                if args.no_aslr else ""), ""]
     if "startup" in sections:
         res = sections["startup"]
         lines += ["## Start-up (ms from process start)", "",
@@ -346,7 +366,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--rate-guests", type=int, default=200, help="guests per launch-rate figure")
     ap.add_argument("--smoke", action="store_true", help="a few launches per section, to test the harness")
+    ap.add_argument("--no-aslr", action="store_true",
+                    help="diagnostic: every monitor without address-space randomization")
     args = ap.parse_args()
+    if args.no_aslr:
+        global PREEXEC
+        PREEXEC = no_randomization
     qemu = qemu_binary()
     if qemu is None:
         raise SystemExit("qemu-system-x86_64 is missing: scripts/bench-setup.sh installs it")
