@@ -169,7 +169,8 @@ absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file, cons
 }
 
 absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const ImageFile& file,
-                                               const ElfImage& image, uint64_t entry) {
+                                               const ElfImage& image, uint64_t entry,
+                                               const std::vector<LowRange>& low) {
   LoadedSegments loaded;
   bool entry_found = false;
   for (size_t i = 0; i < image.loads.size(); ++i) {
@@ -179,11 +180,9 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
       return Invalid(file,
                      absl::StrFormat("segment at 0x%x + 0x%x overflows", seg.paddr, seg.mem_size));
     }
-    if (seg.paddr < kLowMemEnd) {
-      return Invalid(
-          file, absl::StrFormat("segment [0x%x, 0x%x) starts below 1 MiB, where mote keeps its "
-                                "boot structures",
-                                seg.paddr, end));
+    if (std::optional<LowRange> hit = FindLowCollision(low, seg.paddr, end)) {
+      return Invalid(file, absl::StrFormat("segment [0x%x, 0x%x) overlaps %s at [0x%x, 0x%x)",
+                                           seg.paddr, end, hit->name, hit->start, hit->end));
     }
     if (!mem.GetSlice(GuestAddress{seg.paddr}, seg.mem_size).ok()) {
       return Invalid(file, absl::StrFormat("segment [0x%x, 0x%x) is outside guest RAM (%d bytes)",
@@ -220,7 +219,10 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
 absl::StatusOr<BootSetup> LoadPvhElf(const GuestMemory& mem, const ImageFile& file,
                                      const ElfImage& image, uint32_t entry,
                                      const KernelLoadRequest& req) {
-  MOTE_ASSIGN_OR_RETURN(LoadedSegments loaded, LoadElfSegments(mem, file, image, entry));
+  MOTE_ASSIGN_OR_RETURN(
+      LoadedSegments loaded,
+      LoadElfSegments(mem, file, image, entry,
+                      LowBootStructures(EntryMode::kPvh32, req.cmdline.size() + 1, 0)));
   MOTE_RETURN_IF_ERROR(LoadInitrdAndStartInfo(mem, req, loaded).status());
   BootSetup setup;
   setup.mode = EntryMode::kPvh32;
@@ -236,7 +238,10 @@ absl::StatusOr<BootSetup> LoadPlainElf64(const GuestMemory& mem, const ImageFile
   if (!image.is_64bit || image.machine != EM_X86_64) {
     return Invalid(file, "not an x86-64 ELF");
   }
-  MOTE_ASSIGN_OR_RETURN(LoadedSegments loaded, LoadElfSegments(mem, file, image, image.entry));
+  MOTE_ASSIGN_OR_RETURN(
+      LoadedSegments loaded,
+      LoadElfSegments(mem, file, image, image.entry,
+                      LowBootStructures(EntryMode::kElf64, req.cmdline.size() + 1, 0)));
   MOTE_ASSIGN_OR_RETURN(BootInfo info, LoadInitrdAndStartInfo(mem, req, loaded));
   BootParams params = {};
   params.hdr = SyntheticSetupHeader();

@@ -14,6 +14,8 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "arch/x86/kernel_loader.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/low_memory.h"
 #include "vmm/base/guest_memory.h"
 
 namespace mote::x86 {
@@ -49,15 +51,19 @@ absl::StatusOr<ElfImage> ParseElf(const ImageFile& file);
 absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file, const ElfImage& image);
 
 struct LoadedSegments {
-  uint64_t end = 0;      // exclusive end of the highest segment
-  uint64_t low_end = 0;  // the same, over segments below the MMIO hole (initrd floor)
+  uint64_t end = 0;  // exclusive end of the highest segment
+  // The same over segments below the MMIO hole, and at least 1 MiB: the
+  // initrd's floor, which stays above 1 MiB for a kernel that lives below.
+  uint64_t low_end = kLowMemEnd;
 };
 
-// Checks the segments (physical address >= 1 MiB, inside guest RAM, no
-// overlaps, `entry` inside one of them), then copies them to guest memory and
-// zeroes each one's bss part.
+// Checks the segments (inside guest RAM, clear of every one of `low` (what
+// mote writes below 1 MiB for this entry, low_memory.h), no overlaps, `entry`
+// inside one of them), then copies them to guest memory and zeroes each
+// one's bss part.
 absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const ImageFile& file,
-                                               const ElfImage& image, uint64_t entry);
+                                               const ElfImage& image, uint64_t entry,
+                                               const std::vector<LowRange>& low);
 
 // PVH: loads the segments, initrd, command line and hvm_start_info at
 // kBootInfoAddr; entered in 32-bit protected mode at `entry` with EBX = it.

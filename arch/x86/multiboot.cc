@@ -122,7 +122,11 @@ absl::StatusOr<BootSetup> LoadMultibootElf(const GuestMemory& mem, const ImageFi
     return file.Error(absl::StatusCode::kInvalidArgument,
                       absl::StrFormat("Multiboot entry point 0x%x is above 4 GiB", image.entry));
   }
-  MOTE_ASSIGN_OR_RETURN(LoadedSegments loaded, LoadElfSegments(mem, file, image, image.entry));
+  const uint64_t module_list = req.initrd_path.empty() ? 0 : kMultibootModulesSize;
+  MOTE_ASSIGN_OR_RETURN(LoadedSegments loaded,
+                        LoadElfSegments(mem, file, image, image.entry,
+                                        LowBootStructures(EntryMode::kMultiboot32,
+                                                          req.cmdline.size() + 1, module_list)));
   // Module addresses are 32-bit: keep the initrd below the hole (and 4 GiB).
   const uint64_t limit = std::min(LowRamEnd(req.ram_bytes), kMmioHoleStart);
   MOTE_ASSIGN_OR_RETURN(InitrdPlacement initrd, LoadInitrd(mem, req, limit, loaded.low_end));

@@ -23,7 +23,6 @@ constexpr uint64_t kGdtTss = 0x008f8b000000ffff;     // busy TSS (base 0): VMX i
 
 constexpr uint64_t kPageTableFlags = 0x03;  // present, writable
 constexpr uint64_t kLargePageFlags = 0x83;  // present, writable, 2 MiB page
-constexpr int kPageDirectories = 4;         // 4 x 1 GiB
 
 bool Is64Bit(EntryMode mode) { return mode == EntryMode::kLinux64 || mode == EntryMode::kElf64; }
 
@@ -54,13 +53,13 @@ absl::Status WriteBootTables(const GuestMemory& mem, EntryMode mode) {
   if (!Is64Bit(mode)) return absl::OkStatus();
 
   MOTE_RETURN_IF_ERROR(mem.WriteObj(GuestAddress{kPml4Addr}, kPdptAddr | kPageTableFlags));
-  std::array<uint64_t, kPageDirectories> pdpt;
-  for (int i = 0; i < kPageDirectories; ++i) pdpt[i] = (kPdAddr + i * 0x1000) | kPageTableFlags;
+  std::array<uint64_t, kBootPageDirectories> pdpt;
+  for (int i = 0; i < kBootPageDirectories; ++i) pdpt[i] = (kPdAddr + i * 0x1000) | kPageTableFlags;
   MOTE_RETURN_IF_ERROR(mem.WriteObj(GuestAddress{kPdptAddr}, pdpt));
   MOTE_ASSIGN_OR_RETURN(absl::Span<uint8_t> pd_bytes,
-                        mem.GetSlice(GuestAddress{kPdAddr}, kPageDirectories * 0x1000));
+                        mem.GetSlice(GuestAddress{kPdAddr}, kBootPageDirectories * 0x1000));
   auto* pd = reinterpret_cast<uint64_t*>(pd_bytes.data());
-  for (uint64_t i = 0; i < kPageDirectories * 512; ++i) pd[i] = (i << 21) | kLargePageFlags;
+  for (uint64_t i = 0; i < kBootPageDirectories * 512; ++i) pd[i] = (i << 21) | kLargePageFlags;
   return absl::OkStatus();
 }
 

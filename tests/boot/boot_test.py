@@ -107,6 +107,16 @@ def hello_multiboot(ctx):
 
 
 @case
+def multiboot_below_1mib_runs_real_mode(ctx):
+    # Linked at 0x8000, as real-mode test kernels for QEMU are: mote loads it
+    # between its own boot structures, and the guest drops to real mode.
+    code, out, _, _ = ctx.run("--kernel", os.path.join(ctx.images, "realmode.mb"))
+    no_fail_lines(out)
+    expect_line(out, r"^real mode: cr0\.pe=0, segment 0x0800 reads the kernel at 0x8000$")
+    expect_eq("exit code (debug-exit 0)", code, 1)
+
+
+@case
 def hello_elf64(ctx):
     hello(ctx, "elf")
 

@@ -171,6 +171,29 @@ TEST_CASE("ELF64 segment in RAM above 4 GiB", "[elf]") {
   CHECK(module->paddr == kMmioHoleStart - 0x2000);
 }
 
+TEST_CASE("A PVH kernel may live below 1 MiB, clear of mote's structures", "[elf]") {
+  Fixture f;
+  ElfSpec spec;
+  spec.is_64bit = false;
+  spec.machine = EM_386;
+  spec.entry = 0x8000;
+  spec.segments = {{PT_LOAD, 0x8000, Pattern(0x1000, 4)}, {PT_NOTE, 0, PvhNotes(0x8010, 4)}};
+  SECTION("at 0x8000: PVH kernels bring their own stack") {
+    auto setup = f.Load(spec);
+    REQUIRE(setup.ok());
+    CHECK(setup->entry == 0x8010);
+    CHECK(f.ReadGuest(0x8000, 0x1000) == Pattern(0x1000, 4));
+  }
+  SECTION("not over the start_info") {
+    spec.segments[0].paddr = 0x6000;
+    spec.segments[1] = {PT_NOTE, 0, PvhNotes(0x6010, 4)};
+    auto setup = f.Load(spec);
+    REQUIRE_FALSE(setup.ok());
+    CHECK(Contains(setup.status(),
+                   "segment [0x6000, 0x7000) overlaps the PVH start_info at [0x6000, 0x7000)"));
+  }
+}
+
 TEST_CASE("ELF segments that cannot be loaded are rejected", "[elf]") {
   Fixture f;
   ElfSpec spec = OneSegmentElf();
@@ -190,10 +213,15 @@ TEST_CASE("ELF segments that cannot be loaded are rejected", "[elf]") {
     spec.entry = 0x7fff800;
     expected = "segment [0x7fff800, 0x8000800) is outside guest RAM";
   }
-  SECTION("in the boot structures below 1 MiB") {
+  SECTION("on the 64-bit entry's boot stack below 1 MiB") {
     spec.segments[0].paddr = 0x8000;
     spec.entry = 0x8000;
-    expected = "below 1 MiB";
+    expected = "segment [0x8000, 0x9000) overlaps the boot stack at [0x8000, 0x9000)";
+  }
+  SECTION("on the 64-bit entry's page tables") {
+    spec.segments[0].paddr = 0xe000;
+    spec.entry = 0xe000;
+    expected = "segment [0xe000, 0xf000) overlaps the boot page tables at [0x9000, 0xf000)";
   }
   SECTION("overlapping segments") {
     spec.segments.push_back({PT_LOAD, 0x1000800, Pattern(0x100, 2)});

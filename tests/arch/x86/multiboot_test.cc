@@ -37,6 +37,7 @@ struct MultibootElf {
   bool is_64bit = false;
   std::vector<uint8_t> header = MultibootHeaderBytes(kMultibootMemoryInfo);
   uint64_t header_at = 0x20;
+  uint64_t load_addr = kLoadAddr;
   uint64_t entry = kLoadAddr + 0x40;
   uint64_t segment_bytes = 0x1000;
   uint64_t bss_bytes = 0x1000;
@@ -49,7 +50,7 @@ struct MultibootElf {
     spec.machine = is_64bit ? EM_X86_64 : EM_386;
     spec.entry = entry;
     spec.vaddr_offset = 0;  // Multiboot kernels are linked where they load
-    spec.segments = {{PT_LOAD, kLoadAddr, std::move(text), segment_bytes + bss_bytes}};
+    spec.segments = {{PT_LOAD, load_addr, std::move(text), segment_bytes + bss_bytes}};
     // Fixed, so the header's file offset (what the 8 KiB search sees) is
     // header_at + kSegmentFileOffset whatever the ELF class.
     spec.segments[0].file_offset = kSegmentFileOffset;
@@ -168,6 +169,85 @@ TEST_CASE("Multiboot in an ELF64 file, and mem_upper for a big guest", "[multibo
   CHECK(setup->mode == EntryMode::kMultiboot32);
   CHECK(f.Read<uint32_t>(kBootInfoAddr + 8) == (kMmioHoleStart - kMiB) / 1024);
   CHECK(f.Read<uint32_t>(kBootInfoAddr + 44) == 6 * 24);  // RAM above 4 GiB listed
+}
+
+// An ELF whose one segment (4 KiB of text, 4 KiB of bss) loads at `addr`.
+MultibootElf LowElf(uint64_t addr) {
+  MultibootElf elf;
+  elf.load_addr = addr;
+  elf.entry = addr + 0x40;
+  return elf;
+}
+
+TEST_CASE("Multiboot segments below 1 MiB load where mote writes nothing", "[multiboot]") {
+  Fixture f;
+  TempFile initrd(std::vector<uint8_t>(0x3000, 0x42));
+  SECTION("at 0x8000, where real-mode test kernels link") {
+    auto setup = f.Load(LowElf(0x8000).Build(), initrd.path());
+    REQUIRE(setup.ok());
+    CHECK(setup->entry == 0x8040);
+    CHECK(setup->kernel_end == 0xa000);
+    CHECK(f.Read<uint32_t>(0x8020) == kMultibootHeaderMagic);
+    CHECK(f.Read<uint64_t>(0x9ff8) == 0);  // bss zeroed
+    // The boot structures are where they always are...
+    CHECK(setup->rbx == kBootInfoAddr);
+    CHECK(f.ReadString(kCmdlineAddr) == "quiet");
+    // ...and the initrd stays above 1 MiB, not just above the kernel.
+    const uint32_t mod_start = f.Read<uint32_t>(f.Read<uint32_t>(kBootInfoAddr + 24));
+    CHECK(mod_start >= kLowMemEnd);
+    CHECK(f.Read<uint8_t>(mod_start) == 0x42);
+  }
+  SECTION("right after the GDT, up to the Multiboot information, and up to the EBDA") {
+    CHECK(f.Load(LowElf(0x1000).Build()).ok());
+    CHECK(f.Load(LowElf(kBootInfoAddr - 0x2000).Build()).ok());
+    CHECK(f.Load(LowElf(kEbdaStart - 0x2000 - 0x400).Build()).ok());
+  }
+  SECTION("over the module list's place, when there is no initrd") {
+    CHECK(f.Load(LowElf(kBootModulesAddr).Build()).ok());
+  }
+}
+
+TEST_CASE("A Multiboot segment over a boot structure is refused, naming both", "[multiboot]") {
+  Fixture f;
+  TempFile initrd(std::vector<uint8_t>(0x3000, 0x42));
+  std::string initrd_path;
+  uint64_t addr = 0;
+  std::string expected;
+  SECTION("the GDT") {
+    addr = 0;
+    expected = "segment [0x0, 0x2000) overlaps the boot GDT and IDT at [0x500, 0x528)";
+  }
+  SECTION("the Multiboot information") {
+    addr = 0x5000;
+    expected = "segment [0x5000, 0x7000) overlaps the Multiboot information at [0x6000, 0x7000)";
+  }
+  SECTION("the command line") {
+    addr = kCmdlineAddr - 0x1000;
+    expected = "overlaps the kernel command line at [0x20000, 0x20006)";
+  }
+  SECTION("the module list, with an initrd") {
+    addr = kBootModulesAddr;
+    initrd_path = initrd.path();
+    expected = "overlaps the Multiboot module list at [0x30000, 0x31000)";
+  }
+  SECTION("the EBDA") {
+    addr = kEbdaStart - 0x1000;
+    expected = "overlaps the EBDA, VGA and BIOS area at [0x9fc00, 0xe0000)";
+  }
+  SECTION("the ACPI tables") {
+    addr = 0xf0000;
+    expected = "overlaps the ACPI tables at [0xe0000, 0xffff0)";
+  }
+  SECTION("from the reset vector across 1 MiB") {
+    addr = 0xffff0;
+    expected = "overlaps the reset vector at [0xffff0, 0x100000)";
+  }
+  INFO("expected error: " << expected);
+  auto setup = f.Load(LowElf(addr).Build(), initrd_path);
+  REQUIRE_FALSE(setup.ok());
+  INFO(setup.status().ToString());
+  CHECK(setup.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Contains(setup.status(), expected));
 }
 
 TEST_CASE("Multiboot images mote refuses", "[multiboot]") {
