@@ -17,8 +17,8 @@ void FillZeroPage(const BootInfo& info, BootParams* params) {
   hdr.loadflags |= kLoadFlagCanUseHeap;
   hdr.heap_end_ptr = kHeapEndPtr;
   hdr.vid_mode = kVidModeNormal;
-  hdr.cmd_line_ptr = static_cast<uint32_t>(kCmdlineAddr);
-  params->ext_cmd_line_ptr = static_cast<uint32_t>(kCmdlineAddr >> 32);
+  hdr.cmd_line_ptr = static_cast<uint32_t>(info.cmdline_addr);
+  params->ext_cmd_line_ptr = static_cast<uint32_t>(info.cmdline_addr >> 32);
   hdr.ramdisk_image = static_cast<uint32_t>(info.initrd_addr);
   hdr.ramdisk_size = static_cast<uint32_t>(info.initrd_size);
   params->ext_ramdisk_image = static_cast<uint32_t>(info.initrd_addr >> 32);
@@ -58,13 +58,13 @@ absl::Status WritePvhStartInfo(const GuestMemory& mem, const BootInfo& info) {
   HvmStartInfo start = {};
   start.magic = kHvmStartMagic;
   start.version = kHvmStartInfoVersion;
-  start.cmdline_paddr = kCmdlineAddr;
+  start.cmdline_paddr = info.cmdline_addr;
   start.rsdp_paddr = info.acpi_rsdp_addr;
-  start.memmap_paddr = kBootInfoAddr + kPvhMemmapOffset;
+  start.memmap_paddr = info.boot_info_addr + kPvhMemmapOffset;
   start.memmap_entries = static_cast<uint32_t>(map.size());
   if (info.initrd_size > 0) {
     start.nr_modules = 1;
-    start.modlist_paddr = kBootInfoAddr + kPvhModlistOffset;
+    start.modlist_paddr = info.boot_info_addr + kPvhModlistOffset;
     HvmModlistEntry module = {};
     module.paddr = info.initrd_addr;
     module.size = info.initrd_size;
@@ -80,7 +80,7 @@ absl::Status WritePvhStartInfo(const GuestMemory& mem, const BootInfo& info) {
   }
   static_assert(kPvhModlistOffset >= sizeof(HvmStartInfo));
   static_assert(kPvhMemmapOffset >= kPvhModlistOffset + sizeof(HvmModlistEntry));
-  return mem.Write(GuestAddress{kBootInfoAddr}, page);
+  return mem.Write(GuestAddress{info.boot_info_addr}, page);
 }
 
 }  // namespace mote::x86

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "arch/x86/layout.h"
 #include "arch/x86/memory_map.h"
 #include "vmm/base/guest_memory.h"
 
@@ -163,13 +164,15 @@ inline constexpr uint64_t kPvhModlistOffset = 0x40;
 inline constexpr uint64_t kPvhMemmapOffset = 0x80;
 
 // ---- Filling them ----------------------------------------------------------------
-// What every boot structure tells the kernel besides the command line, which
-// is always at kCmdlineAddr.
+// What every boot structure tells the kernel, and where the movable ones are
+// (low_memory.h moves them out of a low kernel's way).
 struct BootInfo {
   uint64_t ram_bytes = 0;
   uint64_t initrd_addr = 0;
   uint64_t initrd_size = 0;     // 0: no initrd
   uint64_t acpi_rsdp_addr = 0;  // 0: none
+  uint64_t cmdline_addr = kCmdlineAddr;
+  uint64_t boot_info_addr = kBootInfoAddr;  // the hvm_start_info page
 };
 
 // Sets the fields a boot loader writes (boot.rst "write" fields, the e820 map,
@@ -182,7 +185,7 @@ void FillZeroPage(const BootInfo& info, BootParams* params);
 SetupHeader SyntheticSetupHeader();
 
 // Writes hvm_start_info, the module list (the initrd, if any) and the memory
-// map into the boot-info page at kBootInfoAddr.
+// map into the boot-info page at info.boot_info_addr.
 absl::Status WritePvhStartInfo(const GuestMemory& mem, const BootInfo& info);
 
 }  // namespace mote::x86

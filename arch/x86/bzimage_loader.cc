@@ -139,7 +139,7 @@ absl::StatusOr<BootSetup> LoadBzImage(const GuestMemory& mem, const ImageFile& k
 
   FillZeroPage(BootInfo{req.ram_bytes, initrd.addr, initrd.size, req.acpi_rsdp_addr}, &params);
   MOTE_RETURN_IF_ERROR(mem.WriteObj(GuestAddress{kZeroPageAddr}, params));
-  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, req.cmdline));
+  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, kCmdlineAddr, req.cmdline));
 
   BootSetup setup;
   setup.mode = EntryMode::kLinux64;

@@ -128,9 +128,14 @@ absl::StatusOr<BootInfo> LoadInitrdAndStartInfo(const GuestMemory& mem,
                                                 const LoadedSegments& loaded) {
   const uint64_t limit = std::min(LowRamEnd(req.ram_bytes), kMmioHoleStart);
   MOTE_ASSIGN_OR_RETURN(InitrdPlacement initrd, LoadInitrd(mem, req, limit, loaded.low_end));
-  BootInfo info{req.ram_bytes, initrd.addr, initrd.size, req.acpi_rsdp_addr};
+  BootInfo info{req.ram_bytes,
+                initrd.addr,
+                initrd.size,
+                req.acpi_rsdp_addr,
+                loaded.placement.cmdline,
+                loaded.placement.boot_info};
   MOTE_RETURN_IF_ERROR(WritePvhStartInfo(mem, info));
-  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, req.cmdline));
+  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, info.cmdline_addr, req.cmdline));
   return info;
 }
 
@@ -170,8 +175,10 @@ absl::StatusOr<std::optional<uint32_t>> FindPvhEntry(const ImageFile& file, cons
 
 absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const ImageFile& file,
                                                const ElfImage& image, uint64_t entry,
-                                               const std::vector<LowRange>& low) {
+                                               const BootInfoNeeds& needs) {
   LoadedSegments loaded;
+  const std::vector<LowRange> fixed = FixedLowStructures(needs.mode);
+  std::vector<LowRange> segments;
   bool entry_found = false;
   for (size_t i = 0; i < image.loads.size(); ++i) {
     const ElfSegment& seg = image.loads[i];
@@ -180,7 +187,7 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
       return Invalid(file,
                      absl::StrFormat("segment at 0x%x + 0x%x overflows", seg.paddr, seg.mem_size));
     }
-    if (std::optional<LowRange> hit = FindLowCollision(low, seg.paddr, end)) {
+    if (std::optional<LowRange> hit = FindLowCollision(fixed, seg.paddr, end)) {
       return Invalid(file, absl::StrFormat("segment [0x%x, 0x%x) overlaps %s at [0x%x, 0x%x)",
                                            seg.paddr, end, hit->name, hit->start, hit->end));
     }
@@ -197,6 +204,7 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
       }
     }
     if (entry >= seg.paddr && entry < end) entry_found = true;
+    segments.push_back({"a kernel segment", seg.paddr, end});
     loaded.end = std::max(loaded.end, end);
     if (seg.paddr < kMmioHoleStart) loaded.low_end = std::max(loaded.low_end, end);
   }
@@ -206,6 +214,9 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
                                    "address)",
                                    entry));
   }
+  absl::StatusOr<BootInfoPlacement> placement = PlaceBootInfo(needs, segments);
+  if (!placement.ok()) return Invalid(file, std::string(placement.status().message()));
+  loaded.placement = *placement;
   for (const ElfSegment& seg : image.loads) {
     MOTE_RETURN_IF_ERROR(file.CopyToGuest(mem, seg.file_offset, seg.file_size, seg.paddr));
     MOTE_ASSIGN_OR_RETURN(
@@ -221,13 +232,12 @@ absl::StatusOr<BootSetup> LoadPvhElf(const GuestMemory& mem, const ImageFile& fi
                                      const KernelLoadRequest& req) {
   MOTE_ASSIGN_OR_RETURN(
       LoadedSegments loaded,
-      LoadElfSegments(mem, file, image, entry,
-                      LowBootStructures(EntryMode::kPvh32, req.cmdline.size() + 1, 0)));
+      LoadElfSegments(mem, file, image, entry, {EntryMode::kPvh32, req.cmdline.size() + 1}));
   MOTE_RETURN_IF_ERROR(LoadInitrdAndStartInfo(mem, req, loaded).status());
   BootSetup setup;
   setup.mode = EntryMode::kPvh32;
   setup.entry = entry;
-  setup.rbx = kBootInfoAddr;
+  setup.rbx = loaded.placement.boot_info;
   setup.kernel_end = loaded.end;
   setup.format_name = image.is_64bit ? "ELF64 PVH" : "ELF32 PVH";
   return setup;
@@ -240,8 +250,7 @@ absl::StatusOr<BootSetup> LoadPlainElf64(const GuestMemory& mem, const ImageFile
   }
   MOTE_ASSIGN_OR_RETURN(
       LoadedSegments loaded,
-      LoadElfSegments(mem, file, image, image.entry,
-                      LowBootStructures(EntryMode::kElf64, req.cmdline.size() + 1, 0)));
+      LoadElfSegments(mem, file, image, image.entry, {EntryMode::kElf64, req.cmdline.size() + 1}));
   MOTE_ASSIGN_OR_RETURN(BootInfo info, LoadInitrdAndStartInfo(mem, req, loaded));
   BootParams params = {};
   params.hdr = SyntheticSetupHeader();
@@ -250,7 +259,7 @@ absl::StatusOr<BootSetup> LoadPlainElf64(const GuestMemory& mem, const ImageFile
   BootSetup setup;
   setup.mode = EntryMode::kElf64;
   setup.entry = image.entry;
-  setup.rdi = kBootInfoAddr;
+  setup.rdi = loaded.placement.boot_info;
   setup.rsi = kZeroPageAddr;
   setup.kernel_end = loaded.end;
   setup.format_name = "ELF64";

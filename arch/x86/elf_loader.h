@@ -55,15 +55,16 @@ struct LoadedSegments {
   // The same over segments below the MMIO hole, and at least 1 MiB: the
   // initrd's floor, which stays above 1 MiB for a kernel that lives below.
   uint64_t low_end = kLowMemEnd;
+  BootInfoPlacement placement;  // where the boot information goes, clear of the segments
 };
 
-// Checks the segments (inside guest RAM, clear of every one of `low` (what
-// mote writes below 1 MiB for this entry, low_memory.h), no overlaps, `entry`
-// inside one of them), then copies them to guest memory and zeroes each
-// one's bss part.
+// Checks the segments (inside guest RAM, clear of what mote writes at fixed
+// places below 1 MiB for needs.mode (low_memory.h), no overlaps, `entry`
+// inside one of them), places the boot information clear of them, then
+// copies them to guest memory and zeroes each one's bss part.
 absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const ImageFile& file,
                                                const ElfImage& image, uint64_t entry,
-                                               const std::vector<LowRange>& low);
+                                               const BootInfoNeeds& needs);
 
 // PVH: loads the segments, initrd, command line and hvm_start_info at
 // kBootInfoAddr; entered in 32-bit protected mode at `entry` with EBX = it.

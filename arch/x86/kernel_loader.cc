@@ -111,9 +111,9 @@ absl::StatusOr<InitrdPlacement> LoadInitrd(const GuestMemory& mem, const KernelL
   return InitrdPlacement{addr, size};
 }
 
-absl::Status WriteCmdline(const GuestMemory& mem, const std::string& cmdline) {
+absl::Status WriteCmdline(const GuestMemory& mem, uint64_t addr, const std::string& cmdline) {
   MOTE_ASSIGN_OR_RETURN(absl::Span<uint8_t> dst,
-                        mem.GetSlice(GuestAddress{kCmdlineAddr}, cmdline.size() + 1));
+                        mem.GetSlice(GuestAddress{addr}, cmdline.size() + 1));
   std::memcpy(dst.data(), cmdline.data(), cmdline.size());
   dst[cmdline.size()] = 0;
   return absl::OkStatus();

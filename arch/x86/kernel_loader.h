@@ -97,9 +97,9 @@ struct InitrdPlacement {
 absl::StatusOr<InitrdPlacement> LoadInitrd(const GuestMemory& mem, const KernelLoadRequest& req,
                                            uint64_t limit, uint64_t floor);
 
-// Copies the command line and its NUL to kCmdlineAddr. The caller has checked
-// its length against the format's limit.
-absl::Status WriteCmdline(const GuestMemory& mem, const std::string& cmdline);
+// Copies the command line and its NUL to `addr` (kCmdlineAddr unless a low
+// kernel is there). The caller has checked its length against the format's limit.
+absl::Status WriteCmdline(const GuestMemory& mem, uint64_t addr, const std::string& cmdline);
 
 }  // namespace mote::x86
 

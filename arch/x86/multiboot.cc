@@ -31,20 +31,20 @@ absl::Status CheckModuleString(const KernelLoadRequest& req) {
 
 // Writes the module list (one module: the initrd) and its string.
 absl::Status WriteModules(const GuestMemory& mem, const KernelLoadRequest& req,
-                          const InitrdPlacement& initrd) {
+                          const InitrdPlacement& initrd, uint64_t addr) {
   const std::string& name = req.initrd_path;  // length checked by CheckModuleString
   std::array<uint8_t, kMultibootModulesSize> area = {};
   MultibootModule module = {};
   module.mod_start = static_cast<uint32_t>(initrd.addr);
   module.mod_end = static_cast<uint32_t>(initrd.addr + initrd.size);
-  module.string = static_cast<uint32_t>(kBootModulesAddr + kMultibootModuleStringOffset);
+  module.string = static_cast<uint32_t>(addr + kMultibootModuleStringOffset);
   std::memcpy(area.data(), &module, sizeof(module));
   std::memcpy(area.data() + kMultibootModuleStringOffset, name.data(), name.size());
-  return mem.Write(GuestAddress{kBootModulesAddr}, area);
+  return mem.Write(GuestAddress{addr}, area);
 }
 
 absl::Status WriteInfo(const GuestMemory& mem, const KernelLoadRequest& req,
-                       const InitrdPlacement& initrd) {
+                       const InitrdPlacement& initrd, const BootInfoPlacement& at) {
   const std::vector<E820Entry> map = BuildE820(req.ram_bytes);
   static_assert(kMultibootMmapOffset >= sizeof(MultibootInfo));
   if (kMultibootMmapOffset + map.size() * sizeof(MultibootMmapEntry) > kMultibootLoaderNameOffset) {
@@ -59,23 +59,23 @@ absl::Status WriteInfo(const GuestMemory& mem, const KernelLoadRequest& req,
   info.mem_lower = static_cast<uint32_t>(std::min(req.ram_bytes, kEbdaStart) / 1024);
   const uint64_t low_end = LowRamEnd(req.ram_bytes);
   info.mem_upper = static_cast<uint32_t>(low_end > kLowMemEnd ? (low_end - kLowMemEnd) / 1024 : 0);
-  info.cmdline = static_cast<uint32_t>(kCmdlineAddr);
+  info.cmdline = static_cast<uint32_t>(at.cmdline);
   if (initrd.size > 0) {
     info.flags |= kMultibootInfoMods;
     info.mods_count = 1;
-    info.mods_addr = static_cast<uint32_t>(kBootModulesAddr);
+    info.mods_addr = static_cast<uint32_t>(at.module_list);
   }
   for (size_t i = 0; i < map.size(); ++i) {
     const MultibootMmapEntry e{sizeof(MultibootMmapEntry) - sizeof(uint32_t), map[i].addr,
                                map[i].size, map[i].type};
     std::memcpy(page.data() + kMultibootMmapOffset + i * sizeof(e), &e, sizeof(e));
   }
-  info.mmap_addr = static_cast<uint32_t>(kBootInfoAddr + kMultibootMmapOffset);
+  info.mmap_addr = static_cast<uint32_t>(at.boot_info + kMultibootMmapOffset);
   info.mmap_length = static_cast<uint32_t>(map.size() * sizeof(MultibootMmapEntry));
-  info.boot_loader_name = static_cast<uint32_t>(kBootInfoAddr + kMultibootLoaderNameOffset);
+  info.boot_loader_name = static_cast<uint32_t>(at.boot_info + kMultibootLoaderNameOffset);
   std::memcpy(page.data() + kMultibootLoaderNameOffset, kLoaderName, sizeof(kLoaderName));
   std::memcpy(page.data(), &info, sizeof(info));
-  return mem.Write(GuestAddress{kBootInfoAddr}, page);
+  return mem.Write(GuestAddress{at.boot_info}, page);
 }
 
 }  // namespace
@@ -123,22 +123,23 @@ absl::StatusOr<BootSetup> LoadMultibootElf(const GuestMemory& mem, const ImageFi
                       absl::StrFormat("Multiboot entry point 0x%x is above 4 GiB", image.entry));
   }
   const uint64_t module_list = req.initrd_path.empty() ? 0 : kMultibootModulesSize;
-  MOTE_ASSIGN_OR_RETURN(LoadedSegments loaded,
-                        LoadElfSegments(mem, file, image, image.entry,
-                                        LowBootStructures(EntryMode::kMultiboot32,
-                                                          req.cmdline.size() + 1, module_list)));
+  MOTE_ASSIGN_OR_RETURN(
+      LoadedSegments loaded,
+      LoadElfSegments(mem, file, image, image.entry,
+                      {EntryMode::kMultiboot32, req.cmdline.size() + 1, module_list}));
+  const BootInfoPlacement& at = loaded.placement;
   // Module addresses are 32-bit: keep the initrd below the hole (and 4 GiB).
   const uint64_t limit = std::min(LowRamEnd(req.ram_bytes), kMmioHoleStart);
   MOTE_ASSIGN_OR_RETURN(InitrdPlacement initrd, LoadInitrd(mem, req, limit, loaded.low_end));
-  if (initrd.size > 0) MOTE_RETURN_IF_ERROR(WriteModules(mem, req, initrd));
-  MOTE_RETURN_IF_ERROR(WriteInfo(mem, req, initrd));
-  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, req.cmdline));
+  if (initrd.size > 0) MOTE_RETURN_IF_ERROR(WriteModules(mem, req, initrd, at.module_list));
+  MOTE_RETURN_IF_ERROR(WriteInfo(mem, req, initrd, at));
+  MOTE_RETURN_IF_ERROR(WriteCmdline(mem, at.cmdline, req.cmdline));
 
   BootSetup setup;
   setup.mode = EntryMode::kMultiboot32;
   setup.entry = image.entry;
   setup.rax = kMultibootBootloaderMagic;
-  setup.rbx = kBootInfoAddr;
+  setup.rbx = at.boot_info;
   setup.kernel_end = loaded.end;
   setup.format_name = image.is_64bit ? "ELF64 Multiboot" : "ELF32 Multiboot";
   return setup;

@@ -1,7 +1,10 @@
-/* A Multiboot kernel linked at 0x8000, below 1 MiB, as QEMU users' real-mode
- * test kernels are: entered in 32-bit protected mode, it drops to real mode
- * through a 16-bit segment, proves it is there (CR0.PE clear, and a segment
- * register of 0x0800 addressing its own first bytes at 0x8000, which would
+/* A Multiboot kernel linked below 1 MiB (BASE: 0x8000, where QEMU users'
+ * real-mode test kernels link, or 0x5000 with 8 KiB of bss over the place of
+ * mote's Multiboot information, which must then move): entered in 32-bit
+ * protected mode, it checks that the Multiboot information is outside its
+ * own image and that its command line starts with "real", drops to real
+ * mode through a 16-bit segment, proves it is there (CR0.PE clear, and a
+ * segment register of BASE >> 4 addressing its own first bytes, which would
  * fault in protected mode), prints the result on COM1 and leaves through the
  * debug-exit port from real mode: 0 (mote exits 1) on success, 1 (exit 3)
  * on any failed check. */
@@ -9,8 +12,9 @@
 #define DEBUG_EXIT 0xf4
 #define MB_MAGIC 0x1badb002
 #define MB_BOOTLOADER_MAGIC 0x2badb002
-#define LOAD_SEGMENT 0x0800 /* 0x8000 >> 4 */
-#define REAL_STACK 0x7c00   /* below the kernel, above the Multiboot info */
+#define MB_INFO_CMDLINE 16
+#define LOAD_SEGMENT (BASE >> 4)
+#define REAL_STACK 0x4000 /* below the kernel, above the GDT */
 
   .section .text
   .code32
@@ -22,6 +26,14 @@ header: /* first, so it sits at 0x8000, where the real-mode check reads it */
 
 start:
   cmpl $MB_BOOTLOADER_MAGIC, %eax
+  jne fail32
+  cmpl $image_end, %ebx /* the information lies outside [BASE, image_end) */
+  jae 1f
+  cmpl $(BASE - 0x1000), %ebx
+  ja fail32
+1:
+  movl MB_INFO_CMDLINE(%ebx), %esi
+  cmpl $0x6c616572, (%esi) /* "real" */
   jne fail32
   lgdt gdt_descriptor
   ljmp $0x08, $protected16 /* 16-bit code segment, base 0 */
@@ -85,8 +97,14 @@ gdt_descriptor:
   .long gdt
 
 ok_message:
-  .ascii "real mode: cr0.pe=0, segment 0x0800 reads the kernel at 0x8000\n"
+  .ascii "real mode: cr0.pe=0, the kernel's segment reads its first bytes\n"
 ok_end:
 fail_message:
-  .ascii "FAIL real mode: not in real mode, or the kernel is not at 0x8000\n"
+  .ascii "FAIL real mode: not in real mode, or the kernel is not at its address\n"
 fail_end:
+
+#ifdef SPAN
+  .section .bss
+  .space 0x2000 /* to BASE + 0x2000 and beyond: over 0x6000 for BASE 0x5000 */
+#endif
+image_end = BASE + 0x3000 /* past the text and any bss */

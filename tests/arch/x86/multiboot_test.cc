@@ -207,28 +207,60 @@ TEST_CASE("Multiboot segments below 1 MiB load where mote writes nothing", "[mul
   }
 }
 
-TEST_CASE("A Multiboot segment over a boot structure is refused, naming both", "[multiboot]") {
+TEST_CASE("The Multiboot information, command line and module list move out of a kernel's way",
+          "[multiboot]") {
+  Fixture f;
+  TempFile initrd(std::vector<uint8_t>(0x3000, 0x42));
+  SECTION("the information page: to the lowest free page") {
+    auto setup = f.Load(LowElf(0x5000).Build());  // [0x5000, 0x7000)
+    REQUIRE(setup.ok());
+    CHECK(setup->rbx == 0x1000);
+    CHECK(f.Read<uint32_t>(0x5020) == kMultibootHeaderMagic);  // the kernel is intact
+    CHECK(f.Read<uint32_t>(setup->rbx + 48) == setup->rbx + kMultibootMmapOffset);  // mmap_addr
+    CHECK(f.ReadString(f.Read<uint32_t>(setup->rbx + 16)) == "quiet");
+  }
+  SECTION("the command line") {
+    auto setup = f.Load(LowElf(kCmdlineAddr - 0x1000).Build());
+    REQUIRE(setup.ok());
+    CHECK(setup->rbx == kBootInfoAddr);
+    const uint32_t cmdline = f.Read<uint32_t>(kBootInfoAddr + 16);
+    CHECK(cmdline == 0x1000);
+    CHECK(f.ReadString(cmdline) == "quiet");
+  }
+  SECTION("the module list, and the information page with it") {
+    MultibootElf elf = LowElf(0x1000);
+    elf.segment_bytes = 0x30000;  // [0x1000, 0x31000): the information page and both lists
+    elf.bss_bytes = 0;
+    auto setup = f.Load(elf.Build(), initrd.path());
+    REQUIRE(setup.ok());
+    CHECK(setup->rbx == 0x31000);
+    const uint32_t mods = f.Read<uint32_t>(setup->rbx + 24);
+    CHECK(mods == 0x33000);  // after the information page and the command line's page
+    CHECK(f.ReadString(f.Read<uint32_t>(mods + 8)) == initrd.path());
+    CHECK(f.Read<uint8_t>(f.Read<uint32_t>(mods)) == 0x42);
+  }
+}
+
+TEST_CASE("A Multiboot segment over a fixed structure is refused, naming both", "[multiboot]") {
   Fixture f;
   TempFile initrd(std::vector<uint8_t>(0x3000, 0x42));
   std::string initrd_path;
   uint64_t addr = 0;
   std::string expected;
+  SECTION("no room left for the information page") {
+    MultibootElf elf = LowElf(0x1000);
+    elf.segment_bytes = 0x9e000;  // up to 0x9f000: under a page left below the EBDA
+    elf.bss_bytes = 0;
+    auto setup = f.Load(elf.Build());
+    REQUIRE_FALSE(setup.ok());
+    CHECK(Contains(setup.status(),
+                   "no room below 0x9fc00 for the Multiboot information (4096 bytes): its place "
+                   "[0x6000, 0x7000) is taken by a kernel segment at [0x1000, 0x9f000)"));
+    return;
+  }
   SECTION("the GDT") {
     addr = 0;
     expected = "segment [0x0, 0x2000) overlaps the boot GDT and IDT at [0x500, 0x528)";
-  }
-  SECTION("the Multiboot information") {
-    addr = 0x5000;
-    expected = "segment [0x5000, 0x7000) overlaps the Multiboot information at [0x6000, 0x7000)";
-  }
-  SECTION("the command line") {
-    addr = kCmdlineAddr - 0x1000;
-    expected = "overlaps the kernel command line at [0x20000, 0x20006)";
-  }
-  SECTION("the module list, with an initrd") {
-    addr = kBootModulesAddr;
-    initrd_path = initrd.path();
-    expected = "overlaps the Multiboot module list at [0x30000, 0x31000)";
   }
   SECTION("the EBDA") {
     addr = kEbdaStart - 0x1000;
