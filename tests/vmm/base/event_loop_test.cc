@@ -72,10 +72,14 @@ TEST_CASE("EventLoop runs again after a Stop (the next boot after a reset)", "[e
 TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[event_loop]") {
   // The loop's clock is the test's: time stands still until the test moves
   // it, so the poll window closes exactly when the test says, on any host.
-  std::atomic<int64_t> now_us{0}, clock_reads{0};
+  // seen_us: the latest time the loop read, so the test knows when the loop
+  // has seen a time it set (counting reads would race with a read that
+  // happens between the test's move of the clock and its count).
+  std::atomic<int64_t> now_us{0}, seen_us{-1};
   auto loop = EventLoop::Create([&] {
-    ++clock_reads;
-    return absl::UnixEpoch() + absl::Microseconds(now_us.load());
+    const int64_t us = now_us.load();
+    seen_us = us;
+    return absl::UnixEpoch() + absl::Microseconds(us);
   });
   REQUIRE(loop.ok());
   // Work appears for the poller to find without any fd event: only polling sees it.
@@ -99,7 +103,7 @@ TEST_CASE("EventLoop polls while pollers find work, then sleeps in epoll", "[eve
   // epoll: pollers run only after epoll returns, so from that read on the
   // count stands still until an event comes.
   now_us += absl::ToInt64Microseconds(EventLoop::kPollWindow) + 1;
-  for (int64_t reads = clock_reads.load(); clock_reads.load() == reads;) std::this_thread::yield();
+  while (seen_us.load() < now_us.load()) std::this_thread::yield();
   const int settled = calls.load();
   // A posted task runs before that iteration's pollers: it sees the count
   // the loop slept with.
