@@ -67,7 +67,8 @@ absl::StatusOr<LoadedSegments> LoadElfSegments(const GuestMemory& mem, const Ima
                                                const BootInfoNeeds& needs);
 
 // PVH: loads the segments, initrd, command line and hvm_start_info at
-// kBootInfoAddr; entered in 32-bit protected mode at `entry` with EBX = it.
+// kBootInfoAddr (or the page low_memory.h finds, if the kernel is there);
+// entered in 32-bit protected mode at `entry` with EBX = it.
 absl::StatusOr<BootSetup> LoadPvhElf(const GuestMemory& mem, const ImageFile& file,
                                      const ElfImage& image, uint32_t entry,
                                      const KernelLoadRequest& req);

@@ -22,6 +22,11 @@ namespace mote::x86 {
 
 enum class EntryMode { kLinux64, kPvh32, kMultiboot32, kElf64 };
 
+// True for the modes entered in long mode (identity page tables, a stack).
+inline bool Is64Bit(EntryMode mode) {
+  return mode == EntryMode::kLinux64 || mode == EntryMode::kElf64;
+}
+
 struct BootSetup {
   EntryMode mode = EntryMode::kLinux64;
   uint64_t entry = 0;       // RIP (EIP in the 32-bit modes)

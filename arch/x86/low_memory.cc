@@ -13,10 +13,6 @@ constexpr uint64_t kIdtBytes = 8;
 static_assert(kGdtAddr + kGdtBytes <= kIdtAddr);
 constexpr uint64_t kPage = 0x1000;
 
-bool Is64BitEntry(EntryMode mode) {
-  return mode == EntryMode::kElf64 || mode == EntryMode::kLinux64;
-}
-
 // One movable structure: its usual place and size, and where it went.
 struct Movable {
   const char* name;
@@ -29,7 +25,7 @@ struct Movable {
 
 std::vector<LowRange> FixedLowStructures(EntryMode mode) {
   std::vector<LowRange> out = {{"the boot GDT and IDT", kGdtAddr, kIdtAddr + kIdtBytes}};
-  if (Is64BitEntry(mode)) {
+  if (Is64Bit(mode)) {
     out.push_back({"the Linux zero page", kZeroPageAddr, kZeroPageAddr + kPage});
     // Only the 64-bit entries are promised a stack (RSP = kBootStackTop),
     // as on Firecracker; PVH and Multiboot kernels bring their own.

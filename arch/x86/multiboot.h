@@ -98,8 +98,9 @@ std::optional<MultibootHeader> FindMultibootHeader(absl::Span<const uint8_t> pro
 absl::Status CheckMultibootHeader(const ImageFile& file, const MultibootHeader& header);
 
 // Loads the ELF segments, initrd (module 0) and command line, and writes the
-// info structure at kBootInfoAddr. Entered in 32-bit protected mode at e_entry
-// with EAX = 0x2BADB002, EBX = kBootInfoAddr.
+// info structure at kBootInfoAddr (elsewhere if the kernel is there:
+// low_memory.h). Entered in 32-bit protected mode at e_entry with
+// EAX = 0x2BADB002, EBX = the info.
 absl::StatusOr<BootSetup> LoadMultibootElf(const GuestMemory& mem, const ImageFile& file,
                                            const ElfImage& image, const MultibootHeader& header,
                                            const KernelLoadRequest& req);

@@ -24,8 +24,6 @@ constexpr uint64_t kGdtTss = 0x008f8b000000ffff;     // busy TSS (base 0): VMX i
 constexpr uint64_t kPageTableFlags = 0x03;  // present, writable
 constexpr uint64_t kLargePageFlags = 0x83;  // present, writable, 2 MiB page
 
-bool Is64Bit(EntryMode mode) { return mode == EntryMode::kLinux64 || mode == EntryMode::kElf64; }
-
 // A KVM segment from a GDT descriptor, as the CPU would cache it.
 kvm_segment SegmentFromDescriptor(uint64_t desc, uint16_t selector) {
   kvm_segment s{};

@@ -107,4 +107,3 @@ fail_end:
   .section .bss
   .space 0x2000 /* to BASE + 0x2000 and beyond: over 0x6000 for BASE 0x5000 */
 #endif
-image_end = BASE + 0x3000 /* past the text and any bss */
