@@ -127,7 +127,7 @@ int Vm::VcpuThreadId(size_t index) const {
 }
 
 absl::Status Vm::Build() {
-  MOTE_ASSIGN_OR_RETURN(cpu_template_, x86::ParseCpuTemplate(config_.cpu_template));
+  MOTE_ASSIGN_OR_RETURN(cpu_model_, x86::ParseCpuModel(config_.cpu));
   // The user's files and TAPs first, so a bad --disk or --net is reported
   // before anything else; each device takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(VirtioDevices virtio_devices, OpenVirtioDevices());
@@ -319,11 +319,15 @@ absl::Status Vm::CreateDevices() {
 absl::Status Vm::CreateVcpus() {
   MOTE_ASSIGN_OR_RETURN(CpuidEntries supported, kvm_->GetSupportedCpuid());
   bool tsc_deadline = kvm_->CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  absl::StatusOr<CpuidEntries> cpuid = x86::ModelCpuid(supported, cpu_model_, tsc_deadline);
+  if (!cpuid.ok()) {
+    return absl::InvalidArgumentError("--cpu " + config_.cpu + ": " +
+                                      std::string(cpuid.status().message()));
+  }
   Vcpu::InstallKickSignalHandler();
   for (uint32_t id = 0; id < config_.cpus; ++id) {
     MOTE_ASSIGN_OR_RETURN(VcpuFd fd, vm_fd_->CreateVcpu(id));
-    MOTE_RETURN_IF_ERROR(
-        fd.SetCpuid(x86::VcpuCpuid(supported, id, config_.cpus, cpu_template_, tsc_deadline)));
+    MOTE_RETURN_IF_ERROR(fd.SetCpuid(x86::VcpuCpuid(*cpuid, id, config_.cpus)));
     MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
     // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
     if (id == 0) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));

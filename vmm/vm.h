@@ -140,7 +140,7 @@ class Vm : public GuestEventSink {
 
   VmConfig config_;
   const absl::Time launch_time_;
-  x86::CpuTemplate cpu_template_ = x86::CpuTemplate::kHost;
+  x86::CpuModel cpu_model_;
   std::optional<KvmSystem> kvm_;
   std::optional<VmFd> vm_fd_;
   std::unique_ptr<GuestMemory> mem_;

@@ -186,17 +186,18 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .get = [](const V& c) { return Json(MemoryText(c.memory_bytes, c.hugepages)); },
        .help = "Guest RAM: 512 (MiB), 512M, 2G ...; SIZE,hugepages=on for reserved 2 MiB pages",
        .expected = "a size such as \"512M\" or \"2G\", or an integer of MiB"},
-      {.name = "cpu_template",
+      {.name = "cpu",
        .type = T::kString,
-       .syntax = "NAME",
+       .syntax = "MODEL",
        .set =
            [](const std::string& t, V& c) {
-             MOTE_RETURN_IF_ERROR(x86::ParseCpuTemplate(t).status());
-             return SetString(t, c.cpu_template);
+             MOTE_RETURN_IF_ERROR(x86::ParseCpuModel(t).status());
+             return SetString(t, c.cpu);
            },
-       .get = [](const V& c) { return Json(c.cpu_template); },
-       .help = "CPU features: host or minimal",
-       .expected = "host or minimal"},
+       .get = [](const V& c) { return Json(c.cpu); },
+       .help = "The vCPUs' CPUID: host or minimal, then +FEATURE / -FEATURE by QEMU's names "
+               "(x2apic, pcid, avx2, ...), vendor=ID (12 characters), model-id=TEXT",
+       .expected = "host or minimal, then ,+FEATURE or ,-FEATURE"},
       {.name = "pit",
        .type = T::kString,
        .syntax = "MODE",

@@ -20,7 +20,6 @@ constexpr uint32_t kLeaf7EdxAvx =
 // Leaf 0x80000001 ECX: XOP and FMA4.
 constexpr uint32_t kExtEcxAvx = (1u << 11) | (1u << 16);
 
-constexpr uint32_t kLeafXsave = 0xd;
 constexpr uint32_t kLevelTypeSmt = 1, kLevelTypeCore = 2;
 
 uint32_t BitsFor(uint32_t count) {
@@ -68,11 +67,7 @@ void ApplyMinimalTemplate(CpuidEntries& table) {
     e->edx &= ~kLeaf7EdxAvx;
   }
   if (kvm_cpuid_entry2* e = table.Find(0x80000001)) e->ecx &= ~kExtEcxAvx;
-  // Without XSAVE the state-component leaf describes nothing.
-  table.entries.erase(
-      std::remove_if(table.entries.begin(), table.entries.end(),
-                     [](const kvm_cpuid_entry2& e) { return e.function == kLeafXsave; }),
-      table.entries.end());
+  // Leaf 0xd goes with XSAVE in ApplyCpuFeatureChanges.
 }
 
 constexpr uint32_t kLeafExtMax = 0x80000000, kLeafBrandFirst = 0x80000002,
@@ -125,23 +120,32 @@ std::string HostBrandString() {
   return brand;
 }
 
-absl::StatusOr<CpuTemplate> ParseCpuTemplate(const std::string& name) {
-  if (name == "host") return CpuTemplate::kHost;
-  if (name == "minimal") return CpuTemplate::kMinimal;
-  return absl::InvalidArgumentError("unknown CPU template '" + name +
-                                    "' (expected host or minimal)");
+absl::StatusOr<CpuidEntries> ModelCpuid(const CpuidEntries& supported, const CpuModel& model,
+                                        bool tsc_deadline) {
+  CpuidEntries table = supported;
+  if (kvm_cpuid_entry2* e = table.Find(1)) {
+    e->ecx |= kEcxHypervisor;
+    if (tsc_deadline) e->ecx |= kEcxTscDeadline;
+  }
+  const CpuidEntries offered = table;  // what a +FEATURE may ask for
+  if (model.base == CpuTemplate::kMinimal) ApplyMinimalTemplate(table);
+  if (absl::Status s = ApplyCpuFeatureChanges(model, offered, table); !s.ok()) return s;
+  if (!model.brand.empty()) {
+    SetBrandString(table, model.brand);
+  } else if (model.base == CpuTemplate::kMinimal) {
+    SetBrandString(table, kMinimalBrandString);
+  } else if (!HasBrandString(table)) {
+    std::string host = HostBrandString();
+    SetBrandString(table, host.empty() ? kMinimalBrandString : host);
+  }
+  return table;
 }
 
-std::string CpuTemplateName(CpuTemplate t) { return t == CpuTemplate::kHost ? "host" : "minimal"; }
-
-CpuidEntries VcpuCpuid(const CpuidEntries& supported, uint32_t vcpu_id, uint32_t num_vcpus,
-                       CpuTemplate cpu_template, bool tsc_deadline) {
-  CpuidEntries table = supported;
+CpuidEntries VcpuCpuid(const CpuidEntries& model_cpuid, uint32_t vcpu_id, uint32_t num_vcpus) {
+  CpuidEntries table = model_cpuid;
   if (kvm_cpuid_entry2* e = table.Find(1)) {
     // EBX: APIC ID [31:24], logical processors per package [23:16], CLFLUSH line (8 x 8 bytes).
     e->ebx = (vcpu_id << 24) | ((num_vcpus & 0xff) << 16) | (8u << 8) | (e->ebx & 0xff);
-    e->ecx |= kEcxHypervisor;
-    if (tsc_deadline) e->ecx |= kEcxTscDeadline;
     if (num_vcpus > 1) {
       e->edx |= kEdxHtt;
     } else {
@@ -159,13 +163,6 @@ CpuidEntries VcpuCpuid(const CpuidEntries& supported, uint32_t vcpu_id, uint32_t
   }
   SetTopologyLeaf(table, 0xb, vcpu_id, num_vcpus);
   SetTopologyLeaf(table, 0x1f, vcpu_id, num_vcpus);
-  if (cpu_template == CpuTemplate::kMinimal) {
-    ApplyMinimalTemplate(table);
-    SetBrandString(table, kMinimalBrandString);
-  } else if (!HasBrandString(table)) {
-    std::string host = HostBrandString();
-    SetBrandString(table, host.empty() ? kMinimalBrandString : host);
-  }
   return table;
 }
 

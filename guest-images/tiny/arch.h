@@ -67,6 +67,19 @@ static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void syscall0(uint64_t nr) {
   __asm__ volatile("ud2\n\t.ascii \"MT\"" : "+a"(nr) : : "memory");
 }
+/* CPUID as the guest kernel sees it (ring 0; see cpuid_apic_id): regs[0..3]
+ * are EAX, EBX, ECX, EDX of leaf/subleaf. */
+static inline void cpuid0(uint32_t leaf, uint32_t subleaf, uint32_t regs[4]) {
+  uint64_t a = SYS_CPUID, b, c, d;
+  __asm__ volatile("ud2\n\t.ascii \"MT\""
+                   : "+a"(a), "=b"(b), "=c"(c), "=d"(d)
+                   : "D"((uint64_t)leaf), "S"((uint64_t)subleaf)
+                   : "memory");
+  regs[0] = (uint32_t)a;
+  regs[1] = (uint32_t)b;
+  regs[2] = (uint32_t)c;
+  regs[3] = (uint32_t)d;
+}
 static inline __attribute__((noreturn)) void sys_halt(void) {
   syscall0(SYS_HALT);
   __builtin_unreachable();

@@ -42,6 +42,7 @@
 #define SYS_CMPXCHG16B 4   /* one lock cmpxchg16b in ring 0 (test=emulation) */
 #define SYS_TRIPLE_FAULT 5 /* load an empty IDT and trap: a triple fault */
 #define SYS_KVMCLOCK 6     /* point this CPU's kvmclock at `kvmclock` (kvmclock.h) */
+#define SYS_CPUID 7        /* cpuid in ring 0: leaf in rdi, subleaf in rsi; see cpuid0() */
 
 /* How we were entered (boot_protocol in entry32.S / boot_elf.S). */
 #define BOOT_PVH 1

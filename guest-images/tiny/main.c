@@ -35,6 +35,7 @@ static const struct test tests[] = {
     {"traffic", test_traffic},
     {"exits", test_exits},
     {"chaos", test_chaos},
+    {"cpuid", test_cpuid},
 };
 
 void bsp_user_main(uint32_t cpu) {

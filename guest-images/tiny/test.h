@@ -42,5 +42,6 @@ void test_netbench(void);
 void test_traffic(void);
 void test_exits(void);
 void test_chaos(void);
+void test_cpuid(void);
 
 #endif /* MOTETEST_TEST_H_ */

@@ -144,6 +144,15 @@ static void syscall(struct trap_frame* f) {
     /* MSR_KVM_SYSTEM_TIME_NEW: the structure's address, bit 0 = enable. */
     uint64_t v = (uint64_t)(uintptr_t)&kvmclock | 1;
     __asm__ volatile("wrmsr" : : "c"(0x4b564d01u), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+  } else if (f->rax == SYS_CPUID) {
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+                     : "a"((uint32_t)f->rdi), "c"((uint32_t)f->rsi));
+    f->rax = a;
+    f->rbx = b;
+    f->rcx = c;
+    f->rdx = d;
   } else if (f->rax == SYS_TRIPLE_FAULT) {
     struct __attribute__((packed)) {
       uint16_t limit;

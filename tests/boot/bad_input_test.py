@@ -89,7 +89,7 @@ def cases(f, busy_socket):
         ("transport", run("--kernel", k, "--transport", "isa"), r"transport 'isa': expected pci or mmio"),
         ("console", run("--kernel", k, "--console", "tty9"), r"console"),
         ("bad regex", run("--kernel", k, "--expect", "(["), r"regex"),
-        ("cpu template", run("--kernel", k, "--cpu-template", "pentium"), r"CPU template"),
+        ("cpu template", run("--kernel", k, "--cpu", "pentium"), r"CPU template"),
         # The VM description (--config).
         ("config missing", run("--config", os.path.join(f.d, "none.json")), r"cannot read config"),
         ("timings unwritable", run("--kernel", k, f"--timings={f.d}/no/such/dir/t.json"),

@@ -728,9 +728,28 @@ def console_to_file(ctx):
 
 @case
 def cpu_template_minimal(ctx):
-    code, out, _, _ = ctx.boot("smp", "--cpus", "2", "--cpu-template", "minimal")
+    code, out, _, _ = ctx.boot("smp", "--cpus", "2", "--cpu", "minimal")
     expect_line(out, r"^smp: 2 cpus online")
     expect_eq("exit code", code, 1)
+
+
+@case
+def cpu_features_switched_off_and_on(ctx):
+    """--cpu: the guest kernel's CPUID loses what -FEATURE removes, and gets
+    the vendor and brand asked for; the plain host model has x2APIC and the
+    hypervisor bit, so the run with them removed shows the flag's effect."""
+    code, out, _, _ = ctx.boot("cpuid")
+    expect_line(out, r"^cpuid: x2apic=1 .* hypervisor=1$")
+    expect_eq("exit code (host model)", code, 1)
+    code, out, _, _ = ctx.boot(
+        "cpuid", "--cpu", "host,-x2apic,-xsave,-hypervisor,vendor=AuthenticAMD,model-id=mote test")
+    expect_line(out, r"^cpuid: vendor=AuthenticAMD brand=mote test$")
+    # -xsave took AVX and AVX2 with it.
+    expect_line(out, r"^cpuid: x2apic=0 pcid=\d invpcid=\d xsave=0 avx=0 avx2=0 hypervisor=0$")
+    expect_eq("exit code (features removed)", code, 1)
+    code, _, err, _ = ctx.run("--kernel", ctx.image(), "--cpu", "host,+avx2,-avx")
+    expect_line(err, r"^mote: error: --cpu host,\+avx2,-avx: \+avx2 needs avx, which -avx takes away$")
+    expect_eq("exit code (inconsistent features)", code != 0, True)
 
 
 # ---- Console input: a pipe, and a terminal in raw mode ------------------------------

@@ -200,7 +200,7 @@ def linux_virtio_rng(ctx):
 
 @case
 def linux_cpu_template_minimal(ctx):
-    _, out, _ = boot(ctx, "poweroff", "--cpus", "2", "--cpu-template", "minimal",
+    _, out, _ = boot(ctx, "poweroff", "--cpus", "2", "--cpu", "minimal",
                      want=EXIT_POWER_OFF)
     expect_eq("the guest's CPU count", report(out, "cpus"), "2")
     expect_eq("the guest's model name", report(out, "model name"), "mote virtual x86-64 CPU")

@@ -333,7 +333,7 @@ def config_seeds():
     configs = {
         "minimal": {"kernel": "/boot/vmlinuz"},
         "full": {"kernel": "k", "initrd": "i", "cmdline": "console=ttyS0", "cpus": 2, "memory": "256M",
-                 "cpu_template": "host", "pit": "auto", "console": "stdio", "timeout": "10s",
+                 "cpu": "host,-x2apic", "pit": "auto", "console": "stdio", "timeout": "10s",
                  "expect": "^boot (done|ok)$", "on_reboot": "exit", "transport": "pci", "rng": True,
                  "disks": [{"path": "a.img"}, {"path": "b.img", "readonly": True, "id": "data", "serial": "S",
                                                 "cache": "none"}],

@@ -75,7 +75,7 @@ TEST_CASE("The worked example loads, and round-trips through VmConfigToJson", "[
   CHECK(config.cmdline == "console=ttyS0 quiet");
   CHECK(config.cpus == 2);
   CHECK(config.memory_bytes == (512ull << 20));
-  CHECK(config.cpu_template == "minimal");
+  CHECK(config.cpu == "minimal");
   CHECK(config.pit == PitMode::kAuto);
   CHECK(config.console.kind == ConsoleKind::kFile);
   CHECK(config.console.path == "/tmp/web1-console.log");
@@ -141,7 +141,7 @@ TEST_CASE("Each top-level member sets its field", "[config_json]") {
   CHECK(Load("\"cmdline\": \"a b=c\"").cmdline == "a b=c");
   CHECK(Load("\"cpus\": 254").cpus == 254);
   CHECK(Load("\"cpus\": 4.0").cpus == 4);  // a JSON Schema integer
-  CHECK(Load("\"cpu_template\": \"minimal\"").cpu_template == "minimal");
+  CHECK(Load("\"cpu\": \"minimal,-x2apic\"").cpu == "minimal,-x2apic");
   CHECK(Load("\"pit\": \"off\"").pit == PitMode::kOff);
   CHECK(Load("\"console\": \"none\"").console.kind == ConsoleKind::kNone);
   CHECK(Load("\"console\": \"file:/tmp/c,1.log\"").console.path == "/tmp/c,1.log");
@@ -238,8 +238,9 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("memory": 1048577)", "config: memory: memory size '1048577' is out of range..."},
       {R"("memory": true)",
        "config: memory: expected a size such as \"512M\" or \"2G\", or an integer of MiB"},
-      {R"("cpu_template": "fast")",
-       "config: cpu_template: unknown CPU template 'fast' (expected host or minimal)"},
+      {R"("cpu": "fast")",
+       "config: cpu: unknown CPU template 'fast' (expected host or minimal, then ,+FEATURE or "
+       ",-FEATURE)"},
       {R"("pit": "maybe")", "config: pit: pit 'maybe': expected on, off or auto"},
       {R"("console": "file:")",
        "config: console: console 'file:': expected stdio, none or file:PATH"},
@@ -256,8 +257,8 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("name": null)", "config: name: expected a string"},
       {R"("log_level": "verbose")",
        "config: log_level: expected one of: trace, debug, info, warn, error, off"},
-      {R"("cpu": 2)",
-       "config: cpu: unknown member (expected one of: kernel, initrd, cmdline, cpus, ..."},
+      {R"("vcpus": 2)",
+       "config: vcpus: unknown member (expected one of: kernel, initrd, cmdline, cpus, ..."},
       {R"("disks": {})", "config: disks: expected an array of disk objects"},
       {R"("disks": ["a.img"])", "config: disks[0]: expected an object"},
       {R"("disks": [{"path": "a"}, {"path": "b", "cache": "fast"}])",

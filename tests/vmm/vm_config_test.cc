@@ -194,7 +194,7 @@ TEST_CASE("The VM's table gives each member its flag, help and checks", "[vm_con
     CHECK((m.type == MemberType::kList) == (m.item_syntax != nullptr));
     flags.insert(FlagName(m));
   }
-  CHECK(flags.count("--cpu-template") == 1);
+  CHECK(flags.count("--cpu") == 1);
   CHECK(flags.count("--disk") == 1);  // a list's flag is singular
   CHECK(flags.size() == VmMembers().size());
 

@@ -35,10 +35,21 @@ CpuidEntries HostTable() {
   return t;
 }
 
+// The CPUID vCPU `id` of `cpus` gets from `supported` under `model`.
+CpuidEntries Cpuid(const CpuidEntries& supported, uint32_t id, uint32_t cpus,
+                   std::string_view model = "host", bool tsc_deadline = false) {
+  absl::StatusOr<CpuModel> parsed = ParseCpuModel(model);
+  REQUIRE(parsed.ok());
+  absl::StatusOr<CpuidEntries> table = ModelCpuid(supported, *parsed, tsc_deadline);
+  INFO(table.status().message());
+  REQUIRE(table.ok());
+  return VcpuCpuid(*table, id, cpus);
+}
+
 TEST_CASE("CPUID: each vCPU gets its APIC ID and the VM's CPU count", "[cpuid]") {
   CpuidEntries host = HostTable();
   for (uint32_t id : {0u, 1u, 3u}) {
-    CpuidEntries t = VcpuCpuid(host, id, 4, CpuTemplate::kHost);
+    CpuidEntries t = Cpuid(host, id, 4);
     kvm_cpuid_entry2* leaf1 = t.Find(1);
     REQUIRE(leaf1 != nullptr);
     CHECK((leaf1->ebx >> 24) == id);
@@ -56,16 +67,16 @@ TEST_CASE("CPUID: each vCPU gets its APIC ID and the VM's CPU count", "[cpuid]")
     CHECK(((end->ecx >> 8) & 0xff) == 0);
     CHECK((t.Find(4, 3)->eax >> 26) == 3);  // 4 cores per package
   }
-  CHECK((VcpuCpuid(host, 0, 1, CpuTemplate::kHost).Find(1)->edx & (1u << 28)) == 0);
+  CHECK((Cpuid(host, 0, 1).Find(1)->edx & (1u << 28)) == 0);
 }
 
 TEST_CASE("CPUID: TSC-deadline is offered only when the LAPIC has it", "[cpuid]") {
-  CHECK((VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost, true).Find(1)->ecx & (1u << 24)) != 0);
-  CHECK((VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost, false).Find(1)->ecx & (1u << 24)) == 0);
+  CHECK((Cpuid(HostTable(), 0, 1, "host", true).Find(1)->ecx & (1u << 24)) != 0);
+  CHECK((Cpuid(HostTable(), 0, 1, "host", false).Find(1)->ecx & (1u << 24)) == 0);
 }
 
 TEST_CASE("CPUID: the KVM leaves are kept", "[cpuid]") {
-  CpuidEntries t = VcpuCpuid(HostTable(), 0, 1, CpuTemplate::kHost);
+  CpuidEntries t = Cpuid(HostTable(), 0, 1);
   kvm_cpuid_entry2* kvm = t.Find(0x40000000);
   REQUIRE(kvm != nullptr);
   CHECK(kvm->ebx == 0x4b4d564b);  // "KVMK"
@@ -73,7 +84,7 @@ TEST_CASE("CPUID: the KVM leaves are kept", "[cpuid]") {
 
 TEST_CASE("CPUID minimal template hides cx16, xsave and AVX-class features", "[cpuid]") {
   CpuidEntries host = HostTable();
-  CpuidEntries t = VcpuCpuid(host, 0, 1, CpuTemplate::kMinimal);
+  CpuidEntries t = Cpuid(host, 0, 1, "minimal");
   kvm_cpuid_entry2* leaf1 = t.Find(1);
   CHECK((leaf1->ecx & (1u << 13)) == 0);
   CHECK((leaf1->ecx & (1u << 26)) == 0);
@@ -84,15 +95,15 @@ TEST_CASE("CPUID minimal template hides cx16, xsave and AVX-class features", "[c
   CHECK((leaf7->ebx & (1u << 3)) != 0);  // BMI1 is not AVX-class
   CHECK(t.Find(0xd, 0) == nullptr);
   // The host template leaves them alone.
-  CpuidEntries h = VcpuCpuid(host, 0, 1, CpuTemplate::kHost);
+  CpuidEntries h = Cpuid(host, 0, 1);
   CHECK((h.Find(1)->ecx & (1u << 13)) != 0);
   CHECK(h.Find(0xd, 0) != nullptr);
 }
 
 TEST_CASE("CPU template names parse", "[cpuid]") {
-  CHECK(*ParseCpuTemplate("host") == CpuTemplate::kHost);
-  CHECK(*ParseCpuTemplate("minimal") == CpuTemplate::kMinimal);
-  CHECK(!ParseCpuTemplate("skylake").ok());
+  CHECK(ParseCpuModel("host")->base == CpuTemplate::kHost);
+  CHECK(ParseCpuModel("minimal")->base == CpuTemplate::kMinimal);
+  CHECK(!ParseCpuModel("skylake").ok());
 }
 
 }  // namespace
@@ -118,10 +129,10 @@ TEST_CASE("CPUID: the guest gets a brand string where KVM gives none", "[cpuid]"
   CpuidEntries supported = HostTable();
   supported.entries.push_back(Entry(0x80000000, 0, 0x80000001, 0, 0, 0));
   supported.entries.push_back(Entry(0x80000001, 0, 0, 0, 0, 0));
-  CpuidEntries minimal = VcpuCpuid(supported, 0, 1, CpuTemplate::kMinimal);
+  CpuidEntries minimal = Cpuid(supported, 0, 1, "minimal");
   CHECK(Brand(minimal) == kMinimalBrandString);
   CHECK(minimal.Find(0x80000000)->eax == 0x80000004);
-  CpuidEntries host = VcpuCpuid(supported, 0, 1, CpuTemplate::kHost);
+  CpuidEntries host = Cpuid(supported, 0, 1);
   std::string want = HostBrandString().empty() ? kMinimalBrandString : HostBrandString();
   CHECK(Brand(host) == want);
   CHECK_FALSE(Brand(host).empty());
@@ -133,7 +144,7 @@ TEST_CASE("CPUID: a brand string KVM does give is kept with the host template", 
   supported.entries.push_back(Entry(0x80000002, 0, 0x61636f4c, 0x0000006c, 0, 0));  // "Local"
   supported.entries.push_back(Entry(0x80000003, 0, 0, 0, 0, 0));
   supported.entries.push_back(Entry(0x80000004, 0, 0, 0, 0, 0));
-  CpuidEntries host = VcpuCpuid(supported, 0, 1, CpuTemplate::kHost);
+  CpuidEntries host = Cpuid(supported, 0, 1);
   CHECK(Brand(host) == "Local");
 }
 

@@ -66,7 +66,7 @@ struct VmConfig {
   uint32_t cpus = 1;                     // 1 to 254
   uint64_t memory_bytes = 128ull << 20;  // 4 MiB to 1 TiB, a multiple of 4 KiB
   bool hugepages = false;                // reserved 2 MiB hugetlb pages
-  std::string cpu_template = "host";     // or "minimal"
+  std::string cpu = "host";  // host|minimal[,+FEATURE|-FEATURE...][,vendor=ID][,model-id=TEXT]
   PitMode pit = PitMode::kAuto;
   ConsoleConfig console;
   VirtioTransport transport = VirtioTransport::kPci;
