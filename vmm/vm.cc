@@ -32,6 +32,22 @@ constexpr uint64_t kTssAddr = 0xfffbd000;  // 3 pages KVM needs on Intel, inside
 // Room for one virtio-pci function per slot after the host bridge.
 constexpr size_t kMaxPciDevices = pci::kSlotCount - 1;
 
+// The --fw-cfg items with their bytes: files are read here, before any KVM
+// object exists, so an unreadable one is reported first.
+absl::StatusOr<std::vector<FwCfgFile>> ReadFwCfgItems(const std::vector<FwCfgConfig>& items) {
+  std::vector<FwCfgFile> files;
+  for (const FwCfgConfig& item : items) {
+    FwCfgFile& file = files.emplace_back();
+    file.name = item.name;
+    if (item.file.empty()) {
+      file.data.assign(item.string.begin(), item.string.end());
+    } else {
+      MOTE_ASSIGN_OR_RETURN(file.data, ReadFwCfgFile(item.file, item.name));
+    }
+  }
+  return files;
+}
+
 }  // namespace
 
 sigset_t Vm::StopSignals() {
@@ -131,6 +147,8 @@ absl::Status Vm::Build() {
   // The user's files and TAPs first, so a bad --disk or --net is reported
   // before anything else; each device takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(VirtioDevices virtio_devices, OpenVirtioDevices());
+  FwCfgContents fw_cfg;
+  MOTE_ASSIGN_OR_RETURN(fw_cfg.files, ReadFwCfgItems(config_.fw_cfg));
   bool pci = config_.transport == VirtioTransport::kPci;
   size_t room = pci ? kMaxPciDevices : std::size(x86::kVirtioMmioGsis);
   if (virtio_devices.size() > room) {
@@ -161,6 +179,10 @@ absl::Status Vm::Build() {
                         GuestMemory::Create(x86::RamRegions(config_.memory_bytes),
                                             config_.hugepages ? GuestMemory::Pages::kHuge2M
                                                               : GuestMemory::Pages::kTransparent));
+  fw_cfg.cpus = static_cast<uint16_t>(config_.cpus);
+  fw_cfg.ram_bytes = config_.memory_bytes;
+  fw_cfg.cmdline = request.cmdline;
+  MOTE_ASSIGN_OR_RETURN(fw_cfg_, FwCfg::Create(std::move(fw_cfg), mem_.get()));
   MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
   startup::Mark(startup::Phase::kKernelLoaded);
 
@@ -309,6 +331,8 @@ absl::Status Vm::CreateDevices() {
   com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
   serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
+  static_assert(FwCfg::kPortCount == x86::kFwCfgPortCount);
+  MOTE_RETURN_IF_ERROR(pio_bus_.Insert(fw_cfg_, x86::kFwCfgPort, x86::kFwCfgPortCount));
   PlatformWiring wiring{this, &clock_};
   for (const PortDevice& device : PlatformPortDevices()) {
     MOTE_RETURN_IF_ERROR(pio_bus_.Insert(device.make(wiring), device.port, device.port_count));

@@ -22,6 +22,7 @@
 #include "arch/x86/acpi/tables.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
+#include "devices/fw_cfg.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
 #include "virtio/mmio_transport.h"
@@ -158,6 +159,7 @@ class Vm : public GuestEventSink {
   std::unique_ptr<ConsoleOutput> console_;
   std::unique_ptr<IsaIrqLine> com1_irq_;
   std::shared_ptr<Serial16550> serial_;
+  std::shared_ptr<FwCfg> fw_cfg_;
   std::unique_ptr<IrqRouting> irq_routing_;
   std::vector<std::unique_ptr<KvmMsiRouter>> msi_routers_;  // outlive the PCI functions
   std::unique_ptr<pci::PciRoot> pci_root_;

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "devices/fw_cfg.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/device_kinds/device_kind.h"
 
@@ -218,6 +219,50 @@ absl::Status CheckNetBackend(const NetConfig& net) {
     return absl::InvalidArgumentError("give exactly one of tap=NAME and fd=N");
   }
   return absl::OkStatus();
+}
+
+const std::vector<SectionMember<FwCfgConfig>>& FwCfgMembers() {
+  using F = FwCfgConfig;
+  static const std::vector<SectionMember<FwCfgConfig>> members = {
+      {"name", MemberType::kString, "NAME",
+       [](const std::string& t, F& f) {
+         MOTE_RETURN_IF_ERROR(ValidateFwCfgName(t));
+         f.name = t;
+         return absl::OkStatus();
+       },
+       [](const F& f) { return nlohmann::json(f.name); }},
+      {"file", MemberType::kString, "PATH",
+       [](const std::string& t, F& f) {
+         if (t.empty()) return absl::InvalidArgumentError("an empty path");
+         f.file = t;
+         return absl::OkStatus();
+       },
+       [](const F& f) { return f.file.empty() ? nlohmann::json() : nlohmann::json(f.file); }},
+      {"string", MemberType::kString, "TEXT",
+       [](const std::string& t, F& f) {
+         f.string = t;
+         return absl::OkStatus();
+       },
+       [](const F& f) { return f.file.empty() ? nlohmann::json(f.string) : nlohmann::json(); }},
+  };
+  return members;
+}
+
+absl::Status CheckFwCfgItem(const FwCfgConfig& item) {
+  if (item.name.empty()) return absl::InvalidArgumentError("no name=NAME");
+  if (item.file.empty() == item.string.empty()) {
+    return absl::InvalidArgumentError("give exactly one of file=PATH and string=TEXT");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FwCfgConfig> ParseFwCfg(const std::string& text) {
+  FwCfgConfig item;
+  MOTE_RETURN_IF_ERROR(ApplyFlagText("--fw-cfg", text, FwCfgMembers(), item));
+  if (absl::Status s = CheckFwCfgItem(item); !s.ok()) {
+    return absl::InvalidArgumentError("--fw-cfg '" + text + "': " + std::string(s.message()));
+  }
+  return item;
 }
 
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text) {

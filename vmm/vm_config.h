@@ -23,6 +23,7 @@ namespace mote {
 using libmote::ConsoleConfig;
 using libmote::ConsoleKind;
 using libmote::DiskConfig;
+using libmote::FwCfgConfig;
 using libmote::NetConfig;
 using libmote::OnReboot;
 using libmote::PitMode;
@@ -56,6 +57,7 @@ absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text);
 const std::vector<SectionMember<VmConfig>>& VmMembers();
 const std::vector<SectionMember<DiskConfig>>& DiskMembers();
 const std::vector<SectionMember<NetConfig>>& NetMembers();
+const std::vector<SectionMember<FwCfgConfig>>& FwCfgMembers();
 // A VM member's flag ("--cpus"; a list's is singular: "--disk"), and the
 // flag's values applied: a list's replace it, a bare bool flag is "on".
 // Errors name the member ("cpus: expected ...") or the flag ("--disk ...").
@@ -71,6 +73,10 @@ std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx
 // id, a zero MAC: FillDefaultNames names them by position).
 absl::StatusOr<DiskConfig> ParseDisk(const std::string& text);
 absl::StatusOr<NetConfig> ParseNet(const std::string& text);
+// One --fw-cfg value: "name=NAME,file=PATH" or "name=NAME,string=TEXT".
+absl::StatusOr<FwCfgConfig> ParseFwCfg(const std::string& text);
+// An fw_cfg item has a valid name and exactly one of file and string.
+absl::Status CheckFwCfgItem(const FwCfgConfig& item);
 
 }  // namespace mote
 

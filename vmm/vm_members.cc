@@ -140,6 +140,20 @@ absl::Status SetNets(const nlohmann::ordered_json& value, const std::string& pat
   return absl::OkStatus();
 }
 
+absl::Status SetFwCfg(const nlohmann::ordered_json& value, const std::string& path, V& c) {
+  if (!value.is_array()) return JsonMemberError(path, "expected an array of fw_cfg item objects");
+  std::vector<FwCfgConfig> items(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string item = absl::StrFormat("%s[%d]", path, i);
+    MOTE_RETURN_IF_ERROR(ApplyJsonObject("--fw-cfg", value[i], item, FwCfgMembers(), items[i]));
+    if (absl::Status s = CheckFwCfgItem(items[i]); !s.ok()) {
+      return JsonMemberError(item, std::string(s.message()));
+    }
+  }
+  c.fw_cfg = std::move(items);
+  return absl::OkStatus();
+}
+
 template <class Section>
 Json ListJson(const std::vector<Section>& items, const std::vector<SectionMember<Section>>& table) {
   Json list = Json::array();
@@ -282,6 +296,21 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .expected = "an array of NIC objects",
        .set_json = &SetNets,
        .item_syntax = [] { return SectionSyntax(NetMembers()); }},
+      {.name = "fw_cfg",
+       .type = T::kList,
+       .syntax = "SPEC",
+       .set =
+           [](const std::string& t, V& c) {
+             MOTE_ASSIGN_OR_RETURN(FwCfgConfig item, ParseFwCfg(t));
+             c.fw_cfg.push_back(std::move(item));
+             return absl::OkStatus();
+           },
+       .get = [](const V& c) { return ListJson(c.fw_cfg, FwCfgMembers()); },
+       .help = "A named fw_cfg item the guest reads (name=opt/...,file=PATH or string=TEXT; "
+               "repeatable)",
+       .expected = "an array of fw_cfg item objects",
+       .set_json = &SetFwCfg,
+       .item_syntax = [] { return SectionSyntax(FwCfgMembers()); }},
       {.name = "api_socket",
        .type = T::kString,
        .syntax = "PATH",
@@ -314,7 +343,7 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
 std::string FlagName(const SectionMember<VmConfig>& member) {
   std::string flag = "--" + std::string(member.name);
   for (char& c : flag) c = c == '_' ? '-' : c;
-  if (member.type == MemberType::kList) flag.pop_back();  // --disk for disks[]
+  if (member.type == MemberType::kList && flag.back() == 's') flag.pop_back();  // --disk, disks[]
   return flag;
 }
 

@@ -36,6 +36,7 @@ static const struct test tests[] = {
     {"exits", test_exits},
     {"chaos", test_chaos},
     {"cpuid", test_cpuid},
+    {"fwcfg", test_fwcfg},
 };
 
 void bsp_user_main(uint32_t cpu) {

@@ -36,6 +36,7 @@
 #define COM1_PORT 0x3f8               /* kCom1Port */
 #define BOOT_TIMER_PORT 0x440         /* kBootTimerPort: any write = "boot done" */
 #define PVPANIC_PORT 0x505            /* kPvpanicPort */
+#define FW_CFG_PORT 0x510             /* kFwCfgPort: selector, data +1, DMA +4 */
 #define ACPI_SLEEP_CONTROL_PORT 0x600 /* kAcpiSleepControlPort */
 #define ACPI_RESET_PORT 0x602         /* kAcpiResetPort */
 #define ACPI_RESET_VALUE 0x01         /* kAcpiResetValue */

@@ -43,5 +43,6 @@ void test_traffic(void);
 void test_exits(void);
 void test_chaos(void);
 void test_cpuid(void);
+void test_fwcfg(void);
 
 #endif /* MOTETEST_TEST_H_ */

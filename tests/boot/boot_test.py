@@ -752,6 +752,38 @@ def cpu_features_switched_off_and_on(ctx):
     expect_eq("exit code (inconsistent features)", code != 0, True)
 
 
+@case
+def fw_cfg_cpu_count_and_named_files(ctx):
+    """--fw-cfg: the guest finds each named item in fw_cfg's directory and
+    reads a file's bytes through the data port and by DMA (CRC-32 against the
+    host's), with the CPU count and RAM size beside them."""
+    with tempfile.TemporaryDirectory() as d:
+        blob = os.path.join(d, "blob")
+        data = os.urandom(10000)
+        with open(blob, "wb") as f:
+            f.write(data)
+        code, out, _, _ = ctx.boot(
+            "fwcfg", "--cpus", "2", "--memory", "256M",
+            "--fw-cfg", "name=opt/org.mote/greeting,string=hello",
+            "--fw-cfg", f"name=opt/org.mote/blob,file={blob}",
+            cmdline_extra="file=opt/org.mote/blob")
+    expect_line(out, r"^fwcfg: signature=QEMU id=0x3 cpus=2 ram=256 MiB$")
+    expect_line(out, r"^fwcfg: 2 files$")
+    expect_line(out, r"^fwcfg: file opt/org.mote/greeting size=5 key=0x2\d$")
+    want = f"crc32=0x{zlib.crc32(data):08x}"
+    expect_line(out, rf"^fwcfg: read opt/org.mote/blob size=10000 {want}$")
+    expect_line(out, rf"^fwcfg: dma opt/org.mote/blob control=0x0 {want}$")
+    expect_line(out, r"^PASS fwcfg_dma_bad_address$")
+    no_fail_lines(out)
+    expect_eq("exit code", code, 1)
+    # An unreadable file is one error line before any guest runs.
+    code, _, err, _ = ctx.run("--kernel", ctx.image(), "--fw-cfg",
+                              "name=opt/a,file=/nonexistent/mote-fw-cfg")
+    expect_line(err, r"^mote: error: cannot read fw_cfg file /nonexistent/mote-fw-cfg \(for opt/a\): "
+                     r"No such file or directory$")
+    expect_eq("exit code (unreadable file)", code != 0, True)
+
+
 # ---- Console input: a pipe, and a terminal in raw mode ------------------------------
 
 @case

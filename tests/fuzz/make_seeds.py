@@ -309,6 +309,47 @@ def device_seeds():
     write("guest_ports", "events", s)
 
 
+def fw_cfg_seeds():
+    """Input: u8 flags, u8 file count, u16 size per file, u16 n + n bytes of RAM
+    from 0, then accesses over 0x50c.. (selector at 4, data at 5, the DMA
+    address register at 8, its low half at 12)."""
+    pw = functools.partial(w, action=False)
+    prd = functools.partial(rd, action=False)
+
+    def be32(v):  # the value whose little-endian bytes are v big-endian
+        return struct.unpack("<I", struct.pack(">I", v))[0]
+
+    def dma(at):
+        return pw(8, be32(0), 4) + pw(12, be32(at), 4)
+
+    def access(control, length, address):
+        return struct.pack(">IIQ", control, length, address)
+
+    sizes = [300, 4096, 1, 8192]
+    header = bytes([0, len(sizes)]) + b"".join(struct.pack("<H", n) for n in sizes)
+    select, read, skip, dma_write = 0x08, 0x02, 0x04, 0x10
+    ram = bytearray(0x200)
+    structs = [access(0x19 << 16 | select | read, 4 + 64 * len(sizes), 0x1000),  # directory
+               access(0x20 << 16 | select | read, 300, 0x2000),                  # first file
+               access(0x21 << 16 | select | skip, 100, 0),
+               access(read, 0x2000, 0xfff0),                                     # into the hole
+               access(0x22 << 16 | select | dma_write, 1, 0x3000),
+               access(0x1234 << 16 | select | read, 0x100000, 0x100000),         # zeros, high RAM
+               access(read, 0x10, 0xfffffffffffffff8)]                           # wraps
+    for i, st in enumerate(structs):
+        ram[0x100 + 0x20 * i:0x100 + 0x20 * i + 16] = st
+    s = header + struct.pack("<H", len(ram)) + bytes(ram)
+    s += pw(4, 0, 2) + b"".join(prd(5, 1) for _ in range(4)) + pw(4, 1, 2) + prd(5, 4)
+    s += pw(4, 0x19, 2) + prd(5, 4) + prd(5, 8) + pw(4, 0x4005, 2) + prd(5, 2) + pw(4, 0x8000, 2) + prd(5, 1)
+    s += prd(8, 8) + prd(12, 4) + prd(6, 2)
+    for i in range(len(structs)):
+        s += dma(0x100 + 0x20 * i)
+    s += pw(8, struct.unpack("<Q", struct.pack(">Q", 0x100))[0], 8)  # one 8-byte write
+    s += dma(0x10000 - 8) + dma(0x200000) + pw(5, 0x41, 1) + pw(4, 0x15, 1) + prd(5, 2)
+    write("fw_cfg", "driver", s)
+    write("fw_cfg", "no_dma", bytes([1]) + s[1:])
+
+
 def qmp_seeds():
     cap = '{"execute": "qmp_capabilities"}\n'
     sessions = {
@@ -390,6 +431,7 @@ def main():
     pci_transport_seeds()
     pci_seeds()
     device_seeds()
+    fw_cfg_seeds()
     qmp_seeds()
     config_seeds()
     kernel_seeds(args.mini_pvh)

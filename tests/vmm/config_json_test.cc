@@ -353,6 +353,8 @@ TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config
       {schema, Error(R"("x-unknown": 1)")},
       {schema["$defs"]["disk"], Error(R"("disks": [{"path": "a", "x-unknown": 1}])")},
       {schema["$defs"]["net"], Error(R"("nets": [{"fd": 3, "x-unknown": 1}])")},
+      {schema["$defs"]["fw_cfg_item"],
+       Error(R"("fw_cfg": [{"name": "opt/a", "string": "x", "x-unknown": 1}])")},
   };
   for (const Level& level : kLevels) {
     INFO(level.unknown_error);

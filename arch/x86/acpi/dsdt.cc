@@ -61,6 +61,19 @@ aml::Bytes Pvpanic() {
                      });
 }
 
+// QEMU's fw_cfg, as QEMU describes it: Linux's qemu_fw_cfg driver matches
+// QEMU0002. _STA 0xb: present, enabled, working, but not shown in a UI.
+aml::Bytes FwCfg() {
+  return aml::Device(
+      "FWCF", {
+                  aml::Name("_HID", aml::String("QEMU0002")),
+                  aml::Name("_STA", aml::Integer(0x0b)),
+                  aml::Name("_CRS", aml::ResourceTemplate({
+                                        aml::IoPort(kFwCfgPort, kFwCfgPort, 1, kFwCfgPortCount),
+                                    })),
+              });
+}
+
 // ---- Power button ------------------------------------------------------------------
 // A hardware-reduced platform has no fixed power button: PWRB is a control-
 // method button (PNP0C0C) and the Generic Event Device (ACPI0013) turns an
@@ -168,7 +181,7 @@ void AppendPciHostBridge(const AcpiConfig& cfg, std::vector<aml::Bytes>& sb) {
 }  // namespace
 
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg) {
-  std::vector<aml::Bytes> sb = {Com1(), Rtc(), Pvpanic()};
+  std::vector<aml::Bytes> sb = {Com1(), Rtc(), Pvpanic(), FwCfg()};
   for (aml::Bytes& device : PowerButton()) sb.push_back(std::move(device));
   AppendVirtioMmio(cfg, sb);
   AppendPciHostBridge(cfg, sb);

@@ -9,6 +9,10 @@
  *   - a register of a virtio device found at the start (every window of
  *     it: common, notify, ISR and device config, the MSI-X table and PBA;
  *     the whole virtio-mmio slot);
+ *   - fw_cfg (0x510..0x51b): garbage selectors, reads of every width past an
+ *     item's end, and DMA operations with random control words and
+ *     lengths whose access structure and buffer lie in the chaos area,
+ *     beyond RAM or at the top of the address space;
  *   - 1 in 100: a descriptor chain posted on a freshly set up queue: a loop,
  *     a self-loop, out-of-range addresses, huge lengths, an indirect table
  *     that is the descriptor table itself, bad indirect tables, next
@@ -33,8 +37,10 @@
  *     0x20..0x37 of virtio-pci common config, 0x80/0x90/0xa0 of
  *     virtio-mmio, wherever a BAR has moved to) writes a decoy address
  *     instead; the data window of the virtio PCI-config-access capability
- *     is only read; chains point at the chaos area or beyond RAM.
- * `only=pio|mmio|config|virtio|chain` makes every action of one kind.
+ *     is only read; chains point at the chaos area or beyond RAM; random
+ *     port writes leave fw_cfg's DMA register (0x514..0x51b) to the fw_cfg
+ *     action, which aims it.
+ * `only=pio|fwcfg|mmio|config|virtio|chain` makes every action of one kind.
  * `avoid=` names port ranges left alone altogether (for QEMU: its fw_cfg
  * DMA port makes it write guest memory, and its 16550 aborts on a wider
  * than 1-byte access). */
@@ -86,7 +92,7 @@ static uint64_t ram_end; /* first address above RAM below the MMIO hole */
 static uint64_t state;
 
 static struct {
-  uint64_t pio_reads, pio_writes, pio_strings, pio_refused;
+  uint64_t pio_reads, pio_writes, pio_strings, pio_refused, fw_cfg_dma;
   uint64_t mmio_reads, mmio_writes, mmio_decoys, cfg_accesses;
   uint64_t virtio_reads, virtio_writes, chains, chains_used, chains_setup_failed;
 } n;
@@ -230,8 +236,9 @@ static bool in_ranges(uint64_t x, const struct range* r, unsigned count) {
 }
 
 static const struct range never_written[] = {
-    {0xf4, 0xf8}, {0x505, 0x506}, {0x600, 0x603}, {0x92, 0x93}, /* end the VM */
-    {0x20, 0x22}, {0xa0, 0xa2},   {0x4d0, 0x4d2},               /* KVM's 8259s, ELCR */
+    {0xf4, 0xf8},   {0x505, 0x506}, {0x600, 0x603}, {0x92, 0x93}, /* end the VM */
+    {0x20, 0x22},   {0xa0, 0xa2},   {0x4d0, 0x4d2},               /* KVM's 8259s, ELCR */
+    {0x514, 0x51c},                                               /* fw_cfg DMA: see action_fwcfg */
 };
 #define NEVER_WRITTEN (sizeof(never_written) / sizeof(never_written[0]))
 
@@ -383,6 +390,29 @@ static void action_pio(void) {
     return;
   }
   port_access(port, w);
+}
+
+/* fw_cfg: any selector (the write and arch bits too), reads of any width,
+ * often past the item's end, then half the time a DMA operation whose access
+ * structure and buffer are the area's or nobody's. */
+static void action_fwcfg(void) {
+  if (port_avoided(FW_CFG_PORT, 12)) return;
+  pio_write(FW_CFG_PORT, 2, rnd());
+  for (uint64_t i = below(64); i; --i) pio_read(FW_CFG_PORT + 1, 1u << below(3));
+  if (below(2)) return;
+  uint32_t len = below(4) ? (uint32_t)below(8192) : (uint32_t)rnd();
+  uint64_t at = buffer_addr(16) & ~15ull;
+  uint8_t* access = (uint8_t*)(uintptr_t)at; /* identity-mapped, as every buffer here */
+  uint32_t control = __builtin_bswap32((uint32_t)rnd());
+  uint32_t length = __builtin_bswap32(len);
+  uint64_t to = __builtin_bswap64(below(2) ? buffer_addr(len) : beyond_ram());
+  memcpy(access, &control, 4);
+  memcpy(access + 4, &length, 4);
+  memcpy(access + 8, &to, 8);
+  if (below(8) == 0) at = beyond_ram();
+  pio_write(FW_CFG_PORT + 4, 4, __builtin_bswap32((uint32_t)(at >> 32)));
+  pio_write(FW_CFG_PORT + 8, 4, __builtin_bswap32((uint32_t)at));
+  n.fw_cfg_dma++;
 }
 
 /* A read or a write of `w` bytes at `a`; true if it was a read. */
@@ -793,16 +823,18 @@ void test_chaos(void) {
   static const struct {
     const char* name;
     unsigned lo, hi;
-  } kinds[] = {
-      {"pio", 0, 40}, {"mmio", 40, 55}, {"config", 55, 70}, {"virtio", 70, 99}, {"chain", 99, 100}};
+  } kinds[] = {{"pio", 0, 38},     {"fwcfg", 38, 40},  {"mmio", 40, 55},
+               {"config", 55, 70}, {"virtio", 70, 99}, {"chain", 99, 100}};
   unsigned lo = 0, hi = 100;
   for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); ++k) {
     if (strcmp(only, kinds[k].name) == 0) lo = kinds[k].lo, hi = kinds[k].hi;
   }
   for (uint64_t i = 1; i <= count; ++i) {
     unsigned r = lo + (unsigned)below(hi - lo);
-    if (r < 40)
+    if (r < 38)
       action_pio();
+    else if (r < 40)
+      action_fwcfg();
     else if (r < 55)
       action_mmio();
     else if (r < 70)
@@ -817,8 +849,8 @@ void test_chaos(void) {
     }
   }
   console_restore();
-  printf("\nchaos: pio reads=%lu writes=%lu strings=%lu refused=%lu\n", n.pio_reads, n.pio_writes,
-         n.pio_strings, n.pio_refused);
+  printf("\nchaos: pio reads=%lu writes=%lu strings=%lu refused=%lu; fw_cfg dma=%lu\n", n.pio_reads,
+         n.pio_writes, n.pio_strings, n.pio_refused, n.fw_cfg_dma);
   printf(
       "chaos: mmio reads=%lu writes=%lu decoys=%lu; config accesses=%lu; virtio reads=%lu "
       "writes=%lu\n",

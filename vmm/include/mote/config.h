@@ -59,6 +59,16 @@ struct NetConfig {
   static std::string Syntax();
 };
 
+// One named item of the fw_cfg device (`--fw-cfg`, JSON `fw_cfg[]`), which
+// the guest finds by name (Linux: /sys/firmware/qemu_fw_cfg/by_name/NAME),
+// as QEMU's -fw_cfg passes Ignition configs: exactly one of `file` and
+// `string` gives its bytes.
+struct FwCfgConfig {
+  std::string name;    // required, 1 to 55 bytes: "opt/org.example/config"
+  std::string file;    // a host file read at start-up...
+  std::string string;  // ...or this text (no NUL is added)
+};
+
 struct VmConfig {
   std::string kernel;  // required: bzImage, ELF with a PVH note, Multiboot ELF or x86-64 ELF
   std::string initrd;  // "": none
@@ -75,11 +85,12 @@ struct VmConfig {
   std::string expect;  // end with success once a console line matches (ECMAScript regex)
   OnReboot on_reboot = OnReboot::kExit;
   std::string kvm_device = "/dev/kvm";
-  std::vector<DiskConfig> disks;  // in slot order
-  std::vector<NetConfig> nets;    // in slot order, after the disks
-  std::string api_socket;         // serve QMP on this Unix socket; "": none
-  bool paused = false;            // the vCPUs wait for Resume (QMP `cont`)
-  std::string name;               // what QMP query-name reports
+  std::vector<DiskConfig> disks;    // in slot order
+  std::vector<NetConfig> nets;      // in slot order, after the disks
+  std::vector<FwCfgConfig> fw_cfg;  // fw_cfg file items, in any order (the guest sees them sorted)
+  std::string api_socket;           // serve QMP on this Unix socket; "": none
+  bool paused = false;              // the vCPUs wait for Resume (QMP `cont`)
+  std::string name;                 // what QMP query-name reports
   // Logging is process-wide: a level here ("trace", "debug", "info", "warn",
   // "error", "off") is set by Vm::Create for the whole process; "" leaves
   // it as it is (SetLogLevel; "info" until something sets it).
