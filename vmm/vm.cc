@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -167,6 +168,10 @@ absl::Status Vm::Build() {
   request.initrd_path = config_.initrd;
   request.cmdline = config_.cmdline;
   acpi.pci_host_bridge = pci;
+  if (config_.hpet) {
+    acpi.hpet_block_id = Hpet::kEventTimerBlockId;
+    acpi.hpet_min_tick = static_cast<uint16_t>(Hpet::kMinPeriodicTicks);
+  }
   for (size_t slot = 0; !pci && slot < virtio_devices.size(); ++slot) {
     uint64_t base = x86::kVirtioMmioStart + slot * x86::kVirtioMmioSlotSize;
     // Described twice, as Firecracker does: on the command line for kernels
@@ -254,6 +259,7 @@ absl::Status Vm::BuildOnTopOfMemory(const VirtioDevices& virtio_devices) {
   }
   MOTE_RETURN_IF_ERROR(CreateDevices());
   MOTE_RETURN_IF_ERROR(pci ? CreateVirtioPci(virtio_devices) : CreateVirtioMmio(virtio_devices));
+  if (config_.hpet) MOTE_RETURN_IF_ERROR(CreateHpet());
   MOTE_RETURN_IF_ERROR(CreateVcpus());
   startup::Mark(startup::Phase::kVcpusCreated);
   return absl::OkStatus();
@@ -338,6 +344,29 @@ absl::Status Vm::CreateDevices() {
     MOTE_RETURN_IF_ERROR(pio_bus_.Insert(device.make(wiring), device.port, device.port_count));
   }
   return absl::OkStatus();
+}
+
+// The HPET's interrupts may go to the legacy pins 2 and 8 (PIT and RTC) and
+// to the IOAPIC-only pins no virtio-mmio device of this VM holds.
+absl::Status Vm::CreateHpet() {
+  MOTE_ASSIGN_OR_RETURN(hpet_timers_, HpetTimers::Create(loop_, pit_enabled_ ? &*vm_fd_ : nullptr));
+  Hpet::IrqPins pins{};
+  uint32_t route_cap = 0;
+  auto wire = [&](uint32_t pin) {
+    hpet_irqs_.push_back(std::make_unique<IsaIrqLine>(&*vm_fd_, pin));
+    pins[pin] = hpet_irqs_.back().get();
+    route_cap |= 1u << pin;
+  };
+  wire(x86::kPitIoapicPin);
+  wire(x86::kRtcIrq);
+  size_t mmio_used = virtio_mmio_.size();
+  for (uint32_t pin = 16; pin < x86::kGedGsi; ++pin) {
+    const uint32_t* end = std::begin(x86::kVirtioMmioGsis) + mmio_used;
+    if (std::find(std::begin(x86::kVirtioMmioGsis), end, pin) == end) wire(pin);
+  }
+  hpet_ = std::make_shared<Hpet>(&monotonic_clock_, hpet_timers_.get(), pins, route_cap);
+  MOTE_RETURN_IF_ERROR(hpet_timers_->Attach(hpet_.get()));
+  return mmio_bus_.Insert(hpet_, x86::kHpetAddr, Hpet::kMmioSize);
 }
 
 absl::Status Vm::CreateVcpus() {

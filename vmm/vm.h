@@ -23,6 +23,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
 #include "devices/fw_cfg.h"
+#include "devices/hpet.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
 #include "virtio/mmio_transport.h"
@@ -35,6 +36,7 @@
 #include "vmm/base/platform_hooks.h"
 #include "vmm/console.h"
 #include "vmm/device_kinds/device_kind.h"
+#include "vmm/hpet_timers.h"
 #include "vmm/irq_routing.h"
 #include "vmm/outcome.h"
 #include "vmm/vcpu.h"
@@ -130,6 +132,7 @@ class Vm : public GuestEventSink {
   absl::Status BuildOnTopOfMemory(const VirtioDevices& virtio_devices);
   absl::Status CreateMemory();
   absl::Status CreateDevices();
+  absl::Status CreateHpet();
   absl::Status CreateVcpus();
   // Makes the configured virtio devices through the registry (vmm/device_kinds),
   // opening their backends: disk files and TAPs. Errors name the bad one.
@@ -160,6 +163,12 @@ class Vm : public GuestEventSink {
   std::unique_ptr<IsaIrqLine> com1_irq_;
   std::shared_ptr<Serial16550> serial_;
   std::shared_ptr<FwCfg> fw_cfg_;
+  // --hpet on: the timers outlive the device's use of them (the bus keeps
+  // the device; the vCPUs and the loop's callbacks are gone first).
+  MonotonicClock monotonic_clock_;
+  std::unique_ptr<HpetTimers> hpet_timers_;
+  std::vector<std::unique_ptr<IsaIrqLine>> hpet_irqs_;
+  std::shared_ptr<Hpet> hpet_;
   std::unique_ptr<IrqRouting> irq_routing_;
   std::vector<std::unique_ptr<KvmMsiRouter>> msi_routers_;  // outlive the PCI functions
   std::unique_ptr<pci::PciRoot> pci_root_;

@@ -51,6 +51,7 @@ inline constexpr uint64_t kVirtioMmioStart =
 inline constexpr uint64_t kVirtioMmioEnd = 0xe0000000;
 inline constexpr uint64_t kVirtioMmioSlotSize = 0x1000;  // one 4 KiB window per device
 inline constexpr uint64_t kIoapicAddr = 0xfec00000;
+inline constexpr uint64_t kHpetAddr = 0xfed00000;  // --hpet on: 1 KiB of registers
 inline constexpr uint64_t kLapicAddr = 0xfee00000;
 
 // ---- I/O ports ---------------------------------------------------------------
@@ -72,6 +73,7 @@ inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;  // config mechanism #1
 
 // ---- Interrupts ----------------------------------------------------------------
 inline constexpr uint32_t kCom1Irq = 4;
+inline constexpr uint32_t kRtcIrq = 8;  // ISA IRQ 8: the HPET's timer 1 in legacy replacement mode
 inline constexpr uint32_t kAcpiSciIrq = 9;
 inline constexpr uint32_t kIoapicPins = 24;
 // The PIT raises ISA IRQ 0, which mote routes to IOAPIC pin 2 (MADT override).

@@ -37,6 +37,7 @@ static const struct test tests[] = {
     {"chaos", test_chaos},
     {"cpuid", test_cpuid},
     {"fwcfg", test_fwcfg},
+    {"hpet", test_hpet},
 };
 
 void bsp_user_main(uint32_t cpu) {

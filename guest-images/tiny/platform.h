@@ -25,7 +25,7 @@
 #define PCI_ECAM_BYTES 0x100000ull     /* kPciEcamSize */
 #define VIRTIO_MMIO_ADDR 0xd0000000ull /* kVirtioMmioStart: the first virtio-mmio slot */
 #define IOAPIC_ADDR 0xfec00000         /* kIoapicAddr */
-#define HPET_ADDR 0xfed00000           /* none in mote; QEMU's (and KVM's habit) */
+#define HPET_ADDR 0xfed00000           /* kHpetAddr: mote with --hpet, QEMU */
 #define LAPIC_ADDR 0xfee00000          /* kLapicAddr */
 
 /* I/O ports. */

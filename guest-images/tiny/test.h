@@ -44,5 +44,6 @@ void test_exits(void);
 void test_chaos(void);
 void test_cpuid(void);
 void test_fwcfg(void);
+void test_hpet(void);
 
 #endif /* MOTETEST_TEST_H_ */

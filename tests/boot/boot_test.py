@@ -784,6 +784,24 @@ def fw_cfg_cpu_count_and_named_files(ctx):
     expect_eq("exit code (unreadable file)", code != 0, True)
 
 
+@case
+def hpet_counter_and_timers(ctx):
+    """--hpet: the guest finds the HPET in ACPI, its counter runs at the stated
+    100 MHz against kvmclock, a periodic timer interrupts through the IOAPIC
+    in legacy replacement mode and a one-shot timer fires once; without
+    --hpet there is no table."""
+    code, out, _, _ = ctx.boot("hpet", "--hpet")
+    expect_line(out, r"^hpet: table block_id=0x8086a201 base=0xfed00000 min_tick=10000$")
+    expect_line(out, r"^hpet: vendor=0x8086 timers=3 64-bit=1 legacy=1 period=10000000 fs")
+    for check in ("hpet_counter_rate", "hpet_periodic", "hpet_periodic_rate", "hpet_one_shot"):
+        expect_line(out, rf"^PASS {check}$")
+    no_fail_lines(out)
+    expect_eq("exit code", code, 1)
+    code, out, _, _ = ctx.boot("hpet")
+    expect_line(out, r"^FAIL hpet_table: no ACPI HPET table$")
+    expect_eq("exit code (no --hpet)", code, 3)
+
+
 # ---- Console input: a pipe, and a terminal in raw mode ------------------------------
 
 @case

@@ -350,6 +350,59 @@ def fw_cfg_seeds():
     write("fw_cfg", "no_dma", bytes([1]) + s[1:])
 
 
+def hpet_seeds():
+    """Input: u32 route cap, then steps: u8 action (0-3 access, 4 clock
+    advance u32 ns << u8 shift, 5 OnTimerDeadline(i8), 6 run due host
+    callbacks, 7 Reset)."""
+    cap = struct.pack("<I", 1 << 2 | 1 << 8 | 0xff << 16)
+
+    def tcfg(n):
+        return 0x100 + 0x20 * n
+
+    def cmp(n):
+        return 0x108 + 0x20 * n
+
+    def advance(ns, shift=0):
+        return bytes([4]) + struct.pack("<IB", ns, shift)
+
+    def deadline(t):
+        return bytes([5]) + struct.pack("<b", t)
+
+    run, reset = bytes([6]), bytes([7])
+    level, int_enb, periodic, val_set, mode32 = 1 << 1, 1 << 2, 1 << 3, 1 << 6, 1 << 8
+
+    def route(pin):
+        return pin << 9
+
+    # Linux's legacy periodic clockevent, then one-shot mode, as hpet.c drives it.
+    s = rd(0) + rd(4) + w(0x10, 0) + w(0xf0, 0) + w(0xf4, 0)
+    s += rd(tcfg(0)) + w(tcfg(0), int_enb | periodic | val_set | mode32) + w(cmp(0), 100000) + w(cmp(0), 100000)
+    s += w(0x10, 3) + advance(1000000) + run + rd(0xf0) + advance(10, 20) + run + rd(cmp(0)) + deadline(0)
+    s += w(tcfg(0), int_enb | mode32) + w(0x10, 2) + w(0xf0, 0) + w(0x10, 3) + rd(0xf0) + w(cmp(0), 50000) + advance(600000) + run + run
+    s += w(0x10, 1) + rd(0xf0, 8) + advance(5000, 10) + run + reset + rd(0x10)
+    write("hpet", "linux_legacy", cap + s)
+    # Level-triggered timers routed to IOAPIC pins, status clear, a refused route.
+    s = w(tcfg(2), level | int_enb | route(20), 8) + w(cmp(2), 1000, 8) + w(tcfg(1), int_enb | route(5))
+    s += w(tcfg(1), int_enb | route(22)) + w(cmp(1), 2000) + w(cmp(1) + 4, 0) + w(0x10, 1) + advance(20000) + run
+    s += rd(0x20) + w(0x20, 4) + rd(0x20) + w(tcfg(0), level | route(16)) + w(cmp(0), 0x1000000) + advance(1, 28)
+    s += rd(0x20) + w(tcfg(0), level | int_enb | route(16)) + w(0x10, 3) + w(0x20, 7, 8) + w(tcfg(2), mode32 | level)
+    s += rd(cmp(2), 8) + w(0xf0, 0xfffffff0) + w(0x10, 0) + w(0xf0, 0xfffffff0) + w(0x10, 1) + advance(1000) + run
+    write("hpet", "level_routes", cap + s)
+    # A hostile guest: tiny and zero periods, comparators behind the counter,
+    # stale and out-of-range callbacks, huge clock jumps.
+    s = w(tcfg(0), int_enb | periodic | val_set | route(2), 8) + w(cmp(0), 10, 8) + w(cmp(0), 1, 8)
+    s += w(tcfg(1), int_enb | periodic | val_set | route(8)) + w(cmp(1), 5) + w(cmp(1), 0)
+    s += w(0xf0, 0xffffffffffffff00, 8) + w(tcfg(2), int_enb | route(23)) + w(cmp(2), 0x10, 8) + w(0x10, 1)
+    s += advance(0xffffffff, 30) + run + deadline(-1) + deadline(3) + deadline(127) + deadline(1) + run
+    s += advance(1000) + run + w(cmp(0), 0xffffffffffffffff, 8) + advance(1, 5) + run + rd(cmp(0), 8) + rd(0xf0, 8)
+    write("hpet", "hostile", bytes([0xff, 0xff, 0xff, 0xff]) + s)
+    # Every width at every kind of offset.
+    s = b"".join(bytes([0, 1 | k << 1]) + struct.pack("<IQ", o, 0x3 | 1 << 8) + bytes([0, k << 1]) + struct.pack("<I", o)
+                 for k in range(8) for o in (0x0, 0x4, 0x10, 0x12, 0x20, 0xf0, 0xf4, 0xf6, 0x100, 0x104, 0x108,
+                                             0x10c, 0x110, 0x160, 0x3fc))
+    write("hpet", "odd_widths", cap + s)
+
+
 def qmp_seeds():
     cap = '{"execute": "qmp_capabilities"}\n'
     sessions = {
@@ -432,6 +485,7 @@ def main():
     pci_seeds()
     device_seeds()
     fw_cfg_seeds()
+    hpet_seeds()
     qmp_seeds()
     config_seeds()
     kernel_seeds(args.mini_pvh)

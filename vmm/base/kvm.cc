@@ -136,6 +136,15 @@ absl::Status VmFd::CreatePit2() {
   return absl::OkStatus();
 }
 
+absl::Status VmFd::SetPitHpetLegacy(bool enabled) {
+  kvm_pit_state2 state{};
+  if (Ioctl(fd_.get(), KVM_GET_PIT2, &state) < 0) return ErrnoToStatus(errno, "KVM_GET_PIT2");
+  state.flags = enabled ? (state.flags | KVM_PIT_FLAGS_HPET_LEGACY)
+                        : (state.flags & ~KVM_PIT_FLAGS_HPET_LEGACY);
+  if (Ioctl(fd_.get(), KVM_SET_PIT2, &state) < 0) return ErrnoToStatus(errno, "KVM_SET_PIT2");
+  return absl::OkStatus();
+}
+
 absl::Status VmFd::SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size,
                                        void* host) {
   kvm_userspace_memory_region region{};

@@ -53,6 +53,9 @@ class VmFd {
   absl::Status SetIdentityMapAddress(uint64_t addr);
   absl::Status CreateIrqchip();
   absl::Status CreatePit2();
+  // KVM_PIT_FLAGS_HPET_LEGACY: the PIT stops raising IRQ 0 while the HPET's
+  // legacy replacement routing gives IRQ 0 to HPET timer 0.
+  absl::Status SetPitHpetLegacy(bool enabled);
   absl::Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host);
   absl::Status SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);
   absl::Status SetIrqLine(uint32_t irq, bool level);

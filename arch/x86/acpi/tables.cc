@@ -23,6 +23,7 @@ constexpr uint8_t kFadtMinorRevision = 3;
 constexpr uint8_t kMadtRevision = 5;
 constexpr uint8_t kXsdtRevision = 1;
 constexpr uint8_t kMcfgRevision = 1;
+constexpr uint8_t kHpetRevision = 1;
 constexpr uint8_t kRsdpRevision = 2;  // ACPI 2.0+ RSDP with XsdtAddress
 
 // ---- FADT (ACPI 6.3 section 5.2.9), field offsets ----
@@ -206,6 +207,22 @@ std::vector<uint8_t> BuildMcfg() {
   return table;
 }
 
+std::vector<uint8_t> BuildHpet(const AcpiConfig& cfg) {
+  std::vector<uint8_t> table = NewSdt("HPET", kHpetRevision);
+  AppendLe<uint32_t>(table, cfg.hpet_block_id);
+  // Base address: a Generic Address Structure in system memory, 64 bits wide.
+  table.push_back(0);   // address space: system memory
+  table.push_back(64);  // register bit width
+  table.push_back(0);   // register bit offset
+  table.push_back(0);   // reserved here
+  AppendLe<uint64_t>(table, kHpetAddr);
+  table.push_back(0);  // HPET number
+  AppendLe<uint16_t>(table, cfg.hpet_min_tick);
+  table.push_back(0);  // no page protection
+  FinishSdt(table);
+  return table;
+}
+
 std::vector<uint8_t> BuildXsdt(const std::vector<uint64_t>& table_addrs) {
   std::vector<uint8_t> table = NewSdt("XSDT", kXsdtRevision);
   for (uint64_t addr : table_addrs) AppendLe<uint64_t>(table, addr);
@@ -271,6 +288,7 @@ absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfi
   xsdt_entries.push_back(place(BuildFadt(cfg, dsdt_addr)));
   xsdt_entries.push_back(place(BuildMadt(cfg)));
   if (cfg.pci_host_bridge) xsdt_entries.push_back(place(BuildMcfg()));
+  if (cfg.hpet_block_id != 0) xsdt_entries.push_back(place(BuildHpet(cfg)));
   uint64_t xsdt_addr = place(BuildXsdt(xsdt_entries));
   uint64_t end = placed.back().addr + placed.back().bytes.size();
   if (end > kAcpiTablesEnd) {

@@ -45,6 +45,11 @@ struct AcpiConfig {
   // virtio-mmio devices in slot order: slot i becomes \_SB.VRxx (xx = i in
   // two hex digits) with _UID i.
   std::vector<VirtioMmioSlot> virtio_mmio;
+  // An HPET at kHpetAddr, described by an HPET table: its Event Timer Block
+  // ID (the low half of its capabilities register) and the fewest ticks it
+  // takes as a periodic comparator's period. 0: no HPET.
+  uint32_t hpet_block_id = 0;
+  uint16_t hpet_min_tick = 0;
 };
 
 // Precondition: cfg.virtio_mmio is valid as WriteAcpiTables checks it (at
@@ -55,6 +60,8 @@ std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr);
 std::vector<uint8_t> BuildMadt(const AcpiConfig& cfg);
 // ECAM for PCI segment 0, bus 0 only (kPciEcamSize is one bus).
 std::vector<uint8_t> BuildMcfg();
+// IA-PC HPET specification 1.0a, section 3.2.4.
+std::vector<uint8_t> BuildHpet(const AcpiConfig& cfg);
 std::vector<uint8_t> BuildXsdt(const std::vector<uint64_t>& table_addrs);
 std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr);
 

@@ -81,6 +81,7 @@ struct VmConfig {
   ConsoleConfig console;
   VirtioTransport transport = VirtioTransport::kPci;
   bool rng = false;    // a virtio-rng device
+  bool hpet = false;   // an HPET at 0xfed00000 with its ACPI table
   double timeout = 0;  // seconds until the VM is stopped; 0: never
   std::string expect;  // end with success once a console line matches (ECMAScript regex)
   OnReboot on_reboot = OnReboot::kExit;

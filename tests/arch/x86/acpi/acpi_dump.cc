@@ -1,4 +1,4 @@
-// acpi_dump OUT_DIR [NUM_CPUS] [--pci] [--virtio-mmio=N]
+// acpi_dump OUT_DIR [NUM_CPUS] [--pci] [--hpet] [--virtio-mmio=N]
 // Writes mote's ACPI tables into a scratch guest memory with WriteAcpiTables,
 // for N virtio-mmio slots laid out as layout.h allocates them (slot i at
 // kVirtioMmioStart + i * kVirtioMmioSlotSize, GSI kVirtioMmioGsis[i]),
@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
   namespace acpi = mote::x86::acpi;
   namespace x86 = mote::x86;
   if (argc < 2 || argc > 5) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [NUM_CPUS] [--pci] [--virtio-mmio=N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [NUM_CPUS] [--pci] [--hpet] [--virtio-mmio=N]\n",
+                 argv[0]);
     return 2;
   }
   acpi::AcpiConfig cfg;
@@ -98,6 +99,9 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--pci") {
       cfg.pci_host_bridge = true;
+    } else if (arg == "--hpet") {
+      cfg.hpet_block_id = 0x8086a201;  // as devices/hpet.h reports it
+      cfg.hpet_min_tick = 10000;
     } else if (arg.rfind(kVirtioMmioFlag, 0) == 0) {
       std::string count = arg.substr(kVirtioMmioFlag.size());
       char* end = nullptr;

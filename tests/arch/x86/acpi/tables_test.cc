@@ -596,5 +596,26 @@ TEST_CASE("WriteAcpiTables rejects bad configs and too little RAM", "[acpi]") {
   CHECK_FALSE(rsdp.ok());
 }
 
+TEST_CASE("HPET table: block ID, base address and minimum tick where the spec puts them",
+          "[acpi]") {
+  AcpiConfig cfg;
+  cfg.hpet_block_id = 0x8086a201;
+  cfg.hpet_min_tick = 10000;
+  Bytes h = BuildHpet(cfg);
+  REQUIRE(h.size() == 56);
+  CHECK(Le32(h, 36) == 0x8086a201);
+  CHECK(h[40] == 0);   // system memory
+  CHECK(h[41] == 64);  // register width
+  CHECK(Le64(h, 44) == kHpetAddr);
+  CHECK(h[52] == 0);  // HPET number
+  CHECK(Le16(h, 53) == 10000);
+  CHECK(h[55] == 0);
+  // Only a VM with an HPET lists the table.
+  auto mem = Guest(16 << 20);
+  CHECK(WalkFromRsdp(*mem, *WriteAcpiTables(*mem, cfg)).count("HPET") == 1);
+  cfg.hpet_block_id = 0;
+  CHECK(WalkFromRsdp(*mem, *WriteAcpiTables(*mem, cfg)).count("HPET") == 0);
+}
+
 }  // namespace
 }  // namespace mote::x86::acpi
