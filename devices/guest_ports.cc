@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "vmm/base/logging.h"
+
 namespace mote {
 namespace {
 
@@ -39,6 +41,14 @@ void Pvpanic::Write(uint64_t, absl::Span<const uint8_t> data) {
 
 void BootTimer::Write(uint64_t, absl::Span<const uint8_t> data) {
   events_->OnGuestEvent(GuestEvent::kBootDone, LittleEndian(data));
+}
+
+void PostCode::Read(uint64_t, absl::Span<uint8_t> data) { FillOnes(data); }
+
+void PostCode::Write(uint64_t, absl::Span<const uint8_t> data) {
+  if (data.empty()) return;
+  last_code_.store(data[0], std::memory_order_relaxed);
+  if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("POST code 0x{:02x}", data[0]);
 }
 
 void AcpiPm::Read(uint64_t offset, absl::Span<uint8_t> data) {

@@ -6,6 +6,7 @@
 #ifndef MOTE_DEVICES_GUEST_PORTS_H_
 #define MOTE_DEVICES_GUEST_PORTS_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "vmm/base/bus.h"
@@ -49,6 +50,20 @@ class BootTimer final : public EventPort {
   static constexpr uint64_t kPortCount = 1;
   using EventPort::EventPort;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
+};
+
+// Port 0x80, where firmware and test kernels write POST codes (and old
+// Linux its I/O delay): as QEMU's ioport80, reads give 0xff and writes do
+// nothing else; the last code is kept for whoever asks, and logged at trace.
+class PostCode final : public BusDevice {
+ public:
+  static constexpr uint64_t kPortCount = 1;
+  void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+  void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
+  uint8_t last_code() const { return last_code_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint8_t> last_code_{0};
 };
 
 // Offsets: 0 sleep control (SLP_TYP in bits 2..4, SLP_EN bit 5), 1 sleep

@@ -60,6 +60,7 @@ inline constexpr uint16_t kI8042CommandPort = 0x64;
 inline constexpr uint16_t kCmosPort = 0x70;        // 0x70 index, 0x71 data
 inline constexpr uint16_t kDebugExitPort = 0xf4;   // QEMU isa-debug-exit compatible, 4 bytes
 inline constexpr uint16_t kCom1Port = 0x3f8;       // 8 bytes
+inline constexpr uint16_t kPostCodePort = 0x80;    // POST codes; QEMU ioport80
 inline constexpr uint16_t kBootTimerPort = 0x440;  // any write: "boot done"
 inline constexpr uint16_t kPvpanicPort = 0x505;    // QEMU pvpanic ISA compatible
 inline constexpr uint16_t kFwCfgPort = 0x510;      // QEMU fw_cfg: selector, data, DMA at +4

@@ -29,10 +29,11 @@ readonly META_PACKAGE=linux-image-cloud-amd64
 # and virtio-mmio, by module name. Those built into the kernel are skipped,
 # the dependencies of the rest (the modules' depends=) are added, and /init
 # loads them in dependency order. pvpanic_mmio drives QEMU's (and mote's) ISA
-# pvpanic port too, found through the DSDT's QEMU0001 device.
+# pvpanic port too, found through the DSDT's QEMU0001 device; qemu_fw_cfg
+# finds fw_cfg through QEMU0002 and shows its items in /sys/firmware.
 readonly WANTED_MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev
   virtio_pci virtio_mmio virtio_blk failover net_failover virtio_net rng_core virtio_rng
-  pvpanic_mmio)
+  pvpanic_mmio qemu_fw_cfg)
 # Split out of virtio_pci only in newer kernels (5.14 and 5.16).
 readonly OPTIONAL_MODULES=" virtio_pci_modern_dev virtio_pci_legacy_dev "
 

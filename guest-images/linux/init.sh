@@ -35,6 +35,7 @@ for f in cx16 xsave avx avx2 x2apic hypervisor; do
   case "$flags" in *" $f "*) say "flag $f=yes" ;; *) say "flag $f=no" ;; esac
 done
 say "date=$(date -u '+%Y-%m-%d %H:%M:%S')"
+say "clocksources=$(cat /sys/devices/system/clocksource/clocksource0/available_clocksource)"
 # The boot timer (mote's port 0x440): any byte marks "boot done".
 port-write @BOOT_TIMER_PORT@ 1 || say "writing the boot-timer port failed"
 
@@ -51,6 +52,11 @@ for m in $(cat /etc/mote-modules); do
   fi
 done
 say "modules:$loaded"
+# fw_cfg items (--fw-cfg) under opt/org.mote/, as qemu_fw_cfg shows them.
+for f in /sys/firmware/qemu_fw_cfg/by_name/opt/org.mote/*/raw; do
+  name="${f%/raw}"
+  [ -e "$f" ] && say "fw_cfg ${name#/sys/firmware/qemu_fw_cfg/by_name/}=$(cat "$f")"
+done
 disks=
 for d in /sys/block/vd*; do [ -e "$d" ] && disks="$disks ${d##*/}"; done
 say "disks:$disks"

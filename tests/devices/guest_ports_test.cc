@@ -43,6 +43,19 @@ TEST_CASE("BootTimer marks boot done on any write", "[guest_ports]") {
   CHECK(events.events[0].first == GuestEvent::kBootDone);
 }
 
+TEST_CASE("PostCode keeps the last code and reads 0xff, as QEMU's ioport80", "[guest_ports]") {
+  PostCode post;
+  uint8_t byte = 0;
+  post.Read(0, absl::MakeSpan(&byte, 1));
+  CHECK(byte == 0xff);
+  const uint8_t codes[] = {0x12, 0xab};
+  post.Write(0, absl::MakeConstSpan(&codes[0], 1));
+  post.Write(0, absl::MakeConstSpan(&codes[1], 1));
+  CHECK(post.last_code() == 0xab);
+  post.Read(0, absl::MakeSpan(&byte, 1));
+  CHECK(byte == 0xff);
+}
+
 TEST_CASE("AcpiPm: S5 with SLP_EN powers off; the reset value resets", "[guest_ports]") {
   EventRecorder events;
   AcpiPm pm(&events, 5, 1);

@@ -17,6 +17,8 @@ const std::vector<PortDevice>& PlatformPortDevices() {
        [](const PlatformWiring& w) { return std::make_shared<DebugExit>(w.events); }},
       {"pvpanic", x86::kPvpanicPort, Pvpanic::kPortCount,
        [](const PlatformWiring& w) { return std::make_shared<Pvpanic>(w.events); }},
+      {"post-code", x86::kPostCodePort, PostCode::kPortCount,
+       [](const PlatformWiring&) { return std::make_shared<PostCode>(); }},
       {"boot-timer", x86::kBootTimerPort, BootTimer::kPortCount,
        [](const PlatformWiring& w) { return std::make_shared<BootTimer>(w.events); }},
       {"acpi-pm", x86::kAcpiSleepControlPort, AcpiPm::kPortCount,

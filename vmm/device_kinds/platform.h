@@ -1,4 +1,4 @@
-// The platform's port devices (RTC, i8042, debug-exit, pvpanic, boot timer,
+// The platform's port devices (RTC, i8042, debug-exit, pvpanic, POST code, boot timer,
 // ACPI sleep and reset), each at its fixed x86 port: one row each in
 // platform.cc, which Vm walks to put them on its port bus. The serial port is
 // not here: it is the console, which Vm wires to stdin and the escape keys.
