@@ -11,12 +11,6 @@
 
 namespace mote {
 
-absl::Time MonotonicClock::Now() const {
-  struct timespec ts {};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return absl::TimeFromTimespec(ts);
-}
-
 absl::StatusOr<std::unique_ptr<HpetTimers>> HpetTimers::Create(EventLoop* loop, VmFd* pit) {
   std::unique_ptr<HpetTimers> timers(new HpetTimers(loop, pit));
   for (FileDescriptor& fd : timers->fds_) {

@@ -1,6 +1,6 @@
 // HpetTimers: what the HPET (devices/hpet.h) needs from the VM. Each
 // comparator's deadline is a timerfd on the event loop, on CLOCK_MONOTONIC,
-// the clock the HPET counts with (MonotonicClock); and while legacy
+// the clock the HPET counts with (MonotonicClock, platform_hooks.h); and while legacy
 // replacement gives IRQ 0 to HPET timer 0, KVM's PIT is told to stay quiet.
 // Only a VM with --hpet on has one.
 // Thread-safety: Arm, Disarm and OnLegacyReplacement from any thread (the
@@ -21,12 +21,6 @@
 #include "vmm/base/platform_hooks.h"
 
 namespace mote {
-
-// CLOCK_MONOTONIC as absl::Time: never steps when the host's wall clock does.
-class MonotonicClock : public Clock {
- public:
-  absl::Time Now() const override;
-};
 
 class HpetTimers : public HpetHost {
  public:

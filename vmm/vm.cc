@@ -168,6 +168,7 @@ absl::Status Vm::Build() {
   request.initrd_path = config_.initrd;
   request.cmdline = config_.cmdline;
   acpi.pci_host_bridge = pci;
+  acpi.hardware_reduced = config_.acpi == AcpiMode::kReduced;
   if (config_.hpet) {
     acpi.hpet_block_id = Hpet::kEventTimerBlockId;
     acpi.hpet_min_tick = static_cast<uint16_t>(Hpet::kMinPeriodicTicks);
@@ -339,9 +340,11 @@ absl::Status Vm::CreateDevices() {
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
   static_assert(FwCfg::kPortCount == x86::kFwCfgPortCount);
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(fw_cfg_, x86::kFwCfgPort, x86::kFwCfgPortCount));
-  PlatformWiring wiring{this, &clock_};
+  PlatformWiring wiring{this, &clock_, &monotonic_clock_, config_.acpi == AcpiMode::kFull};
   for (const PortDevice& device : PlatformPortDevices()) {
-    MOTE_RETURN_IF_ERROR(pio_bus_.Insert(device.make(wiring), device.port, device.port_count));
+    std::shared_ptr<BusDevice> made = device.make(wiring);
+    if (made != nullptr)
+      MOTE_RETURN_IF_ERROR(pio_bus_.Insert(made, device.port, device.port_count));
   }
   return absl::OkStatus();
 }

@@ -149,6 +149,7 @@ class Vm : public GuestEventSink {
   std::optional<VmFd> vm_fd_;
   std::unique_ptr<GuestMemory> mem_;
   SystemClock clock_;
+  MonotonicClock monotonic_clock_;  // the HPET's and the ACPI PM timer's
   // Declared before the buses and devices, so it outlives every device that
   // watches fds on it (members are destroyed in reverse order).
   std::unique_ptr<EventLoop> own_loop_;  // when the caller gave none
@@ -165,7 +166,6 @@ class Vm : public GuestEventSink {
   std::shared_ptr<FwCfg> fw_cfg_;
   // --hpet on: the timers outlive the device's use of them (the bus keeps
   // the device; the vCPUs and the loop's callbacks are gone first).
-  MonotonicClock monotonic_clock_;
   std::unique_ptr<HpetTimers> hpet_timers_;
   std::vector<std::unique_ptr<IsaIrqLine>> hpet_irqs_;
   std::shared_ptr<Hpet> hpet_;

@@ -84,6 +84,12 @@ absl::StatusOr<PitMode> ParsePitMode(const std::string& text) {
   return absl::InvalidArgumentError("pit '" + text + "': expected on, off or auto");
 }
 
+absl::StatusOr<AcpiMode> ParseAcpiMode(const std::string& text) {
+  if (text == "reduced") return AcpiMode::kReduced;
+  if (text == "full") return AcpiMode::kFull;
+  return absl::InvalidArgumentError("acpi '" + text + "': expected reduced or full");
+}
+
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text) {
   if (text == "exit") return OnReboot::kExit;
   if (text == "restart") return OnReboot::kRestart;

@@ -20,6 +20,7 @@ namespace mote {
 
 // The one configuration model is libmote's (mote/config.h); the monitor
 // uses it under these names.
+using libmote::AcpiMode;
 using libmote::ConsoleConfig;
 using libmote::ConsoleKind;
 using libmote::DiskConfig;
@@ -51,6 +52,7 @@ absl::StatusOr<MemoryOption> ParseMemory(const std::string& text);
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);
+absl::StatusOr<AcpiMode> ParseAcpiMode(const std::string& text);
 absl::StatusOr<VirtioTransport> ParseTransport(const std::string& text);
 // The sections as member tables (vmm/config_section.h), in the JSON
 // description's order. VmMembers' disks and nets hold lists of sections.

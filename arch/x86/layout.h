@@ -69,6 +69,12 @@ inline constexpr uint16_t kAcpiSleepControlPort = 0x600;  // FADT SLEEP_CONTROL_
 inline constexpr uint16_t kAcpiSleepStatusPort = 0x601;   // FADT SLEEP_STATUS_REG
 inline constexpr uint16_t kAcpiResetPort = 0x602;         // FADT RESET_REG
 inline constexpr uint8_t kAcpiResetValue = 0x01;
+// --acpi full: the fixed-hardware registers (devices/acpi_pm1.h), QEMU q35's
+// PM1a control 0x604 and PM timer 0x608, then PM1a status/enable 0x60c.
+inline constexpr uint16_t kAcpiPm1Port = 0x604;
+inline constexpr uint16_t kAcpiPm1aControlPort = kAcpiPm1Port;
+inline constexpr uint16_t kAcpiPmTimerPort = kAcpiPm1Port + 4;
+inline constexpr uint16_t kAcpiPm1aEventPort = kAcpiPm1Port + 8;
 inline constexpr uint8_t kAcpiS5SleepType = 5;            // \_S5 in the DSDT; SLP_TYP bits 2..4
 inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;  // config mechanism #1 (later issues)
 

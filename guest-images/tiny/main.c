@@ -38,6 +38,7 @@ static const struct test tests[] = {
     {"cpuid", test_cpuid},
     {"fwcfg", test_fwcfg},
     {"hpet", test_hpet},
+    {"acpipm", test_acpipm},
 };
 
 void bsp_user_main(uint32_t cpu) {

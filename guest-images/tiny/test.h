@@ -45,5 +45,6 @@ void test_chaos(void);
 void test_cpuid(void);
 void test_fwcfg(void);
 void test_hpet(void);
+void test_acpipm(void);
 
 #endif /* MOTETEST_TEST_H_ */

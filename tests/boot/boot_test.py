@@ -802,6 +802,23 @@ def hpet_counter_and_timers(ctx):
     expect_eq("exit code (no --hpet)", code, 3)
 
 
+@case
+def acpi_full_pm_timer_and_s5(ctx):
+    """--acpi full: a full FADT with a FACS, the PM timer at 0x608 at its
+    rate against kvmclock, SCI_EN set, and power-off through PM1a control;
+    the default FADT stays hardware-reduced."""
+    code, out, _, _ = ctx.boot("acpipm", "--acpi", "full")
+    expect_line(out, r"^acpipm: hw_reduced=0 facs=FACS pm1a_cnt=0x604 pm_tmr=0x608 tmr_32bit=1$")
+    for check in ("acpipm_facs", "acpipm_sci_en", "acpipm_timer_rate"):
+        expect_line(out, rf"^PASS {check}$")
+    expect_line(out, r"^acpipm: powering off through PM1a control$")
+    no_fail_lines(out)
+    expect_eq("exit code (power-off)", code, 0)
+    code, out, _, _ = ctx.boot("acpipm")
+    expect_line(out, r"^acpipm: hw_reduced=1 ")
+    expect_eq("exit code (hardware-reduced)", code, 3)
+
+
 # ---- Console input: a pipe, and a terminal in raw mode ------------------------------
 
 @case

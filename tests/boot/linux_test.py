@@ -227,6 +227,21 @@ def linux_cpu_features_hpet_and_fw_cfg(ctx):
 
 
 @case
+def linux_acpi_full_hpet_and_pm_timer(ctx):
+    """--acpi full --hpet: with a full FADT Linux starts the legacy timers,
+    so the HPET and the ACPI PM timer become clocksources (kvm-clock stays
+    the one in use), and it powers off through PM1a control."""
+    _, out, _ = boot(ctx, "poweroff", "--cpus", "2", "--acpi", "full", "--hpet",
+                     want=EXIT_POWER_OFF)
+    expect_eq("the guest's CPU count", report(out, "cpus"), "2")
+    sources = report(out, "clocksources").split()
+    for want in ("hpet", "acpi_pm"):
+        if want not in sources:
+            raise Failure(f"Linux lists no {want} clocksource: {sources}")
+    expect_line(out, r"^mote-linux: powering off$")
+
+
+@case
 def linux_reboot_is_a_reset(ctx):
     # Linux's default reboot method on a hardware-reduced ACPI machine
     # without EFI is a jump to the real-mode reset vector.

@@ -127,13 +127,18 @@ TEST_CASE("Platform port devices sit side by side and reach the VM's event sink"
     void OnGuestEvent(GuestEvent event, uint64_t value) override { seen.push_back({event, value}); }
   } sink;
   SystemClock clock;
+  MonotonicClock monotonic;
   Bus bus("pio");
   std::set<std::string> names;
   for (const PortDevice& device : PlatformPortDevices()) {
     INFO(std::string(device.name));
     CHECK(names.insert(std::string(device.name)).second);
     // Insert refuses a range that overlaps one already there.
-    CHECK(bus.Insert(device.make({&sink, &clock}), device.port, device.port_count).ok());
+    CHECK(bus.Insert(device.make({&sink, &clock, &monotonic, /*acpi_full=*/true}), device.port,
+                     device.port_count)
+              .ok());
+    CHECK((device.make({&sink, &clock, &monotonic, /*acpi_full=*/false}) == nullptr) ==
+          (device.name == "acpi-pm1"));
   }
   uint8_t value = 0x21;
   CHECK(bus.Write(x86::kDebugExitPort, {&value, 1}));

@@ -6,6 +6,8 @@
 #ifndef MOTE_VMM_BASE_PLATFORM_HOOKS_H_
 #define MOTE_VMM_BASE_PLATFORM_HOOKS_H_
 
+#include <time.h>
+
 #include <cstdint>
 
 #include "absl/time/clock.h"
@@ -30,6 +32,17 @@ class Clock {
 class SystemClock : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
+};
+
+// CLOCK_MONOTONIC as absl::Time: never steps when the host's wall clock
+// does (the timers' clock: HPET, ACPI PM timer).
+class MonotonicClock : public Clock {
+ public:
+  absl::Time Now() const override {
+    struct timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return absl::TimeFromTimespec(ts);
+  }
 };
 
 // Where a device's output bytes go (the console for the UART).

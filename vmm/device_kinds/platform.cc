@@ -1,6 +1,7 @@
 #include "vmm/device_kinds/platform.h"
 
 #include "arch/x86/layout.h"
+#include "devices/acpi_pm1.h"
 #include "devices/cmos_rtc.h"
 #include "devices/guest_ports.h"
 #include "devices/i8042.h"
@@ -24,6 +25,11 @@ const std::vector<PortDevice>& PlatformPortDevices() {
       {"acpi-pm", x86::kAcpiSleepControlPort, AcpiPm::kPortCount,
        [](const PlatformWiring& w) {
          return std::make_shared<AcpiPm>(w.events, x86::kAcpiS5SleepType, x86::kAcpiResetValue);
+       }},
+      {"acpi-pm1", x86::kAcpiPm1Port, AcpiPm1::kPortCount,
+       [](const PlatformWiring& w) -> std::shared_ptr<BusDevice> {
+         if (!w.acpi_full) return nullptr;
+         return std::make_shared<AcpiPm1>(w.events, w.monotonic, x86::kAcpiS5SleepType);
        }},
   };
   return devices;

@@ -22,12 +22,15 @@ namespace mote {
 struct PlatformWiring {
   GuestEventSink* events;  // power-off, reset, panic, debug-exit, boot-done
   const Clock* clock;      // wall-clock time for the RTC
+  const Clock* monotonic;  // for timers (the ACPI PM timer)
+  bool acpi_full;          // --acpi full: the fixed ACPI hardware exists
 };
 
 struct PortDevice {
   std::string_view name;
   uint16_t port;
   uint16_t port_count;
+  // nullptr: this VM has no such device.
   std::function<std::shared_ptr<BusDevice>(const PlatformWiring&)> make;
 };
 

@@ -28,8 +28,21 @@ constexpr uint8_t kRsdpRevision = 2;  // ACPI 2.0+ RSDP with XsdtAddress
 
 // ---- FADT (ACPI 6.3 section 5.2.9), field offsets ----
 constexpr size_t kFadtLength = 276;
+constexpr size_t kFadtFirmwareCtrl = 36;
 constexpr size_t kFadtDsdt = 40;
 constexpr size_t kFadtSciInt = 46;
+constexpr size_t kFadtPm1aEvtBlk = 56;
+constexpr size_t kFadtPm1aCntBlk = 64;
+constexpr size_t kFadtPmTmrBlk = 76;
+constexpr size_t kFadtPm1EvtLen = 88;
+constexpr size_t kFadtPm1CntLen = 89;
+constexpr size_t kFadtPmTmrLen = 91;
+constexpr size_t kFadtPLvl2Lat = 96;
+constexpr size_t kFadtPLvl3Lat = 98;
+constexpr size_t kFadtXFirmwareCtrl = 132;
+constexpr size_t kFadtXPm1aEvtBlk = 148;
+constexpr size_t kFadtXPm1aCntBlk = 172;
+constexpr size_t kFadtXPmTmrBlk = 208;
 constexpr size_t kFadtIapcBootArch = 109;
 constexpr size_t kFadtFlags = 112;
 constexpr size_t kFadtResetReg = 116;
@@ -40,6 +53,9 @@ constexpr size_t kFadtSleepControlReg = 244;
 constexpr size_t kFadtSleepStatusReg = 256;
 constexpr size_t kFadtHypervisorVendor = 268;
 
+constexpr uint32_t kFadtWbinvd = 1u << 0;
+constexpr uint32_t kFadtProcC1 = 1u << 2;
+constexpr uint32_t kFadtTmrValExt = 1u << 8;  // a 32-bit PM timer
 constexpr uint32_t kFadtPwrButton = 1u << 4;  // no fixed-feature power button
 constexpr uint32_t kFadtSlpButton = 1u << 5;  // no fixed-feature sleep button
 constexpr uint32_t kFadtResetRegSup = 1u << 10;
@@ -50,6 +66,13 @@ constexpr uint16_t kIapcBootVgaNotPresent = 1u << 2;
 // Generic Address Structure (section 5.2.3.2).
 constexpr uint8_t kGasSystemIo = 1;
 constexpr uint8_t kGasAccessByte = 1;
+constexpr uint8_t kGasAccessWord = 2;
+constexpr uint8_t kGasAccessDword = 3;
+
+// ---- FACS (section 5.2.10) ----
+constexpr size_t kFacsLength = 64;
+constexpr uint8_t kFacsVersion = 2;
+constexpr uint64_t kFacsAlignment = 64;
 
 // ---- MADT (section 5.2.12) ----
 constexpr uint32_t kMadtPcatCompat = 1;  // dual 8259s present (KVM's in-kernel PIC)
@@ -132,10 +155,25 @@ uint64_t AlignUp(uint64_t value, uint64_t alignment) {
 
 }  // namespace
 
-std::vector<uint8_t> BuildFadt(const AcpiConfig& /*cfg*/, uint64_t dsdt_addr) {
+std::vector<uint8_t> BuildFacs() {
+  std::vector<uint8_t> facs(kFacsLength, 0);
+  StoreAscii(facs, 0, "FACS", 4);
+  StoreLe<uint32_t>(facs, 4, kFacsLength);
+  // Hardware signature (8), waking vectors (12, 24), global lock (16) and
+  // flags (20) stay 0: the guest writes its waking vector before sleeping.
+  facs[32] = kFacsVersion;
+  return facs;
+}
+
+std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr, uint64_t facs_addr) {
   std::vector<uint8_t> table = NewSdt("FACP", kFadtRevision, kFadtLength);
-  // No FACS (FIRMWARE_CTRL 0): a hardware-reduced platform has no global
-  // lock and no firmware waking vector.
+  // A hardware-reduced FADT has no FACS (FIRMWARE_CTRL 0): no global lock
+  // and no firmware waking vector.
+  if (!cfg.hardware_reduced) {
+    StoreLe<uint32_t>(table, kFadtFirmwareCtrl,
+                      facs_addr <= 0xffffffff ? static_cast<uint32_t>(facs_addr) : 0);
+    StoreLe<uint64_t>(table, kFadtXFirmwareCtrl, facs_addr);
+  }
   StoreLe<uint32_t>(table, kFadtDsdt,
                     dsdt_addr <= 0xffffffff ? static_cast<uint32_t>(dsdt_addr) : 0);
   // Ignored in hardware-reduced mode, kept so older parsers see the usual SCI.
@@ -147,14 +185,34 @@ std::vector<uint8_t> BuildFadt(const AcpiConfig& /*cfg*/, uint64_t dsdt_addr) {
   // in Linux's default order, and its keyboard fallback writes port 0x64
   // directly. The CMOS RTC flag (bit 5, "not present") stays clear.
   StoreLe<uint16_t>(table, kFadtIapcBootArch, kIapcBootVgaNotPresent);
-  StoreLe<uint32_t>(table, kFadtFlags,
-                    kFadtHwReducedAcpi | kFadtResetRegSup | kFadtPwrButton | kFadtSlpButton);
+  uint32_t flags = kFadtResetRegSup | kFadtPwrButton | kFadtSlpButton;
+  if (cfg.hardware_reduced) {
+    flags |= kFadtHwReducedAcpi;
+  } else {
+    // No SMI_CMD: the platform is always in ACPI mode (PM1a control reads SCI_EN).
+    flags |= kFadtWbinvd | kFadtProcC1 | kFadtTmrValExt;
+    StoreLe<uint32_t>(table, kFadtPm1aEvtBlk, kAcpiPm1aEventPort);
+    StoreLe<uint32_t>(table, kFadtPm1aCntBlk, kAcpiPm1aControlPort);
+    StoreLe<uint32_t>(table, kFadtPmTmrBlk, kAcpiPmTimerPort);
+    table[kFadtPm1EvtLen] = 4;
+    table[kFadtPm1CntLen] = 2;
+    table[kFadtPmTmrLen] = 4;
+    // C2 and C3 not supported (latencies over 100 and 1000 us).
+    StoreLe<uint16_t>(table, kFadtPLvl2Lat, 101);
+    StoreLe<uint16_t>(table, kFadtPLvl3Lat, 1001);
+    StoreGas(table, kFadtXPm1aEvtBlk, kGasSystemIo, 32, kGasAccessWord, kAcpiPm1aEventPort);
+    StoreGas(table, kFadtXPm1aCntBlk, kGasSystemIo, 16, kGasAccessWord, kAcpiPm1aControlPort);
+    StoreGas(table, kFadtXPmTmrBlk, kGasSystemIo, 32, kGasAccessDword, kAcpiPmTimerPort);
+  }
+  StoreLe<uint32_t>(table, kFadtFlags, flags);
   StoreGas(table, kFadtResetReg, kGasSystemIo, 8, kGasAccessByte, kAcpiResetPort);
   table[kFadtResetValue] = kAcpiResetValue;
   table[kFadtMinorVersion] = kFadtMinorRevision;
   StoreLe<uint64_t>(table, kFadtXDsdt, dsdt_addr);
-  StoreGas(table, kFadtSleepControlReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepControlPort);
-  StoreGas(table, kFadtSleepStatusReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepStatusPort);
+  if (cfg.hardware_reduced) {
+    StoreGas(table, kFadtSleepControlReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepControlPort);
+    StoreGas(table, kFadtSleepStatusReg, kGasSystemIo, 8, kGasAccessByte, kAcpiSleepStatusPort);
+  }
   StoreAscii(table, kFadtHypervisorVendor, "MOTE", 8, '\0');
   FinishSdt(table);
   return table;
@@ -283,9 +341,14 @@ absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfi
     placed.push_back(Placed{addr, std::move(table)});
     return addr;
   };
+  uint64_t facs_addr = 0;
+  if (!cfg.hardware_reduced) {
+    next = AlignUp(next, kFacsAlignment);
+    facs_addr = place(BuildFacs());
+  }
   uint64_t dsdt_addr = place(BuildDsdt(cfg));
   std::vector<uint64_t> xsdt_entries;
-  xsdt_entries.push_back(place(BuildFadt(cfg, dsdt_addr)));
+  xsdt_entries.push_back(place(BuildFadt(cfg, dsdt_addr, facs_addr)));
   xsdt_entries.push_back(place(BuildMadt(cfg)));
   if (cfg.pci_host_bridge) xsdt_entries.push_back(place(BuildMcfg()));
   if (cfg.hpet_block_id != 0) xsdt_entries.push_back(place(BuildHpet(cfg)));

@@ -49,13 +49,21 @@ struct AcpiConfig {
   // ID (the low half of its capabilities register) and the fewest ticks it
   // takes as a periodic comparator's period. 0: no HPET.
   uint32_t hpet_block_id = 0;
+  // A hardware-reduced FADT (the SLEEP_CONTROL/STATUS registers, no FACS),
+  // or a full one: a FACS, the PM1a event and control blocks and the PM
+  // timer of devices/acpi_pm1.h, and the SCI on IRQ 9.
+  bool hardware_reduced = true;
   uint16_t hpet_min_tick = 0;
 };
 
 // Precondition: cfg.virtio_mmio is valid as WriteAcpiTables checks it (at
 // most kMaxVirtioMmioSlots slots, each nonempty, below 4 GiB, GSI < kIoapicPins).
 std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg);
-std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr);
+// `facs_addr`: 0 for a hardware-reduced FADT.
+std::vector<uint8_t> BuildFadt(const AcpiConfig& cfg, uint64_t dsdt_addr, uint64_t facs_addr = 0);
+// The Firmware ACPI Control Structure (section 5.2.10): 64 bytes, no
+// checksum; the guest's waking vector and global lock live here.
+std::vector<uint8_t> BuildFacs();
 // Precondition: 1 <= cfg.num_cpus <= kMaxCpus (WriteAcpiTables checks it).
 std::vector<uint8_t> BuildMadt(const AcpiConfig& cfg);
 // ECAM for PCI segment 0, bus 0 only (kPciEcamSize is one bus).

@@ -20,6 +20,9 @@ namespace libmote {
 enum class ConsoleKind { kStdio, kFile, kNone };
 enum class PitMode { kAuto, kOn, kOff };  // kAuto: on for Linux bzImage kernels
 enum class OnReboot { kExit, kRestart };
+// The FADT: hardware-reduced (sleep registers, no FACS, no legacy timers in
+// Linux) or full (FACS, PM1a blocks, the PM timer, SCI on IRQ 9).
+enum class AcpiMode { kReduced, kFull };
 // How virtio devices reach the guest: virtio-pci (what stock kernels probe)
 // or virtio-mmio (kernels built for microVMs).
 enum class VirtioTransport { kPci, kMmio };
@@ -78,6 +81,7 @@ struct VmConfig {
   bool hugepages = false;                // reserved 2 MiB hugetlb pages
   std::string cpu = "host";  // host|minimal[,+FEATURE|-FEATURE...][,vendor=ID][,model-id=TEXT]
   PitMode pit = PitMode::kAuto;
+  AcpiMode acpi = AcpiMode::kReduced;
   ConsoleConfig console;
   VirtioTransport transport = VirtioTransport::kPci;
   bool rng = false;    // a virtio-rng device

@@ -1,4 +1,4 @@
-// acpi_dump OUT_DIR [NUM_CPUS] [--pci] [--hpet] [--virtio-mmio=N]
+// acpi_dump OUT_DIR [NUM_CPUS] [--pci] [--acpi-full] [--hpet] [--virtio-mmio=N]
 // Writes mote's ACPI tables into a scratch guest memory with WriteAcpiTables,
 // for N virtio-mmio slots laid out as layout.h allocates them (slot i at
 // kVirtioMmioStart + i * kVirtioMmioSlotSize, GSI kVirtioMmioGsis[i]),
@@ -77,6 +77,10 @@ absl::Status Dump(const std::string& dir, const AcpiConfig& cfg) {
       MOTE_ASSIGN_OR_RETURN(std::vector<uint8_t> dsdt,
                             ReadTable(*mem, LoadLe<uint64_t>(table, 140)));
       MOTE_RETURN_IF_ERROR(Save(dir, "DSDT", dsdt));
+      if (uint64_t facs = LoadLe<uint64_t>(table, 132); facs != 0) {
+        MOTE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadTable(*mem, facs));
+        MOTE_RETURN_IF_ERROR(Save(dir, "FACS", bytes));
+      }
     }
   }
   return absl::OkStatus();
@@ -88,8 +92,9 @@ absl::Status Dump(const std::string& dir, const AcpiConfig& cfg) {
 int main(int argc, char** argv) {
   namespace acpi = mote::x86::acpi;
   namespace x86 = mote::x86;
-  if (argc < 2 || argc > 5) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [NUM_CPUS] [--pci] [--hpet] [--virtio-mmio=N]\n",
+  if (argc < 2 || argc > 7) {
+    std::fprintf(stderr,
+                 "usage: %s OUT_DIR [NUM_CPUS] [--pci] [--acpi-full] [--hpet] [--virtio-mmio=N]\n",
                  argv[0]);
     return 2;
   }
@@ -99,6 +104,8 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--pci") {
       cfg.pci_host_bridge = true;
+    } else if (arg == "--acpi-full") {
+      cfg.hardware_reduced = false;
     } else if (arg == "--hpet") {
       cfg.hpet_block_id = 0x8086a201;  // as devices/hpet.h reports it
       cfg.hpet_min_tick = 10000;

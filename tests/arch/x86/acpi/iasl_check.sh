@@ -71,7 +71,7 @@ same_table() {
 # 6, 7); =17 is every slot layout.h has, for hex names (VR0A..VR10) and GSIs
 # above 15.
 for config in "1" "2" "4" "255" "1 --pci" "4 --pci" "1 --virtio-mmio=3" \
-  "4 --pci --virtio-mmio=16" "2 --pci --hpet"; do
+  "4 --pci --virtio-mmio=16" "2 --pci --hpet" "2 --pci --acpi-full --hpet"; do
   dir="$tmp/cfg$(echo "$config" | tr -d ' =-')"
   mkdir "$dir"
   # shellcheck disable=SC2086  # config is several words on purpose

@@ -617,5 +617,46 @@ TEST_CASE("HPET table: block ID, base address and minimum tick where the spec pu
   CHECK(WalkFromRsdp(*mem, *WriteAcpiTables(*mem, cfg)).count("HPET") == 0);
 }
 
+TEST_CASE("A full FADT: FACS, PM1a blocks, the PM timer, no sleep registers", "[acpi]") {
+  AcpiConfig cfg;
+  cfg.hardware_reduced = false;
+  const uint64_t dsdt = 0xe0080, facs = 0xe0040;
+  Bytes f = BuildFadt(cfg, dsdt, facs);
+  CHECK(Le32(f, 36) == facs);   // FIRMWARE_CTRL
+  CHECK(Le64(f, 132) == facs);  // X_FIRMWARE_CTRL
+  CHECK(Le32(f, 48) == 0);      // no SMI_CMD: always in ACPI mode
+  CHECK(Le32(f, 56) == kAcpiPm1aEventPort);
+  CHECK(Le32(f, 64) == kAcpiPm1aControlPort);
+  CHECK(Le32(f, 76) == kAcpiPmTimerPort);
+  CHECK(kAcpiPmTimerPort == 0x608);  // where QEMU has it
+  CHECK(f[88] == 4);
+  CHECK(f[89] == 2);
+  CHECK(f[91] == 4);
+  uint32_t flags = Le32(f, 112);
+  CHECK((flags & (1u << 20)) == 0);  // not hardware-reduced
+  CHECK((flags & (1u << 8)) != 0);   // 32-bit PM timer
+  CheckGas(f, 148, 1, 32, 2, kAcpiPm1aEventPort);
+  CheckGas(f, 172, 1, 16, 2, kAcpiPm1aControlPort);
+  CheckGas(f, 208, 1, 32, 3, kAcpiPmTimerPort);
+  CHECK(Le64(f, 244 + 4) == 0);  // no SLEEP_CONTROL_REG
+  CHECK(Le64(f, 256 + 4) == 0);
+  CHECK(Sum(f, f.size()) == 0);
+
+  Bytes s = BuildFacs();
+  REQUIRE(s.size() == 64);
+  CHECK(Str(s, 0, 4) == "FACS");
+  CHECK(Le32(s, 4) == 64);
+  CHECK(Le32(s, 12) == 0);  // no waking vector until the guest writes one
+  CHECK(s[32] == 2);
+
+  // The guest reaches it from the FADT, 64-byte aligned.
+  auto mem = Guest(16 << 20);
+  std::map<std::string, FoundTable> tables = WalkFromRsdp(*mem, *WriteAcpiTables(*mem, cfg));
+  uint64_t facs_addr = Le64(tables["FACP"].bytes, 132);
+  CHECK(facs_addr % 64 == 0);
+  CHECK(ReadGuest(*mem, facs_addr, 64) == BuildFacs());
+  CHECK(tables["FACP"].bytes == BuildFadt(cfg, tables["DSDT"].addr, facs_addr));
+}
+
 }  // namespace
 }  // namespace mote::x86::acpi

@@ -1,0 +1,79 @@
+#include "devices/acpi_pm1.h"
+
+#include <algorithm>
+
+namespace mote {
+
+AcpiPm1::AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type)
+    : events_(events), clock_(clock), s5_sleep_type_(s5_sleep_type), start_(clock->Now()) {}
+
+uint32_t AcpiPm1::TimerAt(absl::Time now) const {
+  // Whole seconds and the rest apart, so the product never overflows.
+  int64_t ns = absl::ToInt64Nanoseconds(now - start_);
+  if (ns < 0) ns = 0;
+  uint64_t ticks = static_cast<uint64_t>(ns / 1000000000) * kTimerHz +
+                   static_cast<uint64_t>(ns % 1000000000) * kTimerHz / 1000000000;
+  return static_cast<uint32_t>(ticks);
+}
+
+uint64_t AcpiPm1::ReadRegister(uint64_t offset, size_t width) {
+  // Each register read whole from its first byte; a read at another offset
+  // sees the register's bytes from there on.
+  uint64_t value = 0;
+  for (size_t i = 0; i < width; ++i) {
+    uint64_t at = offset + i;
+    uint8_t byte = 0xff;
+    if (at < kTimerOffset) {
+      byte = static_cast<uint8_t>(control_ >> (8 * (at - kControlOffset)));
+      if (at >= kControlOffset + 2) byte = 0;
+    } else if (at < kStatusOffset) {
+      byte = static_cast<uint8_t>(TimerAt(clock_->Now()) >> (8 * (at - kTimerOffset)));
+    } else if (at < kEnableOffset) {
+      byte = static_cast<uint8_t>(status_ >> (8 * (at - kStatusOffset)));
+    } else if (at < kPortCount) {
+      byte = static_cast<uint8_t>(enable_ >> (8 * (at - kEnableOffset)));
+    }
+    value |= uint64_t{byte} << (8 * i);
+  }
+  return value;
+}
+
+void AcpiPm1::Read(uint64_t offset, absl::Span<uint8_t> data) {
+  MutexLock lock(&mu_);
+  uint64_t value = ReadRegister(offset, data.size());
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(value >> (8 * i));
+}
+
+void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
+  uint16_t value = 0;
+  for (size_t i = 0; i < std::min<size_t>(data.size(), 2); ++i)
+    value |= uint16_t{data[i]} << (8 * i);
+  bool power_off = false;
+  {
+    MutexLock lock(&mu_);
+    if (offset == kControlOffset && data.size() >= 2) {
+      // SCI_EN stays set; SLP_EN is write-only.
+      control_ = static_cast<uint16_t>((value & ~kSleepEnable) | kSciEnabled);
+      if (value & kSleepEnable) {
+        int type = (value >> kSleepTypeShift) & 7;
+        if (type == s5_sleep_type_) {
+          power_off = true;
+        } else {
+          MOTE_LOG_LIMITED(limiter_, spdlog::level::warn,
+                           "ACPI: the guest asked for sleep type {}, which mote does not offer",
+                           type);
+        }
+      }
+    } else if (offset == kStatusOffset && data.size() >= 2) {
+      status_ = static_cast<uint16_t>(status_ & ~value);
+    } else if (offset == kEnableOffset && data.size() >= 2) {
+      enable_ = value;
+    } else {
+      MOTE_LOG_LIMITED(limiter_, spdlog::level::debug,
+                       "ACPI PM1: {}-byte write at offset {} ignored", data.size(), offset);
+    }
+  }
+  if (power_off) events_->OnGuestEvent(GuestEvent::kPowerOff, 0);
+}
+
+}  // namespace mote
