@@ -4,8 +4,18 @@
 
 namespace mote {
 
-AcpiPm1::AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type)
-    : events_(events), clock_(clock), s5_sleep_type_(s5_sleep_type), start_(clock->Now()) {}
+AcpiPm1::AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type,
+                 uint8_t s3_sleep_type)
+    : events_(events),
+      clock_(clock),
+      s5_sleep_type_(s5_sleep_type),
+      s3_sleep_type_(s3_sleep_type),
+      start_(clock->Now()) {}
+
+void AcpiPm1::Wake(uint16_t why) {
+  MutexLock lock(&mu_);
+  status_ |= kWakeStatus | why;
+}
 
 uint32_t AcpiPm1::TimerAt(absl::Time now) const {
   // Whole seconds and the rest apart, so the product never overflows.
@@ -48,7 +58,7 @@ void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   uint16_t value = 0;
   for (size_t i = 0; i < std::min<size_t>(data.size(), 2); ++i)
     value |= uint16_t{data[i]} << (8 * i);
-  bool power_off = false;
+  bool power_off = false, suspend = false;
   {
     MutexLock lock(&mu_);
     if (offset == kControlOffset && data.size() >= 2) {
@@ -58,6 +68,8 @@ void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
         int type = (value >> kSleepTypeShift) & 7;
         if (type == s5_sleep_type_) {
           power_off = true;
+        } else if (type == s3_sleep_type_) {
+          suspend = true;
         } else {
           MOTE_LOG_LIMITED(limiter_, spdlog::level::warn,
                            "ACPI: the guest asked for sleep type {}, which mote does not offer",
@@ -74,6 +86,7 @@ void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
     }
   }
   if (power_off) events_->OnGuestEvent(GuestEvent::kPowerOff, 0);
+  if (suspend) events_->OnGuestEvent(GuestEvent::kSuspend, s3_sleep_type_);
 }
 
 }  // namespace mote

@@ -5,7 +5,9 @@
 //    the last SLP_TYP; SLP_EN with the \_S5 type powers off.
 //  - The PM timer is 32 bits wide (FADT TMR_VAL_EXT) at 3.579545 MHz, from
 //    an injected Clock (CLOCK_MONOTONIC in a VM).
-//  - PM1a status bits are write-one-to-clear; none is set yet (no SCI
+//    SLP_EN with the \_S3 type asks the VM to suspend (GuestEvent::kSuspend);
+//    Wake() then sets WAK_STS (and what woke it) for the resumed guest.
+//  - PM1a status bits are write-one-to-clear; only Wake sets any (no SCI
 //    source: the power button is the GED's, as in hardware-reduced mode).
 // Thread-safety: any thread (internal mutex).
 #ifndef MOTE_DEVICES_ACPI_PM1_H_
@@ -30,8 +32,15 @@ class AcpiPm1 : public BusDevice {
   static constexpr uint16_t kSciEnabled = 1u << 0;
   static constexpr uint16_t kSleepEnable = 1u << 13;
   static constexpr int kSleepTypeShift = 10;
+  static constexpr uint16_t kWakeStatus = 1u << 15;
+  static constexpr uint16_t kPowerButtonStatus = 1u << 8;
+  static constexpr uint16_t kRtcStatus = 1u << 10;
 
-  AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type);
+  AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type, uint8_t s3_sleep_type);
+
+  // The system woke from S3: WAK_STS and `why` (kPowerButtonStatus, ...)
+  // set in PM1a status.
+  void Wake(uint16_t why);
 
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
@@ -45,6 +54,7 @@ class AcpiPm1 : public BusDevice {
   GuestEventSink* const events_;
   const Clock* const clock_;
   const uint8_t s5_sleep_type_;
+  const uint8_t s3_sleep_type_;
   const absl::Time start_;
   Mutex mu_;
   uint16_t control_ ABSL_GUARDED_BY(mu_) = kSciEnabled;

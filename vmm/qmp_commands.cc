@@ -81,6 +81,7 @@ const std::vector<QmpCommand>& QmpCommands() {
       Row("cont", [](VmRunner& r) { return r.Cont(); }),
       Row("system_reset", [](VmRunner& r) { return r.SystemReset(); }),
       Row("system_powerdown", [](VmRunner& r) { return r.SystemPowerdown(); }),
+      Row("system_wakeup", [](VmRunner& r) { return r.SystemWakeup(); }),
       Row("quit", [](VmRunner& r) { return r.Quit(); }),
       Row("query-cpus-fast", [](VmRunner& r) { return r.QueryCpus(); }),
       Row("query-memory-size-summary", [](VmRunner& r) { return r.QueryMemorySize(); }),

@@ -19,6 +19,7 @@
 #include "arch/x86/memory_map.h"
 #include "arch/x86/registers.h"
 #include "arch/x86/reset_vector.h"
+#include "devices/acpi_pm1.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
@@ -99,29 +100,81 @@ Vm::~Vm() {
   }
 }
 
-void Vm::Pause() {
-  if (paused_.exchange(true)) return;
+void Vm::ParkVcpus() {
   for (auto& v : vcpus_) v->Pause();
   absl::StatusOr<kvm_clock_data> clock = vm_fd_->GetClock();
   if (clock.ok())
     paused_clock_ = *clock;
   else
     spdlog::warn("pause: {}", clock.status().ToString());
-  if (on_event_) on_event_({VmEvent::Kind::kStop});
 }
 
-void Vm::Resume() {
-  if (!paused_.exchange(false)) return;
+void Vm::UnparkVcpus() {
   if (paused_clock_.has_value()) {
     if (absl::Status s = vm_fd_->SetClock(*paused_clock_); !s.ok())
       spdlog::warn("resume: {}", s.ToString());
     paused_clock_.reset();
   }
   for (auto& v : vcpus_) v->Resume();
+}
+
+// The vCPUs run while the VM is neither stopped (Pause) nor suspended (S3).
+void Vm::Pause() {
+  if (paused_.exchange(true)) return;
+  if (!suspended_) ParkVcpus();
+  if (on_event_) on_event_({VmEvent::Kind::kStop});
+}
+
+void Vm::Resume() {
+  if (!paused_.exchange(false)) return;
+  if (!suspended_) UnparkVcpus();
   if (on_event_) on_event_({VmEvent::Kind::kResume});
 }
 
+void Vm::Suspend() {
+  if (suspended_.load() || ended()) return;
+  if (!paused_) ParkVcpus();
+  suspended_ = true;
+  spdlog::info("guest suspended to RAM (ACPI S3)");
+  if (on_event_) on_event_({VmEvent::Kind::kSuspend});
+}
+
+absl::Status Vm::Wakeup(uint16_t why) {
+  if (!suspended_.load()) {
+    return absl::FailedPreconditionError("Unable to wake up: guest is not in suspended state");
+  }
+  // The guest's 16-bit waking vector in the FACS (offset 12), written before it slept.
+  absl::StatusOr<uint32_t> vector = mem_->ReadObj<uint32_t>(GuestAddress{facs_addr_ + 12});
+  if (!vector.ok() || *vector == 0) {
+    RequestEnd({OutcomeKind::kReset, 0, "guest woke from S3 with no waking vector: a reset"});
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    VcpuFd& fd = vcpus_[i]->fd();
+    if (i == 0) {
+      MOTE_ASSIGN_OR_RETURN(kvm_sregs sregs, fd.GetSregs());
+      MOTE_RETURN_IF_ERROR(fd.SetSregs(x86::WakeSregs(sregs, *vector)));
+      MOTE_RETURN_IF_ERROR(fd.SetRegs(x86::WakeRegs(*vector)));
+      MOTE_RETURN_IF_ERROR(fd.SetMpState(KVM_MP_STATE_RUNNABLE));
+    } else {
+      // As after power-on: waiting for the OS's INIT and SIPI.
+      MOTE_RETURN_IF_ERROR(fd.SetMpState(KVM_MP_STATE_INIT_RECEIVED));
+    }
+  }
+  if (acpi_pm1_ != nullptr) acpi_pm1_->Wake(why);
+  suspended_ = false;
+  if (!paused_) UnparkVcpus();
+  spdlog::info("guest woke from S3 at 0x{:x}", *vector);
+  if (on_event_) on_event_({VmEvent::Kind::kWakeup});
+  return absl::OkStatus();
+}
+
 void Vm::PressPowerButton() {
+  if (suspended_.load()) {
+    // A sleeping guest wakes on its power button, as a PC does.
+    loop_->Post([this] { (void)Wakeup(AcpiPm1::kPowerButtonStatus); });
+    return;
+  }
   // An edge: the IOAPIC pin is edge-triggered (the GED's _CRS says so).
   for (bool level : {true, false}) {
     if (absl::Status s = vm_fd_->SetIrqLine(x86::kGedGsi, level); !s.ok()) {
@@ -221,7 +274,7 @@ absl::Status Vm::Build() {
 }
 
 absl::Status Vm::LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request) {
-  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi));
+  MOTE_ASSIGN_OR_RETURN(uint64_t rsdp, x86::acpi::WriteAcpiTables(*mem_, acpi, &facs_addr_));
   request.ram_bytes = config_.memory_bytes;
   request.acpi_rsdp_addr = rsdp;
   MOTE_ASSIGN_OR_RETURN(boot_, x86::LoadKernel(*mem_, request));
@@ -343,6 +396,7 @@ absl::Status Vm::CreateDevices() {
   PlatformWiring wiring{this, &clock_, &monotonic_clock_, config_.acpi == AcpiMode::kFull};
   for (const PortDevice& device : PlatformPortDevices()) {
     std::shared_ptr<BusDevice> made = device.make(wiring);
+    if (device.name == "acpi-pm1") acpi_pm1_ = std::dynamic_pointer_cast<AcpiPm1>(made);
     if (made != nullptr)
       MOTE_RETURN_IF_ERROR(pio_bus_.Insert(made, device.port, device.port_count));
   }
@@ -515,6 +569,10 @@ void Vm::OnGuestEvent(GuestEvent event, uint64_t value) {
       break;
     case GuestEvent::kReset:
       RequestEnd({OutcomeKind::kReset, 0, "guest requested a reset"});
+      break;
+    case GuestEvent::kSuspend:
+      // From a vCPU thread, which Suspend stops: the loop does it.
+      loop_->Post([this] { Suspend(); });
       break;
     case GuestEvent::kPanic:
       RequestEnd({OutcomeKind::kPanic, value, "guest panicked (pvpanic)"});

@@ -22,6 +22,7 @@
 #include "arch/x86/acpi/tables.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
+#include "devices/acpi_pm1.h"
 #include "devices/fw_cfg.h"
 #include "devices/hpet.h"
 #include "devices/pci/pci_root.h"
@@ -46,7 +47,7 @@ namespace mote {
 
 // What happened to a VM, for control clients (QMP events of the same names).
 struct VmEvent {
-  enum class Kind { kStop, kResume, kShutdown, kGuestPanicked };
+  enum class Kind { kStop, kResume, kShutdown, kGuestPanicked, kSuspend, kWakeup };
   Kind kind;
   OutcomeKind outcome = OutcomeKind::kHostError;  // kShutdown, kGuestPanicked: why
 };
@@ -87,6 +88,13 @@ class Vm : public GuestEventSink {
   // under QEMU (the raw TSC goes on). Loop thread.
   void Pause();
   void Resume();
+  // ACPI S3 (--acpi full): the guest asked to sleep (OnGuestEvent posts
+  // Suspend); Wakeup puts the boot vCPU at the FACS waking vector, the
+  // others back to waiting for SIPI, sets WAK_STS and `why` (AcpiPm1 status
+  // bits) and lets them run. FailedPrecondition when not suspended. Loop thread.
+  void Suspend();
+  absl::Status Wakeup(uint16_t why = 0);
+  bool suspended() const { return suspended_.load(); }
   // Presses the ACPI power button (an edge on the GED's GSI): a guest that
   // listens shuts down. Any thread.
   void PressPowerButton();
@@ -155,7 +163,12 @@ class Vm : public GuestEventSink {
   std::unique_ptr<EventLoop> own_loop_;  // when the caller gave none
   EventLoop* loop_ = nullptr;
   const EventCallback on_event_;
+  void ParkVcpus();
+  void UnparkVcpus();
   std::atomic<bool> paused_{false};
+  std::atomic<bool> suspended_{false};
+  uint64_t facs_addr_ = 0;
+  std::shared_ptr<AcpiPm1> acpi_pm1_;           // --acpi full
   std::optional<kvm_clock_data> paused_clock_;  // kvmclock at Pause; loop thread
   bool stdin_watched_ = false;
   Bus pio_bus_{"pio"};

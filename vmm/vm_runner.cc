@@ -144,6 +144,12 @@ void VmRunner::OnVmEvent(const VmEvent& event) {
     case VmEvent::Kind::kResume:
       Emit("RESUME", nullptr);
       return;
+    case VmEvent::Kind::kSuspend:
+      Emit("SUSPEND", nullptr);
+      return;
+    case VmEvent::Kind::kWakeup:
+      Emit("WAKEUP", nullptr);
+      return;
     case VmEvent::Kind::kGuestPanicked:
       Emit("GUEST_PANICKED", {{"action", "poweroff"}});
       return;
@@ -193,6 +199,7 @@ json VmRunner::QueryName() const {
 control::RunState VmRunner::QueryStatus() const {
   bool paused = vm_ != nullptr && vm_->paused();
   std::string status = vm_ == nullptr || vm_->ended() ? "shutdown"
+                       : vm_->suspended()             ? "suspended"
                        : !paused                      ? "running"
                        : prelaunch_                   ? "prelaunch"
                                                       : "paused";
@@ -223,6 +230,11 @@ absl::Status VmRunner::SystemPowerdown() {
   vm_->PressPowerButton();
   Emit("POWERDOWN", nullptr);
   return absl::OkStatus();
+}
+
+absl::Status VmRunner::SystemWakeup() {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  return vm_->Wakeup();
 }
 
 absl::Status VmRunner::Quit() {

@@ -72,6 +72,8 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::Status Cont();
   absl::Status SystemReset();
   absl::Status SystemPowerdown();
+  // Wakes a guest suspended to RAM (QEMU's system_wakeup).
+  absl::Status SystemWakeup();
   absl::Status Quit();  // also between boots: no boot comes after it
   // QEMU's shapes, for QMP clients only.
   absl::StatusOr<nlohmann::json> QueryCpus() const;

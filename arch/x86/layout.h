@@ -75,7 +75,9 @@ inline constexpr uint16_t kAcpiPm1Port = 0x604;
 inline constexpr uint16_t kAcpiPm1aControlPort = kAcpiPm1Port;
 inline constexpr uint16_t kAcpiPmTimerPort = kAcpiPm1Port + 4;
 inline constexpr uint16_t kAcpiPm1aEventPort = kAcpiPm1Port + 8;
-inline constexpr uint8_t kAcpiS5SleepType = 5;            // \_S5 in the DSDT; SLP_TYP bits 2..4
+inline constexpr uint8_t kAcpiS5SleepType = 5;
+inline constexpr uint8_t kAcpiS3SleepType = 1;  // \_S3 with --acpi full; SLP_TYP bits 10..12 //
+                                                // \_S5 in the DSDT; SLP_TYP bits 2..4
 inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;  // config mechanism #1 (later issues)
 
 // ---- Interrupts ----------------------------------------------------------------

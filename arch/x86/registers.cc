@@ -85,6 +85,41 @@ kvm_sregs BootSregs(const kvm_sregs& initial, EntryMode mode) {
   return sregs;
 }
 
+kvm_sregs WakeSregs(const kvm_sregs& initial, uint32_t waking_vector) {
+  kvm_sregs sregs = initial;
+  auto real_mode = [](uint16_t selector, uint8_t type) {
+    kvm_segment s{};
+    s.selector = selector;
+    s.base = uint64_t{selector} << 4;
+    s.limit = 0xffff;
+    s.type = type;
+    s.present = 1;
+    s.s = 1;
+    return s;
+  };
+  sregs.cs = real_mode(static_cast<uint16_t>(waking_vector >> 4), 0xb);      // code, read, accessed
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = real_mode(0, 0x3);  // data, accessed
+  sregs.tr = real_mode(0, 0xb);
+  sregs.tr.s = 0;  // a busy TSS, as after reset
+  sregs.ldt = real_mode(0, 0x2);
+  sregs.ldt.s = 0;
+  sregs.gdt.base = 0;
+  sregs.gdt.limit = 0xffff;
+  sregs.idt.base = 0;
+  sregs.idt.limit = 0x3ff;
+  sregs.cr0 = kCr0Et;
+  sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
+  sregs.efer = 0;
+  return sregs;
+}
+
+kvm_regs WakeRegs(uint32_t waking_vector) {
+  kvm_regs regs{};
+  regs.rflags = 0x2;
+  regs.rip = waking_vector & 0xf;
+  return regs;
+}
+
 kvm_regs BootRegs(const BootSetup& boot) {
   kvm_regs regs{};
   regs.rflags = 0x2;  // reserved bit 1; interrupts off

@@ -25,6 +25,12 @@ kvm_sregs BootSregs(const kvm_sregs& initial, EntryMode mode);
 // General registers for `boot` (pure).
 kvm_regs BootRegs(const BootSetup& boot);
 
+// The boot vCPU as ACPI S3 resume leaves it for the OS (ACPI 6.3 section
+// 7.4.6): real mode, CS:IP = (vector >> 4):(vector & 0xf) from the FACS's
+// 16-bit firmware waking vector, paging, long mode and interrupts off.
+kvm_sregs WakeSregs(const kvm_sregs& initial, uint32_t waking_vector);
+kvm_regs WakeRegs(uint32_t waking_vector);
+
 // Puts the boot vCPU at the kernel's entry point.
 absl::Status SetupBootVcpu(VcpuFd& vcpu, const BootSetup& boot);
 // FPU and MSR state every vCPU starts with (application processors then wait

@@ -103,6 +103,13 @@ case "$action" in
     say "hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
     say "rng 64 bytes: $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')"
     ;;
+  suspend)
+    # Suspend to RAM (ACPI S3), as `systemctl suspend` would; back on a wake-up.
+    echo deep >/sys/power/mem_sleep 2>/dev/null
+    say "mem_sleep=$(cat /sys/power/mem_sleep 2>/dev/null)"
+    if echo mem >/sys/power/state 2>/tmp/suspend.err; then say "resumed"
+    else say "suspend failed: $(cat /tmp/suspend.err)"; fi
+    ;;
   *) say "unknown mote.do=$action" ;;
 esac
 say "powering off"

@@ -39,6 +39,7 @@ static const struct test tests[] = {
     {"fwcfg", test_fwcfg},
     {"hpet", test_hpet},
     {"acpipm", test_acpipm},
+    {"s3", test_s3},
 };
 
 void bsp_user_main(uint32_t cpu) {

@@ -319,6 +319,49 @@ def qmp_system_powerdown(ctx):
 
 
 @case
+def qmp_s3_suspend_and_wakeup(ctx):
+    """ACPI S3 (--acpi full): the guest sleeps, QMP says `suspended` with a
+    SUSPEND event, and `cont` does not wake it; system_wakeup does (WAKEUP),
+    then the power button does, each time at the FACS waking vector with
+    the guest's memory intact and WAK_STS (and PWRBTN_STS) set."""
+    g = Guest(ctx, "s3", "--acpi", "full", cmdline_extra="rounds=2")
+    try:
+        q = Qmp(g.socket)
+        g.wait_line(r"^s3: suspending \(round 1\)")
+        q.wait_event("SUSPEND")
+        expect_eq("status while asleep", q.ok("query-status"),
+                  {"status": "suspended", "running": False, "singlestep": False})
+        q.ok("cont")  # not a wake-up, as with QEMU
+        time.sleep(0.2)
+        expect_eq("status after cont", q.ok("query-status")["status"], "suspended")
+        q.ok("system_wakeup")
+        q.wait_event("WAKEUP")
+        g.wait_line(r"^s3: resumed \(round 1\) pm1_status=0x8000 ")
+        g.wait_line(r"^s3: suspending \(round 2\)")
+        q.wait_event("SUSPEND")
+        q.ok("system_powerdown")  # the power button wakes a sleeping PC
+        q.wait_event("WAKEUP")
+        g.wait_line(r"^s3: resumed \(round 2\) pm1_status=0x8100 ")
+        expect_eq("exit code", g.wait(), 1)
+        console = "\n".join(line for _, line in g.console())
+        if re.search(r"^FAIL", console, re.M):
+            raise Failure("the guest reported a FAIL line")
+        expect_eq("PASS lines", len(re.findall(r"^PASS s3_memory_survived$", console, re.M)), 2)
+    finally:
+        g.kill()
+    # A running guest is not woken.
+    g = Guest(ctx, "spin")
+    try:
+        q = Qmp(g.socket)
+        g.wait_line(r"^spin: forever")
+        expect_error(q.execute("system_wakeup"), "GenericError", "not in suspended state")
+        q.ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+
+
+@case
 def qmp_block_queries(ctx):
     # Two disks, one read-only with cache=none; the guest writes 16 sectors
     # to the first, flushes, and holds: the block queries must show both

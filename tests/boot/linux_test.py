@@ -242,6 +242,49 @@ def linux_acpi_full_hpet_and_pm_timer(ctx):
 
 
 @case
+def linux_suspend_to_ram_and_wakeup(ctx):
+    """--acpi full: `echo mem > /sys/power/state` suspends the stock kernel
+    (QMP SUSPEND, status `suspended`), and QMP system_wakeup brings it back
+    through the FACS waking vector: /init goes on and powers off."""
+    from control_test import Qmp
+    kernel, initrd = guest_files(ctx)
+    with tempfile.TemporaryDirectory() as d:
+        sock = os.path.join(d, "qmp.sock")
+        cmd = [ctx.mote, "run", "--kernel", kernel, "--initrd", initrd, "--memory", "512M",
+               "--cpus", "2", "--acpi", "full", "--api-socket", sock,
+               "--timeout", str(GUEST_TIMEOUT), "--cmdline", f"{CMDLINE} mote.do=suspend"]
+        print("$", " ".join(cmd), flush=True)
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        out = []
+        reader = threading.Thread(target=lambda: out.extend(
+            l.decode(errors="replace").replace("\r", "") for l in p.stdout), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(sock) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            q = Qmp(sock)
+            q.wait_event("SUSPEND", timeout=GUEST_TIMEOUT)
+            expect_eq("status", q.ok("query-status")["status"], "suspended")
+            q.ok("system_wakeup")
+            q.wait_event("WAKEUP")
+            code = p.wait(timeout=GUEST_TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        reader.join(timeout=5)
+        text = "".join(out)
+        print(text[-3000:])
+        print(p.stderr.read().decode(errors="replace"), file=sys.stderr)
+    expect_eq("the sleep state", report(text, "mem_sleep"), "s2idle [deep]")
+    expect_line(text, r"^mote-linux: resumed$")
+    expect_line(text, r"^mote-linux: powering off$")
+    expect_eq("mote's exit code", code, EXIT_POWER_OFF)
+
+
+@case
 def linux_reboot_is_a_reset(ctx):
     # Linux's default reboot method on a hardware-reduced ACPI machine
     # without EFI is a jump to the real-mode reset vector.

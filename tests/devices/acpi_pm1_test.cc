@@ -27,7 +27,7 @@ void WriteAt(AcpiPm1& pm, uint64_t offset, uint64_t value, size_t width) {
 TEST_CASE("ACPI PM timer: 3.579545 MHz, 32 bits, from the clock", "[acpi_pm1]") {
   EventRecorder events;
   FakeClock clock(absl::FromUnixSeconds(1000));
-  AcpiPm1 pm(&events, &clock, 5);
+  AcpiPm1 pm(&events, &clock, 5, 1);
   CHECK(ReadAt(pm, AcpiPm1::kTimerOffset, 4) == 0);
   clock.now += absl::Seconds(1);
   CHECK(ReadAt(pm, AcpiPm1::kTimerOffset, 4) == 3579545);
@@ -44,14 +44,14 @@ TEST_CASE("ACPI PM timer: 3.579545 MHz, 32 bits, from the clock", "[acpi_pm1]") 
 TEST_CASE("ACPI PM1a control: SCI_EN always, S5 with SLP_EN powers off", "[acpi_pm1]") {
   EventRecorder events;
   FakeClock clock(absl::FromUnixSeconds(0));
-  AcpiPm1 pm(&events, &clock, 5);
+  AcpiPm1 pm(&events, &clock, 5, 1);
   CHECK(ReadAt(pm, AcpiPm1::kControlOffset, 2) == AcpiPm1::kSciEnabled);
   // SLP_TYP without SLP_EN: stored, nothing happens.
   WriteAt(pm, AcpiPm1::kControlOffset, 5 << 10, 2);
   CHECK(events.events.empty());
   CHECK(ReadAt(pm, AcpiPm1::kControlOffset, 2) == ((5u << 10) | AcpiPm1::kSciEnabled));
-  // Another sleep type (S3 here, not offered yet): logged, nothing happens.
-  WriteAt(pm, AcpiPm1::kControlOffset, (1 << 10) | AcpiPm1::kSleepEnable, 2);
+  // A sleep type mote does not offer (S1 here): logged, nothing happens.
+  WriteAt(pm, AcpiPm1::kControlOffset, (2 << 10) | AcpiPm1::kSleepEnable, 2);
   CHECK(events.events.empty());
   WriteAt(pm, AcpiPm1::kControlOffset, (5 << 10) | AcpiPm1::kSleepEnable, 2);
   REQUIRE(events.events.size() == 1);
@@ -60,10 +60,26 @@ TEST_CASE("ACPI PM1a control: SCI_EN always, S5 with SLP_EN powers off", "[acpi_
   CHECK((ReadAt(pm, AcpiPm1::kControlOffset, 2) & AcpiPm1::kSleepEnable) == 0);
 }
 
+TEST_CASE("ACPI S3: the \\_S3 type with SLP_EN asks to suspend; Wake sets WAK_STS", "[acpi_pm1]") {
+  EventRecorder events;
+  FakeClock clock(absl::FromUnixSeconds(0));
+  AcpiPm1 pm(&events, &clock, 5, 1);
+  WriteAt(pm, AcpiPm1::kControlOffset, (1 << 10) | AcpiPm1::kSleepEnable, 2);
+  REQUIRE(events.events.size() == 1);
+  CHECK(events.events[0] == std::pair{GuestEvent::kSuspend, uint64_t{1}});
+  CHECK(ReadAt(pm, AcpiPm1::kStatusOffset, 2) == 0);
+  pm.Wake(AcpiPm1::kPowerButtonStatus);
+  CHECK(ReadAt(pm, AcpiPm1::kStatusOffset, 2) ==
+        (AcpiPm1::kWakeStatus | AcpiPm1::kPowerButtonStatus));
+  // The OS clears WAK_STS by writing it back.
+  WriteAt(pm, AcpiPm1::kStatusOffset, AcpiPm1::kWakeStatus, 2);
+  CHECK(ReadAt(pm, AcpiPm1::kStatusOffset, 2) == AcpiPm1::kPowerButtonStatus);
+}
+
 TEST_CASE("ACPI PM1a status is write-one-to-clear; enable reads back", "[acpi_pm1]") {
   EventRecorder events;
   FakeClock clock(absl::FromUnixSeconds(0));
-  AcpiPm1 pm(&events, &clock, 5);
+  AcpiPm1 pm(&events, &clock, 5, 1);
   CHECK(ReadAt(pm, AcpiPm1::kStatusOffset, 2) == 0);
   WriteAt(pm, AcpiPm1::kEnableOffset, 0x0121, 2);
   CHECK(ReadAt(pm, AcpiPm1::kEnableOffset, 2) == 0x0121);

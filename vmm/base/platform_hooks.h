@@ -58,6 +58,7 @@ enum class GuestEvent {
   kPanic,      // pvpanic
   kDebugExit,  // isa-debug-exit port: value is what the guest wrote
   kBootDone,   // boot-timer port
+  kSuspend,    // ACPI S3 (--acpi full): value is the sleep type
 };
 
 class GuestEventSink {

@@ -29,7 +29,8 @@ const std::vector<PortDevice>& PlatformPortDevices() {
       {"acpi-pm1", x86::kAcpiPm1Port, AcpiPm1::kPortCount,
        [](const PlatformWiring& w) -> std::shared_ptr<BusDevice> {
          if (!w.acpi_full) return nullptr;
-         return std::make_shared<AcpiPm1>(w.events, w.monotonic, x86::kAcpiS5SleepType);
+         return std::make_shared<AcpiPm1>(w.events, w.monotonic, x86::kAcpiS5SleepType,
+                                          x86::kAcpiS3SleepType);
        }},
   };
   return devices;

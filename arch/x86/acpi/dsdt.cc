@@ -193,6 +193,13 @@ std::vector<uint8_t> BuildDsdt(const AcpiConfig& cfg) {
                                                    aml::Integer(0), aml::Integer(0)}));
   aml::Bytes sb_scope = aml::Scope("\\_SB", sb);
   table.insert(table.end(), s5.begin(), s5.end());
+  // \_S3 (suspend to RAM) only where PM1a control can take it.
+  if (!cfg.hardware_reduced) {
+    aml::Bytes s3 = aml::Name(
+        "\\_S3", aml::Package({aml::Integer(kAcpiS3SleepType), aml::Integer(kAcpiS3SleepType),
+                               aml::Integer(0), aml::Integer(0)}));
+    table.insert(table.end(), s3.begin(), s3.end());
+  }
   table.insert(table.end(), sb_scope.begin(), sb_scope.end());
   FinishSdt(table);
   return table;

@@ -320,7 +320,8 @@ uint64_t EarlierTablesEnd(const GuestMemory& mem) {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg) {
+absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg,
+                                         uint64_t* facs_addr_out) {
   if (cfg.num_cpus == 0 || cfg.num_cpus > kMaxCpus) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "ACPI tables: %d vCPUs is outside 1..%d (xAPIC ids)", cfg.num_cpus, kMaxCpus));
@@ -346,6 +347,7 @@ absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfi
     next = AlignUp(next, kFacsAlignment);
     facs_addr = place(BuildFacs());
   }
+  if (facs_addr_out != nullptr) *facs_addr_out = facs_addr;
   uint64_t dsdt_addr = place(BuildDsdt(cfg));
   std::vector<uint64_t> xsdt_entries;
   xsdt_entries.push_back(place(BuildFadt(cfg, dsdt_addr, facs_addr)));

@@ -79,7 +79,9 @@ std::vector<uint8_t> BuildRsdp(uint64_t xsdt_addr);
 // InvalidArgument for a bad config (vCPU count, virtio-mmio slots),
 // ResourceExhausted if the tables do not fit below kAcpiTablesEnd, or the
 // GuestMemory error if that range is not RAM.
-absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg);
+// `facs_addr` (optional): where the FACS went (0: hardware-reduced, none).
+absl::StatusOr<uint64_t> WriteAcpiTables(const GuestMemory& mem, const AcpiConfig& cfg,
+                                         uint64_t* facs_addr = nullptr);
 
 }  // namespace mote::x86::acpi
 

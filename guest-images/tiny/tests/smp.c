@@ -31,6 +31,7 @@ static bool report_cpu(uint32_t cpu) {
 }
 
 void ap_user_main(uint32_t cpu) {
+  if (cpu == 0 && s3_resume) s3_resume(); /* the boot CPU back from S3 (test=s3) */
   if (!report_cpu(cpu)) __atomic_fetch_add(&ap_mismatches, 1, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&aps_online, 1, __ATOMIC_SEQ_CST);
   sys_halt();
