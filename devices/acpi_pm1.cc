@@ -5,16 +5,30 @@
 namespace mote {
 
 AcpiPm1::AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type,
-                 uint8_t s3_sleep_type)
+                 uint8_t s3_sleep_type, IrqLine* sci)
     : events_(events),
       clock_(clock),
       s5_sleep_type_(s5_sleep_type),
       s3_sleep_type_(s3_sleep_type),
+      sci_(sci),
       start_(clock->Now()) {}
 
 void AcpiPm1::Wake(uint16_t why) {
   MutexLock lock(&mu_);
   status_ |= kWakeStatus | why;
+  UpdateSci();
+}
+
+bool AcpiPm1::RtcAlarm() {
+  MutexLock lock(&mu_);
+  status_ |= kRtcStatus;
+  UpdateSci();
+  return (enable_ & kRtcEnable) != 0;
+}
+
+void AcpiPm1::UpdateSci() {
+  // The enable bits sit where their status bits do (PWRBTN 8, RTC 10).
+  if (sci_ != nullptr) sci_->SetLevel((status_ & enable_ & (kPowerButtonStatus | kRtcStatus)) != 0);
 }
 
 uint32_t AcpiPm1::TimerAt(absl::Time now) const {
@@ -78,8 +92,10 @@ void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
       }
     } else if (offset == kStatusOffset && data.size() >= 2) {
       status_ = static_cast<uint16_t>(status_ & ~value);
+      UpdateSci();
     } else if (offset == kEnableOffset && data.size() >= 2) {
       enable_ = value;
+      UpdateSci();
     } else {
       MOTE_LOG_LIMITED(limiter_, spdlog::level::debug,
                        "ACPI PM1: {}-byte write at offset {} ignored", data.size(), offset);

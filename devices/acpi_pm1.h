@@ -7,8 +7,10 @@
 //    an injected Clock (CLOCK_MONOTONIC in a VM).
 //    SLP_EN with the \_S3 type asks the VM to suspend (GuestEvent::kSuspend);
 //    Wake() then sets WAK_STS (and what woke it) for the resumed guest.
-//  - PM1a status bits are write-one-to-clear; only Wake sets any (no SCI
-//    source: the power button is the GED's, as in hardware-reduced mode).
+//  - PM1a status bits are write-one-to-clear. RTC_STS comes from the RTC's
+//    alarm (RtcAlarm), WAK_STS and PWRBTN_STS from Wake; the SCI is raised
+//    while an enabled status bit is set (the power button itself is the
+//    GED's, as in hardware-reduced mode).
 // Thread-safety: any thread (internal mutex).
 #ifndef MOTE_DEVICES_ACPI_PM1_H_
 #define MOTE_DEVICES_ACPI_PM1_H_
@@ -36,7 +38,14 @@ class AcpiPm1 : public BusDevice {
   static constexpr uint16_t kPowerButtonStatus = 1u << 8;
   static constexpr uint16_t kRtcStatus = 1u << 10;
 
-  AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type, uint8_t s3_sleep_type);
+  static constexpr uint16_t kRtcEnable = 1u << 10;
+
+  // `sci` may be null (no interrupt).
+  AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type, uint8_t s3_sleep_type,
+          IrqLine* sci = nullptr);
+
+  // The RTC's alarm fired: RTC_STS. Whether RTC_EN lets it wake the system.
+  bool RtcAlarm();
 
   // The system woke from S3: WAK_STS and `why` (kPowerButtonStatus, ...)
   // set in PM1a status.
@@ -50,11 +59,13 @@ class AcpiPm1 : public BusDevice {
 
  private:
   uint64_t ReadRegister(uint64_t offset, size_t width) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateSci() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GuestEventSink* const events_;
   const Clock* const clock_;
   const uint8_t s5_sleep_type_;
   const uint8_t s3_sleep_type_;
+  IrqLine* const sci_;
   const absl::Time start_;
   Mutex mu_;
   uint16_t control_ ABSL_GUARDED_BY(mu_) = kSciEnabled;

@@ -8,13 +8,17 @@ namespace {
 constexpr uint8_t kSeconds = 0x00, kMinutes = 0x02, kHours = 0x04, kWeekday = 0x06,
                   kDayOfMonth = 0x07, kMonth = 0x08, kYear = 0x09, kStatusA = 0x0a, kStatusB = 0x0b,
                   kStatusC = 0x0c, kStatusD = 0x0d, kCentury = 0x32;
-constexpr uint8_t kStatusB24Hour = 0x02, kStatusBBinary = 0x04;
+constexpr uint8_t kSecondsAlarm = 0x01, kMinutesAlarm = 0x03, kHoursAlarm = 0x05;
+constexpr uint8_t kStatusB24Hour = 0x02, kStatusBBinary = 0x04, kStatusBAlarmIrq = 0x20;
+constexpr uint8_t kStatusCIrq = 0x80, kStatusCAlarm = 0x20;
+constexpr uint8_t kAlarmAnyValue = 0xc0;
 constexpr uint8_t kStatusDValidRam = 0x80;
 constexpr uint8_t kIndexMask = 0x7f;  // bit 7 of the index port is NMI-disable
 
 }  // namespace
 
-CmosRtc::CmosRtc(const Clock* clock) : clock_(clock) {
+CmosRtc::CmosRtc(const Clock* clock, RtcAlarmWiring alarm)
+    : clock_(clock), alarm_(std::move(alarm)) {
   ram_[kStatusA] = 0x26;            // 32.768 kHz time base, 1024 Hz rate; UIP never set
   ram_[kStatusB] = kStatusB24Hour;  // BCD, 24-hour: what PC firmware leaves
   ram_[kStatusD] = kStatusDValidRam;
@@ -29,13 +33,56 @@ uint8_t CmosRtc::ReadRegister(uint8_t reg) {
   if (reg > kYear && reg != kCentury) {
     if (reg == kStatusC) {
       uint8_t flags = ram_[kStatusC];
-      ram_[kStatusC] = 0;  // reading C clears the interrupt flags
+      ram_[kStatusC] = 0;  // reading C clears the interrupt flags, and IRQ 8
+      if ((flags & kStatusCIrq) && alarm_.irq != nullptr) alarm_.irq->SetLevel(false);
       return flags;
     }
     return ram_[reg];
   }
-  absl::TimeZone utc = absl::UTCTimeZone();
-  absl::CivilSecond now = absl::ToCivilSecond(clock_->Now(), utc);
+  if (reg == kSecondsAlarm || reg == kMinutesAlarm || reg == kHoursAlarm) return ram_[reg];
+  return TimeField(reg, absl::ToCivilSecond(clock_->Now(), absl::UTCTimeZone()));
+}
+
+bool CmosRtc::AlarmMatches(absl::CivilSecond t) const {
+  auto match = [&](uint8_t alarm, uint8_t time) {
+    return (ram_[alarm] & kAlarmAnyValue) == kAlarmAnyValue || ram_[alarm] == TimeField(time, t);
+  };
+  return match(kSecondsAlarm, kSeconds) && match(kMinutesAlarm, kMinutes) &&
+         match(kHoursAlarm, kHours);
+}
+
+void CmosRtc::RearmAlarm() {
+  if (!alarm_.arm) return;
+  if (ram_[kStatusB] & kStatusBAlarmIrq) {
+    absl::TimeZone utc = absl::UTCTimeZone();
+    absl::CivilSecond now = absl::ToCivilSecond(clock_->Now(), utc);
+    // At most a day of seconds: the alarm has no date.
+    for (int s = 1; s <= 24 * 60 * 60; ++s) {
+      if (AlarmMatches(now + s)) {
+        alarm_.arm(absl::FromCivil(now + s, utc));
+        return;
+      }
+    }
+  }
+  if (alarm_.disarm) alarm_.disarm();
+}
+
+void CmosRtc::OnAlarmTimer() {
+  bool fired = false;
+  {
+    MutexLock lock(&mu_);
+    if ((ram_[kStatusB] & kStatusBAlarmIrq) &&
+        AlarmMatches(absl::ToCivilSecond(clock_->Now(), absl::UTCTimeZone()))) {
+      ram_[kStatusC] |= kStatusCIrq | kStatusCAlarm;
+      if (alarm_.irq != nullptr) alarm_.irq->SetLevel(true);
+      fired = true;
+    }
+    RearmAlarm();
+  }
+  if (fired && alarm_.on_alarm) alarm_.on_alarm();
+}
+
+uint8_t CmosRtc::TimeField(uint8_t reg, absl::CivilSecond now) const {
   switch (reg) {
     case kSeconds:
       return Encode(now.second());
@@ -60,7 +107,7 @@ uint8_t CmosRtc::ReadRegister(uint8_t reg) {
     case kCentury:
       return Encode(static_cast<int>(now.year() / 100));
     default:
-      return ram_[reg];  // alarm registers 1, 3, 5
+      return 0;
   }
 }
 
@@ -81,12 +128,14 @@ void CmosRtc::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   uint8_t reg = index_;
   // The clock follows the host; a guest setting the time (hwclock --systohc)
   // is accepted and ignored, like Firecracker's and Cloud Hypervisor's CMOS.
-  if (reg <= kYear || reg == kCentury || reg == kStatusC || reg == kStatusD) return;
+  bool alarm = reg == kSecondsAlarm || reg == kMinutesAlarm || reg == kHoursAlarm;
+  if ((reg <= kYear && !alarm) || reg == kCentury || reg == kStatusC || reg == kStatusD) return;
   if (reg == kStatusA) {
     ram_[reg] = data[0] & 0x7f;  // UIP is read-only
     return;
   }
   ram_[reg] = data[0];
+  if (reg == kStatusB || alarm) RearmAlarm();
 }
 
 }  // namespace mote

@@ -1,5 +1,5 @@
 // HpetTimers: what the HPET (devices/hpet.h) needs from the VM. Each
-// comparator's deadline is a timerfd on the event loop, on CLOCK_MONOTONIC,
+// comparator's deadline is a LoopTimer on CLOCK_MONOTONIC,
 // the clock the HPET counts with (MonotonicClock, platform_hooks.h); and while legacy
 // replacement gives IRQ 0 to HPET timer 0, KVM's PIT is told to stay quiet.
 // Only a VM with --hpet on has one.
@@ -15,10 +15,10 @@
 #include "absl/status/statusor.h"
 #include "devices/hpet.h"
 #include "vmm/base/event_loop.h"
-#include "vmm/base/fd.h"
 #include "vmm/base/kvm.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/platform_hooks.h"
+#include "vmm/loop_timer.h"
 
 namespace mote {
 
@@ -27,7 +27,6 @@ class HpetTimers : public HpetHost {
   // `pit`: the VM whose in-kernel PIT legacy replacement silences; null
   // when the VM has no PIT.
   static absl::StatusOr<std::unique_ptr<HpetTimers>> Create(EventLoop* loop, VmFd* pit);
-  ~HpetTimers() override;
 
   // The device the deadlines are for; before the guest runs.
   absl::Status Attach(Hpet* hpet);
@@ -38,12 +37,10 @@ class HpetTimers : public HpetHost {
 
  private:
   HpetTimers(EventLoop* loop, VmFd* pit) : loop_(loop), pit_(pit) {}
-  void SetTimer(int timer, const struct itimerspec& when);
 
   EventLoop* const loop_;
   VmFd* const pit_;
-  std::array<FileDescriptor, Hpet::kNumTimers> fds_;
-  bool attached_ = false;
+  std::array<std::unique_ptr<LoopTimer>, Hpet::kNumTimers> timers_;  // made by Attach
   RateLimiter limiter_;
 };
 

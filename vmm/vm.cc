@@ -169,6 +169,28 @@ absl::Status Vm::Wakeup(uint16_t why) {
   return absl::OkStatus();
 }
 
+// Made on the RTC's first alarm: a guest that sets none pays nothing.
+LoopTimer* Vm::RtcTimer() {
+  MutexLock lock(&rtc_timer_mu_);
+  if (rtc_timer_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<LoopTimer>> timer =
+        LoopTimer::Create(loop_, CLOCK_REALTIME, [this] { rtc_->OnAlarmTimer(); });
+    if (!timer.ok()) {
+      spdlog::warn("RTC alarm: {}", timer.status().ToString());
+      return nullptr;
+    }
+    rtc_timer_ = std::move(*timer);
+  }
+  return rtc_timer_.get();
+}
+
+void Vm::OnRtcAlarm() {
+  // RTC_STS; with RTC_EN the alarm also wakes a guest suspended to RAM.
+  if (acpi_pm1_ != nullptr && acpi_pm1_->RtcAlarm() && suspended_.load()) {
+    loop_->Post([this] { (void)Wakeup(AcpiPm1::kRtcStatus); });
+  }
+}
+
 void Vm::PressPowerButton() {
   if (suspended_.load()) {
     // A sleeping guest wakes on its power button, as a PC does.
@@ -393,10 +415,28 @@ absl::Status Vm::CreateDevices() {
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
   static_assert(FwCfg::kPortCount == x86::kFwCfgPortCount);
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(fw_cfg_, x86::kFwCfgPort, x86::kFwCfgPortCount));
-  PlatformWiring wiring{this, &clock_, &monotonic_clock_, config_.acpi == AcpiMode::kFull};
+  rtc_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kRtcIrq);
+  sci_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kAcpiSciIrq);
+  RtcAlarmWiring rtc_alarm{.arm =
+                               [this](absl::Time when) {
+                                 if (LoopTimer* timer = RtcTimer()) timer->Arm(when);
+                               },
+                           .disarm =
+                               [this] {
+                                 if (LoopTimer* timer = RtcTimer()) timer->Disarm();
+                               },
+                           .irq = rtc_irq_.get(),
+                           .on_alarm = [this] { OnRtcAlarm(); }};
+  PlatformWiring wiring{.events = this,
+                        .clock = &clock_,
+                        .monotonic = &monotonic_clock_,
+                        .acpi_full = config_.acpi == AcpiMode::kFull,
+                        .rtc_alarm = std::move(rtc_alarm),
+                        .sci = sci_irq_.get()};
   for (const PortDevice& device : PlatformPortDevices()) {
     std::shared_ptr<BusDevice> made = device.make(wiring);
     if (device.name == "acpi-pm1") acpi_pm1_ = std::dynamic_pointer_cast<AcpiPm1>(made);
+    if (device.name == "cmos-rtc") rtc_ = std::dynamic_pointer_cast<CmosRtc>(made);
     if (made != nullptr)
       MOTE_RETURN_IF_ERROR(pio_bus_.Insert(made, device.port, device.port_count));
   }

@@ -23,6 +23,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/kernel_loader.h"
 #include "devices/acpi_pm1.h"
+#include "devices/cmos_rtc.h"
 #include "devices/fw_cfg.h"
 #include "devices/hpet.h"
 #include "devices/pci/pci_root.h"
@@ -39,6 +40,7 @@
 #include "vmm/device_kinds/device_kind.h"
 #include "vmm/hpet_timers.h"
 #include "vmm/irq_routing.h"
+#include "vmm/loop_timer.h"
 #include "vmm/outcome.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
@@ -168,7 +170,13 @@ class Vm : public GuestEventSink {
   std::atomic<bool> paused_{false};
   std::atomic<bool> suspended_{false};
   uint64_t facs_addr_ = 0;
-  std::shared_ptr<AcpiPm1> acpi_pm1_;           // --acpi full
+  std::shared_ptr<AcpiPm1> acpi_pm1_;  // --acpi full
+  std::shared_ptr<CmosRtc> rtc_;
+  std::unique_ptr<IsaIrqLine> rtc_irq_, sci_irq_;
+  LoopTimer* RtcTimer();
+  void OnRtcAlarm();
+  Mutex rtc_timer_mu_;
+  std::unique_ptr<LoopTimer> rtc_timer_ ABSL_GUARDED_BY(rtc_timer_mu_);
   std::optional<kvm_clock_data> paused_clock_;  // kvmclock at Pause; loop thread
   bool stdin_watched_ = false;
   Bus pio_bus_{"pio"};

@@ -349,6 +349,21 @@ def qmp_s3_suspend_and_wakeup(ctx):
         expect_eq("PASS lines", len(re.findall(r"^PASS s3_memory_survived$", console, re.M)), 2)
     finally:
         g.kill()
+    # The RTC alarm wakes it by itself (RTC_EN): no QMP command.
+    g = Guest(ctx, "s3", "--acpi", "full", cmdline_extra="wake=rtc")
+    try:
+        q = Qmp(g.socket)
+        q.wait_event("SUSPEND")
+        q.wait_event("WAKEUP", timeout=15)
+        g.wait_line(r"^s3: resumed \(round 1\) pm1_status=0x8400 ")
+        g.wait_line(r"^s3: rtc register C=0x[a-f0-9]{2}$")
+        expect_eq("exit code (rtc wake)", g.wait(), 1)
+        console = "\n".join(line for _, line in g.console())
+        for check in ("s3_memory_survived", "s3_rtc_alarm_fired", "s3_rtc_status"):
+            if not re.search(rf"^PASS {check}$", console, re.M):
+                raise Failure(f"no PASS {check}")
+    finally:
+        g.kill()
     # A running guest is not woken.
     g = Guest(ctx, "spin")
     try:

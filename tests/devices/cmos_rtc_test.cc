@@ -1,6 +1,7 @@
 #include "devices/cmos_rtc.h"
 
 #include <catch2/catch.hpp>
+#include <vector>
 
 #include "tests/support/fakes.h"
 
@@ -65,6 +66,74 @@ TEST_CASE("CMOS RTC: time tracks the clock; writes to time are ignored, RAM is k
   uint8_t wide[2] = {0, 0};
   rtc.Read(1, absl::Span<uint8_t>(wide, 2));
   CHECK(wide[1] == 0xff);
+}
+
+// The alarm's host side, recorded: what was armed, the IRQ 8 line, and
+// the hook that tells ACPI.
+struct AlarmRecorder {
+  std::vector<absl::Time> armed;
+  int disarmed = 0;
+  int fired = 0;
+  testing::FakeIrqLine irq;
+  RtcAlarmWiring Wiring() {
+    return {.arm = [this](absl::Time t) { armed.push_back(t); },
+            .disarm = [this] { ++disarmed; },
+            .irq = &irq,
+            .on_alarm = [this] { ++fired; }};
+  }
+};
+
+void WriteReg(CmosRtc& rtc, uint8_t reg, uint8_t value) {
+  WriteByte(rtc, 0, reg);
+  WriteByte(rtc, 1, value);
+}
+
+TEST_CASE("CMOS RTC alarm: armed for the matching second, fires, IRQ 8 until C is read",
+          "[cmos_rtc]") {
+  FakeClock clock(At(2026, 12, 6, 22, 15, 30));
+  AlarmRecorder host;
+  CmosRtc rtc(&clock, host.Wiring());
+  WriteReg(rtc, 0x01, 0x35);  // 22:15:35, BCD
+  WriteReg(rtc, 0x03, 0x15);
+  WriteReg(rtc, 0x05, 0x22);
+  CHECK(host.armed.empty());         // AIE still off
+  WriteReg(rtc, 0x0b, 0x02 | 0x20);  // 24-hour, BCD, AIE
+  REQUIRE(!host.armed.empty());
+  CHECK(host.armed.back() == At(2026, 12, 6, 22, 15, 35));
+  // Early: nothing fires, the timer is armed again for the same second.
+  clock.now = At(2026, 12, 6, 22, 15, 34);
+  rtc.OnAlarmTimer();
+  CHECK(host.fired == 0);
+  CHECK(host.armed.back() == At(2026, 12, 6, 22, 15, 35));
+  clock.now = At(2026, 12, 6, 22, 15, 35);
+  rtc.OnAlarmTimer();
+  CHECK(host.fired == 1);
+  CHECK(host.irq.level);
+  CHECK(host.armed.back() == At(2026, 12, 7, 22, 15, 35));  // the same time tomorrow
+  CHECK(ReadReg(rtc, 0x0c) == 0xa0);                        // IRQF | AF
+  CHECK_FALSE(host.irq.level);
+  CHECK(ReadReg(rtc, 0x0c) == 0x00);  // read clears
+  // Don't-care bytes (0xc0-0xff): every second.
+  WriteReg(rtc, 0x01, 0xff);
+  WriteReg(rtc, 0x03, 0xff);
+  WriteReg(rtc, 0x05, 0xff);
+  CHECK(host.armed.back() == At(2026, 12, 6, 22, 15, 36));
+  // AIE off: disarmed.
+  int disarmed = host.disarmed;
+  WriteReg(rtc, 0x0b, 0x02);
+  CHECK(host.disarmed == disarmed + 1);
+  rtc.OnAlarmTimer();
+  CHECK(host.fired == 1);
+}
+
+TEST_CASE("CMOS RTC alarm: an hour no clock reads never arms", "[cmos_rtc]") {
+  FakeClock clock(At(2026, 12, 6, 22, 15, 30));
+  AlarmRecorder host;
+  CmosRtc rtc(&clock, host.Wiring());
+  WriteReg(rtc, 0x05, 0x99);  // no such BCD hour
+  WriteReg(rtc, 0x0b, 0x02 | 0x20);
+  CHECK(host.armed.empty());
+  CHECK(host.disarmed >= 1);
 }
 
 }  // namespace

@@ -134,11 +134,12 @@ TEST_CASE("Platform port devices sit side by side and reach the VM's event sink"
     INFO(std::string(device.name));
     CHECK(names.insert(std::string(device.name)).second);
     // Insert refuses a range that overlaps one already there.
-    CHECK(bus.Insert(device.make({&sink, &clock, &monotonic, /*acpi_full=*/true}), device.port,
-                     device.port_count)
-              .ok());
-    CHECK((device.make({&sink, &clock, &monotonic, /*acpi_full=*/false}) == nullptr) ==
-          (device.name == "acpi-pm1"));
+    PlatformWiring full{
+        .events = &sink, .clock = &clock, .monotonic = &monotonic, .acpi_full = true};
+    PlatformWiring reduced = full;
+    reduced.acpi_full = false;
+    CHECK(bus.Insert(device.make(full), device.port, device.port_count).ok());
+    CHECK((device.make(reduced) == nullptr) == (device.name == "acpi-pm1"));
   }
   uint8_t value = 0x21;
   CHECK(bus.Write(x86::kDebugExitPort, {&value, 1}));

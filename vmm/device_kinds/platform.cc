@@ -11,7 +11,7 @@ namespace mote {
 const std::vector<PortDevice>& PlatformPortDevices() {
   static const std::vector<PortDevice> devices = {
       {"cmos-rtc", x86::kCmosPort, CmosRtc::kPortCount,
-       [](const PlatformWiring& w) { return std::make_shared<CmosRtc>(w.clock); }},
+       [](const PlatformWiring& w) { return std::make_shared<CmosRtc>(w.clock, w.rtc_alarm); }},
       {"i8042", x86::kI8042DataPort, I8042::kPortCount,
        [](const PlatformWiring& w) { return std::make_shared<I8042>(w.events); }},
       {"debug-exit", x86::kDebugExitPort, DebugExit::kPortCount,
@@ -30,7 +30,7 @@ const std::vector<PortDevice>& PlatformPortDevices() {
        [](const PlatformWiring& w) -> std::shared_ptr<BusDevice> {
          if (!w.acpi_full) return nullptr;
          return std::make_shared<AcpiPm1>(w.events, w.monotonic, x86::kAcpiS5SleepType,
-                                          x86::kAcpiS3SleepType);
+                                          x86::kAcpiS3SleepType, w.sci);
        }},
   };
   return devices;

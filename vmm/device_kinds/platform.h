@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "devices/cmos_rtc.h"
 #include "vmm/base/bus.h"
 #include "vmm/base/platform_hooks.h"
 
@@ -20,10 +21,12 @@ namespace mote {
 
 // What a port device may be connected to; outlives the devices.
 struct PlatformWiring {
-  GuestEventSink* events;  // power-off, reset, panic, debug-exit, boot-done
-  const Clock* clock;      // wall-clock time for the RTC
-  const Clock* monotonic;  // for timers (the ACPI PM timer)
-  bool acpi_full;          // --acpi full: the fixed ACPI hardware exists
+  GuestEventSink* events;         // power-off, reset, panic, debug-exit, boot-done
+  const Clock* clock;             // wall-clock time for the RTC
+  const Clock* monotonic;         // for timers (the ACPI PM timer)
+  bool acpi_full;                 // --acpi full: the fixed ACPI hardware exists
+  RtcAlarmWiring rtc_alarm = {};  // the RTC's alarm timer, IRQ 8 and wake hook
+  IrqLine* sci = nullptr;         // the ACPI SCI (IRQ 9)
 };
 
 struct PortDevice {
