@@ -1,5 +1,7 @@
 #include "devices/cmos_rtc.h"
 
+#include <utility>
+
 #include "absl/time/time.h"
 
 namespace mote {
@@ -44,11 +46,13 @@ uint8_t CmosRtc::ReadRegister(uint8_t reg) {
 }
 
 bool CmosRtc::AlarmMatches(absl::CivilSecond t) const {
-  auto match = [&](uint8_t alarm, uint8_t time) {
-    return (ram_[alarm] & kAlarmAnyValue) == kAlarmAnyValue || ram_[alarm] == TimeField(time, t);
-  };
-  return match(kSecondsAlarm, kSeconds) && match(kMinutesAlarm, kMinutes) &&
-         match(kHoursAlarm, kHours);
+  for (auto [alarm, time] : {std::pair{kSecondsAlarm, kSeconds}, std::pair{kMinutesAlarm, kMinutes},
+                             std::pair{kHoursAlarm, kHours}}) {
+    if ((ram_[alarm] & kAlarmAnyValue) != kAlarmAnyValue && ram_[alarm] != TimeField(time, t)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void CmosRtc::RearmAlarm() {
