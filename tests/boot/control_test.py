@@ -324,9 +324,12 @@ def qmp_s3_suspend_and_wakeup(ctx):
     SUSPEND event, and `cont` does not wake it; system_wakeup does (WAKEUP),
     then the power button does, each time at the FACS waking vector with
     the guest's memory intact and WAK_STS (and PWRBTN_STS) set."""
-    g = Guest(ctx, "s3", "--acpi", "full", cmdline_extra="rounds=2")
+    # --paused: the guest sleeps at once, and its SUSPEND must not come
+    # before this client is listening.
+    g = Guest(ctx, "s3", "--acpi", "full", "--paused", cmdline_extra="rounds=2")
     try:
         q = Qmp(g.socket)
+        q.ok("cont")
         g.wait_line(r"^s3: suspending \(round 1\)")
         q.wait_event("SUSPEND")
         expect_eq("status while asleep", q.ok("query-status"),
@@ -350,9 +353,10 @@ def qmp_s3_suspend_and_wakeup(ctx):
     finally:
         g.kill()
     # The RTC alarm wakes it by itself (RTC_EN): no QMP command.
-    g = Guest(ctx, "s3", "--acpi", "full", cmdline_extra="wake=rtc")
+    g = Guest(ctx, "s3", "--acpi", "full", "--paused", cmdline_extra="wake=rtc")
     try:
         q = Qmp(g.socket)
+        q.ok("cont")
         q.wait_event("SUSPEND")
         q.wait_event("WAKEUP", timeout=15)
         g.wait_line(r"^s3: resumed \(round 1\) pm1_status=0x8400 ")
