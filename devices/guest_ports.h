@@ -1,7 +1,8 @@
 // Small write-mostly platform ports that turn a guest write into a
 // GuestEvent: DebugExit (QEMU isa-debug-exit), Pvpanic (QEMU pvpanic ISA),
 // BootTimer ("boot done" marker) and AcpiPm (hardware-reduced ACPI sleep
-// control/status and reset registers). Unused reads return all-ones.
+// control/status and reset registers); and PostCode (port 0x80), which
+// raises no event. Unused reads return all-ones.
 // Thread-safety: stateless apart from the sink; any thread.
 #ifndef MOTE_DEVICES_GUEST_PORTS_H_
 #define MOTE_DEVICES_GUEST_PORTS_H_
