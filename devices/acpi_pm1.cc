@@ -2,7 +2,17 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace mote {
+namespace {
+
+// The status bits anything here sets: Wake's (WAK_STS and why it woke) and
+// RtcAlarm's.
+constexpr uint16_t kKnownStatus =
+    AcpiPm1::kWakeStatus | AcpiPm1::kPowerButtonStatus | AcpiPm1::kRtcStatus;
+
+}  // namespace
 
 AcpiPm1::AcpiPm1(GuestEventSink* events, const Clock* clock, uint8_t s5_sleep_type,
                  uint8_t s3_sleep_type, IrqLine* sci)
@@ -32,12 +42,17 @@ void AcpiPm1::UpdateSci() {
 }
 
 uint32_t AcpiPm1::TimerAt(absl::Time now) const {
+  MutexLock lock(&mu_);
+  return TimerAtLocked(now);
+}
+
+uint32_t AcpiPm1::TimerAtLocked(absl::Time now) const {
   // Whole seconds and the rest apart, so the product never overflows.
   int64_t ns = absl::ToInt64Nanoseconds(now - start_);
   if (ns < 0) ns = 0;
   uint64_t ticks = static_cast<uint64_t>(ns / 1000000000) * kTimerHz +
                    static_cast<uint64_t>(ns % 1000000000) * kTimerHz / 1000000000;
-  return static_cast<uint32_t>(ticks);
+  return static_cast<uint32_t>(timer_base_ + ticks);
 }
 
 uint64_t AcpiPm1::ReadRegister(uint64_t offset, size_t width) {
@@ -51,7 +66,7 @@ uint64_t AcpiPm1::ReadRegister(uint64_t offset, size_t width) {
       byte = static_cast<uint8_t>(control_ >> (8 * (at - kControlOffset)));
       if (at >= kControlOffset + 2) byte = 0;
     } else if (at < kStatusOffset) {
-      byte = static_cast<uint8_t>(TimerAt(clock_->Now()) >> (8 * (at - kTimerOffset)));
+      byte = static_cast<uint8_t>(TimerAtLocked(clock_->Now()) >> (8 * (at - kTimerOffset)));
     } else if (at < kEnableOffset) {
       byte = static_cast<uint8_t>(status_ >> (8 * (at - kStatusOffset)));
     } else if (at < kPortCount) {
@@ -103,6 +118,39 @@ void AcpiPm1::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   }
   if (power_off) events_->OnGuestEvent(GuestEvent::kPowerOff, 0);
   if (suspend) events_->OnGuestEvent(GuestEvent::kSuspend, s3_sleep_type_);
+}
+
+void AcpiPm1::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  out.U16(control_);
+  out.U16(status_);
+  out.U16(enable_);
+  out.U32(TimerAtLocked(clock_->Now()));
+}
+
+absl::Status AcpiPm1::RestoreState(StateReader& in) {
+  uint16_t control = in.U16();
+  uint16_t status = in.U16();
+  uint16_t enable = in.U16();
+  uint32_t timer = in.U32();
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  if (!(control & kSciEnabled) || (control & kSleepEnable)) {
+    in.Fail(absl::StrCat("PM1a control 0x", absl::Hex(control),
+                         ": SCI_EN must be set and SLP_EN clear"));
+  }
+  if (status & ~kKnownStatus) {
+    in.Fail(absl::StrCat("PM1a status 0x", absl::Hex(status), " has bits nothing sets"));
+  }
+  if (absl::Status s = in.status(); !s.ok()) return s;
+
+  MutexLock lock(&mu_);
+  control_ = control;
+  status_ = status;
+  enable_ = enable;
+  start_ = clock_->Now();
+  timer_base_ = timer;
+  UpdateSci();
+  return absl::OkStatus();
 }
 
 }  // namespace mote

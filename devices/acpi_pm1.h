@@ -4,7 +4,8 @@
 //  - PM1a control reads SCI_EN (ACPI mode, always: there is no SMI_CMD) and
 //    the last SLP_TYP; SLP_EN with the \_S5 type powers off.
 //  - The PM timer is 32 bits wide (FADT TMR_VAL_EXT) at 3.579545 MHz, from
-//    an injected Clock (CLOCK_MONOTONIC in a VM).
+//    an injected Clock (CLOCK_MONOTONIC in a VM); a restored one counts on from
+//    the value it had when saved.
 //    SLP_EN with the \_S3 type asks the VM to suspend (GuestEvent::kSuspend);
 //    Wake() then sets WAK_STS (and what woke it) for the resumed guest.
 //  - PM1a status bits are write-one-to-clear. RTC_STS comes from the RTC's
@@ -57,7 +58,14 @@ class AcpiPm1 : public BusDevice {
   // The PM timer's value at `now`.
   uint32_t TimerAt(absl::Time now) const;
 
+  // PM1a control, status and enable, and the PM timer's value (it counts on
+  // from there after a restore, which also drives the SCI).
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
+  uint32_t TimerAtLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t ReadRegister(uint64_t offset, size_t width) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateSci() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -66,8 +74,10 @@ class AcpiPm1 : public BusDevice {
   const uint8_t s5_sleep_type_;
   const uint8_t s3_sleep_type_;
   IrqLine* const sci_;
-  const absl::Time start_;
-  Mutex mu_;
+  mutable Mutex mu_;
+  // The timer reads timer_base_ plus the ticks since start_ (modulo 2^32).
+  absl::Time start_ ABSL_GUARDED_BY(mu_);
+  uint32_t timer_base_ ABSL_GUARDED_BY(mu_) = 0;
   uint16_t control_ ABSL_GUARDED_BY(mu_) = kSciEnabled;
   uint16_t status_ ABSL_GUARDED_BY(mu_) = 0;
   uint16_t enable_ ABSL_GUARDED_BY(mu_) = 0;

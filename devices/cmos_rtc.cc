@@ -1,7 +1,11 @@
 #include "devices/cmos_rtc.h"
 
+#include <algorithm>
+#include <array>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
 namespace mote {
@@ -16,6 +20,15 @@ constexpr uint8_t kStatusCIrq = 0x80, kStatusCAlarm = 0x20;
 constexpr uint8_t kAlarmAnyValue = 0xc0;
 constexpr uint8_t kStatusDValidRam = 0x80;
 constexpr uint8_t kIndexMask = 0x7f;  // bit 7 of the index port is NMI-disable
+constexpr uint8_t kStatusAUpdateInProgress = 0x80;
+constexpr size_t kRamSize = 128;
+
+// Registers whose RAM byte is never used: they read the clock and ignore
+// writes, so their bytes stay 0.
+bool IsClockRegister(uint8_t reg) {
+  return reg == kSeconds || reg == kMinutes || reg == kHours || (reg >= kWeekday && reg <= kYear) ||
+         reg == kCentury;
+}
 
 }  // namespace
 
@@ -140,6 +153,50 @@ void CmosRtc::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   }
   ram_[reg] = data[0];
   if (reg == kStatusB || alarm) RearmAlarm();
+}
+
+void CmosRtc::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  out.U8(index_);
+  out.Bytes(ram_);
+}
+
+absl::Status CmosRtc::RestoreState(StateReader& in) {
+  uint8_t index = in.U8();
+  std::vector<uint8_t> ram = in.Bytes(in.remaining());
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  if (index & ~kIndexMask) in.Fail(absl::StrCat("index register 0x", absl::Hex(index), " > 0x7f"));
+  if (ram.size() != kRamSize) {
+    in.Fail(absl::StrCat("CMOS RAM of ", ram.size(), " bytes, want ", kRamSize));
+  } else {
+    for (uint8_t reg = 0; reg < ram.size(); ++reg) {
+      if (IsClockRegister(reg) && ram[reg] != 0) {
+        in.Fail(absl::StrCat("clock register 0x", absl::Hex(reg), " holds 0x", absl::Hex(ram[reg]),
+                             " (the time comes from the clock, its byte stays 0)"));
+      }
+    }
+    if (ram[kStatusA] & kStatusAUpdateInProgress) in.Fail("register A has UIP set");
+    if (ram[kStatusC] & ~(kStatusCIrq | kStatusCAlarm)) {
+      in.Fail(absl::StrCat("register C 0x", absl::Hex(ram[kStatusC]),
+                           " has flags this RTC never sets"));
+    }
+    if (ram[kStatusD] != kStatusDValidRam) {
+      in.Fail(absl::StrCat("register D 0x", absl::Hex(ram[kStatusD]), ", want 0x80"));
+    }
+  }
+  if (absl::Status s = in.status(); !s.ok()) return s;
+
+  MutexLock lock(&mu_);
+  static_assert(std::tuple_size_v<decltype(ram_)> == kRamSize);
+  bool was_asserted = ram_[kStatusC] & kStatusCIrq;
+  index_ = index;
+  std::copy(ram.begin(), ram.end(), ram_.begin());
+  // IRQ 8 is high while IRQF is set; touched only when that changes, as a
+  // read of C does (the line may be shared).
+  bool asserted = ram_[kStatusC] & kStatusCIrq;
+  if (asserted != was_asserted && alarm_.irq != nullptr) alarm_.irq->SetLevel(asserted);
+  RearmAlarm();
+  return absl::OkStatus();
 }
 
 }  // namespace mote

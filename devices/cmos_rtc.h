@@ -42,6 +42,14 @@ class CmosRtc : public BusDevice {
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
+  // The index register and the CMOS RAM (registers A-D, the alarm, the
+  // rest). The time is not saved: it follows the Clock, with no offset of
+  // its own. A restore re-arms (or disarms) the alarm and drives IRQ 8 as
+  // register C says.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
   uint8_t ReadRegister(uint8_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint8_t Encode(int value) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -243,6 +243,46 @@ void FwCfg::WriteDmaRegister(uint64_t reg_offset, absl::Span<const uint8_t> data
   RunDma(address);
 }
 
+void FwCfg::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  out.U32(static_cast<uint32_t>(items_.size()));
+  out.U16(selector_);
+  out.U64(offset_);
+  out.U64(dma_address_);
+}
+
+absl::Status FwCfg::RestoreState(StateReader& in) {
+  uint32_t item_count = in.U32();
+  uint16_t selector = in.U16();
+  uint64_t offset = in.U64();
+  uint64_t dma_address = in.U64();
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  if (item_count != items_.size()) {
+    in.Fail(absl::StrCat("saved with ", item_count, " items, this device has ", items_.size(),
+                         " (a different configuration?)"));
+  }
+  auto it = items_.find(static_cast<uint16_t>(selector & ~kWriteChannel));
+  const std::vector<uint8_t>* current = it == items_.end() ? nullptr : &it->second;
+  uint64_t size = current == nullptr ? 0 : current->size();
+  if (offset > size) {
+    in.Fail(absl::StrCat("read offset ", offset, " is past the end of item 0x", absl::Hex(selector),
+                         " (", size, " bytes)"));
+  }
+  if ((dma_address & 0xffffffff) != 0 || (!dma_enabled() && dma_address != 0)) {
+    in.Fail(absl::StrCat("DMA address register 0x", absl::Hex(dma_address),
+                         dma_enabled() ? " has a low half (it starts the DMA, never kept)"
+                                       : " set without the DMA interface"));
+  }
+  if (absl::Status s = in.status(); !s.ok()) return s;
+
+  MutexLock lock(&mu_);
+  selector_ = selector;
+  current_ = current;
+  offset_ = offset;
+  dma_address_ = dma_address;
+  return absl::OkStatus();
+}
+
 void FwCfg::RunDma(uint64_t access_address) {
   std::array<uint8_t, kDmaAccessSize> raw{};
   uint32_t result = kDmaError;

@@ -121,6 +121,15 @@ class FwCfg : public BusDevice {
 
   bool dma_enabled() const { return memory_ != nullptr; }
 
+  // The selector, the read offset into its item and the DMA address
+  // register (its high half, the only part kept between writes). The items
+  // are not saved: they are rebuilt from the VM's configuration, and a
+  // restore checks only that their number is the same and that the offset
+  // lies within the selected item.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
   FwCfg(std::map<uint16_t, std::vector<uint8_t>> items, const GuestMemory* memory)
       : items_(std::move(items)), memory_(memory) {}

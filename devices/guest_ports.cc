@@ -51,6 +51,15 @@ void PostCode::Write(uint64_t, absl::Span<const uint8_t> data) {
   if (spdlog::should_log(spdlog::level::trace)) spdlog::trace("POST code 0x{:02x}", data[0]);
 }
 
+void PostCode::SaveState(StateWriter& out) { out.U8(last_code()); }
+
+absl::Status PostCode::RestoreState(StateReader& in) {
+  uint8_t code = in.U8();
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  last_code_.store(code, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 void AcpiPm::Read(uint64_t offset, absl::Span<uint8_t> data) {
   FillOnes(data);
   // Sleep status reads as "not waking"; the others as zero.

@@ -3,6 +3,8 @@
 // BootTimer ("boot done" marker) and AcpiPm (hardware-reduced ACPI sleep
 // control/status and reset registers); and PostCode (port 0x80), which
 // raises no event. Unused reads return all-ones.
+// All of them can be saved (snapshots): the event ports have no state, so
+// theirs is empty; PostCode's is its last code.
 // Thread-safety: stateless apart from the sink; any thread.
 #ifndef MOTE_DEVICES_GUEST_PORTS_H_
 #define MOTE_DEVICES_GUEST_PORTS_H_
@@ -21,6 +23,11 @@ class EventPort : public BusDevice {
  public:
   explicit EventPort(GuestEventSink* events) : events_(events) {}
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
+
+  // No state: an empty record, which a restore checks is empty.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override { (void)out; }
+  absl::Status RestoreState(StateReader& in) override { return in.status(); }
 
  protected:
   GuestEventSink* const events_;
@@ -62,6 +69,11 @@ class PostCode final : public BusDevice {
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
   uint8_t last_code() const { return last_code_.load(std::memory_order_relaxed); }
+
+  // The last code.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
 
  private:
   std::atomic<uint8_t> last_code_{0};

@@ -90,6 +90,16 @@ class Hpet : public BusDevice {
   // Tn_INT_ROUTE_CAP as the guest reads it.
   uint32_t route_cap() const { return route_cap_; }
 
+  // General configuration and interrupt status, the main counter's value
+  // (a restored counter counts on from it) and each timer's configuration,
+  // comparator, period and whether a match was due and not yet acted on.
+  // A restore then does what a register write does: drives the lines, tells
+  // the host of legacy routing, and arms the host timers (a due match at
+  // once, so its interrupt comes through the host's callback).
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
   struct Timer {
     uint64_t config = 0;  // the writable bits of Tn_CONFIG; capabilities are added on read

@@ -1,5 +1,7 @@
 #include "devices/i8042.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace mote {
 namespace {
 
@@ -85,6 +87,35 @@ void I8042::Write(uint64_t offset, absl::Span<const uint8_t> data) {
     }
     pending_command_ = 0;
   }
+}
+
+void I8042::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  out.U8(control_);
+  out.U8(output_);
+  out.Bool(output_full_);
+  out.U8(pending_command_);
+}
+
+absl::Status I8042::RestoreState(StateReader& in) {
+  uint8_t control = in.U8();
+  uint8_t output = in.U8();
+  uint8_t output_full = in.U8();
+  uint8_t pending_command = in.U8();
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  if (output_full > 1) in.Fail(absl::StrCat("output-full flag ", output_full, " is not 0 or 1"));
+  if (pending_command != 0 && pending_command != kCmdWriteControl &&
+      pending_command != kCmdWriteOutputPort) {
+    in.Fail(absl::StrCat("pending command 0x", absl::Hex(pending_command), " takes no data byte"));
+  }
+  if (absl::Status s = in.status(); !s.ok()) return s;
+
+  MutexLock lock(&mu_);
+  control_ = control;
+  output_ = output;
+  output_full_ = output_full != 0;
+  pending_command_ = pending_command;
+  return absl::OkStatus();
 }
 
 }  // namespace mote

@@ -22,6 +22,11 @@ class I8042 : public BusDevice {
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
+  // The command byte, the output buffer and a command awaiting its data.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
   void Command(uint8_t command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reply(uint8_t byte) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

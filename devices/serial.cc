@@ -1,5 +1,9 @@
 #include "devices/serial.h"
 
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
 namespace mote {
 namespace {
 
@@ -15,6 +19,8 @@ constexpr uint8_t kMcrLoop = 0x10;
 constexpr uint8_t kFcrEnable = 0x01, kFcrClearRx = 0x02;
 // Modem status with carrier, data-set-ready and clear-to-send: a line that is up.
 constexpr uint8_t kMsrLineUp = 0xb0;
+// The bits IER and MCR keep (the rest read as 0).
+constexpr uint8_t kIerMask = 0x0f, kMcrMask = 0x1f;
 
 }  // namespace
 
@@ -92,7 +98,7 @@ void Serial16550::WriteRegister(uint64_t reg, uint8_t value) {
       } else {
         // Enabling the THR-empty interrupt while THR is empty raises it at once.
         if ((value & kIerThrEmpty) && !(ier_ & kIerThrEmpty)) thr_empty_pending_ = true;
-        ier_ = value & 0x0f;
+        ier_ = value & kIerMask;
       }
       break;
     case kIirFcr:
@@ -103,7 +109,7 @@ void Serial16550::WriteRegister(uint64_t reg, uint8_t value) {
       lcr_ = value;
       break;
     case kMcr:
-      mcr_ = value & 0x1f;
+      mcr_ = value & kMcrMask;
       break;
     case kScr:
       scr_ = value;
@@ -139,6 +145,59 @@ size_t Serial16550::EnqueueInput(absl::Span<const uint8_t> bytes) {
 size_t Serial16550::InputRoom() {
   MutexLock lock(&mu_);
   return kInputCapacity - rx_.size();
+}
+
+void Serial16550::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  out.U8(ier_);
+  out.U8(lcr_);
+  out.U8(mcr_);
+  out.U8(fcr_);
+  out.U8(scr_);
+  out.U8(dll_);
+  out.U8(dlm_);
+  out.Bool(thr_empty_pending_);
+  std::vector<uint8_t> rx(rx_.begin(), rx_.end());
+  out.Bytes(rx);
+}
+
+absl::Status Serial16550::RestoreState(StateReader& in) {
+  uint8_t ier = in.U8();
+  uint8_t lcr = in.U8();
+  uint8_t mcr = in.U8();
+  uint8_t fcr = in.U8();
+  uint8_t scr = in.U8();
+  uint8_t dll = in.U8();
+  uint8_t dlm = in.U8();
+  uint8_t thr_empty_pending = in.U8();
+  // Any length that is there; the capacity is checked below, by name.
+  std::vector<uint8_t> rx = in.Bytes(in.remaining());
+  if (absl::Status s = in.status(); !s.ok()) return s;
+  if (ier & ~kIerMask) in.Fail(absl::StrCat("IER 0x", absl::Hex(ier), " has reserved bits set"));
+  if (mcr & ~kMcrMask) in.Fail(absl::StrCat("MCR 0x", absl::Hex(mcr), " has reserved bits set"));
+  if (thr_empty_pending > 1) {
+    in.Fail(absl::StrCat("THR-empty pending flag ", thr_empty_pending, " is not 0 or 1"));
+  }
+  if (rx.size() > kInputCapacity) {
+    in.Fail(absl::StrCat("receive FIFO of ", rx.size(), " bytes, capacity ", kInputCapacity));
+  }
+  if (absl::Status s = in.status(); !s.ok()) return s;
+
+  MutexLock lock(&mu_);
+  ier_ = ier;
+  lcr_ = lcr;
+  mcr_ = mcr;
+  fcr_ = fcr;
+  scr_ = scr;
+  dll_ = dll;
+  dlm_ = dlm;
+  thr_empty_pending_ = thr_empty_pending != 0;
+  rx_.assign(rx.begin(), rx.end());
+  // Drive the line whatever level was cached: the restored VM's interrupt
+  // controller starts from its own saved state, not from this device's past.
+  irq_level_ = InterruptId() != kIirNone;
+  if (irq_ != nullptr) irq_->SetLevel(irq_level_);
+  return absl::OkStatus();
 }
 
 }  // namespace mote

@@ -29,6 +29,12 @@ class Serial16550 : public BusDevice {
   size_t EnqueueInput(absl::Span<const uint8_t> bytes);
   size_t InputRoom();
 
+  // Registers, the pending THR-empty interrupt and the queued input; the
+  // IRQ line is driven to match after a restore.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
  private:
   uint8_t ReadRegister(uint64_t reg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteRegister(uint64_t reg, uint8_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

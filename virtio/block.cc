@@ -197,37 +197,48 @@ void BlockDevice::Finish(uint16_t queue) {
 void BlockDevice::OnCompletions() {
   if (io_ == nullptr) return;
   std::vector<bool> touched(ctx_.queues.size(), false);
-  io_->Reap([&](uint64_t tag, int32_t result) {
-    if (tag >= in_flight_.size()) return;
-    InFlight& r = in_flight_[tag];
-    bool ok = result == r.expected;
-    *r.status = ok ? kStatusOk : kStatusIoErr;
-    if (ok) {
-      if (r.type == kTypeIn) {
-        ++counters_.reads;
-        counters_.bytes_read += r.bytes;
-      } else if (r.type == kTypeOut) {
-        ++counters_.writes;
-        counters_.bytes_written += r.bytes;
-      }
-    } else {
-      ++counters_.errors;
-      MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn,
-                       "virtio-blk: request type {} finished with {} (want {})", r.type, result,
-                       r.expected);
-    }
-    uint16_t queue = static_cast<uint16_t>(tag / kQueueSize);
-    if (!active_ || queue >= ctx_.queues.size() || ctx_.queues[queue] == nullptr) return;
-    uint16_t head = static_cast<uint16_t>(tag % kQueueSize);
-    // The length covers the status byte either way.
-    if (absl::Status s = ctx_.queues[queue]->AddUsed(*ctx_.mem, head, r.used_len); !s.ok()) {
-      return Fail(s);
-    }
-    touched[queue] = true;
-  });
+  io_->Reap([&](uint64_t tag, int32_t result) { Complete(tag, result, touched); });
   for (uint16_t q = 0; q < touched.size(); ++q) {
     if (touched[q]) Finish(q);
   }
+}
+
+void BlockDevice::Quiesce() {
+  if (io_ == nullptr || io_->in_flight() == 0) return;
+  std::vector<bool> touched(ctx_.queues.size(), false);
+  io_->Drain([&](uint64_t tag, int32_t result) { Complete(tag, result, touched); });
+  for (uint16_t q = 0; q < touched.size(); ++q) {
+    if (touched[q]) Finish(q);
+  }
+}
+
+void BlockDevice::Complete(uint64_t tag, int32_t result, std::vector<bool>& touched) {
+  if (tag >= in_flight_.size()) return;
+  InFlight& r = in_flight_[tag];
+  bool ok = result == r.expected;
+  *r.status = ok ? kStatusOk : kStatusIoErr;
+  if (ok) {
+    if (r.type == kTypeIn) {
+      ++counters_.reads;
+      counters_.bytes_read += r.bytes;
+    } else if (r.type == kTypeOut) {
+      ++counters_.writes;
+      counters_.bytes_written += r.bytes;
+    }
+  } else {
+    ++counters_.errors;
+    MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn,
+                     "virtio-blk: request type {} finished with {} (want {})", r.type, result,
+                     r.expected);
+  }
+  uint16_t queue = static_cast<uint16_t>(tag / kQueueSize);
+  if (!active_ || queue >= ctx_.queues.size() || ctx_.queues[queue] == nullptr) return;
+  uint16_t head = static_cast<uint16_t>(tag % kQueueSize);
+  // The length covers the status byte either way.
+  if (absl::Status s = ctx_.queues[queue]->AddUsed(*ctx_.mem, head, r.used_len); !s.ok()) {
+    return Fail(s);
+  }
+  touched[queue] = true;
 }
 
 bool BlockDevice::SubmitAsync(const Request& req, const std::vector<absl::Span<uint8_t>>& data,

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "virtio/block_backend.h"
 #include "virtio/block_io.h"
@@ -55,6 +56,9 @@ class BlockDevice : public VirtioDevice {
   absl::Status Activate(const ActivationContext& ctx) override;
   void ProcessQueue(uint16_t index) override;
   void Reset() override;
+  // Waits for every request in the I/O engine and completes each as if it
+  // had finished on the event loop (status byte, used ring, interrupt).
+  void Quiesce() override;
 
   struct Counters {
     uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
@@ -102,6 +106,9 @@ class BlockDevice : public VirtioDevice {
   bool Poll();
   void StartEngine();
   void OnCompletions();
+  // One request the engine finished: its status byte and used entry;
+  // marks its queue in `touched` (Finish sends the interrupt).
+  void Complete(uint64_t tag, int32_t result, std::vector<bool>& touched);
   void Finish(uint16_t queue);
   void Fail(const absl::Status& status);
 

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "absl/strings/str_format.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
@@ -83,6 +84,32 @@ void MmioTransport::Write(uint64_t offset, absl::Span<const uint8_t> data) {
   uint32_t value;
   std::memcpy(&value, data.data(), sizeof(value));
   WriteRegister(offset, value);
+}
+
+void MmioTransport::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  // First, so the interrupts of the requests it completes are in the
+  // status saved here (the core's SaveState then finds nothing in flight).
+  core_->device().Quiesce();
+  out.U32(interrupt_status_.load());
+  core_->SaveState(out);
+}
+
+absl::Status MmioTransport::RestoreState(StateReader& in) {
+  MutexLock lock(&mu_);
+  uint32_t interrupt_status = in.U32();
+  if (in.ok() && (interrupt_status & ~(kInterruptUsedBuffer | kInterruptConfigChange))) {
+    in.Fail(absl::StrFormat("InterruptStatus 0x%x has undefined bits", interrupt_status));
+  }
+  if (!in.ok()) return in.status();
+  MOTE_RETURN_IF_ERROR(core_->RestoreState(in));
+  if (absl::Status s = in.status(); !s.ok()) {
+    core_->Reset();
+    return s;
+  }
+  interrupt_status_.store(interrupt_status);
+  if (interrupt_status != 0) SignalEventFd(interrupt_fd_.get());
+  return absl::OkStatus();
 }
 
 uint32_t MmioTransport::ReadRegister(uint64_t offset) {

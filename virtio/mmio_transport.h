@@ -39,6 +39,13 @@ class MmioTransport : public BusDevice, public VirtioInterrupt {
   void Read(uint64_t offset, absl::Span<uint8_t> data) override;
   void Write(uint64_t offset, absl::Span<const uint8_t> data) override;
 
+  // Snapshot (version 1): InterruptStatus, then the core (TransportCore).
+  // Restoring re-raises the irqfd while InterruptStatus is non-zero: the
+  // guest may not have seen the interrupt before the state was saved.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
   // Called by the device with mu_ held.
   void SignalUsedBuffers(uint16_t queue) override;
   void SignalNeedsReset() override;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_format.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
@@ -161,6 +162,61 @@ void PciTransport::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) 
     msix_.SetControl(config_.Get16(msix_cap_ + 2));
   if (Overlaps(offset, data.size(), pci_cfg_cap_ + kCapData, 4)) PciCfgWindowWrite();
   UpdateMapping();
+}
+
+void PciTransport::SaveState(StateWriter& out) {
+  MutexLock lock(&mu_);
+  // First, so the interrupts of the requests it completes (ISR bits) are
+  // in what is saved here; the core's SaveState then finds nothing in flight.
+  core_->device().Quiesce();
+  config_.SaveState(out);
+  msix_.SaveState(out);
+  out.U8(isr_);
+  out.U16(config_vector_);
+  out.U16(static_cast<uint16_t>(queue_vectors_.size()));
+  for (uint16_t v : queue_vectors_) out.U16(v);
+  core_->SaveState(out);
+}
+
+absl::Status PciTransport::RestoreState(StateReader& in) {
+  MutexLock lock(&mu_);
+  // The config space and MSI-X check their own parts before they change.
+  MOTE_RETURN_IF_ERROR(config_.RestoreState(in));
+  UpdateMapping();  // BAR0 and its ioeventfds follow the restored config space
+  MOTE_RETURN_IF_ERROR(msix_.RestoreState(in));
+  uint16_t control = config_.Get16(msix_cap_ + 2);
+  if (msix_.enabled() != ((control & pci::kMsixControlEnable) != 0) ||
+      msix_.function_masked() != ((control & pci::kMsixControlFunctionMask) != 0)) {
+    in.Fail("MSI-X enable and mask bits differ from the config space's");
+  }
+  uint8_t isr = in.U8();
+  if (in.ok() && (isr & ~(kIsrQueue | kIsrConfig))) {
+    in.Fail(absl::StrFormat("ISR 0x%x has undefined bits", isr));
+  }
+  auto vector = [&](const char* what, uint16_t v) {
+    if (in.ok() && v != kNoVector && v >= msix_.count()) {
+      in.Fail(absl::StrFormat("%s vector %d, the table has %d", what, v, msix_.count()));
+    }
+    return v;
+  };
+  uint16_t config_vector = vector("config", in.U16());
+  uint16_t num_queues = in.U16();
+  if (in.ok() && num_queues != queue_vectors_.size()) {
+    in.Fail(absl::StrFormat("%d queue vectors, the device has %d queues", num_queues,
+                            queue_vectors_.size()));
+  }
+  std::vector<uint16_t> queue_vectors(queue_vectors_.size());
+  for (uint16_t& v : queue_vectors) v = vector("queue", in.U16());
+  if (!in.ok()) return in.status();
+  isr_ = isr;
+  config_vector_ = config_vector;
+  queue_vectors_ = std::move(queue_vectors);
+  MOTE_RETURN_IF_ERROR(core_->RestoreState(in));
+  if (absl::Status s = in.status(); !s.ok()) {
+    core_->Reset();
+    return s;
+  }
+  return absl::OkStatus();
 }
 
 void PciTransport::UpdateMapping() {

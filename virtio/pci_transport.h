@@ -63,6 +63,14 @@ class PciTransport : public pci::PciDevice, public VirtioInterrupt {
   bool ReadBar(uint64_t addr, absl::Span<uint8_t> data) override;
   bool WriteBar(uint64_t addr, absl::Span<const uint8_t> data) override;
 
+  // Snapshot (version 1): config space bytes, MSI-X, ISR, the config and
+  // queue vectors, then the core (TransportCore). Restoring routes the
+  // deliverable MSI-X vectors again and moves BAR0 and its ioeventfds to
+  // where the restored config space puts them.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override;
+  absl::Status RestoreState(StateReader& in) override;
+
   // Called by the device with mu_ held.
   void SignalUsedBuffers(uint16_t queue) override;
   void SignalNeedsReset() override;

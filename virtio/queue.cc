@@ -84,6 +84,44 @@ void Queue::RestoreIndices(uint16_t next_avail, uint16_t next_used) {
   used_since_signal_ = 0;
 }
 
+void Queue::SaveState(StateWriter& out) const {
+  out.U16(size_);
+  out.U64(desc_table_);
+  out.U64(avail_ring_);
+  out.U64(used_ring_);
+  out.Bool(ready_);
+  out.Bool(event_idx_);
+  out.Bool(indirect_);
+  out.U16(next_avail_);
+  out.U16(next_used_);
+  out.U32(used_since_signal_);
+}
+
+absl::Status Queue::RestoreState(StateReader& in, const GuestMemory& mem) {
+  Queue q(max_size_);
+  q.size_ = in.U16();
+  q.desc_table_ = in.U64();
+  q.avail_ring_ = in.U64();
+  q.used_ring_ = in.U64();
+  q.ready_ = in.Bool();
+  q.event_idx_ = in.Bool();
+  q.indirect_ = in.Bool();
+  q.next_avail_ = in.U16();
+  q.next_used_ = in.U16();
+  q.used_since_signal_ = in.U32();
+  if (!in.ok()) return in.status(/*want_end=*/false);
+  if (q.ready_) {
+    if (absl::Status s = q.Validate(mem); !s.ok()) in.Fail(std::string(s.message()));
+  }
+  if (q.used_since_signal_ > kUsedCountSaturation) {
+    in.Fail(absl::StrFormat("virtqueue: %d used entries since the last interrupt, at most %d",
+                            q.used_since_signal_, kUsedCountSaturation));
+  }
+  if (!in.ok()) return in.status(/*want_end=*/false);
+  *this = q;
+  return absl::OkStatus();
+}
+
 absl::Status Queue::Validate(const GuestMemory& mem) const {
   if (size_ == 0 || !std::has_single_bit(size_) || size_ > max_size_) {
     return absl::InvalidArgumentError(

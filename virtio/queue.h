@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "vmm/base/guest_memory.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::virtio {
 
@@ -144,6 +145,14 @@ class Queue {
   uint16_t next_avail() const { return next_avail_; }
   uint16_t next_used() const { return next_used_; }
   void RestoreIndices(uint16_t next_avail, uint16_t next_used);
+
+  // Snapshot: the driver's configuration (size, ring addresses, ready), the
+  // negotiated ring features and the device's cursors. RestoreState changes
+  // nothing unless all of it is acceptable: a ready queue must pass
+  // Validate(mem); a queue that is not ready keeps whatever size the driver
+  // wrote (it is only a register until QueueReady checks it).
+  void SaveState(StateWriter& out) const;
+  absl::Status RestoreState(StateReader& in, const GuestMemory& mem);
 
  private:
   // FailedPrecondition unless the queue is ready with a usable size, so that

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "absl/strings/str_format.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
@@ -93,20 +94,22 @@ const Queue* TransportCore::SelectedQueue() const {
 }
 
 Queue* TransportCore::SelectedQueueForSetup() {
-  return !activated_ && queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
+  return !activated_ && queue_sel_ < queues_.size() && !queues_[queue_sel_].ready()
+             ? &queues_[queue_sel_]
+             : nullptr;
 }
 
 void TransportCore::SetSelectedQueueReady(bool ready) {
-  Queue* q = SelectedQueueForSetup();
-  if (q == nullptr) return;
-  if (ready) {
-    if (absl::Status s = q->Validate(*mem_); !s.ok()) {
+  if (activated_ || queue_sel_ >= queues_.size()) return;
+  Queue& q = queues_[queue_sel_];
+  if (ready && !q.ready()) {
+    if (absl::Status s = q.Validate(*mem_); !s.ok()) {
       MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "{}: queue {} not made ready: {}", name_,
                        queue_sel_, s.ToString());
       return;
     }
   }
-  q->set_ready(ready);
+  q.set_ready(ready);
 }
 
 void TransportCore::Notify(uint32_t index) {
@@ -174,6 +177,68 @@ void TransportCore::Reset() {
   status_ = 0;
   driver_features_ = 0;
   device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
+}
+
+void TransportCore::SaveState(StateWriter& out) {
+  // Nothing may be half done: a request in the engine would be lost (or
+  // done twice) by the restored VM.
+  device_->Quiesce();
+  out.U8(status_);
+  out.Bool(activated_);
+  out.U32(device_features_sel_);
+  out.U32(driver_features_sel_);
+  out.U64(driver_features_);
+  out.U32(queue_sel_);
+  out.U16(static_cast<uint16_t>(queues_.size()));
+  for (const Queue& q : queues_) q.SaveState(out);
+}
+
+absl::Status TransportCore::RestoreState(StateReader& in) {
+  Reset();
+  uint8_t status = in.U8();
+  bool activated = in.Bool();
+  uint32_t device_features_sel = in.U32();
+  uint32_t driver_features_sel = in.U32();
+  uint64_t driver_features = in.U64();
+  uint32_t queue_sel = in.U32();
+  uint16_t num_queues = in.U16();
+  if (in.ok() && num_queues != queues_.size()) {
+    in.Fail(absl::StrFormat("%d queues, the device has %d", num_queues, queues_.size()));
+  }
+  // Before FEATURES_OK the features are only what the driver wrote; from
+  // then on they are what the device accepted (WriteStatus).
+  if (in.ok() && ((status & kStatusFeaturesOk) || activated)) {
+    uint64_t foreign = driver_features & ~device_->AvailableFeatures();
+    if (foreign != 0) {
+      in.Fail(absl::StrFormat("driver features 0x%x were never offered", foreign));
+    } else if (!(driver_features & kFeatureVersion1)) {
+      in.Fail("features without VERSION_1 were accepted");
+    }
+  }
+  std::vector<Queue> queues = queues_;  // reset: each keeps its max size
+  for (Queue& q : queues) {
+    if (!in.ok()) break;
+    (void)q.RestoreState(in, *mem_);
+  }
+  if (!in.ok()) return in.status(/*want_end=*/false);
+
+  status_ = status;
+  device_features_sel_ = device_features_sel;
+  driver_features_sel_ = driver_features_sel;
+  driver_features_ = driver_features;
+  queue_sel_ = queue_sel;
+  queues_ = std::move(queues);
+  // A device that failed (DEVICE_NEEDS_RESET) stays stopped until the
+  // driver resets it, as it was.
+  if (activated && !(status_ & kStatusNeedsReset)) {
+    Activate();
+    if (!activated_) {
+      Reset();
+      return absl::FailedPreconditionError(name_ + ": the device refused to run again on restore");
+    }
+    for (uint16_t i = 0; i < notify_fds_.size(); ++i) Notify(i);
+  }
+  return absl::OkStatus();
 }
 
 void TransportCore::OnNotify(uint16_t index) {

@@ -24,6 +24,7 @@
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/mutex.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::virtio {
 
@@ -76,8 +77,10 @@ class TransportCore {
   void set_queue_sel(uint32_t v) { queue_sel_ = v; }
   // The selected queue, or null when it does not exist.
   const Queue* SelectedQueue() const;
-  // The selected queue for changing its layout: null once the device runs
-  // (a driver must reset before it moves a live queue).
+  // The selected queue for changing its layout: null while the queue is
+  // ready or the device runs (a driver must disable or reset before it
+  // moves a queue), so a ready queue always has the layout QueueReady
+  // checked.
   Queue* SelectedQueueForSetup();
   // Enables (after checking the layout fits guest memory) or disables the
   // selected queue.
@@ -87,6 +90,19 @@ class TransportCore {
   int queue_notify_fd(uint16_t index) const { return notify_fds_[index].get(); }
   // A notification that reached mote as a register write (no ioeventfd).
   void Notify(uint32_t index);
+
+  // ---- Snapshot ----
+  // Completes the device's requests in flight (VirtioDevice::Quiesce), then
+  // writes status, features, the select registers, every queue and whether
+  // the device was activated. The vCPUs are stopped.
+  void SaveState(StateWriter& out);
+  // Resets, then takes the saved state: every value is checked first (the
+  // driver's features a subset of the device's once FEATURES_OK is set, the
+  // same number of queues, each queue's layout). A device that ran and was
+  // not in DEVICE_NEEDS_RESET is activated again, as when the driver set
+  // DRIVER_OK, and every queue is notified once so work the driver queued
+  // meanwhile is seen. An error leaves the core reset.
+  absl::Status RestoreState(StateReader& in);
 
  private:
   TransportCore(std::string name, std::shared_ptr<VirtioDevice> device, const GuestMemory* mem,

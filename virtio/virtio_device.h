@@ -75,6 +75,10 @@ class VirtioDevice {
   virtual void ProcessQueue(uint16_t index) = 0;
   // Forget the activation; the device may be activated again.
   virtual void Reset() = 0;
+  // Before its state is saved (snapshot, migration), with the vCPUs
+  // stopped: completes every request in flight (used ring written,
+  // interrupt sent), so none is lost or done twice after a restore.
+  virtual void Quiesce() {}
 };
 
 }  // namespace mote::virtio

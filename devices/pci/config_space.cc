@@ -1,6 +1,11 @@
 #include "devices/pci/config_space.h"
 
+#include <algorithm>
 #include <cassert>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
 
 namespace mote::pci {
 namespace {
@@ -65,6 +70,59 @@ uint8_t PciConfigSpace::AddCapability(uint8_t id, absl::Span<const uint8_t> body
   last_capability_ = static_cast<uint8_t>(offset);
   next_capability_ = (offset + 2 + body.size() + 3) & ~3u;
   return static_cast<uint8_t>(offset);
+}
+
+void PciConfigSpace::SaveState(StateWriter& out) const { out.Bytes(bytes_); }
+
+absl::Status PciConfigSpace::RestoreState(StateReader& in) {
+  std::vector<uint8_t> saved = in.Bytes(kConfigSpaceSize);
+  if (!in.ok()) return in.status(/*want_end=*/false);
+  if (saved.size() != kConfigSpaceSize) {
+    in.Fail(
+        absl::StrFormat("PCI config space of %d bytes, want %d", saved.size(), kConfigSpaceSize));
+    return in.status(/*want_end=*/false);
+  }
+  auto differs = [&](uint32_t offset, uint32_t length) {
+    for (uint32_t i = 0; i < length; ++i) {
+      if (saved[offset + i] != bytes_[offset + i]) return true;
+    }
+    return false;
+  };
+  std::string why;
+  if (differs(kVendorId, 4)) {
+    why = "vendor or device ID";
+  } else if (differs(kRevision, 4)) {
+    why = "revision or class code";
+  } else if (differs(kHeaderType, 1)) {
+    why = "header type";
+  } else if (differs(kSubsystemVendor, 4)) {
+    why = "subsystem IDs";
+  } else if (differs(kCapabilitiesPointer, 1) ||
+             ((saved[kStatus] ^ bytes_[kStatus]) & kStatusCapabilities)) {
+    why = "capability list";
+  }
+  // Each capability's ID and link; the list is ours, so it ends (offsets
+  // only grow) and every offset is in the first 256 bytes.
+  for (uint32_t at = bytes_[kCapabilitiesPointer]; why.empty() && at != 0; at = bytes_[at + 1]) {
+    if (differs(at, 2)) why = absl::StrFormat("capability at 0x%x", at);
+  }
+  // What a guest cannot write in a BAR (type bits, and the bits below the
+  // size) stays as built, so BarAddress() is always a size-aligned address.
+  for (int bar = 0; why.empty() && bar < kBarCount; ++bar) {
+    uint32_t offset = kBar0 + 4 * bar;
+    for (uint32_t i = 0; i < 4; ++i) {
+      if ((saved[offset + i] ^ bytes_[offset + i]) & ~writable_[offset + i]) {
+        why = absl::StrFormat("BAR%d's read-only bits", bar);
+        break;
+      }
+    }
+  }
+  if (!why.empty()) {
+    in.Fail("a different PCI function (" + why + " differ)");
+    return in.status(/*want_end=*/false);
+  }
+  std::copy(saved.begin(), saved.end(), bytes_.begin());
+  return absl::OkStatus();
 }
 
 void PciConfigSpace::Read(uint32_t offset, absl::Span<uint8_t> data) const {

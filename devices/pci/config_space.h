@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::pci {
 
@@ -60,6 +62,13 @@ class PciConfigSpace {
   void Set8(uint32_t offset, uint8_t v) { bytes_[offset] = v; }
   void Set16(uint32_t offset, uint16_t v);
   void Set32(uint32_t offset, uint32_t v);
+
+  // Snapshot: the bytes only. The write mask, BARs and capability list come
+  // from construction, so RestoreState takes bytes into a function built
+  // the same way, and refuses (changing nothing) bytes whose identity,
+  // capability list or BAR type and size bits differ from this function's.
+  void SaveState(StateWriter& out) const;
+  absl::Status RestoreState(StateReader& in);
 
  private:
   std::array<uint8_t, kConfigSpaceSize> bytes_{};

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+
+#include "absl/strings/str_format.h"
 
 namespace mote::pci {
 namespace {
@@ -84,6 +87,11 @@ bool MsixVectors::enabled() {
   return enabled_;
 }
 
+bool MsixVectors::function_masked() {
+  std::lock_guard lock(mu_);
+  return function_masked_;
+}
+
 bool MsixVectors::Signal(uint16_t vector) {
   std::lock_guard lock(mu_);
   if (!enabled_) return false;
@@ -98,6 +106,42 @@ void MsixVectors::Reset() {
   std::lock_guard lock(mu_);
   enabled_ = function_masked_ = false;
   for (Entry& e : entries_) e = Entry{};
+}
+
+void MsixVectors::SaveState(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  out.U16(static_cast<uint16_t>(entries_.size()));
+  for (const Entry& e : entries_) {
+    for (uint32_t word : e.words) out.U32(word);
+    out.Bool(e.pending);
+  }
+  out.Bool(enabled_);
+  out.Bool(function_masked_);
+}
+
+absl::Status MsixVectors::RestoreState(StateReader& in) {
+  std::lock_guard lock(mu_);
+  uint16_t count = in.U16();
+  if (in.ok() && count != entries_.size()) {
+    in.Fail(absl::StrFormat("%d MSI-X vectors, this function has %d", count, entries_.size()));
+  }
+  std::vector<Entry> entries(entries_.size());
+  for (uint16_t v = 0; v < entries.size() && in.ok(); ++v) {
+    for (uint32_t& word : entries[v].words) word = in.U32();
+    entries[v].pending = in.Bool();
+    // WriteTable keeps only the mask bit of vector control.
+    if (entries[v].words[3] & ~kVectorControlMask) {
+      in.Fail(absl::StrFormat("MSI-X vector %d: reserved vector-control bits set", v));
+    }
+  }
+  bool enabled = in.Bool();
+  bool function_masked = in.Bool();
+  if (!in.ok()) return in.status(/*want_end=*/false);
+  entries_ = std::move(entries);  // routed = false: the router has none of them
+  enabled_ = enabled;
+  function_masked_ = function_masked;
+  for (uint16_t v = 0; v < entries_.size(); ++v) Sync(v);
+  return absl::OkStatus();
 }
 
 }  // namespace mote::pci

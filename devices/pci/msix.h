@@ -12,7 +12,9 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::pci {
 
@@ -41,12 +43,21 @@ class MsixVectors {
   // The Message Control register's enable and function-mask bits.
   void SetControl(uint16_t control);
   bool enabled();
+  bool function_masked();
 
   // Delivers `vector` now, or leaves it pending while masked. False (and
   // nothing recorded) while MSI-X is disabled: the function would use INTx.
   bool Signal(uint16_t vector);
   // Back to the reset state: disabled, every entry masked, nothing pending.
   void Reset();
+
+  // Snapshot: each entry's four words and pending bit, and the enable and
+  // function-mask bits. RestoreState checks everything before it changes
+  // anything, then tells the router every deliverable entry's message again
+  // (a new VM has no GSI routes yet) and fires what is pending there; an
+  // entry still masked stays pending, as it was.
+  void SaveState(StateWriter& out);
+  absl::Status RestoreState(StateReader& in);
 
  private:
   struct Entry {

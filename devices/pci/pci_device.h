@@ -7,7 +7,9 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::pci {
 
@@ -20,6 +22,14 @@ class PciDevice {
   // False when no enabled BAR of this function covers [addr, addr + size).
   virtual bool ReadBar(uint64_t addr, absl::Span<uint8_t> data) = 0;
   virtual bool WriteBar(uint64_t addr, absl::Span<const uint8_t> data) = 0;
+
+  // Snapshot and migration: as BusDevice's (vmm/base/bus.h). 0: cannot be saved.
+  virtual uint32_t state_version() const { return 0; }
+  virtual void SaveState(StateWriter& out) { (void)out; }
+  virtual absl::Status RestoreState(StateReader& in) {
+    (void)in;
+    return absl::UnimplementedError("this device cannot be restored");
+  }
 };
 
 }  // namespace mote::pci

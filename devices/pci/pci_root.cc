@@ -69,6 +69,17 @@ class PciRoot::ConfigPorts : public BusDevice {
     root_->WriteConfig(device, function, reg, data);
   }
 
+  // The address latch: a guest may be between its two accesses.
+  uint32_t state_version() const override { return 1; }
+  void SaveState(StateWriter& out) override { out.U32(Address()); }
+  absl::Status RestoreState(StateReader& in) override {
+    uint32_t address = in.U32();
+    if (absl::Status s = in.status(); !s.ok()) return s;
+    std::lock_guard lock(mu_);
+    address_ = address;
+    return absl::OkStatus();
+  }
+
  private:
   uint32_t Address() {
     std::lock_guard lock(mu_);

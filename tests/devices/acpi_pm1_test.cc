@@ -94,5 +94,100 @@ TEST_CASE("ACPI PM1a status is write-one-to-clear; enable reads back", "[acpi_pm
   CHECK(ReadAt(pm, 2, 2) == 0);
 }
 
+std::vector<uint8_t> Save(AcpiPm1& pm) {
+  StateWriter out;
+  pm.SaveState(out);
+  return out.Take();
+}
+
+absl::Status Restore(AcpiPm1& pm, absl::Span<const uint8_t> bytes) {
+  StateReader in(bytes, "acpi-pm1");
+  return pm.RestoreState(in);
+}
+
+TEST_CASE("ACPI PM1 snapshot: registers come back, the PM timer counts on from its value",
+          "[acpi_pm1][snapshot]") {
+  EventRecorder events;
+  FakeClock clock(absl::FromUnixSeconds(1000));
+  testing::FakeIrqLine sci;
+  AcpiPm1 pm(&events, &clock, 5, 1, &sci);
+  CHECK(pm.state_version() == 1);
+  WriteAt(pm, AcpiPm1::kControlOffset, 5 << 10, 2);
+  WriteAt(pm, AcpiPm1::kEnableOffset, AcpiPm1::kRtcEnable | 0x0001, 2);
+  CHECK(pm.RtcAlarm());
+  REQUIRE(sci.level);
+  clock.now += absl::Seconds(2) + absl::Milliseconds(5);
+  uint64_t timer = ReadAt(pm, AcpiPm1::kTimerOffset, 4);
+  CHECK(timer == 2 * 3579545 + 17897);
+  std::vector<uint8_t> state = Save(pm);
+
+  // Another process, whose monotonic clock is elsewhere entirely.
+  FakeClock clock2(absl::FromUnixSeconds(77));
+  testing::FakeIrqLine sci2;
+  AcpiPm1 copy(&events, &clock2, 5, 1, &sci2);
+  clock2.now += absl::Seconds(30);
+  REQUIRE(Restore(copy, state).ok());
+  CHECK(sci2.level);
+  CHECK(ReadAt(copy, AcpiPm1::kTimerOffset, 4) == timer);
+  clock2.now += absl::Seconds(1);
+  CHECK(ReadAt(copy, AcpiPm1::kTimerOffset, 4) == timer + 3579545);
+  CHECK(copy.TimerAt(clock2.now) == timer + 3579545);
+  CHECK(ReadAt(copy, AcpiPm1::kControlOffset, 2) == ((5u << 10) | AcpiPm1::kSciEnabled));
+  CHECK(ReadAt(copy, AcpiPm1::kStatusOffset, 2) == AcpiPm1::kRtcStatus);
+  CHECK(ReadAt(copy, AcpiPm1::kEnableOffset, 2) == (AcpiPm1::kRtcEnable | 0x0001));
+  WriteAt(copy, AcpiPm1::kStatusOffset, AcpiPm1::kRtcStatus, 2);
+  CHECK_FALSE(sci2.level);
+  CHECK(events.events.empty());
+
+  // Near the top, the restored timer wraps at 2^32 as the original would.
+  StateWriter w;
+  w.U16(AcpiPm1::kSciEnabled);
+  w.U16(0);
+  w.U16(0);
+  w.U32(0xffffff00);
+  std::vector<uint8_t> high = w.Take();
+  REQUIRE(Restore(copy, high).ok());
+  CHECK_FALSE(sci2.level);
+  clock2.now += absl::Microseconds(100);  // 357 ticks
+  CHECK(ReadAt(copy, AcpiPm1::kTimerOffset, 4) == 357 - 0x100);
+}
+
+TEST_CASE("ACPI PM1 snapshot: truncated or out-of-range state is refused, the device unchanged",
+          "[acpi_pm1][snapshot]") {
+  EventRecorder events;
+  FakeClock clock(absl::FromUnixSeconds(1000));
+  AcpiPm1 pm(&events, &clock, 5, 1);
+  clock.now += absl::Seconds(100);
+  std::vector<uint8_t> good = Save(pm);
+  REQUIRE(good.size() == 10);  // control, status, enable, timer
+
+  FakeClock clock2(absl::FromUnixSeconds(0));
+  testing::FakeIrqLine sci;
+  AcpiPm1 target(&events, &clock2, 5, 1, &sci);
+  WriteAt(target, AcpiPm1::kEnableOffset, 0x0400, 2);
+  clock2.now += absl::Seconds(1);
+  int sci_changes = sci.changes;
+  for (size_t n = 0; n < good.size(); ++n) {
+    CHECK(Restore(target, absl::MakeConstSpan(good.data(), n)).code() ==
+          absl::StatusCode::kDataLoss);
+  }
+  auto with = [&](size_t at, uint16_t value) {
+    std::vector<uint8_t> bad = good;
+    bad[at] = static_cast<uint8_t>(value);
+    bad[at + 1] = static_cast<uint8_t>(value >> 8);
+    return bad;
+  };
+  absl::Status s = Restore(target, with(0, 0));  // SCI_EN clear
+  CHECK(std::string(s.message()).find("control") != std::string::npos);
+  s = Restore(target, with(0, AcpiPm1::kSciEnabled | AcpiPm1::kSleepEnable));
+  CHECK(std::string(s.message()).find("SLP_EN") != std::string::npos);
+  s = Restore(target, with(2, 0x0001));
+  CHECK(s.code() == absl::StatusCode::kDataLoss);
+  CHECK(std::string(s.message()).find("status") != std::string::npos);
+  CHECK(ReadAt(target, AcpiPm1::kEnableOffset, 2) == 0x0400);
+  CHECK(ReadAt(target, AcpiPm1::kTimerOffset, 4) == 3579545);
+  CHECK(sci.changes == sci_changes);
+}
+
 }  // namespace
 }  // namespace mote

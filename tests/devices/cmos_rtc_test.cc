@@ -136,5 +136,109 @@ TEST_CASE("CMOS RTC alarm: an hour no clock reads never arms", "[cmos_rtc]") {
   CHECK(host.disarmed >= 1);
 }
 
+std::vector<uint8_t> Save(CmosRtc& rtc) {
+  StateWriter out;
+  rtc.SaveState(out);
+  return out.Take();
+}
+
+absl::Status Restore(CmosRtc& rtc, absl::Span<const uint8_t> bytes) {
+  StateReader in(bytes, "cmos-rtc");
+  return rtc.RestoreState(in);
+}
+
+TEST_CASE("CMOS RTC snapshot: RAM, registers, a fired alarm and the armed one come back",
+          "[cmos_rtc][snapshot]") {
+  FakeClock clock(At(2026, 12, 6, 22, 15, 30));
+  AlarmRecorder host;
+  CmosRtc rtc(&clock, host.Wiring());
+  CHECK(rtc.state_version() == 1);
+  WriteReg(rtc, 0x40, 0xa5);
+  WriteReg(rtc, 0x7f, 0x5a);
+  WriteReg(rtc, 0x0a, 0x2f);
+  WriteReg(rtc, 0x01, 35);  // 22:15:35, binary
+  WriteReg(rtc, 0x03, 15);
+  WriteReg(rtc, 0x05, 22);
+  WriteReg(rtc, 0x0b, 0x02 | 0x04 | 0x20);  // 24-hour, binary, AIE
+  clock.now = At(2026, 12, 6, 22, 15, 35);
+  rtc.OnAlarmTimer();
+  REQUIRE(host.irq.level);
+  WriteByte(rtc, 0, 0x40);  // the index is state too
+  std::vector<uint8_t> state = Save(rtc);
+
+  // Restored later (the clock has moved on): the time is the clock's, the
+  // alarm fired before the save is still pending, the next one is armed.
+  clock.now = At(2026, 12, 7, 8, 0, 0);
+  AlarmRecorder host2;
+  CmosRtc copy(&clock, host2.Wiring());
+  REQUIRE(Restore(copy, state).ok());
+  CHECK(host2.irq.level);
+  REQUIRE(host2.armed.size() == 1);
+  CHECK(host2.armed.back() == At(2026, 12, 7, 22, 15, 35));
+  CHECK(ReadByte(copy, 0) == 0x40);
+  CHECK(ReadByte(copy, 1) == 0xa5);
+  CHECK(ReadReg(copy, 0x7f) == 0x5a);
+  CHECK(ReadReg(copy, 0x0a) == 0x2f);
+  CHECK(ReadReg(copy, 0x0b) == (0x02 | 0x04 | 0x20));
+  CHECK(ReadReg(copy, 0x01) == 35);
+  CHECK(ReadReg(copy, 0x04) == 8);  // binary hours, from the clock
+  CHECK(ReadReg(copy, 0x0c) == 0xa0);
+  CHECK_FALSE(host2.irq.level);
+  clock.now = At(2026, 12, 7, 22, 15, 35);
+  copy.OnAlarmTimer();
+  CHECK(host2.fired == 1);
+
+  // With AIE off, a restore disarms and leaves IRQ 8 alone.
+  CmosRtc plain(&clock);
+  AlarmRecorder host3;
+  CmosRtc copy3(&clock, host3.Wiring());
+  REQUIRE(Restore(copy3, Save(plain)).ok());
+  CHECK(host3.armed.empty());
+  CHECK(host3.disarmed == 1);
+  CHECK(host3.irq.changes == 0);
+}
+
+TEST_CASE("CMOS RTC snapshot: truncated or out-of-range state is refused, the device unchanged",
+          "[cmos_rtc][snapshot]") {
+  FakeClock clock(At(2026, 12, 6, 22, 15, 30));
+  CmosRtc rtc(&clock);
+  WriteReg(rtc, 0x40, 0x11);
+  std::vector<uint8_t> good = Save(rtc);
+
+  AlarmRecorder host;
+  CmosRtc target(&clock, host.Wiring());
+  WriteReg(target, 0x40, 0x77);
+  WriteByte(target, 0, 0x41);
+  for (size_t n = 0; n < good.size(); ++n) {
+    CHECK(Restore(target, absl::MakeConstSpan(good.data(), n)).code() ==
+          absl::StatusCode::kDataLoss);
+  }
+  // Index, then the RAM: offset 5 is its first byte.
+  auto patched = [&](size_t at, uint8_t value) {
+    std::vector<uint8_t> bad = good;
+    bad.at(at) = value;
+    return bad;
+  };
+  auto message = [&](const std::vector<uint8_t>& bad) {
+    absl::Status s = Restore(target, bad);
+    CHECK(s.code() == absl::StatusCode::kDataLoss);
+    return std::string(s.message());
+  };
+  CHECK(message(patched(0, 0x80)).find("index") != std::string::npos);
+  CHECK(message(patched(5 + 0x0a, 0xa6)).find("UIP") != std::string::npos);
+  CHECK(message(patched(5 + 0x0c, 0x10)).find("register C") != std::string::npos);
+  CHECK(message(patched(5 + 0x0d, 0x00)).find("register D") != std::string::npos);
+  CHECK(message(patched(5 + 0x00, 0x12)).find("clock register") != std::string::npos);
+  StateWriter short_ram;
+  short_ram.U8(0);
+  short_ram.Bytes(std::vector<uint8_t>(127, 0));
+  CHECK(message(short_ram.Take()).find("127 bytes") != std::string::npos);
+  CHECK(host.irq.changes == 0);
+  CHECK(host.armed.empty());
+  CHECK(ReadByte(target, 0) == 0x41);
+  CHECK(ReadReg(target, 0x40) == 0x77);
+  CHECK(ReadReg(target, 0x0d) == 0x80);
+}
+
 }  // namespace
 }  // namespace mote

@@ -455,5 +455,95 @@ TEST_CASE("fw_cfg: names are checked", "[fw_cfg]") {
   CHECK(!ValidateFwCfgName(std::string("a\0b", 3)).ok());
 }
 
+std::vector<uint8_t> Save(FwCfg& dev) {
+  StateWriter out;
+  dev.SaveState(out);
+  return out.Take();
+}
+
+absl::Status Restore(FwCfg& dev, absl::Span<const uint8_t> bytes) {
+  StateReader in(bytes, "fw_cfg");
+  return dev.RestoreState(in);
+}
+
+TEST_CASE("fw_cfg snapshot: selector, read offset and the DMA address's high half come back",
+          "[fw_cfg][snapshot]") {
+  // RAM above 4 GiB too, so the high half of the DMA address matters.
+  constexpr uint64_t kHigh = uint64_t{1} << 32;
+  auto mem = MakeRam({{0, kRamSize}, {kHigh, kRamSize}});
+  auto dev = Make(mem.get());
+  CHECK(dev->state_version() == 1);
+  Select(*dev, 0x21);  // opt/a: 1 2 3 4 5
+  CHECK(ReadData(*dev, 2) == std::vector<uint8_t>{1, 2});
+  dev->Write(FwCfg::kDmaOffset, BeBytes(1, 4));  // the high half, then the snapshot
+  std::vector<uint8_t> state = Save(*dev);
+
+  auto copy = Make(mem.get());
+  REQUIRE(Restore(*copy, state).ok());
+  // The data port reads on from where it was.
+  CHECK(ReadData(*copy, 4) == std::vector<uint8_t>{3, 4, 5, 0});
+  // The low half completes the address written before the snapshot.
+  PutAccess(*mem, kHigh + kAccessAt, SelectRead(FwCfg::kSignatureKey), 4, kHigh + kBufferAt);
+  copy->Write(FwCfg::kDmaOffset + 4, BeBytes(kAccessAt, 4));
+  CHECK(Control(*mem, kHigh + kAccessAt) == 0);
+  CHECK(Guest(*mem, kHigh + kBufferAt, 4) == std::vector<uint8_t>{'Q', 'E', 'M', 'U'});
+
+  // The write channel bit is kept with the selector; an unknown key reads zeros.
+  Select(*dev, 0x4000 | FwCfg::kCmdlineDataKey);
+  CHECK(ReadData(*dev, 8) == std::vector<uint8_t>{'c', 'o', 'n', 's', 'o', 'l', 'e', '='});
+  REQUIRE(Restore(*copy, Save(*dev)).ok());
+  CHECK(ReadData(*copy, 5) == std::vector<uint8_t>{'t', 't', 'y', 'S', '0'});
+  Select(*dev, 0x1234);
+  REQUIRE(Restore(*copy, Save(*dev)).ok());
+  CHECK(ReadData(*copy, 2) == std::vector<uint8_t>{0, 0});
+}
+
+TEST_CASE("fw_cfg snapshot: truncated, out-of-range or foreign state is refused, unchanged",
+          "[fw_cfg][snapshot]") {
+  auto mem = MakeRam();
+  auto dev = Make(mem.get());
+  std::vector<uint8_t> good = Save(*dev);
+  REQUIRE(good.size() == 22);  // item count, selector, offset, DMA address
+
+  auto target = Make(mem.get());
+  Select(*target, 0x21);
+  CHECK(ReadData(*target, 1) == std::vector<uint8_t>{1});
+  for (size_t n = 0; n < good.size(); ++n) {
+    CHECK(Restore(*target, absl::MakeConstSpan(good.data(), n)).code() ==
+          absl::StatusCode::kDataLoss);
+  }
+  auto state = [](uint32_t items, uint16_t selector, uint64_t offset, uint64_t dma) {
+    StateWriter w;
+    w.U32(items);
+    w.U16(selector);
+    w.U64(offset);
+    w.U64(dma);
+    return w.Take();
+  };
+  auto message = [&](const std::vector<uint8_t>& bad) {
+    absl::Status s = Restore(*target, bad);
+    CHECK(s.code() == absl::StatusCode::kDataLoss);
+    return std::string(s.message());
+  };
+  uint32_t items = static_cast<uint32_t>(good[0] | good[1] << 8 | good[2] << 16 | good[3] << 24);
+  CHECK(items == 11);  // 8 fixed ones and 3 files
+  CHECK(message(state(items + 1, 0x21, 0, 0)).find("items") != std::string::npos);
+  CHECK(message(state(items, 0x21, 6, 0)).find("offset") != std::string::npos);
+  CHECK(message(state(items, 0x1234, 1, 0)).find("offset") != std::string::npos);
+  CHECK(message(state(items, 0x21, ~uint64_t{0}, 0)).find("offset") != std::string::npos);
+  CHECK(message(state(items, 0x21, 0, 0x1000)).find("DMA") != std::string::npos);
+  // The end of an item is a fine place to be.
+  auto other = Make(mem.get());
+  CHECK(Restore(*other, state(items, 0x21, 5, uint64_t{7} << 32)).ok());
+  CHECK(ReadData(*other, 1) == std::vector<uint8_t>{0});
+  // Without the DMA interface, no DMA address either.
+  auto no_dma = Make(nullptr);
+  CHECK(Restore(*no_dma, state(items, 0, 0, uint64_t{1} << 32)).code() ==
+        absl::StatusCode::kDataLoss);
+  CHECK(Restore(*no_dma, state(items, 0, 0, 0)).ok());
+  // The target reads on from where it was.
+  CHECK(ReadData(*target, 2) == std::vector<uint8_t>{2, 3});
+}
+
 }  // namespace
 }  // namespace mote

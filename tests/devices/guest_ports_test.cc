@@ -1,6 +1,8 @@
 #include "devices/guest_ports.h"
 
 #include <catch2/catch.hpp>
+#include <initializer_list>
+#include <vector>
 
 #include "tests/support/fakes.h"
 
@@ -69,6 +71,58 @@ TEST_CASE("AcpiPm: S5 with SLP_EN powers off; the reset value resets", "[guest_p
   CHECK(events.events[0].first == GuestEvent::kPowerOff);
   CHECK(events.events[1].first == GuestEvent::kReset);
   CHECK(ReadByte(pm, 1) == 0);
+}
+
+std::vector<uint8_t> Save(BusDevice& dev) {
+  StateWriter out;
+  dev.SaveState(out);
+  return out.Take();
+}
+
+absl::Status Restore(BusDevice& dev, absl::Span<const uint8_t> bytes) {
+  StateReader in(bytes, "port");
+  return dev.RestoreState(in);
+}
+
+TEST_CASE("Guest ports snapshot: the event ports save nothing, PostCode its last code",
+          "[guest_ports][snapshot]") {
+  EventRecorder events;
+  DebugExit debug_exit(&events);
+  Pvpanic pvpanic(&events);
+  BootTimer boot_timer(&events);
+  AcpiPm acpi_pm(&events, 5, 1);
+  for (BusDevice* port :
+       std::initializer_list<BusDevice*>{&debug_exit, &pvpanic, &boot_timer, &acpi_pm}) {
+    CHECK(port->state_version() == 1);
+    std::vector<uint8_t> state = Save(*port);
+    CHECK(state.empty());
+    CHECK(Restore(*port, state).ok());
+    // Bytes where there should be none: another layout, refused.
+    std::vector<uint8_t> extra = {0};
+    CHECK(Restore(*port, extra).code() == absl::StatusCode::kDataLoss);
+  }
+  CHECK(ReadByte(pvpanic, 0) == 0x03);
+  CHECK(events.events.empty());
+
+  PostCode post;
+  CHECK(post.state_version() == 1);
+  WriteByte(post, 0, 0x3c);
+  std::vector<uint8_t> state = Save(post);
+  PostCode copy;
+  REQUIRE(Restore(copy, state).ok());
+  CHECK(copy.last_code() == 0x3c);
+  CHECK(ReadByte(copy, 0) == 0xff);
+}
+
+TEST_CASE("Guest ports snapshot: truncated or overlong PostCode state is refused, unchanged",
+          "[guest_ports][snapshot]") {
+  PostCode post;
+  WriteByte(post, 0, 0x99);
+  std::vector<uint8_t> empty;
+  CHECK(Restore(post, empty).code() == absl::StatusCode::kDataLoss);
+  std::vector<uint8_t> two = {0x11, 0x22};
+  CHECK(Restore(post, two).code() == absl::StatusCode::kDataLoss);
+  CHECK(post.last_code() == 0x99);
 }
 
 }  // namespace

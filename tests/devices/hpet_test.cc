@@ -735,5 +735,208 @@ TEST_CASE("HPET with a host timer thread: callbacks and register accesses interl
   CHECK(line.rises.load() <= took / absl::Microseconds(500) + 2);
 }
 
+std::vector<uint8_t> Save(Rig& rig) {
+  StateWriter out;
+  rig.hpet->SaveState(out);
+  return out.Take();
+}
+
+absl::Status Restore(Rig& rig, absl::Span<const uint8_t> bytes) {
+  StateReader in(bytes, "hpet");
+  return rig.hpet->RestoreState(in);
+}
+
+TEST_CASE("HPET snapshot: registers come back, the counter counts on, timers are re-armed",
+          "[hpet][snapshot]") {
+  constexpr uint64_t kPeriod = 100'000;  // 1 ms
+  Rig rig;
+  CHECK(rig.hpet->state_version() == 1);
+  rig.Write64(TimerConfig(0), kIntEnable | kPeriodic | kValSet | Route(20));
+  rig.Write64(Comparator(0), kPeriod);
+  rig.Write64(TimerConfig(1), kLevel | kIntEnable | Route(21));
+  rig.Write64(Comparator(1), 50);
+  rig.Write64(TimerConfig(2), kMode32 | kIntEnable | Route(22));
+  rig.Write64(Comparator(2), 4 * kPeriod);
+  rig.Start();
+  rig.RunFor(absl::Microseconds(2'500));
+  REQUIRE(rig.lines[20].rises == 2);
+  REQUIRE(rig.lines[21].level);
+  std::vector<uint8_t> state = Save(rig);
+
+  // Restored in another process, an hour later by its clock.
+  Rig copy;
+  copy.clock.now = kStart + absl::Hours(1);
+  REQUIRE(Restore(copy, state).ok());
+  CHECK(copy.lines[21].level);  // the level interrupt, driven again
+  CHECK(copy.lines[21].rises == 1);
+  CHECK(copy.host.legacy_changes == 0);
+  CHECK(copy.host.deadline[0] == copy.clock.now + Ticks(kPeriod / 2));
+  CHECK(copy.host.deadline[1] == absl::InfiniteFuture());  // behind the counter: never
+  CHECK(copy.host.deadline[2] == copy.clock.now + Ticks(kPeriod * 3 / 2));
+  CHECK(copy.Read64(kCounter) == 250'000);
+  CHECK(copy.Read64(kConfig) == kEnable);
+  CHECK(copy.Read64(kStatus) == 0b010);
+  for (int n = 0; n < Hpet::kNumTimers; ++n) {
+    CHECK(copy.Read64(TimerConfig(n)) == rig.Read64(TimerConfig(n)));
+    CHECK(copy.Read64(Comparator(n)) == rig.Read64(Comparator(n)));
+  }
+  // Both run on alike: the periodic timer keeps its period, the 32-bit
+  // one-shot fires at its comparator.
+  for (Rig* r : {&rig, &copy}) {
+    int rises = r->lines[20].rises;
+    r->RunFor(absl::Microseconds(1'490));
+    CHECK(r->lines[20].rises == rises + 1);
+    CHECK(r->lines[22].rises == 0);
+    r->RunFor(absl::Microseconds(10));
+    CHECK(r->lines[20].rises == rises + 2);
+    CHECK(r->lines[22].rises == 1);
+    CHECK(r->Read64(Comparator(0)) == 5 * kPeriod);
+    CHECK(r->Read64(kCounter) == 4 * kPeriod);
+    r->Write64(kStatus, 0b010);
+    CHECK_FALSE(r->lines[21].level);
+  }
+}
+
+TEST_CASE("HPET snapshot: a match due at the save is acted on after the restore",
+          "[hpet][snapshot]") {
+  Rig rig;
+  rig.Write64(TimerConfig(0), kIntEnable | Route(20));  // one-shot, edge
+  rig.Write64(Comparator(0), 1000);
+  rig.Write64(TimerConfig(1), kLevel | Route(21));  // level, interrupt off
+  rig.Write64(Comparator(1), 1000);
+  rig.Start();
+  rig.clock.now += Ticks(1500);  // the host has not called back yet
+  std::vector<uint8_t> state = Save(rig);
+
+  Rig copy;
+  REQUIRE(Restore(copy, state).ok());
+  // Nothing during the restore; the host is asked to call back at once.
+  CHECK(copy.lines[20].rises == 0);
+  CHECK(copy.host.deadline[0] == copy.clock.now);
+  CHECK(copy.host.deadline[1] == absl::InfiniteFuture());
+  copy.RunFor(absl::ZeroDuration());
+  CHECK(copy.lines[20].rises == 1);
+  CHECK(copy.Read64(kStatus) == 0b10);  // caught up at the access
+  CHECK(copy.host.deadline[0] == absl::InfiniteFuture());
+  copy.RunFor(absl::Seconds(1));
+  CHECK(copy.lines[20].rises == 1);
+}
+
+TEST_CASE("HPET snapshot: legacy replacement and a halted counter", "[hpet][snapshot]") {
+  Rig rig;
+  rig.Write64(TimerConfig(0), kIntEnable | Route(20));
+  rig.Write64(Comparator(0), 1000);
+  rig.Write64(kCounter, 0x1234);
+  rig.Write64(kConfig, kLegacy);  // routed, counter halted
+  std::vector<uint8_t> state = Save(rig);
+
+  Rig copy;
+  REQUIRE(Restore(copy, state).ok());
+  CHECK(copy.host.legacy);
+  CHECK(copy.host.legacy_changes == 1);
+  CHECK(copy.host.arms == 0);
+  copy.RunFor(absl::Seconds(1));
+  CHECK(copy.Read64(kCounter) == 0x1234);  // halted stays halted
+  copy.Start(kLegacy);
+  copy.RunFor(absl::Seconds(1));  // a 64-bit comparator behind the counter: never
+  CHECK(copy.lines[2].rises == 0);
+  copy.Write64(kCounter, 990);
+  copy.RunFor(Ticks(10));
+  CHECK(copy.lines[2].rises == 1);  // timer 0 on pin 2
+  CHECK(copy.lines[20].rises == 0);
+  // Restoring a state without it turns it off again.
+  Rig plain;
+  REQUIRE(Restore(copy, Save(plain)).ok());
+  CHECK_FALSE(copy.host.legacy);
+  CHECK(copy.host.legacy_changes == 2);
+  CHECK(copy.host.deadline[0] == absl::InfiniteFuture());
+}
+
+struct SavedTimer {
+  uint64_t config = 0, comparator = ~uint64_t{0}, period = 0;
+  uint8_t due = 0;
+};
+
+std::vector<uint8_t> HpetState(uint64_t config, uint64_t status, uint64_t counter,
+                               std::array<SavedTimer, 3> timers, uint8_t num_timers = 3) {
+  StateWriter w;
+  w.U8(num_timers);
+  w.U64(config);
+  w.U64(status);
+  w.U64(counter);
+  for (const SavedTimer& t : timers) {
+    w.U64(t.config);
+    w.U64(t.comparator);
+    w.U64(t.period);
+    w.U8(t.due);
+  }
+  return w.Take();
+}
+
+TEST_CASE("HPET snapshot: truncated or out-of-range state is refused, the device unchanged",
+          "[hpet][snapshot]") {
+  Rig rig;
+  std::vector<uint8_t> good = Save(rig);
+  REQUIRE(good == HpetState(0, 0, 0, {}));
+
+  Rig target;
+  target.Write64(TimerConfig(2), kLevel | kIntEnable | Route(23));
+  target.Write64(Comparator(2), 100);
+  target.Start();
+  target.RunFor(Ticks(100));
+  REQUIRE(target.lines[23].level);
+  target.Write64(Comparator(1), 5000);
+  target.Write64(TimerConfig(1), kIntEnable | Route(21));
+  absl::Time deadline = target.host.deadline[1];
+  int arms = target.host.arms, disarms = target.host.disarms;
+
+  for (size_t n = 0; n < good.size(); ++n) {
+    CHECK(Restore(target, absl::MakeConstSpan(good.data(), n)).code() ==
+          absl::StatusCode::kDataLoss);
+  }
+  auto message = [&](const std::vector<uint8_t>& bad) {
+    absl::Status s = Restore(target, bad);
+    CHECK(s.code() == absl::StatusCode::kDataLoss);
+    return std::string(s.message());
+  };
+  CHECK(message(HpetState(0, 0, 0, {}, 4)).find("timers") != std::string::npos);
+  CHECK(message(HpetState(4, 0, 0, {})).find("general configuration") != std::string::npos);
+  CHECK(message(HpetState(0, 0b1000, 0, {})).find("status") != std::string::npos);
+  CHECK(message(HpetState(0, 0, 0, {SavedTimer{.config = kPeriodicCap}}))
+            .find("timer 0 configuration") != std::string::npos);
+  CHECK(message(HpetState(0, 0, 0, {SavedTimer{}, SavedTimer{.config = Route(5)}}))
+            .find("timer 1 routed to pin 5") != std::string::npos);
+  CHECK(message(HpetState(0, 0, 0, {SavedTimer{.config = kMode32, .comparator = 1ull << 32}}))
+            .find("32-bit") != std::string::npos);
+  CHECK(
+      message(HpetState(0, 0, 0, {SavedTimer{.config = kMode32, .comparator = 5, .period = ~0ull}}))
+          .find("32-bit") != std::string::npos);
+  CHECK(message(HpetState(kEnable, 0, 0, {SavedTimer{.due = 2}})).find("due") != std::string::npos);
+  CHECK(message(HpetState(0, 0, 0, {SavedTimer{.due = 1}})).find("halted") != std::string::npos);
+  std::vector<uint8_t> longer = good;
+  longer.push_back(0);
+  CHECK_FALSE(Restore(target, longer).ok());
+
+  CHECK(target.host.arms == arms);
+  CHECK(target.host.disarms == disarms);
+  CHECK(target.host.deadline[1] == deadline);
+  CHECK(target.host.legacy_changes == 0);
+  CHECK(target.lines[23].level);
+  CHECK(target.Read64(kStatus) == 0b100);
+  CHECK(target.Read64(kConfig) == kEnable);
+  CHECK(target.Read64(Comparator(1)) == 5000);
+  CHECK((target.Read64(TimerConfig(1)) & kRouteField) == Route(21));
+  // Values at their limits are accepted: the reset route 0 outside the cap,
+  // a full 32-bit comparator, every status bit.
+  Rig limits;
+  CHECK(
+      Restore(limits, HpetState(kEnable | kLegacy, 0b111, ~0ull,
+                                {SavedTimer{.config = kMode32 | kValSet, .comparator = 0xffffffff},
+                                 SavedTimer{.config = Route(23) | kLevel, .due = 1},
+                                 SavedTimer{.config = Route(0)}}))
+          .ok());
+  CHECK(limits.Read64(kStatus) == 0b111);
+}
+
 }  // namespace
 }  // namespace mote

@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_root.h"
 #include "tests/support/recording_msi_router.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::pci {
 namespace {
@@ -76,6 +78,117 @@ TEST_CASE("PCI config space: capability list", "[pci]") {
   c.Write(second + 2, absl::MakeConstSpan(v, 2));
   CHECK(c.Get8(second + 2) == 4);     // read-only byte
   CHECK(c.Get8(second + 3) == 0xee);  // the writable one
+}
+
+// A function as PciTransport builds one: a BAR and two capabilities.
+void BuildFunction(PciConfigSpace& c) {
+  c.AddMemoryBar32(0, 0x8000, 0xc0008000);
+  uint8_t body[] = {1, 2, 3, 4, 5, 6};
+  uint8_t writable[] = {0, 0xff, 0, 0, 0, 0};
+  c.AddCapability(0x09, body);
+  c.AddCapability(0x11, body, writable);
+}
+
+std::vector<uint8_t> SavedConfig(const PciConfigSpace& c) {
+  StateWriter out;
+  c.SaveState(out);
+  return out.Take();
+}
+
+TEST_CASE("PCI config space: saved bytes restore into a function built the same way",
+          "[pci][snapshot]") {
+  PciConfigSpace c(kIdentity);
+  BuildFunction(c);
+  Write32(c, 0x04, kCommandMemory | kCommandBusMaster);
+  Write32(c, 0x10, 0xc0100000);  // the guest moved BAR0
+  Write32(c, 0x3c, 0x0b);        // interrupt line, scratch for the OS
+  uint8_t cap2 = c.Get8(c.Get8(0x34) + 1);
+  uint8_t v = 0x77;
+  c.Write(cap2 + 3, absl::MakeConstSpan(&v, 1));
+  c.Set32(0x200, 0xdeadbeef);  // a device-side register beyond the header
+  std::vector<uint8_t> saved = SavedConfig(c);
+
+  PciConfigSpace r(kIdentity);
+  BuildFunction(r);
+  StateReader in(saved, "pci");
+  REQUIRE(r.RestoreState(in).ok());
+  CHECK(in.status().ok());
+  for (uint32_t offset = 0; offset < kConfigSpaceSize; offset += 4) {
+    INFO("offset 0x" << std::hex << offset);
+    CHECK(Read32(r, offset) == Read32(c, offset));
+  }
+  CHECK(*r.BarAddress(0) == 0xc0100000);
+  CHECK(r.command() == (kCommandMemory | kCommandBusMaster));
+  // The write mask and BAR size come from construction, as before.
+  Write32(r, 0x00, 0);
+  CHECK(Read32(r, 0x00) == 0x10421af4);
+  Write32(r, 0x10, 0xffffffff);
+  CHECK(Read32(r, 0x10) == 0xffff8000);
+}
+
+TEST_CASE("PCI config space: refuses the bytes of a different function", "[pci][snapshot]") {
+  PciConfigSpace c(kIdentity);
+  BuildFunction(c);
+  std::vector<uint8_t> saved = SavedConfig(c);
+  auto restore = [&](PciConfigSpace& target, const std::vector<uint8_t>& bytes) {
+    uint32_t before = Read32(target, 0x10);
+    StateReader in(bytes, "pci");
+    absl::Status s = target.RestoreState(in);
+    CHECK(Read32(target, 0x10) == before);  // nothing taken
+    return s;
+  };
+  SECTION("another device ID") {
+    PciIdentity other = kIdentity;
+    other.device = 0x1041;
+    PciConfigSpace r(other);
+    BuildFunction(r);
+    absl::Status s = restore(r, saved);
+    CHECK(!s.ok());
+    CHECK_THAT(std::string(s.message()), Catch::Contains("a different PCI function"));
+  }
+  SECTION("another class") {
+    PciIdentity other = kIdentity;
+    other.class_code = 0x020000;
+    PciConfigSpace r(other);
+    BuildFunction(r);
+    CHECK(!restore(r, saved).ok());
+  }
+  SECTION("another capability list") {
+    PciConfigSpace r(kIdentity);
+    r.AddMemoryBar32(0, 0x8000, 0xc0008000);
+    uint8_t body[] = {1, 2, 3, 4, 5, 6};
+    r.AddCapability(0x09, body);
+    CHECK(!restore(r, saved).ok());
+  }
+  SECTION("a BAR address the built BAR's size cannot hold") {
+    PciConfigSpace small(kIdentity);
+    small.AddMemoryBar32(0, 0x4000, 0xc0004000);  // 16 KiB, so 16 KiB aligned
+    uint8_t body[] = {1, 2, 3, 4, 5, 6};
+    uint8_t writable[] = {0, 0xff, 0, 0, 0, 0};
+    small.AddCapability(0x09, body);
+    small.AddCapability(0x11, body, writable);
+    PciConfigSpace r(kIdentity);
+    BuildFunction(r);
+    CHECK(!restore(r, SavedConfig(small)).ok());
+  }
+  SECTION("a BAR holding bits a guest cannot write") {
+    PciConfigSpace r(kIdentity);
+    BuildFunction(r);
+    std::vector<uint8_t> bad = saved;
+    bad[4 + 0x10] = 0x08;  // prefetchable
+    CHECK(!restore(r, bad).ok());
+    bad = saved;
+    bad[4 + 0x11] = 0x81;  // 0xc0008100: not aligned to the 32 KiB size
+    CHECK(!restore(r, bad).ok());
+  }
+  SECTION("truncated, or a different length") {
+    PciConfigSpace r(kIdentity);
+    BuildFunction(r);
+    CHECK(!restore(r, std::vector<uint8_t>(saved.begin(), saved.end() - 1)).ok());
+    std::vector<uint8_t> short_space = {0x00, 0x01, 0, 0};  // a 256-byte space
+    short_space.resize(4 + 256);
+    CHECK(!restore(r, short_space).ok());
+  }
 }
 
 // Mechanism #1 and ECAM see the same functions.
@@ -241,6 +354,103 @@ TEST_CASE("MSI-X: table reads, odd accesses and reset", "[pci_msix]") {
   CHECK(!m.enabled());
   m.ReadTable(16, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&address), 8));
   CHECK(address == 0);
+}
+
+std::vector<uint8_t> SavedMsix(MsixVectors& m) {
+  StateWriter out;
+  m.SaveState(out);
+  return out.Take();
+}
+
+uint32_t TableWord(MsixVectors& m, uint64_t offset) {
+  uint32_t v = 0;
+  m.ReadTable(offset, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
+  return v;
+}
+
+TEST_CASE("MSI-X: a restored table routes its deliverable vectors again", "[pci_msix][snapshot]") {
+  RecordingRouter router;
+  MsixVectors m(4, &router);
+  m.SetControl(kMsixControlEnable);
+  WriteEntry(m, 0, 0xfee01000, 0x41, false);
+  WriteEntry(m, 1, 0xfee02000, 0x42, true);  // masked, and signalled: pending
+  WriteEntry(m, 2, 0x1fee03000, 0x43, false);
+  CHECK(m.Signal(1));
+  REQUIRE(ReadPba(m) == 0x2);
+  std::vector<uint8_t> saved = SavedMsix(m);
+
+  RecordingRouter fresh;  // a new VM: no GSI routes yet
+  MsixVectors r(4, &fresh);
+  StateReader in(saved, "msix");
+  REQUIRE(r.RestoreState(in).ok());
+  CHECK(in.status().ok());
+  CHECK(r.enabled());
+  CHECK(!r.function_masked());
+  REQUIRE(fresh.routes.size() == 2);
+  CHECK(fresh.routes[0].vector == 0);
+  CHECK(fresh.routes[0].address == 0xfee01000);
+  CHECK(fresh.routes[0].data == 0x41);
+  CHECK(fresh.routes[1].vector == 2);
+  CHECK(fresh.routes[1].address == 0x1fee03000);
+  CHECK(fresh.routes[1].data == 0x43);
+  CHECK(fresh.fired.empty());  // the pending vector is still masked
+  CHECK(ReadPba(r) == 0x2);
+  for (uint64_t offset = 0; offset < 4 * kMsixEntrySize; offset += 4) {
+    CHECK(TableWord(r, offset) == TableWord(m, offset));
+  }
+  // Delivery works as before the save: unmasking sends what was pending.
+  WriteEntry(r, 1, 0xfee02000, 0x42, false);
+  CHECK(fresh.routes.back().vector == 1);
+  CHECK(fresh.fired == std::vector<uint16_t>{1});
+  CHECK(r.Signal(0));
+  CHECK(fresh.fired == std::vector<uint16_t>{1, 0});
+}
+
+TEST_CASE("MSI-X: a restored table with the function masked routes nothing yet",
+          "[pci_msix][snapshot]") {
+  RecordingRouter router;
+  MsixVectors m(2, &router);
+  m.SetControl(kMsixControlEnable | kMsixControlFunctionMask);
+  WriteEntry(m, 0, 0xfee01000, 0x41, false);
+  m.Signal(0);
+  std::vector<uint8_t> saved = SavedMsix(m);
+  RecordingRouter fresh;
+  MsixVectors r(2, &fresh);
+  StateReader in(saved, "msix");
+  REQUIRE(r.RestoreState(in).ok());
+  CHECK(r.function_masked());
+  CHECK(fresh.routes.empty());
+  CHECK(fresh.fired.empty());
+  r.SetControl(kMsixControlEnable);
+  REQUIRE(fresh.routes.size() == 1);
+  CHECK(fresh.fired == std::vector<uint16_t>{0});
+}
+
+TEST_CASE("MSI-X: hostile saved state is refused and changes nothing", "[pci_msix][snapshot]") {
+  RecordingRouter router;
+  MsixVectors m(2, &router);
+  m.SetControl(kMsixControlEnable);
+  WriteEntry(m, 0, 0xfee01000, 0x41, false);
+  std::vector<uint8_t> saved = SavedMsix(m);
+  RecordingRouter fresh;
+  auto refused = [&](MsixVectors& target, std::vector<uint8_t> bytes) {
+    StateReader in(bytes, "msix");
+    bool ok = target.RestoreState(in).ok();
+    CHECK(fresh.routes.empty());
+    CHECK(!target.enabled());
+    CHECK(TableWord(target, 0) == 0);
+    return !ok;
+  };
+  MsixVectors r(2, &fresh);
+  for (size_t n = 0; n < saved.size(); ++n) {
+    INFO(n << " bytes");
+    CHECK(refused(r, std::vector<uint8_t>(saved.begin(), saved.begin() + n)));
+  }
+  MsixVectors three(3, &fresh);
+  CHECK(refused(three, saved));  // another table size
+  std::vector<uint8_t> reserved = saved;
+  reserved[2 + 12 + 1] = 0x80;  // vector 0's control: a reserved bit
+  CHECK(refused(r, reserved));
 }
 
 }  // namespace

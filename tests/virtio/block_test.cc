@@ -7,8 +7,12 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "tests/support/test_virtqueue.h"
+#include "virtio/mmio_transport.h"
+#include "vmm/base/event_loop.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::virtio {
 namespace {
@@ -263,6 +267,174 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   CHECK(file[41 * 512] == 'A' + 41 % 26);
   // Reset waits for whatever is still in flight before it returns.
   device.Reset();
+  unlink(path.c_str());
+}
+
+// What a restore brings along besides the device state: guest RAM.
+void CopyRam(const GuestMemory& from, const GuestMemory& to) {
+  auto a = from.GetSlice(GuestAddress{0}, 4 << 20);
+  auto b = to.GetSlice(GuestAddress{0}, 4 << 20);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  std::memcpy(b->data(), a->data(), a->size());
+}
+
+// A disk image whose sector i is filled with 'A' + i % 26.
+std::string MakeImage(const std::string& name) {
+  std::string path = "/tmp/mote-blk-" + name + "-" + std::to_string(getpid()) + ".img";
+  std::ofstream out(path, std::ios::binary);
+  for (int sector = 0; sector < 64; ++sector)
+    out << std::string(512, static_cast<char>('A' + sector % 26));
+  return path;
+}
+
+TEST_CASE("virtio-blk Quiesce completes the requests in the engine", "[virtio_blk][snapshot]") {
+  auto aio = GENERATE(BlockDevice::Aio::kIoUring, BlockDevice::Aio::kThreads);
+  std::string path = MakeImage("quiesce");
+  auto backend = FileBackend::Open(path, false, false);
+  REQUIRE(backend.ok());
+  BlockDevice::Options options;
+  options.aio = aio;
+  BlockDevice device(std::move(*backend), options);
+  auto mem = std::move(*GuestMemory::Create({{0, 4 << 20}}));
+  Queue queue(16);
+  TestVirtqueue vq(*mem, 16);
+  vq.Configure(queue);
+  FakeInterrupt irq;
+  std::function<void()> on_ready;
+  ActivationContext ctx;
+  ctx.mem = mem.get();
+  ctx.queues = {&queue};
+  ctx.interrupt = &irq;
+  ctx.watch_fd = [&](int, uint32_t, std::function<void()> cb) {
+    on_ready = std::move(cb);  // never called before Quiesce: the loop is not running
+    return absl::OkStatus();
+  };
+  REQUIRE(device.Activate(ctx).ok());
+  INFO("engine " << device.engine_name());
+  auto header = [&](uint32_t type, uint64_t sector) {
+    uint8_t h[16] = {};
+    std::memcpy(h, &type, 4);
+    std::memcpy(h + 8, &sector, 8);
+    return vq.AllocBytes(absl::Span<const uint8_t>(h, 16));
+  };
+  auto status = [&] {
+    uint64_t s = vq.Alloc(1);
+    vq.WriteBytes(s, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("\xff"), 1));
+    return s;
+  };
+  uint64_t data = vq.Alloc(1024), s1 = status();
+  uint64_t wdata = vq.AllocBytes(std::string(512, 'q')), s2 = status(), s3 = status();
+  uint16_t read = vq.AddChain({{header(kIn, 2), 16, false}, {data, 1024, true}, {s1, 1, true}});
+  uint16_t write = vq.AddChain({{header(kOut, 40), 16, false}, {wdata, 512, false}, {s2, 1, true}});
+  uint16_t flush = vq.AddChain({{header(kFlush, 0), 16, false}, {s3, 1, true}});
+  device.ProcessQueue(0);
+  REQUIRE(device.counters().async_ops == 3);
+  CHECK(vq.PendingUsed() == 0);  // in the engine until the loop reaps them
+
+  device.Quiesce();
+  REQUIRE(vq.PendingUsed() == 3);
+  std::map<uint32_t, uint32_t> lens;
+  while (auto used = vq.TakeUsed()) lens[used->id] = used->len;
+  CHECK(lens == std::map<uint32_t, uint32_t>{{read, 1025}, {write, 1}, {flush, 1}});
+  CHECK(vq.ReadBytes(s1, 1)[0] == 0);
+  CHECK(vq.ReadBytes(s2, 1)[0] == 0);
+  CHECK(vq.ReadBytes(s3, 1)[0] == 0);
+  CHECK(vq.ReadString(data, 1) == "C");
+  CHECK(vq.ReadString(data + 1023, 1) == "D");
+  CHECK(irq.used == 1);
+  CHECK(device.counters().reads == 1);
+  CHECK(device.counters().writes == 1);
+  // Nothing is left for a second Quiesce or for the loop's completion callback.
+  device.Quiesce();
+  if (on_ready) on_ready();
+  CHECK(vq.UsedIdx() == 3);
+  CHECK(irq.used == 1);
+  device.Reset();
+  unlink(path.c_str());
+}
+
+TEST_CASE("virtio-blk behind virtio-mmio: saved with a request in flight, restored, runs on",
+          "[virtio_blk][snapshot]") {
+  auto aio = GENERATE(BlockDevice::Aio::kIoUring, BlockDevice::Aio::kThreads);
+  std::string path = MakeImage("restore");
+  BlockDevice::Options options;
+  options.aio = aio;
+  // The rings, where the driver put them, and the data area after them.
+  constexpr uint64_t kDesc = 0x10000, kAvail = 0x11000, kUsed = 0x12000;
+  auto mem1 = std::move(*GuestMemory::Create({{0, 4 << 20}}));
+  auto mem2 = std::move(*GuestMemory::Create({{0, 4 << 20}}));
+  auto loop1 = std::move(*EventLoop::Create());
+  auto loop2 = std::move(*EventLoop::Create());
+  auto backend1 = FileBackend::Open(path, false, false);
+  auto backend2 = FileBackend::Open(path, false, false);
+  REQUIRE(backend1.ok());
+  REQUIRE(backend2.ok());
+  auto device1 = std::make_shared<BlockDevice>(std::move(*backend1), options);
+  auto device2 = std::make_shared<BlockDevice>(std::move(*backend2), options);
+  auto t1 = MmioTransport::Create(device1, mem1.get(), loop1.get());
+  auto t2 = MmioTransport::Create(device2, mem2.get(), loop2.get());
+  REQUIRE(t1.ok());
+  REQUIRE(t2.ok());
+  auto write32 = [](MmioTransport& t, uint64_t offset, uint32_t v) {
+    t.Write(offset, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
+  };
+  // The driver brings up queue 0 with VERSION_1 only.
+  MmioTransport& driver = **t1;
+  write32(driver, 0x070, 1 | 2);
+  write32(driver, 0x024, 1);
+  write32(driver, 0x020, 1);
+  write32(driver, 0x070, 1 | 2 | 8);
+  write32(driver, 0x030, 0);
+  write32(driver, 0x038, 16);
+  write32(driver, 0x080, kDesc);
+  write32(driver, 0x090, kAvail);
+  write32(driver, 0x0a0, kUsed);
+  write32(driver, 0x044, 1);
+  write32(driver, 0x070, 1 | 2 | 8 | 4);
+  REQUIRE(driver.status() == (1 | 2 | 8 | 4));
+
+  TestVirtqueue vq(*mem1, 16, {kDesc, kAvail, kUsed, 0x20000, 0x100000});
+  auto header = [&](uint32_t type, uint64_t sector) {
+    uint8_t h[16] = {};
+    std::memcpy(h, &type, 4);
+    std::memcpy(h + 8, &sector, 8);
+    return vq.AllocBytes(absl::Span<const uint8_t>(h, 16));
+  };
+  // A write the device has taken (it is in the engine at the save), then
+  // a read of the same sector the device has not seen yet.
+  uint64_t wdata = vq.AllocBytes(std::string(512, 'm')), s1 = vq.Alloc(1);
+  vq.AddChain({{header(kOut, 7), 16, false}, {wdata, 512, false}, {s1, 1, true}});
+  device1->ProcessQueue(0);  // as the loop thread would; the loop is not running
+  REQUIRE(device1->counters().async_ops == 1);
+  REQUIRE(vq.UsedIdx() == 0);
+  uint64_t rdata = vq.Alloc(512), s2 = vq.Alloc(1);
+  vq.AddChain({{header(kIn, 7), 16, false}, {rdata, 512, true}, {s2, 1, true}});
+
+  StateWriter out;
+  (*t1)->SaveState(out);
+  CHECK(vq.UsedIdx() == 1);  // the write completed before its state was taken
+  CHECK(vq.ReadBytes(s1, 1)[0] == 0);
+  CopyRam(*mem1, *mem2);
+
+  StateReader in(out.bytes(), "virtio-mmio");
+  REQUIRE((*t2)->RestoreState(in).ok());
+  CHECK((*t2)->status() == (1 | 2 | 8 | 4));
+  // The restored device is activated and notified: it finds the read.
+  std::thread runner([&] { REQUIRE(loop2->Run().ok()); });
+  auto used_idx = [&] { return *mem2->ReadObj<uint16_t>(GuestAddress{kUsed + 2}); };
+  for (int i = 0; i < 2000 && used_idx() < 2; ++i) usleep(1000);
+  loop2->Stop();
+  runner.join();
+  INFO("engine " << device2->engine_name());
+  CHECK(used_idx() == 2);
+  uint8_t status = 0xff;
+  REQUIRE(mem2->Read(GuestAddress{s2}, absl::MakeSpan(&status, 1)).ok());
+  CHECK(status == 0);
+  std::vector<uint8_t> back(512);
+  REQUIRE(mem2->Read(GuestAddress{rdata}, absl::MakeSpan(back)).ok());
+  CHECK(back == std::vector<uint8_t>(512, 'm'));
+  CHECK(device2->counters().reads == 1);
   unlink(path.c_str());
 }
 

@@ -9,6 +9,8 @@
 
 #include "tests/support/fake_virtio_device.h"
 #include "tests/support/recording_msi_router.h"
+#include "tests/support/test_virtqueue.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote::virtio {
 namespace {
@@ -19,14 +21,14 @@ constexpr uint64_t kCommon = kBar + PciTransport::kCommonOffset;
 
 // A driver's view of one virtio-pci function: config space and BAR0.
 struct Fixture {
-  Fixture() {
+  explicit Fixture(std::shared_ptr<FakeDevice> d = std::make_shared<FakeDevice>())
+      : device(std::move(d)) {
     auto m = GuestMemory::Create({{0, 1 << 20}});
     REQUIRE(m.ok());
     mem = std::move(*m);
     auto l = EventLoop::Create();
     REQUIRE(l.ok());
     loop = std::move(*l);
-    device = std::make_shared<FakeDevice>();
     PciTransport::Placement placement{static_cast<uint32_t>(kBar), 0xc0000000, 0xd0000000};
     auto t = PciTransport::Create(device, mem.get(), loop.get(), &router, placement,
                                   [this](uint64_t address, int fd, bool assign) {
@@ -266,6 +268,177 @@ TEST_CASE("virtio-pci ignores hostile accesses", "[virtio_pci]") {
   CHECK(f.device->activations == 0);
   for (uint32_t offset = 0; offset < 4096; offset += 4) f.SetCfg(offset, 0xffffffff, 4);
   CHECK(f.Cfg(0x00, 4) == ((0x1040u + 42) << 16 | 0x1af4));
+}
+
+// What a restore brings along besides the device state: guest RAM.
+void CopyRam(const GuestMemory& from, const GuestMemory& to) {
+  auto a = from.GetSlice(GuestAddress{0}, 1 << 20);
+  auto b = to.GetSlice(GuestAddress{0}, 1 << 20);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  std::memcpy(b->data(), a->data(), a->size());
+}
+
+TEST_CASE("virtio-pci: a saved function restores into a fresh one and runs on",
+          "[virtio_pci][snapshot]") {
+  Fixture f;
+  f.EnableMsix();
+  f.Negotiate(kFeatureVersion1);
+  f.SetBar(kCommon + 0x10, 0, 2);
+  f.SetUpQueue(0, 8, 0x10000, 1);
+  f.SetUpQueue(1, 16, 0x20000, 2);
+  f.SetBar(kCommon + 0x14, 1 | 2 | 8 | 4, 1);
+  REQUIRE(f.device->activations == 1);
+  // The guest moves BAR0.
+  constexpr uint64_t kMoved = 0xc0100000;
+  const uint64_t common = kMoved + PciTransport::kCommonOffset;
+  const uint64_t table = kMoved + PciTransport::kMsixTableOffset;
+  f.SetCfg(0x04, 0, 2);
+  f.SetCfg(0x10, kMoved, 4);
+  f.SetCfg(0x04, pci::kCommandMemory | pci::kCommandBusMaster, 2);
+  // Queue 1's vector is masked when its used buffers arrive: pending.
+  f.SetBar(table + 16 * 2 + 12, 1, 4);
+  f.device->last.interrupt->SignalUsedBuffers(1);
+  REQUIRE(f.router.fired.empty());
+  // The device completes one chain on queue 0 and has one more waiting.
+  testing::TestVirtqueue vq(*f.mem, 8, {0x10000, 0x11000, 0x12000, 0x13000, 0x20000});
+  Queue* q0 = f.device->last.queues[0];
+  REQUIRE(q0 != nullptr);
+  uint16_t first = vq.AddChain({{vq.AllocBytes("first"), 5, false}});
+  auto popped = q0->Pop(*f.mem);
+  REQUIRE((popped.ok() && popped->status == PopStatus::kChain));
+  REQUIRE(q0->AddUsed(*f.mem, first, 5).ok());
+  uint16_t second = vq.AddChain({{vq.AllocBytes("second"), 6, false}});
+  f.SetBar(common + 0x16, 1, 2);
+  f.SetBar(common + 0x00, 1, 4);
+
+  CHECK(f.transport->state_version() == 1);
+  StateWriter out;
+  f.transport->SaveState(out);
+
+  Fixture g;
+  CopyRam(*f.mem, *g.mem);
+  StateReader in(out.bytes(), "virtio-pci");
+  REQUIRE(g.transport->RestoreState(in).ok());
+  // BAR0 and its ioeventfds are where the guest had put them.
+  CHECK(g.ioeventfds.size() == 2);
+  CHECK(g.ioeventfds.count(kMoved + PciTransport::kNotifyOffset) == 1);
+  CHECK(g.ioeventfds.count(kMoved + PciTransport::kNotifyOffset + 4) == 1);
+  uint8_t b;
+  CHECK(!g.transport->ReadBar(kBar, absl::MakeSpan(&b, 1)));
+  CHECK(g.Bar(kMoved + PciTransport::kIsrOffset, 1) == 1);
+  CHECK(f.Bar(kMoved + PciTransport::kIsrOffset, 1) == 1);
+  for (uint32_t offset = 0; offset < pci::kConfigSpaceSize; offset += 4) {
+    INFO("config offset 0x" << std::hex << offset);
+    CHECK(g.Cfg(offset, 4) == f.Cfg(offset, 4));
+  }
+  const std::vector<std::pair<uint64_t, size_t>> registers = {
+      {0x00, 4}, {0x04, 4}, {0x08, 4}, {0x0c, 4}, {0x10, 2}, {0x12, 2}, {0x14, 1}, {0x16, 2},
+      {0x18, 2}, {0x1a, 2}, {0x1c, 2}, {0x1e, 2}, {0x20, 8}, {0x28, 8}, {0x30, 8}};
+  CHECK(g.Bar(common + 0x16, 2) == 1);
+  for (uint16_t sel : {1, 0}) {
+    f.SetBar(common + 0x16, sel, 2);
+    g.SetBar(common + 0x16, sel, 2);
+    for (auto [offset, size] : registers) {
+      INFO("queue " << sel << ", common config 0x" << std::hex << offset);
+      CHECK(g.Bar(common + offset, size) == f.Bar(common + offset, size));
+    }
+  }
+  // MSI-X: the unmasked vectors are routed again; the masked one waits.
+  std::map<uint16_t, uint32_t> routed;
+  for (const auto& r : g.router.routes) routed[r.vector] = r.data;
+  CHECK(routed == std::map<uint16_t, uint32_t>{{0, 0x40}, {1, 0x41}});
+  CHECK(g.router.fired.empty());
+  CHECK(g.Bar(kMoved + PciTransport::kMsixPbaOffset, 4) == 0x4);
+  g.SetBar(table + 16 * 2 + 12, 0, 4);
+  CHECK(g.router.fired == std::vector<uint16_t>{2});
+  // Activated again with the same queues; each is notified once.
+  REQUIRE(g.device->activations == 1);
+  CHECK(g.device->last.features == kFeatureVersion1);
+  REQUIRE(g.device->last.queues.size() == 2);
+  Queue* r0 = g.device->last.queues[0];
+  REQUIRE(r0 != nullptr);
+  CHECK(g.device->last.queues[1] != nullptr);
+  CHECK(r0->next_avail() == 1);
+  CHECK(r0->next_used() == 1);
+  std::thread runner([&] { REQUIRE(g.loop->Run().ok()); });
+  for (int i = 0; i < 2000 && g.device->processed < 2; ++i) usleep(1000);
+  g.loop->Stop();
+  runner.join();
+  CHECK(g.device->processed == 2);
+  auto next = r0->Pop(*g.mem);
+  REQUIRE(next.ok());
+  REQUIRE(next->status == PopStatus::kChain);
+  CHECK(next->chain.head == second);
+  REQUIRE(r0->AddUsed(*g.mem, second, 6).ok());
+  CHECK(*g.mem->ReadObj<uint16_t>(GuestAddress{0x12002}) == 2);
+}
+
+class OtherDevice : public FakeDevice {
+ public:
+  uint32_t DeviceType() const override { return 43; }
+};
+
+// The saved layout (PciTransport::SaveState): config space (u32 length and
+// 4096 bytes), MSI-X (u16 count, per vector 4 u32 and pending, enabled,
+// function masked), ISR u8, config vector u16, u16 count and queue vectors,
+// then the core (status u8, activated, two u32 selects, features u64, ...).
+constexpr size_t kSavedMsixAt = 4 + 4096, kSavedMsixEnabledAt = kSavedMsixAt + 2 + 3 * 17;
+constexpr size_t kSavedQueueVectorsAt = kSavedMsixEnabledAt + 2 + 1 + 2 + 2;
+constexpr size_t kSavedCoreAt = kSavedQueueVectorsAt + 2 * 2, kSavedFeaturesAt = kSavedCoreAt + 10;
+
+TEST_CASE("virtio-pci refuses hostile saved state", "[virtio_pci][snapshot]") {
+  Fixture f;
+  f.EnableMsix();
+  f.Negotiate(kFeatureVersion1);
+  f.SetUpQueue(0, 8, 0x10000, 1);
+  f.SetBar(kCommon + 0x14, 1 | 2 | 8 | 4, 1);
+  StateWriter out;
+  f.transport->SaveState(out);
+  std::vector<uint8_t> bytes = out.bytes();
+  REQUIRE(bytes.size() > kSavedFeaturesAt + 8);
+  REQUIRE(bytes[kSavedMsixEnabledAt] == 1);
+  REQUIRE(bytes[kSavedQueueVectorsAt] == 1);
+  REQUIRE(bytes[kSavedCoreAt] == (1 | 2 | 8 | 4));
+  REQUIRE(bytes[kSavedFeaturesAt + 4] == 1);  // VERSION_1
+  Fixture g;
+  auto refused = [&](const std::vector<uint8_t>& state) {
+    StateReader in(state, "virtio-pci");
+    absl::Status s = g.transport->RestoreState(in);
+    CHECK(g.device->activations == 0);
+    CHECK(g.Bar(kCommon + 0x14, 1) == 0);
+    return !s.ok();
+  };
+  SECTION("truncated anywhere") {
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      INFO(n << " bytes");
+      CHECK(refused(std::vector<uint8_t>(bytes.begin(), bytes.begin() + n)));
+    }
+  }
+  SECTION("the state of another kind of device") {
+    Fixture other(std::make_shared<OtherDevice>());
+    StateReader in(bytes, "virtio-pci");
+    absl::Status s = other.transport->RestoreState(in);
+    CHECK_THAT(std::string(s.message()), Catch::Contains("a different PCI function"));
+    CHECK(other.device->activations == 0);
+  }
+  SECTION("MSI-X enabled where the config space says disabled") {
+    bytes[kSavedMsixEnabledAt] = 0;
+    CHECK(refused(bytes));
+  }
+  SECTION("a queue vector beyond the table") {
+    bytes[kSavedQueueVectorsAt] = 3;
+    CHECK(refused(bytes));
+  }
+  SECTION("driver features the device never offered") {
+    bytes[kSavedFeaturesAt + 1] = 0x10;
+    CHECK(refused(bytes));
+  }
+  SECTION("the same bytes untouched restore") {
+    StateReader in(bytes, "virtio-pci");
+    CHECK(g.transport->RestoreState(in).ok());
+    CHECK(g.device->activations == 1);
+  }
 }
 
 }  // namespace

@@ -811,5 +811,107 @@ TEST_CASE_METHOD(QueueFixture, "Queue::Validate checks size, alignment and place
   }
 }
 
+// Queue state layout (Queue::SaveState): size u16, desc/avail/used u64,
+// ready, event_idx, indirect, next_avail u16, next_used u16, used count u32.
+constexpr size_t kStateSizeAt = 0, kStateDescAt = 2, kStateReadyAt = 26, kStateBytes = 37;
+
+TEST_CASE_METHOD(QueueFixture, "Queue state saved mid-use is taken up by a fresh queue",
+                 "[virtqueue][snapshot]") {
+  queue.set_event_idx(true);
+  vq.StartIndicesAt(65534, &queue);  // the saved cursors straddle the 16-bit wrap
+  uint16_t first = vq.AddChain({{vq.AllocBytes("first"), 5, false}});
+  PopResult r = MustPop();
+  REQUIRE(r.status == PopStatus::kChain);
+  REQUIRE(queue.AddUsed(*mem, first, 5).ok());
+  uint16_t second = vq.AddChain({{vq.AllocBytes("second"), 6, false}});  // not taken yet
+  StateWriter out;
+  queue.SaveState(out);
+  CHECK(out.bytes().size() == kStateBytes);
+
+  Queue restored(kSize);
+  StateReader in(out.bytes(), "queue");
+  REQUIRE(restored.RestoreState(in, *mem).ok());
+  CHECK(in.status().ok());
+  CHECK(restored.size() == queue.size());
+  CHECK(restored.desc_table() == queue.desc_table());
+  CHECK(restored.avail_ring() == queue.avail_ring());
+  CHECK(restored.used_ring() == queue.used_ring());
+  CHECK(restored.ready());
+  CHECK(restored.event_idx());
+  CHECK(!restored.indirect());
+  CHECK(restored.next_avail() == 65535);
+  CHECK(restored.next_used() == 65535);
+  // The restored queue goes on where the saved one stopped: the chain the
+  // driver added before the save, then the used index past the wrap.
+  absl::StatusOr<PopResult> next = restored.Pop(*mem);
+  REQUIRE(next.ok());
+  REQUIRE(next->status == PopStatus::kChain);
+  CHECK(next->chain.head == second);
+  CHECK(AsString(next->chain.readable.at(0)) == "second");
+  REQUIRE(restored.AddUsed(*mem, second, 6).ok());
+  CHECK(vq.UsedIdx() == 0);
+  CHECK(vq.TakeUsed()->id == first);
+  CHECK(vq.TakeUsed()->id == second);
+  // The used entry added before the save still asks for its interrupt.
+  vq.SetUsedEvent(65534);
+  CHECK(*restored.NeedsInterrupt(*mem));
+}
+
+TEST_CASE_METHOD(QueueFixture, "Queue refuses hostile saved state and keeps its own",
+                 "[virtqueue][snapshot]") {
+  StateWriter out;
+  queue.SaveState(out);
+  std::vector<uint8_t> bytes = out.bytes();
+  auto refused = [&](std::vector<uint8_t> state) {
+    Queue target(kSize);
+    StateReader in(state, "queue");
+    bool ok = target.RestoreState(in, *mem).ok();
+    // Nothing of a refused state is taken.
+    CHECK(!target.ready());
+    CHECK(target.size() == kSize);
+    CHECK(target.desc_table() == 0);
+    return !ok;
+  };
+  SECTION("truncated") {
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      INFO(n << " bytes");
+      CHECK(refused(std::vector<uint8_t>(bytes.begin(), bytes.begin() + n)));
+    }
+  }
+  SECTION("a ready queue of size 3") {
+    bytes[kStateSizeAt] = 3;
+    CHECK(refused(bytes));
+  }
+  SECTION("a ready queue larger than the device allows") {
+    bytes[kStateSizeAt] = 0;
+    bytes[kStateSizeAt + 1] = 1;  // 256 > 16
+    CHECK(refused(bytes));
+  }
+  SECTION("a ready queue whose rings are outside RAM") {
+    bytes[kStateDescAt + 3] = 0x40;  // 0x40001000: beyond 1 MiB
+    CHECK(refused(bytes));
+  }
+  SECTION("a ready queue with a misaligned descriptor table") {
+    bytes[kStateDescAt] += 8;
+    CHECK(refused(bytes));
+  }
+  SECTION("more used entries since the last interrupt than can be counted") {
+    bytes[kStateBytes - 1] = 0xff;
+    CHECK(refused(bytes));
+  }
+  SECTION("a queue that is not ready keeps the size the driver wrote") {
+    // Only a register until QueueReady checks it: a guest must not be able
+    // to make its VM impossible to restore by writing it.
+    bytes[kStateSizeAt] = 3;
+    bytes[kStateReadyAt] = 0;
+    Queue target(kSize);
+    StateReader in(bytes, "queue");
+    REQUIRE(target.RestoreState(in, *mem).ok());
+    CHECK(target.size() == 3);
+    CHECK(!target.ready());
+    CHECK(absl::IsFailedPrecondition(target.Pop(*mem).status()));
+  }
+}
+
 }  // namespace
 }  // namespace mote::virtio

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vmm/base/state_stream.h"
 
 namespace mote {
 
@@ -24,6 +25,18 @@ class BusDevice {
   // Guest mistakes are handled (and rate-limit logged) inside the device.
   virtual void Read(uint64_t offset, absl::Span<uint8_t> data) = 0;
   virtual void Write(uint64_t offset, absl::Span<const uint8_t> data) = 0;
+
+  // Snapshot and migration (docs/snapshot.md): the device's state in its own
+  // encoding, whose layout is state_version(). 0, the default: the device
+  // cannot be saved, and a snapshot of a VM holding it is refused, naming
+  // it. Both run with the vCPUs stopped, on the event-loop thread; Restore
+  // checks every value (the bytes may be hostile) and runs before the guest.
+  virtual uint32_t state_version() const { return 0; }
+  virtual void SaveState(StateWriter& out) { (void)out; }
+  virtual absl::Status RestoreState(StateReader& in) {
+    (void)in;
+    return absl::UnimplementedError("this device cannot be restored");
+  }
 };
 
 class Bus {
