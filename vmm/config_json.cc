@@ -50,7 +50,9 @@ absl::Status ApplyMember(const SectionMember<VmConfig>& member, const Json& valu
 
 absl::Status ApplyRoot(const Json& root, VmConfig& config) {
   if (!root.is_object()) return absl::InvalidArgumentError("expected a JSON object");
-  if (!root.contains("kernel")) return JsonMemberError("kernel", "missing (required)");
+  if (!root.contains("kernel") && !root.contains("restore")) {
+    return JsonMemberError("kernel", "missing (required)");
+  }
   for (const auto& item : root.items()) {
     const SectionMember<VmConfig>* member = FindSectionMember(VmMembers(), item.key());
     if (member == nullptr) {

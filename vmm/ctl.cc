@@ -114,8 +114,10 @@ std::optional<QmpConnection> Connect(const std::string& path, std::string* error
 
 void AddCtlFlags(CLI::App* ctl, CtlRequest& request) {
   ctl->add_option("socket", request.socket, "mote's --api-socket path")->required();
-  ctl->add_option("command", request.command, "A QMP command, e.g. query-status, stop, cont, quit");
-  ctl->add_option("arguments", request.arguments, "The command's arguments as a JSON object");
+  ctl->add_option("command", request.command,
+                  "A QMP command, e.g. query-status, stop, cont, quit; or `snapshot DIR`");
+  ctl->add_option("arguments", request.arguments,
+                  "The command's arguments as a JSON object (snapshot: the directory)");
   ctl->add_flag("--events", request.events, "Print every event as one JSON line until mote exits");
   ctl->add_option("--timeout", request.timeout_seconds, "Seconds to wait for the reply")
       ->capture_default_str();
@@ -126,7 +128,13 @@ int RunCtl(const CtlRequest& request) {
     return Fail("give either a COMMAND or --events");
   }
   json arguments = json::object();
-  if (!request.arguments.empty()) {
+  std::string command = request.command;
+  if (command == "snapshot") {
+    // Shorthand for QEMU's migrate to a file: `mote ctl SOCKET snapshot DIR`.
+    if (request.arguments.empty()) return Fail("snapshot needs a directory: snapshot DIR");
+    command = "migrate";
+    arguments = {{"uri", "file:" + request.arguments}};
+  } else if (!request.arguments.empty()) {
     try {
       arguments = json::parse(request.arguments);
     } catch (const json::exception& e) {
@@ -157,7 +165,7 @@ int RunCtl(const CtlRequest& request) {
     }
     return 0;
   }
-  json message = {{"execute", request.command}};
+  json message = {{"execute", command}};
   if (!arguments.empty()) message["arguments"] = arguments;
   if (!qmp->Send(message)) return Fail(qmp->error());
   std::optional<json> reply = qmp->Reply(timeout_ms);

@@ -40,6 +40,13 @@ int Fail(const std::string& message) {
   return exit_code::kHostError;
 }
 
+// The same with the exit code a failure asks for (a refused restore's), or
+// the host-error code.
+int FailWith(const std::string& message, int code) {
+  Fail(message);
+  return code != 0 ? code : exit_code::kHostError;
+}
+
 // What the flags' callbacks found wrong (the first error wins), and the
 // process-level flags that are not part of the VM's configuration.
 struct RunFlags {
@@ -156,7 +163,7 @@ int RunVm(const libmote::VmConfig& config) {
   libmote::VmOptions options;
   options.stop_on_signals = true;
   libmote::Result<std::unique_ptr<libmote::Vm>> vm = libmote::Vm::Create(config, options);
-  if (!vm.ok()) return Fail(vm.message());
+  if (!vm.ok()) return FailWith(vm.message(), vm.exit_code());
   libmote::Outcome outcome;
   libmote::Status started;
   {
@@ -165,7 +172,7 @@ int RunVm(const libmote::VmConfig& config) {
     if (started.ok()) outcome = WaitReleasingStartupPages(**vm);
     vm->reset();  // tear down before the terminal is restored
   }
-  if (!started.ok()) return Fail(started.message());
+  if (!started.ok()) return FailWith(started.message(), started.exit_code());
   bool expected = outcome.exit_code == exit_code::kPowerOff || (outcome.exit_code & 1) != 0;
   if (expected) {
     spdlog::debug("{} (exit code {})", outcome.detail, outcome.exit_code);

@@ -87,6 +87,12 @@ const std::vector<QmpCommand>& QmpCommands() {
       Row("query-memory-size-summary", [](VmRunner& r) { return r.QueryMemorySize(); }),
       Row("query-block", [](VmRunner& r) { return r.QueryBlock(); }),
       Row("query-blockstats", [](VmRunner& r) { return r.QueryBlockStats(); }),
+      {"migrate",
+       {{"uri", json::value_t::string}},
+       [](VmRunner& r, const json& args) {
+         return Reply(r.Migrate(args.at("uri").get<std::string>()));
+       }},
+      Row("query-migrate", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryMigrate()); }),
       // mote's own (README: Control socket).
       Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),
   };

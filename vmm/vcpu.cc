@@ -128,6 +128,13 @@ void Vcpu::Loop() {
 
   while (!stop_.load()) {
     if (pause_pending_.load()) {
+      // KVM finishes an IN or MMIO read (the value into the register) only
+      // on the next KVM_RUN: enter it once with immediate_exit, which runs
+      // no guest instruction, so a stopped vCPU's registers are whole (a
+      // snapshot reads them).
+      __atomic_store_n(&fd_.run()->immediate_exit, 1, __ATOMIC_SEQ_CST);
+      (void)fd_.Run();
+      __atomic_store_n(&fd_.run()->immediate_exit, 0, __ATOMIC_SEQ_CST);
       ParkIfPaused();
       continue;  // re-checks stop_
     }

@@ -24,6 +24,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
+#include "vmm/snapshot/snapshot_dir.h"
 #include "vmm/startup_timings.h"
 
 namespace mote {
@@ -220,6 +221,11 @@ int Vm::VcpuThreadId(size_t index) const {
 
 absl::Status Vm::Build() {
   MOTE_ASSIGN_OR_RETURN(cpu_model_, x86::ParseCpuModel(config_.cpu));
+  if (!config_.restore.empty()) {
+    // A bad snapshot is refused before anything is opened.
+    MOTE_ASSIGN_OR_RETURN(restore_from_, ReadSnapshotState(config_.restore));
+    MOTE_RETURN_IF_ERROR(CheckSnapshotMachine(*restore_from_));
+  }
   // The user's files and TAPs first, so a bad --disk or --net is reported
   // before anything else; each device takes the next virtio-mmio slot and GSI.
   MOTE_ASSIGN_OR_RETURN(VirtioDevices virtio_devices, OpenVirtioDevices());
@@ -264,7 +270,13 @@ absl::Status Vm::Build() {
   fw_cfg.ram_bytes = config_.memory_bytes;
   fw_cfg.cmdline = request.cmdline;
   MOTE_ASSIGN_OR_RETURN(fw_cfg_, FwCfg::Create(std::move(fw_cfg), mem_.get()));
-  MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
+  if (restore_from_) {
+    // The snapshot's RAM, mapped copy-on-write: nothing is read until touched.
+    MOTE_RETURN_IF_ERROR(
+        LoadMemoryFile(*mem_, config_.restore + "/" + kSnapshotMemoryFile, config_.hugepages));
+  } else {
+    MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
+  }
   startup::Mark(startup::Phase::kKernelLoaded);
 
   absl::StatusOr<KvmSystem> kvm = KvmSystem::Open(config_.kvm_device);
@@ -292,7 +304,13 @@ absl::Status Vm::Build() {
       std::launch::async, [vm = &*vm_fd_, mem = mem_.get()] { return RegisterMemory(*vm, *mem); });
   absl::Status built = BuildOnTopOfMemory(virtio_devices);
   absl::Status registered = memory_slots.get();
-  return built.ok() ? registered : built;
+  if (!built.ok()) return built;
+  MOTE_RETURN_IF_ERROR(registered);
+  if (restore_from_) {
+    MOTE_RETURN_IF_ERROR(RestoreState(*restore_from_));
+    restore_from_.reset();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Vm::LoadGuestImage(const x86::acpi::AcpiConfig& acpi, x86::KernelLoadRequest request) {
@@ -320,8 +338,10 @@ absl::Status Vm::BuildOnTopOfMemory(const VirtioDevices& virtio_devices) {
   bool pci = config_.transport == VirtioTransport::kPci;
   // A Linux kernel calibrates against the PIT; the tiny kernels do not need it,
   // and it costs ~15 ms of VM teardown here (README: "Choosing the PIT").
-  pit_enabled_ = config_.pit == PitMode::kOn ||
-                 (config_.pit == PitMode::kAuto && boot_.mode == x86::EntryMode::kLinux64);
+  pit_enabled_ =
+      restore_from_ ? restore_pit_
+                    : config_.pit == PitMode::kOn ||
+                          (config_.pit == PitMode::kAuto && boot_.mode == x86::EntryMode::kLinux64);
   if (pit_enabled_) {
     MOTE_RETURN_IF_ERROR(vm_fd_->CreatePit2());
   }
@@ -363,6 +383,8 @@ absl::Status Vm::CreateVirtioPci(const VirtioDevices& devices) {
   pci_root_ = std::make_unique<pci::PciRoot>();
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(pci_root_->config_ports(), x86::kPciConfigAddressPort,
                                        pci::kConfigPortCount));
+  AddStateful(absl::StrFormat("pio/0x%x/pci-config", x86::kPciConfigAddressPort),
+              pci_root_->config_ports().get());
   MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->ecam(), x86::kPciEcamStart, x86::kPciEcamSize));
   MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(pci_root_->bar_window(x86::kPciMmioStart),
                                         x86::kPciMmioStart, x86::kPciMmioEnd - x86::kPciMmioStart));
@@ -384,7 +406,9 @@ absl::Status Vm::CreateVirtioPci(const VirtioDevices& devices) {
                           virtio::PciTransport::Create(devices[i], mem_.get(), loop_, router.get(),
                                                        placement, notify_hook));
     msi_routers_.push_back(std::move(router));
-    MOTE_RETURN_IF_ERROR(pci_root_->AddDevice(std::move(transport)).status());
+    pci::PciDevice* function = transport.get();
+    MOTE_ASSIGN_OR_RETURN(int slot, pci_root_->AddDevice(std::move(transport)));
+    AddStateful(absl::StrFormat("pci/00:%02x.0/%s", slot, SlotKindName(i)), nullptr, function);
   }
   return absl::OkStatus();
 }
@@ -401,6 +425,7 @@ absl::Status Vm::CreateVirtioMmio(const VirtioDevices& devices) {
                                                   4, q, transport->queue_notify_fd(q)));
     }
     MOTE_RETURN_IF_ERROR(mmio_bus_.Insert(transport, base, x86::kVirtioMmioSlotSize));
+    AddStateful(absl::StrFormat("mmio/0x%x/%s", base, SlotKindName(slot)), transport.get());
     virtio_mmio_.push_back(std::move(transport));
   }
   return absl::OkStatus();
@@ -413,8 +438,10 @@ absl::Status Vm::CreateDevices() {
   com1_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kCom1Irq);
   serial_ = std::make_shared<Serial16550>(console_.get(), com1_irq_.get());
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(serial_, x86::kCom1Port, Serial16550::kRegisterCount));
+  AddStateful(absl::StrFormat("pio/0x%x/serial", x86::kCom1Port), serial_.get());
   static_assert(FwCfg::kPortCount == x86::kFwCfgPortCount);
   MOTE_RETURN_IF_ERROR(pio_bus_.Insert(fw_cfg_, x86::kFwCfgPort, x86::kFwCfgPortCount));
+  AddStateful(absl::StrFormat("pio/0x%x/fw-cfg", x86::kFwCfgPort), fw_cfg_.get());
   rtc_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kRtcIrq);
   sci_irq_ = std::make_unique<IsaIrqLine>(&*vm_fd_, x86::kAcpiSciIrq);
   RtcAlarmWiring rtc_alarm{.arm =
@@ -437,8 +464,9 @@ absl::Status Vm::CreateDevices() {
     std::shared_ptr<BusDevice> made = device.make(wiring);
     if (device.name == "acpi-pm1") acpi_pm1_ = std::dynamic_pointer_cast<AcpiPm1>(made);
     if (device.name == "cmos-rtc") rtc_ = std::dynamic_pointer_cast<CmosRtc>(made);
-    if (made != nullptr)
-      MOTE_RETURN_IF_ERROR(pio_bus_.Insert(made, device.port, device.port_count));
+    if (made == nullptr) continue;
+    MOTE_RETURN_IF_ERROR(pio_bus_.Insert(made, device.port, device.port_count));
+    AddStateful(absl::StrFormat("pio/0x%x/%s", device.port, device.name), made.get());
   }
   return absl::OkStatus();
 }
@@ -463,6 +491,7 @@ absl::Status Vm::CreateHpet() {
   }
   hpet_ = std::make_shared<Hpet>(&monotonic_clock_, hpet_timers_.get(), pins, route_cap);
   MOTE_RETURN_IF_ERROR(hpet_timers_->Attach(hpet_.get()));
+  AddStateful(absl::StrFormat("mmio/0x%x/hpet", x86::kHpetAddr), hpet_.get());
   return mmio_bus_.Insert(hpet_, x86::kHpetAddr, Hpet::kMmioSize);
 }
 
@@ -474,13 +503,19 @@ absl::Status Vm::CreateVcpus() {
     return absl::InvalidArgumentError("--cpu " + config_.cpu + ": " +
                                       std::string(cpuid.status().message()));
   }
+  if (restore_from_) {
+    // The guest must see the CPUID it saw before, and this host must give it.
+    MOTE_RETURN_IF_ERROR(CheckCpuidFits(model_cpuid_, *cpuid));
+    cpuid = model_cpuid_;
+  }
+  model_cpuid_ = *cpuid;
   Vcpu::InstallKickSignalHandler();
   for (uint32_t id = 0; id < config_.cpus; ++id) {
     MOTE_ASSIGN_OR_RETURN(VcpuFd fd, vm_fd_->CreateVcpu(id));
     MOTE_RETURN_IF_ERROR(fd.SetCpuid(x86::VcpuCpuid(*cpuid, id, config_.cpus)));
     MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
     // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
-    if (id == 0) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
+    if (id == 0 && !restore_from_) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
     auto vcpu = std::make_unique<Vcpu>(std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
                                        [this](VmOutcome o) { RequestEnd(std::move(o)); });
     // The thread starts now and parks until Start: its start-up overlaps
@@ -553,6 +588,7 @@ void Vm::Start(bool paused) {
     paused_ = true;  // they are parked already
     return;
   }
+  if (suspended_) return;  // restored asleep (S3): a wake-up event starts them
   for (auto& v : vcpus_) v->Resume();
 }
 

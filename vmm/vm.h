@@ -42,6 +42,8 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop_timer.h"
 #include "vmm/outcome.h"
+#include "vmm/snapshot/memory_file.h"
+#include "vmm/snapshot/state_file.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
 
@@ -126,6 +128,12 @@ class Vm : public GuestEventSink {
   // RunFlags::stop_on_signals.
   static sigset_t StopSignals();
 
+  // Writes a snapshot of the whole VM into `dir` (vmm/snapshot/snapshot_dir.h):
+  // a running guest is stopped for it (STOP, then RESUME, as under QEMU),
+  // every device's requests in flight are completed first. A device that
+  // cannot be saved refuses it, named. Loop thread.
+  absl::StatusOr<MemoryFileStats> Snapshot(const std::string& dir);
+
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
 
@@ -151,6 +159,28 @@ class Vm : public GuestEventSink {
   absl::Status CreateVirtioMmio(const VirtioDevices& devices);
   absl::Status CreateVirtioPci(const VirtioDevices& devices);
   absl::Status WatchHostEvents(bool stop_on_signals);  // stdin, timeout, signals
+
+  // Snapshots (vm_snapshot.cc). Every device with state, by the name its
+  // section has: "pio/0x3f8/serial", "pci/00:01.0/virtio-blk", ...
+  struct StatefulDevice {
+    std::string name;
+    BusDevice* bus = nullptr;
+    pci::PciDevice* pci = nullptr;
+  };
+  void AddStateful(std::string name, BusDevice* bus, pci::PciDevice* pci = nullptr);
+  absl::StatusOr<StateFile> SaveState();
+  // Checks a snapshot's machine against this VM's (before anything is built).
+  absl::Status CheckSnapshotMachine(const StateFile& file);
+  absl::Status RestoreState(const StateFile& file);
+  absl::Status RestoreDevices(const StateFile& file);
+  std::vector<StatefulDevice> stateful_;
+  std::optional<StateFile> restore_from_;  // --restore: loaded by Build
+  bool restore_pit_ = false;               // the snapshot's VM had a PIT
+  // The kind of the virtio device in transport slot `slot` ("virtio-blk").
+  std::string SlotKindName(size_t slot) const;
+  // OK if `host` (this KVM's CPUID for the model) has every feature `saved` has.
+  static absl::Status CheckCpuidFits(const CpuidEntries& saved, const CpuidEntries& host);
+  CpuidEntries model_cpuid_;  // what every vCPU's CPUID is made from
 
   VmConfig config_;
   const absl::Time launch_time_;

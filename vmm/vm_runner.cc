@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <future>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/device_kinds/virtio_blk.h"
 #include "vmm/qmp_commands.h"
+#include "vmm/snapshot/snapshot_dir.h"
 
 namespace mote {
 namespace {
@@ -37,7 +39,15 @@ constexpr std::pair<uint32_t, const char*> kExitNames[] = {
 
 absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& config,
                                                            const RunOptions& options) {
-  std::unique_ptr<VmRunner> runner(new VmRunner(config, options));
+  std::unique_ptr<VmRunner> runner;
+  if (config.restore.empty()) {
+    runner.reset(new VmRunner(config, options));
+  } else {
+    // The machine comes from the snapshot (what `config` sets on top of it
+    // must match it: Vm::Create checks).
+    MOTE_ASSIGN_OR_RETURN(VmConfig restored, ResolveRestoreConfig(config));
+    runner.reset(new VmRunner(restored, options));
+  }
   MOTE_ASSIGN_OR_RETURN(runner->loop_, EventLoop::Create());
   if (!config.api_socket.empty()) {
     qmp::QmpServer::Options qmp_options;
@@ -66,7 +76,9 @@ absl::Status VmRunner::Boot() {
   MOTE_RETURN_IF_ERROR(BuildVm());
   // The vCPUs go now, on the caller's thread: the first KVM_RUN does not
   // wait for the loop thread to start. What they cause waits for the loop.
-  prelaunch_ = config_.paused;
+  // A restored VM has run before: stopped, it is "paused" (QEMU after an
+  // incoming migration without autostart), not "prelaunch".
+  prelaunch_ = config_.paused && config_.restore.empty();
   vm_->Start(config_.paused);
   return absl::OkStatus();
 }
@@ -96,6 +108,7 @@ VmOutcome VmRunner::Run() {
     }
     if (!again || quit_requested_) break;
     spdlog::info("guest reset: booting again");
+    config_.restore.clear();  // a restored guest's reset boots its kernel
     if (absl::Status s = BuildVm(); !s.ok()) {
       outcome = {OutcomeKind::kHostError, 0,
                  "cannot boot again after the reset: " + std::string(s.message())};
@@ -236,6 +249,39 @@ absl::Status VmRunner::SystemWakeup() {
   MOTE_RETURN_IF_ERROR(RequireVm());
   return vm_->Wakeup();
 }
+
+absl::Status VmRunner::Migrate(const std::string& uri) {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  if (!absl::StartsWith(uri, "file:") || uri.size() == 5) {
+    return absl::InvalidArgumentError("migrate: uri '" + uri +
+                                      "': mote takes file:DIR (a snapshot directory)");
+  }
+  std::string dir = uri.substr(5);
+  absl::Time start = absl::Now();
+  Emit("MIGRATION", {{"status", "setup"}});
+  Emit("MIGRATION", {{"status", "active"}});
+  absl::StatusOr<MemoryFileStats> stats = vm_->Snapshot(dir);
+  int64_t ms = absl::ToInt64Milliseconds(absl::Now() - start);
+  if (!stats.ok()) {
+    last_migration_ = {{"status", "failed"}, {"error-desc", std::string(stats.status().message())}};
+    Emit("MIGRATION", {{"status", "failed"}});
+    return stats.status();
+  }
+  last_migration_ = {{"status", "completed"},
+                     {"total-time", ms},
+                     {"downtime", ms},
+                     {"ram",
+                      {{"transferred", stats->bytes_written},
+                       {"total", stats->total_bytes},
+                       {"remaining", 0},
+                       {"duplicate", (stats->total_bytes - stats->bytes_written) / 4096},
+                       {"normal", stats->bytes_written / 4096}}}};
+  Emit("MIGRATION", {{"status", "completed"}});
+  spdlog::info("snapshot written to {} in {} ms", dir, ms);
+  return absl::OkStatus();
+}
+
+nlohmann::json VmRunner::QueryMigrate() const { return last_migration_; }
 
 absl::Status VmRunner::Quit() {
   quit_requested_ = true;  // Run sees it, even between boots

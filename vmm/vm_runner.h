@@ -81,6 +81,11 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::StatusOr<nlohmann::json> QueryBlock() const;
   absl::StatusOr<nlohmann::json> QueryBlockStats() const;
   absl::StatusOr<control::Counters> QueryCounters() const;
+  // QEMU's migrate to "file:DIR": a snapshot of the VM into DIR (a running
+  // guest stops for it and runs on), with MIGRATION events.
+  absl::Status Migrate(const std::string& uri);
+  // QEMU's query-migrate: the last migration's status and figures.
+  nlohmann::json QueryMigrate() const;
 
  private:
   VmRunner(const VmConfig& config, const RunOptions& options)
@@ -104,6 +109,7 @@ class VmRunner : public qmp::QmpDispatcher {
   bool prelaunch_ = false;  // --paused and not yet continued
   // `quit` came: no more boots, even if it came while a reset was under way.
   bool quit_requested_ = false;
+  nlohmann::json last_migration_ = nlohmann::json::object();  // query-migrate; loop thread
 
   Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once

@@ -40,6 +40,7 @@ static const struct test tests[] = {
     {"hpet", test_hpet},
     {"acpipm", test_acpipm},
     {"s3", test_s3},
+    {"snapshot", test_snapshot},
 };
 
 void bsp_user_main(uint32_t cpu) {

@@ -47,6 +47,7 @@ void test_fwcfg(void);
 void test_hpet(void);
 void test_acpipm(void);
 void test_s3(void);
+void test_snapshot(void);
 /* Set by test=s3: what the boot CPU runs when it comes back from S3. */
 extern void (*volatile s3_resume)(void);
 

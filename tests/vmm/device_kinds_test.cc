@@ -19,11 +19,11 @@ namespace {
 // A 1 MiB disk file, removed at the end of the test.
 class DiskFile {
  public:
-  DiskFile() {
+  explicit DiskFile(off_t bytes = 1 << 20) {
     char templ[] = "/tmp/mote-device-kinds-XXXXXX";
     int fd = mkstemp(templ);
     REQUIRE(fd >= 0);
-    REQUIRE(ftruncate(fd, 1 << 20) == 0);
+    REQUIRE(ftruncate(fd, bytes) == 0);
     close(fd);
     path_ = templ;
   }
@@ -110,14 +110,33 @@ TEST_CASE("virtio-net: an inherited fd that is no TAP is refused", "[device_kind
   CHECK_FALSE(nics.ok());
 }
 
-TEST_CASE("The hooks for snapshot and rate limits are empty until a device has them",
+TEST_CASE("Every kind saves its devices for snapshots; rate limits are not built yet",
           "[device_kinds]") {
   for (const DeviceKind* kind : DeviceKinds()) {
     INFO(std::string(kind->name));
-    CHECK(kind->save_state == nullptr);
-    CHECK(kind->restore_state == nullptr);
+    CHECK(kind->save_state != nullptr);
+    CHECK(kind->restore_state != nullptr);
     CHECK(kind->set_rate_limits == nullptr);
   }
+}
+
+TEST_CASE("A restored virtio-blk must show the snapshot's disk: the same size",
+          "[device_kinds][snapshot]") {
+  const DeviceKind* blk = FindDeviceKind("virtio-blk");
+  DiskFile small, big(2 << 20);
+  auto open = [blk](const DiskFile& file, const std::string& serial) {
+    VmConfig config;
+    config.disks.push_back(Disk(file.path(), "d"));
+    config.disks[0].serial = serial;
+    auto devices = blk->open(config);
+    REQUIRE(devices.ok());
+    return (*devices)[0];
+  };
+  auto saved = blk->save_state(*open(small, "a"));
+  REQUIRE(saved.ok());
+  CHECK(blk->restore_state(*open(small, "a"), *saved).ok());
+  CHECK_FALSE(blk->restore_state(*open(big, "a"), *saved).ok());
+  CHECK_FALSE(blk->restore_state(*open(small, "a"), absl::Span<const uint8_t>()).ok());
 }
 
 TEST_CASE("Platform port devices sit side by side and reach the VM's event sink",

@@ -229,6 +229,16 @@ char* mote_vm_execute(mote_vm* vm, const char* command, const char* arguments_js
   });
 }
 
+int mote_vm_snapshot(mote_vm* vm, const char* dir) {
+  if (vm == nullptr || dir == nullptr) return Fail("null argument");
+  return Guard(-1, [&] {
+    libmote::Status s = vm->vm->Snapshot(dir);
+    return s.ok() ? 0 : Fail(s.message());
+  });
+}
+
+char* mote_vm_query_migrate(mote_vm* vm) { return mote_vm_execute(vm, "query-migrate", nullptr); }
+
 char* mote_vm_counters(mote_vm* vm) {
   return mote_vm_execute(vm, "x-mote-query-counters", nullptr);
 }

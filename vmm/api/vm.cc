@@ -20,6 +20,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/outcome.h"
+#include "vmm/snapshot/restore_error.h"
 #include "vmm/vm.h"
 #include "vmm/vm_runner.h"
 
@@ -159,7 +160,9 @@ Result<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, VmOptions options
       run.on_event = [raw](const std::string& name, const json& data) { raw->Queue(name, data); };
     }
     absl::StatusOr<std::unique_ptr<mote::VmRunner>> runner = mote::VmRunner::Create(config, run);
-    if (!runner.ok()) return Error{std::string(runner.status().message())};
+    if (!runner.ok()) {
+      return Error{std::string(runner.status().message()), mote::RestoreExitCode(runner.status())};
+    }
     state->runner = std::move(*runner);
     return std::unique_ptr<Vm>(new Vm(std::move(state)));
   } catch (const std::exception& e) {
@@ -189,7 +192,7 @@ Status Vm::Start() {
   if (!booted.ok()) {
     s.phase = State::Phase::kEnded;
     s.outcome = NotRun(std::string(booted.message()));
-    return Error{std::string(booted.message())};
+    return Error{std::string(booted.message()), mote::RestoreExitCode(booted)};
   }
   s.phase = State::Phase::kRunning;
   s.ran = true;
@@ -232,6 +235,16 @@ std::optional<Outcome> Vm::WaitFor(std::chrono::milliseconds timeout) {
   }
   return s.outcome;
 }
+
+Status Vm::Snapshot(const std::string& dir) {
+  Result<bool> done = state_->Typed<bool>([&dir](mote::VmRunner& r) -> absl::StatusOr<bool> {
+    MOTE_RETURN_IF_ERROR(r.Migrate("file:" + dir));
+    return true;
+  });
+  return done.ok() ? Status() : Status(Error{done.message()});
+}
+
+Result<std::string> Vm::QueryMigrate() { return Execute("query-migrate"); }
 
 Result<std::string> Vm::QueryStatus() {
   Result<mote::control::RunState> state = state_->Typed<mote::control::RunState>(

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -106,6 +107,11 @@ absl::StatusOr<VmFd> KvmSystem::CreateVm() const {
   fd = Ioctl(fd_.get(), KVM_CREATE_VM, 0);
   if (fd < 0) return ErrnoToStatus(errno, "KVM_CREATE_VM");
   return VmFd(FileDescriptor(fd), run_size_);
+}
+
+int VmFd::CheckExtension(long capability) const {
+  int ret = Ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return ret < 0 ? 0 : ret;
 }
 
 absl::Status VmFd::SetTssAddress(uint64_t addr) {
@@ -296,6 +302,14 @@ MOTE_VCPU_SET(kvm_regs, KVM_SET_REGS, SetRegs)
 MOTE_VCPU_GET(kvm_sregs, KVM_GET_SREGS, GetSregs)
 MOTE_VCPU_SET(kvm_sregs, KVM_SET_SREGS, SetSregs)
 MOTE_VCPU_SET(kvm_fpu, KVM_SET_FPU, SetFpu)
+MOTE_VCPU_GET(kvm_fpu, KVM_GET_FPU, GetFpu)
+MOTE_VCPU_GET(kvm_xcrs, KVM_GET_XCRS, GetXcrs)
+MOTE_VCPU_SET(kvm_xcrs, KVM_SET_XCRS, SetXcrs)
+MOTE_VCPU_GET(kvm_debugregs, KVM_GET_DEBUGREGS, GetDebugRegs)
+MOTE_VCPU_SET(kvm_debugregs, KVM_SET_DEBUGREGS, SetDebugRegs)
+MOTE_VCPU_GET(kvm_vcpu_events, KVM_GET_VCPU_EVENTS, GetVcpuEvents)
+MOTE_VCPU_SET(kvm_vcpu_events, KVM_SET_VCPU_EVENTS, SetVcpuEvents)
+MOTE_VCPU_GET(kvm_mp_state, KVM_GET_MP_STATE, GetMpState)
 MOTE_VCPU_GET(kvm_lapic_state, KVM_GET_LAPIC, GetLapic)
 MOTE_VCPU_SET(kvm_lapic_state, KVM_SET_LAPIC, SetLapic)
 #undef MOTE_VCPU_GET
@@ -325,6 +339,15 @@ absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> VcpuFd::SetMsrsUpTo(absl::Span<const kvm_msr_entry> msrs) {
+  FlexArg<kvm_abi::MsrsHeader, kvm_msr_entry> arg(msrs.size());
+  arg.header()->nmsrs = msrs.size();
+  std::memcpy(arg.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int ret = Ioctl(fd_.get(), kvm_abi::kSetMsrs, arg.data());
+  if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_MSRS vCPU %d", id_));
+  return static_cast<size_t>(ret);
+}
+
 absl::Status VcpuFd::SetMpState(uint32_t state) {
   kvm_mp_state mp{};
   mp.mp_state = state;
@@ -332,6 +355,114 @@ absl::Status VcpuFd::SetMpState(uint32_t state) {
     return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_MP_STATE vCPU %d", id_));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint8_t>> VcpuFd::GetXsave(size_t size) const {
+  std::vector<uint8_t> area(std::max(size, sizeof(kvm_abi::Xsave)), 0);
+  // KVM_GET_XSAVE refuses an area bigger than its 4 KiB; KVM_GET_XSAVE2 writes all of it.
+  bool xsave2 = size > sizeof(kvm_abi::Xsave);
+  unsigned long request = xsave2 ? kvm_abi::kGetXsave2 : kvm_abi::kGetXsave;
+  if (Ioctl(fd_.get(), request, area.data()) < 0) {
+    int err = errno;
+    return ErrnoToStatus(
+        err, absl::StrFormat("%s (%d bytes) vCPU %d", xsave2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE",
+                             area.size(), id_));
+  }
+  return area;
+}
+
+absl::Status VcpuFd::SetXsave(const std::vector<uint8_t>& area) {
+  if (area.size() < sizeof(kvm_abi::Xsave)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("KVM_SET_XSAVE vCPU %d: %d bytes", id_, area.size()));
+  }
+  if (Ioctl(fd_.get(), kvm_abi::kSetXsave, area.data()) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_XSAVE vCPU %d", id_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<kvm_msr_entry>> VcpuFd::GetMsrs(
+    const std::vector<uint32_t>& indices) const {
+  std::vector<kvm_msr_entry> read;
+  size_t next = 0;
+  while (next < indices.size()) {
+    size_t count = indices.size() - next;
+    FlexArg<kvm_abi::MsrsHeader, kvm_msr_entry> arg(count);
+    arg.header()->nmsrs = count;
+    for (size_t i = 0; i < count; ++i) arg.entries()[i].index = indices[next + i];
+    int ret = Ioctl(fd_.get(), kvm_abi::kGetMsrs, arg.data());
+    if (ret < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_MSRS vCPU %d", id_));
+    read.insert(read.end(), arg.entries(), arg.entries() + ret);
+    next += ret + 1;  // skips the one KVM stopped at
+  }
+  return read;
+}
+
+absl::StatusOr<uint32_t> VcpuFd::GetTscKhz() const {
+  int khz = Ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (khz < 0) return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_TSC_KHZ vCPU %d", id_));
+  return static_cast<uint32_t>(khz);
+}
+
+absl::Status VcpuFd::SetTscKhz(uint32_t khz) {
+  if (Ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_TSC_KHZ %d vCPU %d", khz, id_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_irqchip> VmFd::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (Ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_IRQCHIP %d", chip_id));
+  }
+  return chip;
+}
+
+absl::Status VmFd::SetIrqchip(const kvm_irqchip& chip) {
+  if (Ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_IRQCHIP %d", chip.chip_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_pit_state2> VmFd::GetPit2() const {
+  kvm_pit_state2 pit{};
+  if (Ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) return ErrnoToStatus(errno, "KVM_GET_PIT2");
+  return pit;
+}
+
+absl::Status VmFd::SetPit2(const kvm_pit_state2& pit) {
+  if (Ioctl(fd_.get(), KVM_SET_PIT2, &pit) < 0) return ErrnoToStatus(errno, "KVM_SET_PIT2");
+  return absl::OkStatus();
+}
+
+absl::Status VmFd::SetDirtyLogging(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host,
+                                   bool on) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  region.guest_phys_addr = guest_phys;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  if (Ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_SET_USER_MEMORY_REGION slot %d (dirty log %s)",
+                                                slot, on ? "on" : "off"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint64_t>> VmFd::GetDirtyLog(uint32_t slot, uint64_t size) const {
+  std::vector<uint64_t> bitmap((size / 4096 + 63) / 64, 0);
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  if (Ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) {
+    return ErrnoToStatus(errno, absl::StrFormat("KVM_GET_DIRTY_LOG slot %d", slot));
+  }
+  return bitmap;
 }
 
 }  // namespace mote

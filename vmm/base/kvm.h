@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "vmm/base/fd.h"
 
 namespace mote {
@@ -49,6 +50,8 @@ class KvmSystem {
 
 class VmFd {
  public:
+  // KVM_CHECK_EXTENSION on this VM (some answers differ from /dev/kvm's); 0 when absent.
+  int CheckExtension(long capability) const;
   absl::Status SetTssAddress(uint64_t addr);
   absl::Status SetIdentityMapAddress(uint64_t addr);
   absl::Status CreateIrqchip();
@@ -63,6 +66,19 @@ class VmFd {
   // goes on, so the guest's clock does not move while it is paused.
   absl::StatusOr<kvm_clock_data> GetClock() const;
   absl::Status SetClock(const kvm_clock_data& clock);
+  // The in-kernel PIC (chip 0 master, 1 slave) and IOAPIC (chip 2), and the
+  // PIT, for snapshots.
+  absl::StatusOr<kvm_irqchip> GetIrqchip(uint32_t chip_id) const;
+  absl::Status SetIrqchip(const kvm_irqchip& chip);
+  absl::StatusOr<kvm_pit_state2> GetPit2() const;
+  absl::Status SetPit2(const kvm_pit_state2& pit);
+  // Turns KVM's dirty-page log of memory slot `slot` on or off (re-registers
+  // the slot with or without KVM_MEM_LOG_DIRTY_PAGES).
+  absl::Status SetDirtyLogging(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host,
+                               bool on);
+  // The slot's pages written since the last call (one bit per 4 KiB page,
+  // `size` / 4096 bits), and clears the log.
+  absl::StatusOr<std::vector<uint64_t>> GetDirtyLog(uint32_t slot, uint64_t size) const;
   absl::Status EnableCapability(uint32_t capability, uint64_t arg0 = 0);
   // KVM signals `event_fd` itself when the guest writes `datamatch` (len 4)
   // to MMIO address `addr`, without a userspace exit.
@@ -99,9 +115,30 @@ class VcpuFd {
   absl::Status SetFpu(const kvm_fpu& fpu);
   absl::Status SetCpuid(const CpuidEntries& cpuid);
   absl::Status SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  // As SetMsrs, but KVM may stop at an MSR it refuses: the count it set.
+  absl::StatusOr<size_t> SetMsrsUpTo(absl::Span<const kvm_msr_entry> msrs);
   absl::StatusOr<kvm_lapic_state> GetLapic() const;
   absl::Status SetLapic(const kvm_lapic_state& lapic);
   absl::Status SetMpState(uint32_t state);
+  absl::StatusOr<kvm_mp_state> GetMpState() const;
+  // The state a snapshot saves beyond the registers above.
+  absl::StatusOr<kvm_fpu> GetFpu() const;
+  absl::StatusOr<kvm_xcrs> GetXcrs() const;
+  absl::Status SetXcrs(const kvm_xcrs& xcrs);
+  absl::StatusOr<kvm_debugregs> GetDebugRegs() const;
+  absl::Status SetDebugRegs(const kvm_debugregs& regs);
+  absl::StatusOr<kvm_vcpu_events> GetVcpuEvents() const;
+  absl::Status SetVcpuEvents(const kvm_vcpu_events& events);
+  // The XSAVE area (KVM_GET_XSAVE2 with `size` > 4096, where KVM_CAP_XSAVE2
+  // says the area is bigger).
+  absl::StatusOr<std::vector<uint8_t>> GetXsave(size_t size) const;
+  absl::Status SetXsave(const std::vector<uint8_t>& area);
+  // Reads the MSRs in `indices`; an MSR KVM refuses to read is left out of
+  // the result (KVM_GET_MSRS stops at it: the rest are read on).
+  absl::StatusOr<std::vector<kvm_msr_entry>> GetMsrs(const std::vector<uint32_t>& indices) const;
+  // The guest TSC's frequency in kHz.
+  absl::StatusOr<uint32_t> GetTscKhz() const;
+  absl::Status SetTscKhz(uint32_t khz);
   uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
 

@@ -29,10 +29,18 @@ struct IrqRoutingHeader {  // struct kvm_irq_routing before entries[]
   uint32_t flags;
 };
 
+struct Xsave {  // struct kvm_xsave without extra[] (KVM_CAP_XSAVE2 areas are longer)
+  uint32_t region[1024];
+};
+
+inline constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, Xsave);
+inline constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, Xsave);
+inline constexpr unsigned long kGetXsave2 = _IOR(KVMIO, 0xcf, Xsave);
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, IrqRoutingHeader);
 
 // The values a C compiler computes from the same headers.
@@ -40,6 +48,8 @@ static_assert(kGetSupportedCpuid == 0xc008ae05);
 static_assert(kGetMsrIndexList == 0xc004ae02);
 static_assert(kSetCpuid2 == 0x4008ae90);
 static_assert(kSetMsrs == 0x4008ae89);
+static_assert(kGetXsave == 0x9000aea4 && kSetXsave == 0x5000aea5 && kGetXsave2 == 0x9000aecf);
+static_assert(kGetMsrs == 0xc008ae88);
 static_assert(kSetGsiRouting == 0x4008ae6a);
 static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16 &&
               sizeof(kvm_irq_routing_entry) == 48);

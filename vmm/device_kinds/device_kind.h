@@ -62,6 +62,13 @@ struct DeviceKind {
       set_rate_limits = nullptr;
 };
 
+// Save and restore hooks for a device whose only state beyond its transport
+// (which saves its queues) is what its configuration space shows: the
+// disk's capacity, the MAC. Restore checks that the device this VM opened
+// shows the same ("a disk of a different size").
+absl::StatusOr<std::vector<uint8_t>> SaveConfigSpace(const virtio::VirtioDevice& device);
+absl::Status CheckConfigSpace(virtio::VirtioDevice& device, absl::Span<const uint8_t> saved);
+
 // Every device kind, in the order their instances take transport slots.
 const std::vector<const DeviceKind*>& DeviceKinds();
 

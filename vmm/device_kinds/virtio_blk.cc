@@ -42,6 +42,8 @@ const DeviceKind kVirtioBlk = {
                                       c.bytes_read, c.bytes_written, c.errors});
           }
         },
+    .save_state = &SaveConfigSpace,
+    .restore_state = &CheckConfigSpace,
 };
 
 }  // namespace mote

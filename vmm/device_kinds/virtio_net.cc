@@ -30,6 +30,8 @@ const DeviceKind kVirtioNet = {
                                      c.tx_dropped, c.rx_frames, c.rx_bytes, c.rx_dropped});
           }
         },
+    .save_state = &SaveConfigSpace,
+    .restore_state = &CheckConfigSpace,
 };
 
 }  // namespace mote

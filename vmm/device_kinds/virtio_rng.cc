@@ -12,6 +12,8 @@ const DeviceKind kVirtioRng = {
       if (config.rng) devices.push_back(std::make_shared<virtio::RngDevice>());
       return devices;
     },
+    .save_state = &SaveConfigSpace,
+    .restore_state = &CheckConfigSpace,
 };
 
 }  // namespace mote

@@ -73,7 +73,8 @@ struct FwCfgConfig {
 };
 
 struct VmConfig {
-  std::string kernel;  // required: bzImage, ELF with a PVH note, Multiboot ELF or x86-64 ELF
+  std::string
+      kernel;  // required unless `restore`: bzImage, ELF with a PVH note, Multiboot or x86-64 ELF
   std::string initrd;  // "": none
   std::string cmdline;
   uint32_t cpus = 1;                     // 1 to 254
@@ -96,6 +97,10 @@ struct VmConfig {
   std::string api_socket;           // serve QMP on this Unix socket; "": none
   bool paused = false;              // the vCPUs wait for Resume (QMP `cont`)
   std::string name;                 // what QMP query-name reports
+  // Start from this snapshot directory (QMP `migrate` to "file:DIR") instead
+  // of booting the kernel: the machine is the snapshot's, except for the
+  // members set here (a disk's new path, say), and must match it.
+  std::string restore;
   // Logging is process-wide: a level here ("trace", "debug", "info", "warn",
   // "error", "off") is set by Vm::Create for the whole process; "" leaves
   // it as it is (SetLogLevel; "info" until something sets it).

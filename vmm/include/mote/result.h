@@ -15,6 +15,9 @@ namespace libmote {
 // Why a call failed, for a person: "disks[0].path: missing (required)".
 struct Error {
   std::string message;
+  // The exit code `mote run` gives this failure: a restore refused for one
+  // of its reasons (README: "Exit codes"); 0 for the generic error (2).
+  int exit_code = 0;
 };
 
 // Success, or an Error.
@@ -30,6 +33,7 @@ class [[nodiscard]] Status {
     static const std::string kNone;
     return error_.has_value() ? error_->message : kNone;
   }
+  int exit_code() const { return error_.has_value() ? error_->exit_code : 0; }
 
  private:
   std::optional<Error> error_;
@@ -58,6 +62,7 @@ class [[nodiscard]] Result {
     return ok() ? kNone : std::get<Error>(state_).message;
   }
   Status status() const { return ok() ? Status() : Status(std::get<Error>(state_)); }
+  int exit_code() const { return ok() ? 0 : std::get<Error>(state_).exit_code; }
 
  private:
   std::variant<T, Error> state_;

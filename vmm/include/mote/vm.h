@@ -123,6 +123,13 @@ class Vm {
   // The same, or nothing if it is still running after `timeout`.
   std::optional<Outcome> WaitFor(std::chrono::milliseconds timeout);
 
+  // Writes a snapshot into directory `dir` (QMP migrate to "file:DIR"; a
+  // running guest is stopped for it and runs on). A new VM starts from it
+  // with VmConfig::restore = dir.
+  Status Snapshot(const std::string& dir);
+  // QMP query-migrate: the last snapshot's status and figures, as JSON text.
+  Result<std::string> QueryMigrate();
+
   // QMP query-status's "status": prelaunch, running, paused or shutdown.
   Result<std::string> QueryStatus();
   Result<Counters> GetCounters();

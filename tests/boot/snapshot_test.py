@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Snapshot and restore boot tests: a tiny guest that counts and keeps a
+checksummed pattern across its memory (test=snapshot) is saved with QMP
+`migrate` to "file:DIR" and brought back in a new process with
+`mote run --restore DIR`; the counts on the two consoles must run on without
+a gap or a repeat, the pattern and the disk must read back, and every way a
+snapshot can be unusable must be refused with its own exit code.
+
+Usage: snapshot_test.py CASE --mote PATH --images DIR
+Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
+"""
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+from boot_test import Failure, case_table, expect_eq, run_case
+from control_test import Guest, Qmp
+
+CASES, case = case_table()
+
+# mote's exit codes for refused restores (vmm/snapshot/restore_error.h).
+UNREADABLE, CORRUPT, NEWER, CPUID, LAYOUT, MEMORY_FILE = 20, 22, 24, 26, 28, 30
+
+
+def counts(text):
+    return [int(n) for n in re.findall(r"snapshot: count=(\d+)", text)]
+
+
+def check_counts_run_on(before, after, rounds):
+    """The counts of both consoles together are exactly 1..rounds."""
+    joined = counts(before + after)
+    if joined != list(range(1, rounds + 1)):
+        raise Failure(f"counts are not 1..{rounds} in order: before {counts(before)[-3:]}, "
+                      f"after {counts(after)[:3]}...{counts(after)[-3:]}")
+    if not counts(before) or not counts(after):
+        raise Failure("the snapshot was not taken between two counts")
+    print(f"counts run on: {counts(before)[-1]} before the snapshot, {counts(after)[0]} after")
+
+
+def snapshot_guest(ctx, workdir, *extra, rounds=40, cmdline="", stop=True, wait_count=5,
+                   via_ctl=False):
+    """Starts test=snapshot, waits for `wait_count` counts, snapshots it into
+    workdir/snap (stopped first when `stop`; through `mote ctl SOCKET
+    snapshot DIR` with `via_ctl`), quits it; returns the snapshot directory
+    and the source's console text."""
+    guest = Guest(ctx, "snapshot", *extra, cmdline_extra=f"rounds={rounds} {cmdline}")
+    snap = os.path.join(workdir, "snap")
+    try:
+        guest.wait_line(rf"snapshot: count={wait_count}\b", timeout=30)
+        qmp = Qmp(guest.socket)
+        if stop:
+            qmp.ok("stop")
+        if via_ctl:
+            ctl = subprocess.run([ctx.mote, "ctl", guest.socket, "snapshot", snap],
+                                 capture_output=True, text=True, timeout=60)
+            expect_eq("mote ctl snapshot", (ctl.returncode, ctl.stdout.strip()), (0, "{}"))
+        else:
+            qmp.ok("migrate", {"uri": "file:" + snap})
+        for status in ("setup", "active", "completed"):
+            expect_eq("MIGRATION event", qmp.wait_event("MIGRATION")["data"]["status"], status)
+        info = qmp.ok("query-migrate")
+        expect_eq("query-migrate status", info["status"], "completed")
+        expect_eq("RAM total", info["ram"]["total"], 128 << 20)
+        if not stop:
+            qmp.wait_event("STOP")
+            qmp.wait_event("RESUME")
+        qmp.ok("quit")
+        qmp.close()
+        guest.wait()
+    finally:
+        guest.kill()
+    return snap, "\n".join(line for _, line in guest.console())
+
+
+def restore(ctx, snap, *extra, timeout=60):
+    return ctx.run("--restore", snap, "--timeout", "30", *extra, timeout=timeout)
+
+
+def disk_file(ctx, workdir):
+    path = os.path.join(workdir, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(1 << 20)
+    return path
+
+
+@case
+def snapshot_restore_counts_on(ctx):
+    """A stopped guest with a virtio-blk disk (PCI) is saved and restored: it
+    counts on from where it stood, its memory pattern and its disk read
+    back, and the memory file holds only what the guest touched."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        disk = disk_file(ctx, work)
+        snap, before = snapshot_guest(ctx, work, "--disk", f"path={disk}", cmdline="disk=0")
+        memory = os.path.join(snap, "memory.raw")
+        expect_eq("memory file size", os.path.getsize(memory), 128 << 20)
+        used = os.stat(memory).st_blocks * 512
+        print(f"memory.raw: {used >> 20} MiB on disk of 128 MiB")
+        if used > 40 << 20:
+            raise Failure(f"memory.raw takes {used} bytes: zero pages were written")
+        code, out, err, _ = restore(ctx, snap)
+        print(err)
+        expect_eq("restored guest's exit (all checks passed)", code, 1)
+        check_counts_run_on(before, out, 40)
+        after = out
+        if "FAIL" in before + after:
+            raise Failure("a check failed")
+        first = counts(after)[0]
+        for what in ("pattern ok", "disk ok"):
+            if not [c for c in re.findall(rf"snapshot: {what} count=(\d+)", after) if int(c) > first]:
+                raise Failure(f"no '{what}' after the restore")
+
+
+@case
+def snapshot_running_guest_that_dirties_memory(ctx):
+    """A running guest that rewrites its memory all the time (virtio-mmio,
+    2 vCPUs) is snapshotted without a stop: mote stops it for the snapshot
+    (STOP, RESUME), the source runs on to its end, and the restore from the
+    snapshot runs on from the snapshot's count with the pattern intact."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        disk = disk_file(ctx, work)
+        snap, before = snapshot_guest(ctx, work, "--disk", f"path={disk}", "--transport", "mmio",
+                                      "--cpus", "2", rounds=40, cmdline="dirty=1 disk=0",
+                                      stop=False, via_ctl=True)
+        code, out, err, _ = restore(ctx, snap)
+        print(err)
+        expect_eq("restored guest's exit (all checks passed)", code, 1)
+        seen = counts(before)
+        # The source ran on after the snapshot: the restored guest starts
+        # from somewhere inside the source's counts, and goes to the end.
+        after = counts(out)
+        if not after or after != list(range(after[0], 41)) or after[0] > seen[-1] + 1:
+            raise Failure(f"restored counts {after[:3]}...{after[-3:]} do not run on from the "
+                          f"snapshot (source reached {seen[-1]})")
+        if "FAIL" in out or "pattern ok" not in out:
+            raise Failure("the restored guest's checks did not pass")
+
+
+@case
+def restore_paused_then_cont(ctx):
+    """--restore with --paused: query-status says paused, no count comes
+    until `cont`, then the counts run on."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        snap, before = snapshot_guest(ctx, work)
+        sock = os.path.join(tempfile.mkdtemp(), "restored.sock")  # not on the scratch disk: 9p has no sockets
+        proc = subprocess.Popen([ctx.mote, "run", "--restore", snap, "--paused", "--api-socket",
+                                 sock, "--timeout", "30"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(sock):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise Failure(f"no socket: {proc.stderr.read().decode()}")
+                time.sleep(0.01)
+            qmp = Qmp(sock)
+            status = qmp.ok("query-status")
+            expect_eq("restored paused", (status["status"], status["running"]), ("paused", False))
+            time.sleep(0.3)
+            qmp.ok("cont")
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(err.decode())
+        expect_eq("restored guest's exit", proc.returncode, 1)
+        check_counts_run_on(before, out.decode(), 40)
+
+
+def read_state(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"MOTESNAP"
+    version, count = struct.unpack_from("<II", data, 8)
+    pos, sections = 16, []
+    for _ in range(count):
+        (nlen,) = struct.unpack_from("<H", data, pos)
+        name = data[pos + 2:pos + 2 + nlen].decode()
+        pos += 2 + nlen
+        sver, slen = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        sections.append([name, sver, bytearray(data[pos:pos + slen])])
+        pos += slen
+    return version, sections
+
+
+def write_state(path, version, sections):
+    out = bytearray(b"MOTESNAP" + struct.pack("<II", version, len(sections)))
+    for name, sver, body in sections:
+        out += struct.pack("<H", len(name)) + name.encode() + struct.pack("<IQ", sver, len(body))
+        out += body
+    out += struct.pack("<I", zlib.crc32(out))
+    open(path, "wb").write(out)
+
+
+def raise_cpuid_bits(machine):
+    """Sets every bit of CPUID.7.0:EBX in the machine section's CPUID."""
+    pos = 0
+    for _ in range(2):  # mote version, CPU model: u32 length + bytes
+        (n,) = struct.unpack_from("<I", machine, pos)
+        pos += 4 + n
+    pos += 4 + 8 + 8 + 1 + 1  # cpus, memory, FACS, pit, suspended
+    (n,) = struct.unpack_from("<I", machine, pos)
+    pos += 4
+    for i in range(n):
+        (ln,) = struct.unpack_from("<I", machine, pos)
+        entry = pos + 4
+        function, index = struct.unpack_from("<II", machine, entry)
+        if function == 7 and index == 0:
+            struct.pack_into("<I", machine, entry + 16, 0xffffffff)  # ebx
+            return
+        pos = entry + ln
+    raise Failure("no CPUID leaf 7 in the snapshot")
+
+
+@case
+def restore_refusals(ctx):
+    """Each way a snapshot cannot be used: one clear error line, its own exit
+    code, and no guest started."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        disk = disk_file(ctx, work)
+        snap, _ = snapshot_guest(ctx, work, "--disk", f"path={disk}", cmdline="disk=0")
+        state = os.path.join(snap, "state.bin")
+        pristine = open(state, "rb").read()
+
+        def refused(label, want_code, want_text, *extra, snapshot=snap):
+            code, out, err, _ = restore(ctx, snapshot, *extra)
+            lines = err.strip().splitlines()
+            print(f"{label}: exit {code}: {lines}")
+            expect_eq(f"{label}: exit code", code, want_code)
+            if len(lines) != 1 or not re.search(want_text, lines[0]):
+                raise Failure(f"{label}: want one error line matching {want_text!r}, got {lines}")
+            if counts(out):
+                raise Failure(f"{label}: the guest ran")
+
+        refused("no snapshot there", UNREADABLE, r"cannot read .*config\.json",
+                snapshot=os.path.join(work, "nothing"))
+        refused("more vCPUs", LAYOUT, r"1 vCPUs, this VM would have 2", "--cpus", "2")
+        refused("more memory", LAYOUT, r"128 MiB of RAM, this VM would have 256", "--memory", "256M")
+        disk2 = os.path.join(work, "disk2.img")
+        shutil.copy(disk, disk2)
+        refused("another disk", LAYOUT, r"no state for .*virtio-blk", "--disk", f"path={disk}",
+                "--disk", f"path={disk2}")
+        small = os.path.join(work, "small.img")
+        open(small, "wb").truncate(512 << 10)
+        refused("a smaller disk", LAYOUT, r"virtio/virtio-blk/0: .*differs", "--disk",
+                f"path={small}")
+
+        corrupt = bytearray(pristine)
+        corrupt[len(corrupt) // 2] ^= 0x40
+        open(state, "wb").write(corrupt)
+        refused("a flipped bit", CORRUPT, r"checksum")
+        open(state, "wb").write(pristine[:len(pristine) // 3])
+        refused("a truncated state file", CORRUPT, r"checksum|truncated")
+
+        open(state, "wb").write(pristine)
+        version, sections = read_state(state)
+        write_state(state, version + 1, sections)
+        refused("a newer format", NEWER, r"format version 2, this mote reads up to 1")
+        machine = next(s for s in sections if s[0] == "machine")
+        raise_cpuid_bits(machine[2])
+        write_state(state, version, sections)
+        refused("CPUID the host cannot give", CPUID, r"CPUID\.7\.0:EBX")
+        open(state, "wb").write(pristine)
+
+        memory = os.path.join(snap, "memory.raw")
+        os.truncate(memory, 64 << 20)
+        refused("a short memory file", MEMORY_FILE, r"memory file .*67108864 bytes")
+
+
+if __name__ == "__main__":
+    sys.exit(run_case(CASES))
