@@ -119,6 +119,8 @@ void AddCtlFlags(CLI::App* ctl, CtlRequest& request) {
   ctl->add_option("arguments", request.arguments,
                   "The command's arguments as a JSON object (snapshot: the directory)");
   ctl->add_flag("--events", request.events, "Print every event as one JSON line until mote exits");
+  ctl->add_flag("--incremental", request.incremental,
+                "snapshot: write only the pages written since the VM's last snapshot");
   ctl->add_option("--timeout", request.timeout_seconds, "Seconds to wait for the reply")
       ->capture_default_str();
 }
@@ -134,6 +136,7 @@ int RunCtl(const CtlRequest& request) {
     if (request.arguments.empty()) return Fail("snapshot needs a directory: snapshot DIR");
     command = "migrate";
     arguments = {{"uri", "file:" + request.arguments}};
+    if (request.incremental) arguments["x-mote-incremental"] = true;
   } else if (!request.arguments.empty()) {
     try {
       arguments = json::parse(request.arguments);

@@ -18,6 +18,7 @@ struct CtlRequest {
   std::string command;
   std::string arguments;  // a JSON object, or empty
   bool events = false;
+  bool incremental = false;  // snapshot: only the pages written since the last
   double timeout_seconds = 30;
 };
 

@@ -88,9 +88,11 @@ const std::vector<QmpCommand>& QmpCommands() {
       Row("query-block", [](VmRunner& r) { return r.QueryBlock(); }),
       Row("query-blockstats", [](VmRunner& r) { return r.QueryBlockStats(); }),
       {"migrate",
-       {{"uri", json::value_t::string}},
+       {{"uri", json::value_t::string},
+        {"x-mote-incremental", json::value_t::boolean, /*required=*/false}},
        [](VmRunner& r, const json& args) {
-         return Reply(r.Migrate(args.at("uri").get<std::string>()));
+         return Reply(
+             r.Migrate(args.at("uri").get<std::string>(), args.value("x-mote-incremental", false)));
        }},
       Row("query-migrate", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryMigrate()); }),
       // mote's own (README: Control socket).

@@ -272,8 +272,7 @@ absl::Status Vm::Build() {
   MOTE_ASSIGN_OR_RETURN(fw_cfg_, FwCfg::Create(std::move(fw_cfg), mem_.get()));
   if (restore_from_) {
     // The snapshot's RAM, mapped copy-on-write: nothing is read until touched.
-    MOTE_RETURN_IF_ERROR(
-        LoadMemoryFile(*mem_, config_.restore + "/" + kSnapshotMemoryFile, config_.hugepages));
+    MOTE_RETURN_IF_ERROR(LoadSnapshotMemory(config_.restore));
   } else {
     MOTE_RETURN_IF_ERROR(LoadGuestImage(acpi, std::move(request)));
   }

@@ -132,7 +132,10 @@ class Vm : public GuestEventSink {
   // a running guest is stopped for it (STOP, then RESUME, as under QEMU),
   // every device's requests in flight are completed first. A device that
   // cannot be saved refuses it, named. Loop thread.
-  absl::StatusOr<MemoryFileStats> Snapshot(const std::string& dir);
+  // With `incremental`, only the pages written since this VM's last
+  // snapshot go into DIR, whose state names that snapshot as its parent
+  // (FailedPrecondition when there was none).
+  absl::StatusOr<MemoryFileStats> Snapshot(const std::string& dir, bool incremental = false);
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
@@ -173,6 +176,14 @@ class Vm : public GuestEventSink {
   absl::Status CheckSnapshotMachine(const StateFile& file);
   absl::Status RestoreState(const StateFile& file);
   absl::Status RestoreDevices(const StateFile& file);
+  // Pages written since the last snapshot, from KVM's dirty log and the
+  // devices' writes (GuestMemory), both cleared; on from the first snapshot.
+  absl::StatusOr<PageBitmap> TakeDirtyPages();
+  absl::Status StartDirtyLogging();
+  // Maps a snapshot's memory, with its parents' under it (incremental ones).
+  absl::Status LoadSnapshotMemory(const std::string& dir);
+  std::string last_snapshot_dir_;  // absolute; loop thread
+  bool dirty_logging_ = false;
   std::vector<StatefulDevice> stateful_;
   std::optional<StateFile> restore_from_;  // --restore: loaded by Build
   bool restore_pit_ = false;               // the snapshot's VM had a PIT

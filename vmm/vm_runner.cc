@@ -250,7 +250,7 @@ absl::Status VmRunner::SystemWakeup() {
   return vm_->Wakeup();
 }
 
-absl::Status VmRunner::Migrate(const std::string& uri) {
+absl::Status VmRunner::Migrate(const std::string& uri, bool incremental) {
   MOTE_RETURN_IF_ERROR(RequireVm());
   if (!absl::StartsWith(uri, "file:") || uri.size() == 5) {
     return absl::InvalidArgumentError("migrate: uri '" + uri +
@@ -260,7 +260,7 @@ absl::Status VmRunner::Migrate(const std::string& uri) {
   absl::Time start = absl::Now();
   Emit("MIGRATION", {{"status", "setup"}});
   Emit("MIGRATION", {{"status", "active"}});
-  absl::StatusOr<MemoryFileStats> stats = vm_->Snapshot(dir);
+  absl::StatusOr<MemoryFileStats> stats = vm_->Snapshot(dir, incremental);
   int64_t ms = absl::ToInt64Milliseconds(absl::Now() - start);
   if (!stats.ok()) {
     last_migration_ = {{"status", "failed"}, {"error-desc", std::string(stats.status().message())}};

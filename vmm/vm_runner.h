@@ -83,7 +83,9 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::StatusOr<control::Counters> QueryCounters() const;
   // QEMU's migrate to "file:DIR": a snapshot of the VM into DIR (a running
   // guest stops for it and runs on), with MIGRATION events.
-  absl::Status Migrate(const std::string& uri);
+  // With `incremental` (mote's x-mote-incremental), only the pages written
+  // since the VM's last snapshot (Vm::Snapshot).
+  absl::Status Migrate(const std::string& uri, bool incremental = false);
   // QEMU's query-migrate: the last migration's status and figures.
   nlohmann::json QueryMigrate() const;
 

@@ -3,6 +3,8 @@
 // "irqchip", "pit", "clock", one per device with state (named by where it
 // sits: "pio/0x3f8/serial") and one per virtio device from its kind's hooks
 // ("virtio/virtio-blk/0").
+#include <stdlib.h>
+
 #include <algorithm>
 #include <set>
 
@@ -23,6 +25,8 @@ constexpr uint32_t kMachineVersion = 1;
 constexpr uint32_t kIrqchipVersion = 1;
 constexpr uint32_t kPitVersion = 1;
 constexpr uint32_t kClockVersion = 1;
+constexpr uint32_t kMemoryVersion = 1;
+constexpr size_t kMaxSnapshotChain = 64;
 constexpr size_t kMaxCpuidEntries = 256;
 constexpr size_t kMaxDevices = 1024;
 
@@ -75,6 +79,36 @@ absl::StatusOr<Machine> DecodeMachine(const StateSection& section) {
   for (uint32_t i = 0; in.ok() && i < devices; ++i) m.devices.push_back(in.String(256));
   if (absl::Status s = in.status(); !s.ok()) {
     return RestoreError(RestoreFailure::kCorrupt, std::string(s.message()));
+  }
+  return m;
+}
+
+// The "memory" section: the parent snapshot's directory ("" for a full
+// snapshot) and the pages this snapshot's memory file holds.
+struct MemorySection {
+  std::string parent;
+  PageBitmap pages;
+};
+
+std::vector<uint8_t> EncodeMemory(const MemorySection& m) {
+  StateWriter out;
+  out.String(m.parent);
+  out.U32(static_cast<uint32_t>(m.pages.size()));
+  for (uint64_t w : m.pages) out.U64(w);
+  return out.Take();
+}
+
+absl::StatusOr<MemorySection> DecodeMemory(const StateFile& file, const std::string& dir) {
+  MemorySection m;
+  const StateSection* s = file.Find("memory");
+  if (s == nullptr) return m;  // a full snapshot
+  StateReader in(s->bytes, dir + ": memory");
+  m.parent = in.String(4096);
+  uint32_t words = in.U32();
+  if (words > (kMaxMemoryBytes >> 12) / 64 + 1) in.Fail(absl::StrFormat("%d bitmap words", words));
+  for (uint32_t i = 0; in.ok() && i < words; ++i) m.pages.push_back(in.U64());
+  if (absl::Status st = in.status(); !st.ok()) {
+    return RestoreError(RestoreFailure::kCorrupt, std::string(st.message()));
   }
   return m;
 }
@@ -248,7 +282,7 @@ absl::StatusOr<StateFile> Vm::SaveState() {
 }
 
 absl::Status Vm::RestoreDevices(const StateFile& file) {
-  std::set<std::string> expected = {"machine", "irqchip", "clock"};
+  std::set<std::string> expected = {"machine", "irqchip", "clock", "memory"};
   if (pit_enabled_) expected.insert("pit");
   for (size_t i = 0; i < vcpus_.size(); ++i) expected.insert(absl::StrFormat("vcpu/%d", i));
   for (const StatefulDevice& d : stateful_) expected.insert(d.name);
@@ -331,13 +365,94 @@ absl::Status Vm::RestoreState(const StateFile& file) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<MemoryFileStats> Vm::Snapshot(const std::string& dir) {
+absl::StatusOr<PageBitmap> Vm::TakeDirtyPages() {
+  PageBitmap pages = mem_->TakeWrittenPages();
+  uint64_t first_page = 0;
+  const auto& regions = mem_->regions();
+  for (uint32_t slot = 0; slot < regions.size(); ++slot) {
+    MOTE_ASSIGN_OR_RETURN(std::vector<uint64_t> log, vm_fd_->GetDirtyLog(slot, regions[slot].size));
+    for (uint64_t p = 0; p < regions[slot].size / 4096; ++p) {
+      if (log[p / 64] >> (p % 64) & 1) {
+        uint64_t g = first_page + p;
+        pages[g / 64] |= 1ull << (g % 64);
+      }
+    }
+    first_page += regions[slot].size / 4096;
+  }
+  return pages;
+}
+
+absl::Status Vm::StartDirtyLogging() {
+  if (dirty_logging_) return absl::OkStatus();
+  const auto& regions = mem_->regions();
+  for (uint32_t slot = 0; slot < regions.size(); ++slot) {
+    MOTE_RETURN_IF_ERROR(vm_fd_->SetDirtyLogging(slot, regions[slot].guest_base, regions[slot].size,
+                                                 regions[slot].host, true));
+  }
+  mem_->SetWriteTracking(true);
+  dirty_logging_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Vm::LoadSnapshotMemory(const std::string& dir) {
+  // The chain from `dir` up to the full snapshot at its root.
+  std::vector<std::pair<std::string, MemorySection>> chain;
+  std::string at = dir;
+  while (true) {
+    if (chain.size() == kMaxSnapshotChain) {
+      return RestoreError(
+          RestoreFailure::kCorrupt,
+          absl::StrFormat("snapshot %s: more than %d parents (a loop?)", dir, kMaxSnapshotChain));
+    }
+    absl::StatusOr<StateFile> file = at == dir ? *restore_from_ : ReadSnapshotState(at);
+    if (!file.ok()) {
+      return absl::Status(file.status().code(),
+                          "parent snapshot " + at + ": " + std::string(file.status().message()));
+    }
+    MOTE_ASSIGN_OR_RETURN(MemorySection m, DecodeMemory(*file, at));
+    std::string parent = m.parent;
+    chain.emplace_back(at, std::move(m));
+    if (parent.empty()) break;
+    at = parent;
+  }
+  MOTE_RETURN_IF_ERROR(
+      LoadMemoryFile(*mem_, chain.back().first + "/" + kSnapshotMemoryFile, config_.hugepages));
+  for (size_t i = chain.size() - 1; i-- > 0;) {
+    MOTE_RETURN_IF_ERROR(
+        ApplyMemoryPages(*mem_, chain[i].first + "/" + kSnapshotMemoryFile, chain[i].second.pages));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MemoryFileStats> Vm::Snapshot(const std::string& dir, bool incremental) {
   if (ended()) return absl::FailedPreconditionError("the guest has shut down");
+  if (incremental && last_snapshot_dir_.empty()) {
+    return absl::FailedPreconditionError(
+        "an incremental snapshot needs an earlier snapshot of this VM: take a full one first");
+  }
   bool was_running = !paused_.load();
   if (was_running) Pause();
   absl::StatusOr<MemoryFileStats> stats = [&]() -> absl::StatusOr<MemoryFileStats> {
     MOTE_ASSIGN_OR_RETURN(StateFile state, SaveState());
-    return WriteSnapshotDir(dir, config_, state, *mem_);
+    // Devices are quiesced and the vCPUs stopped: from here on, every
+    // write lands in the logs the next incremental snapshot reads.
+    MemorySection memory;
+    if (dirty_logging_) {
+      MOTE_ASSIGN_OR_RETURN(PageBitmap dirty, TakeDirtyPages());
+      if (incremental) {
+        memory.parent = last_snapshot_dir_;
+        memory.pages = std::move(dirty);
+      }
+    }
+    state.Add("memory", kMemoryVersion, EncodeMemory(memory));
+    MOTE_ASSIGN_OR_RETURN(
+        MemoryFileStats written,
+        WriteSnapshotDir(dir, config_, state, *mem_, incremental ? &memory.pages : nullptr));
+    MOTE_RETURN_IF_ERROR(StartDirtyLogging());
+    char* absolute = realpath(dir.c_str(), nullptr);
+    last_snapshot_dir_ = absolute != nullptr ? absolute : dir;
+    free(absolute);
+    return written;
   }();
   if (was_running) Resume();
   return stats;

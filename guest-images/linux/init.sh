@@ -110,6 +110,28 @@ case "$action" in
     if echo mem >/sys/power/state 2>/tmp/suspend.err; then say "resumed"
     else say "suspend failed: $(cat /tmp/suspend.err)"; fi
     ;;
+  snapshot-loop)
+    # For snapshot and restore: write a pattern to the disk, bring up the
+    # NIC, then every tick read the disk back past the page cache and ping
+    # the peer, mote.rounds times; the host snapshots and restores the VM
+    # somewhere in between, and the ticks must go on.
+    seed="$(arg mote.seed 0)"
+    want="$(pattern "$seed" | sha256sum | cut -d' ' -f1)"
+    pattern "$seed" | dd of=/dev/vda bs=64k conv=fsync 2>/dev/null
+    ip link set lo up
+    ip link set eth0 up && ip addr add "$(arg mote.ip '')" dev eth0 || say "eth0 setup failed"
+    peer="$(arg mote.peer '')"
+    say "loop ready"
+    bad=0
+    for i in $(seq "$(arg mote.rounds 40)"); do
+      sleep 0.2
+      echo 3 >/proc/sys/vm/drop_caches
+      if [ "$(vda_sha)" = "$want" ]; then d=ok; else d=bad; bad=1; fi
+      if ping -c 1 -W 3 "$peer" >/dev/null 2>&1; then n=ok; else n=bad; bad=1; fi
+      say "tick $i disk=$d net=$n"
+    done
+    if [ "$bad" = 0 ]; then say "loop ok"; else say "loop failed"; fi
+    ;;
   *) say "unknown mote.do=$action" ;;
 esac
 say "powering off"

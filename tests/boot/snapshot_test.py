@@ -20,7 +20,7 @@ import time
 import zlib
 
 from boot_test import Failure, case_table, expect_eq, run_case
-from control_test import Guest, Qmp
+from control_test import Guest, Qmp, expect_error
 
 CASES, case = case_table()
 
@@ -169,6 +169,55 @@ def restore_paused_then_cont(ctx):
         print(err.decode())
         expect_eq("restored guest's exit", proc.returncode, 1)
         check_counts_run_on(before, out.decode(), 40)
+
+
+@case
+def incremental_snapshot_holds_only_written_pages(ctx):
+    """A second snapshot of a running guest that rewrites parts of its memory
+    (x-mote-incremental, `mote ctl ... snapshot DIR --incremental`) holds only
+    the pages written since the first and names it as its parent; restored,
+    the guest finds its whole pattern (the first snapshot's pages under the
+    second's) and counts on from the second."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        disk = disk_file(ctx, work)
+        full, delta = os.path.join(work, "full"), os.path.join(work, "delta")
+        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}",
+                      cmdline_extra="rounds=60 dirty=1 disk=0")
+        try:
+            guest.wait_line(r"snapshot: count=5\b", timeout=30)
+            qmp = Qmp(guest.socket)
+            qmp.ok("migrate", {"uri": "file:" + full})
+            expect_error(qmp.execute("migrate", {"uri": "file:" + os.path.join(work, "x"),
+                                                 "x-mote-incremental": "yes"}),
+                         "GenericError", "Invalid parameter type")
+            guest.wait_line(r"snapshot: count=15\b", timeout=30)
+            qmp.ok("stop")
+            ctl = subprocess.run([ctx.mote, "ctl", guest.socket, "snapshot", delta,
+                                  "--incremental"], capture_output=True, text=True, timeout=60)
+            expect_eq("mote ctl snapshot --incremental", (ctl.returncode, ctl.stdout.strip()),
+                      (0, "{}"))
+            qmp.ok("quit")
+            qmp.close()
+            guest.wait()
+        finally:
+            guest.kill()
+        before = "\n".join(line for _, line in guest.console())
+        on_disk = {d: os.stat(os.path.join(d, "memory.raw")).st_blocks * 512 for d in (full, delta)}
+        print(f"memory.raw on disk: full {on_disk[full] >> 10} KiB, incremental "
+              f"{on_disk[delta] >> 10} KiB")
+        if on_disk[full] < 16 << 20 or on_disk[delta] * 4 > on_disk[full]:
+            raise Failure(f"the incremental snapshot is not small beside the full one: {on_disk}")
+        _, sections = read_state(os.path.join(delta, "state.bin"))
+        memory = next(body for name, _, body in sections if name == "memory")
+        (n,) = struct.unpack_from("<I", memory, 0)
+        expect_eq("the incremental snapshot's parent", memory[4:4 + n].decode(),
+                  os.path.realpath(full))
+        code, out, err, _ = restore(ctx, delta)
+        print(err)
+        expect_eq("restored guest's exit (all checks passed)", code, 1)
+        check_counts_run_on(before, out, 60)
+        if "pattern ok" not in out:
+            raise Failure("no pattern check after the restore")
 
 
 def read_state(path):

@@ -229,10 +229,10 @@ char* mote_vm_execute(mote_vm* vm, const char* command, const char* arguments_js
   });
 }
 
-int mote_vm_snapshot(mote_vm* vm, const char* dir) {
+int mote_vm_snapshot(mote_vm* vm, const char* dir, int incremental) {
   if (vm == nullptr || dir == nullptr) return Fail("null argument");
   return Guard(-1, [&] {
-    libmote::Status s = vm->vm->Snapshot(dir);
+    libmote::Status s = vm->vm->Snapshot(dir, incremental != 0);
     return s.ok() ? 0 : Fail(s.message());
   });
 }

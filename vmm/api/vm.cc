@@ -236,11 +236,12 @@ std::optional<Outcome> Vm::WaitFor(std::chrono::milliseconds timeout) {
   return s.outcome;
 }
 
-Status Vm::Snapshot(const std::string& dir) {
-  Result<bool> done = state_->Typed<bool>([&dir](mote::VmRunner& r) -> absl::StatusOr<bool> {
-    MOTE_RETURN_IF_ERROR(r.Migrate("file:" + dir));
-    return true;
-  });
+Status Vm::Snapshot(const std::string& dir, bool incremental) {
+  Result<bool> done =
+      state_->Typed<bool>([&dir, incremental](mote::VmRunner& r) -> absl::StatusOr<bool> {
+        MOTE_RETURN_IF_ERROR(r.Migrate("file:" + dir, incremental));
+        return true;
+      });
   return done.ok() ? Status() : Status(Error{done.message()});
 }
 

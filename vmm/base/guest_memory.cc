@@ -125,7 +125,9 @@ absl::StatusOr<absl::Span<uint8_t>> GuestMemory::GetSlice(GuestAddress gpa, uint
   }
   for (const Region& r : regions_) {
     if (gpa.value >= r.guest_base && end <= r.guest_base + r.size) {
-      return absl::Span<uint8_t>(r.host + (gpa.value - r.guest_base), len);
+      uint8_t* host = r.host + (gpa.value - r.guest_base);
+      if (tracking_.load(std::memory_order_acquire)) MarkWritten(host - mapping_, len);
+      return absl::Span<uint8_t>(host, len);
     }
   }
   return absl::OutOfRangeError(
@@ -142,6 +144,30 @@ absl::Status GuestMemory::Write(GuestAddress gpa, absl::Span<const uint8_t> data
   MOTE_ASSIGN_OR_RETURN(absl::Span<uint8_t> dst, GetSlice(gpa, data.size()));
   if (!data.empty()) std::memcpy(dst.data(), data.data(), data.size());
   return absl::OkStatus();
+}
+
+void GuestMemory::SetWriteTracking(bool on) {
+  if (on && written_ == nullptr) {
+    written_words_ = (mapping_size_ / kPageSize + 63) / 64;
+    written_ = std::make_unique<std::atomic<uint64_t>[]>(written_words_);
+  }
+  tracking_.store(on, std::memory_order_release);
+}
+
+void GuestMemory::MarkWritten(uint64_t offset, uint64_t len) const {
+  uint64_t first = offset / kPageSize, last = (offset + std::max<uint64_t>(len, 1) - 1) / kPageSize;
+  for (uint64_t page = first; page <= last; ++page) {
+    written_[page / 64].fetch_or(1ull << (page % 64), std::memory_order_relaxed);
+  }
+}
+
+std::vector<uint64_t> GuestMemory::TakeWrittenPages() const {
+  std::vector<uint64_t> pages((mapping_size_ / kPageSize + 63) / 64, 0);
+  if (written_ == nullptr) return pages;
+  for (size_t i = 0; i < written_words_; ++i) {
+    pages[i] = written_[i].exchange(0, std::memory_order_relaxed);
+  }
+  return pages;
 }
 
 }  // namespace mote

@@ -8,6 +8,7 @@
 #ifndef MOTE_VMM_BASE_GUEST_MEMORY_H_
 #define MOTE_VMM_BASE_GUEST_MEMORY_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -69,6 +70,15 @@ class GuestMemory {
   absl::Status Read(GuestAddress gpa, absl::Span<uint8_t> out) const;
   absl::Status Write(GuestAddress gpa, absl::Span<const uint8_t> data) const;
 
+  // Pages mote itself writes (device emulation), for incremental snapshots:
+  // KVM's dirty log sees only the guest's own writes. While on, every slice
+  // handed out marks its pages (one that is only read, too: conservative).
+  // Turn on with the vCPUs and devices stopped.
+  void SetWriteTracking(bool on);
+  // The pages marked since the last call, one bit per 4 KiB page of the
+  // regions back to back (bit i: byte offset i * 4096), and clears them.
+  std::vector<uint64_t> TakeWrittenPages() const;
+
   template <typename T>
   absl::StatusOr<T> ReadObj(GuestAddress gpa) const {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -88,9 +98,15 @@ class GuestMemory {
   GuestMemory(uint8_t* mapping, uint64_t mapping_size, std::vector<Region> regions)
       : mapping_(mapping), mapping_size_(mapping_size), regions_(std::move(regions)) {}
 
+  void MarkWritten(uint64_t offset, uint64_t len) const;
+
   uint8_t* mapping_;
   uint64_t mapping_size_;
   std::vector<Region> regions_;  // sorted by guest_base
+  std::atomic<bool> tracking_{false};
+  // Allocated when tracking first starts; then never freed while in use.
+  std::unique_ptr<std::atomic<uint64_t>[]> written_;
+  size_t written_words_ = 0;
 };
 
 }  // namespace mote

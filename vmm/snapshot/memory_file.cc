@@ -40,7 +40,8 @@ absl::Status WriteAll(int fd, const uint8_t* data, uint64_t len, uint64_t offset
 
 }  // namespace
 
-absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path) {
+absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path,
+                                                const PageBitmap* pages) {
   FileDescriptor fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd.ok()) return ErrnoToStatus(errno, "create " + path);
   MemoryFileStats stats;
@@ -53,7 +54,10 @@ absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const st
     // Runs of non-zero pages, one write each.
     uint64_t run_start = 0, run_len = 0;
     for (uint64_t off = 0; off <= r.size; off += kPage) {
-      bool data = off < r.size && !PageIsZero(r.host + off);
+      uint64_t page = (file_offset + off) / kPage;
+      bool wanted = pages == nullptr ||
+                    (page / 64 < pages->size() && ((*pages)[page / 64] >> (page % 64) & 1));
+      bool data = off < r.size && wanted && !PageIsZero(r.host + off);
       if (data) {
         if (run_len == 0) run_start = off;
         run_len += kPage;
@@ -99,6 +103,37 @@ absl::Status LoadMemoryFile(GuestMemory& mem, const std::string& path, bool copy
           mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
                fd.get(), static_cast<off_t>(file_offset));
       if (at == MAP_FAILED) return ErrnoToStatus(errno, "map " + path);
+    }
+    file_offset += r.size;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyMemoryPages(GuestMemory& mem, const std::string& path, const PageBitmap& pages) {
+  FileDescriptor fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) {
+    return RestoreError(RestoreFailure::kMemoryFile,
+                        absl::StrFormat("memory file %s: %s", path, std::strerror(errno)));
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
+  if (static_cast<uint64_t>(st.st_size) != mem.TotalSize() ||
+      pages.size() != (mem.TotalSize() / kPage + 63) / 64) {
+    return RestoreError(RestoreFailure::kMemoryFile,
+                        absl::StrFormat("memory file %s: %d bytes, the guest has %d of RAM", path,
+                                        st.st_size, mem.TotalSize()));
+  }
+  uint64_t file_offset = 0;
+  for (const GuestMemory::Region& r : mem.regions()) {
+    for (uint64_t off = 0; off < r.size; off += kPage) {
+      uint64_t page = (file_offset + off) / kPage;
+      if (!(pages[page / 64] >> (page % 64) & 1)) continue;
+      ssize_t n;
+      do {
+        n = pread(fd.get(), r.host + off, kPage, static_cast<off_t>(file_offset + off));
+      } while (n < 0 && errno == EINTR);
+      if (n != static_cast<ssize_t>(kPage))
+        return ErrnoToStatus(n < 0 ? errno : EIO, "read " + path);
     }
     file_offset += r.size;
   }

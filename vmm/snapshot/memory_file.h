@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "vmm/base/guest_memory.h"
@@ -20,7 +21,16 @@ struct MemoryFileStats {
   uint64_t total_bytes = 0;    // the file's length: all of RAM
 };
 
-absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path);
+// One bit per 4 KiB page of the regions back to back (GuestMemory::
+// TakeWrittenPages' layout): the pages an incremental snapshot holds.
+using PageBitmap = std::vector<uint64_t>;
+
+// With `pages`, only those pages are written (an incremental snapshot; the
+// rest are holes whatever they hold).
+absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path,
+                                                const PageBitmap* pages = nullptr);
+// Reads the pages of an incremental snapshot's memory file over `mem`.
+absl::Status ApplyMemoryPages(GuestMemory& mem, const std::string& path, const PageBitmap& pages);
 
 // Maps `path` over `mem`'s regions, copy-on-write. The file must be exactly
 // mem.TotalSize() bytes (RestoreFailure::kMemoryFile otherwise). With

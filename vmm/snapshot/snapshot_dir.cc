@@ -56,7 +56,8 @@ const std::set<std::string>& RunTimeMembers() {
 }  // namespace
 
 absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const VmConfig& config,
-                                                 const StateFile& state, const GuestMemory& mem) {
+                                                 const StateFile& state, const GuestMemory& mem,
+                                                 const PageBitmap* pages) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, "snapshot directory " + dir);
   }
@@ -75,7 +76,7 @@ absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const V
   MOTE_RETURN_IF_ERROR(
       WriteFileAtomically(dir + "/" + kSnapshotConfigFile, VmConfigToJson(machine).dump(2) + "\n"));
   std::string memory_tmp = dir + "/" + kSnapshotMemoryFile + ".tmp";
-  MOTE_ASSIGN_OR_RETURN(MemoryFileStats stats, WriteMemoryFile(mem, memory_tmp));
+  MOTE_ASSIGN_OR_RETURN(MemoryFileStats stats, WriteMemoryFile(mem, memory_tmp, pages));
   std::string memory_path = dir + "/" + kSnapshotMemoryFile;
   if (rename(memory_tmp.c_str(), memory_path.c_str()) != 0) {
     return ErrnoToStatus(errno, "rename " + memory_tmp);

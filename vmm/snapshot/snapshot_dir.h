@@ -21,9 +21,11 @@ inline constexpr char kSnapshotConfigFile[] = "config.json";
 inline constexpr char kSnapshotStateFile[] = "state.bin";
 inline constexpr char kSnapshotMemoryFile[] = "memory.raw";
 
-// Creates `dir` if needed (its parent must exist) and writes the three files.
+// Creates `dir` if needed (its parent must exist) and writes the three
+// files; with `pages`, only those pages of memory (an incremental snapshot).
 absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const VmConfig& config,
-                                                 const StateFile& state, const GuestMemory& mem);
+                                                 const StateFile& state, const GuestMemory& mem,
+                                                 const PageBitmap* pages = nullptr);
 
 // The state file of the snapshot in `dir`, parsed and checked.
 absl::StatusOr<StateFile> ReadSnapshotState(const std::string& dir);

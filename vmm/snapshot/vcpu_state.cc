@@ -14,6 +14,7 @@ namespace {
 
 constexpr size_t kMaxMsrs = 4096;
 constexpr size_t kMaxXsaveBytes = 1 << 20;
+constexpr uint32_t kMsrTscDeadline = 0x6e0;  // IA32_TSC_DEADLINE
 
 }  // namespace
 
@@ -87,6 +88,14 @@ absl::Status RestoreVcpu(VcpuFd& vcpu, StateReader& in) {
   MOTE_RETURN_IF_ERROR(vcpu.SetXsave(xsave));
   MOTE_RETURN_IF_ERROR(vcpu.SetXcrs(xcrs));
   MOTE_RETURN_IF_ERROR(vcpu.SetSregs(sregs));
+  // The TSC deadline goes in after the LAPIC: setting the LAPIC into
+  // TSC-deadline mode clears the deadline (QEMU orders them the same way).
+  std::vector<kvm_msr_entry> deadline;
+  std::erase_if(msrs, [&deadline](const kvm_msr_entry& m) {
+    if (m.index != kMsrTscDeadline) return false;
+    deadline.push_back(m);
+    return true;
+  });
   // An MSR this KVM refuses to take back is skipped, named in the log:
   // saved lists include read-only and host-specific ones.
   absl::Span<const kvm_msr_entry> rest(msrs);
@@ -98,6 +107,7 @@ absl::Status RestoreVcpu(VcpuFd& vcpu, StateReader& in) {
   }
   MOTE_RETURN_IF_ERROR(vcpu.SetMpState(mp.mp_state));
   MOTE_RETURN_IF_ERROR(vcpu.SetLapic(lapic));
+  if (!deadline.empty()) MOTE_RETURN_IF_ERROR(vcpu.SetMsrs(deadline));
   MOTE_RETURN_IF_ERROR(vcpu.SetVcpuEvents(events));
   debugregs.flags = 0;
   MOTE_RETURN_IF_ERROR(vcpu.SetDebugRegs(debugregs));

@@ -28,7 +28,7 @@ absl::StatusOr<VcpuStateShape> QueryVcpuStateShape(const KvmSystem& kvm, const V
 absl::Status SaveVcpu(const VcpuFd& vcpu, const VcpuStateShape& shape, StateWriter& out);
 // Puts the saved state into `vcpu` (whose CPUID is already set), in the
 // order KVM needs: TSC frequency, registers, XSAVE, XCRs, special registers,
-// MSRs, MP state, LAPIC, events, debug registers.
+// MSRs, MP state, LAPIC, the TSC deadline MSR, events, debug registers.
 absl::Status RestoreVcpu(VcpuFd& vcpu, StateReader& in);
 
 }  // namespace mote

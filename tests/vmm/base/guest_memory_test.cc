@@ -27,6 +27,26 @@ TEST_CASE("GuestMemory reads back what it wrote, in each region", "[guest_memory
   CHECK(*mem->ReadObj<uint64_t>(GuestAddress{0x103ff8}) == 0);
 }
 
+TEST_CASE("GuestMemory marks the pages it hands out while tracking, by file offset",
+          "[guest_memory]") {
+  auto mem = TwoRegions();
+  REQUIRE(mem->WriteObj(GuestAddress{0x2000}, uint32_t{1}).ok());
+  CHECK(mem->TakeWrittenPages() == std::vector<uint64_t>{0});  // not tracking yet
+  mem->SetWriteTracking(true);
+  REQUIRE(mem->WriteObj(GuestAddress{0x2000}, uint32_t{1}).ok());
+  // Across a page boundary: both pages.
+  REQUIRE(mem->WriteObj(GuestAddress{0x4ffc}, uint64_t{1}).ok());
+  // The second region starts at file page 16 (64 KiB in).
+  REQUIRE(mem->GetSlice(GuestAddress{0x101000}, 1).ok());
+  std::vector<uint64_t> pages = mem->TakeWrittenPages();
+  REQUIRE(pages.size() == 1);
+  CHECK(pages[0] == ((1ull << 2) | (1ull << 4) | (1ull << 5) | (1ull << 17)));
+  CHECK(mem->TakeWrittenPages() == std::vector<uint64_t>{0});  // taking clears
+  mem->SetWriteTracking(false);
+  REQUIRE(mem->WriteObj(GuestAddress{0x2000}, uint32_t{1}).ok());
+  CHECK(mem->TakeWrittenPages() == std::vector<uint64_t>{0});
+}
+
 TEST_CASE("GuestMemory refuses accesses outside RAM", "[guest_memory]") {
   auto mem = TwoRegions();
   SECTION("in the gap") {

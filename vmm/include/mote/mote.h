@@ -87,9 +87,10 @@ const char* mote_vm_end_detail(mote_vm* vm);
 /* QMP query-status's status: "prelaunch", "running", "paused", "shutdown". */
 char* mote_vm_status(mote_vm* vm);
 /* A snapshot of the VM into directory `dir` (QMP migrate to "file:DIR"); a
- * new VM starts from it with the config member "restore". 0, or -1 with
- * mote_last_error(). */
-int mote_vm_snapshot(mote_vm* vm, const char* dir);
+ * new VM starts from it with the config member "restore". With `incremental`
+ * non-zero, only the pages written since the VM's last snapshot (its parent).
+ * 0, or -1 with mote_last_error(). */
+int mote_vm_snapshot(mote_vm* vm, const char* dir, int incremental);
 /* QMP query-migrate: the last snapshot's status and figures (JSON text). */
 char* mote_vm_query_migrate(mote_vm* vm);
 /* Per-vCPU exits by reason and per-device counters (x-mote-query-counters). */

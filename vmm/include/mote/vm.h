@@ -125,8 +125,9 @@ class Vm {
 
   // Writes a snapshot into directory `dir` (QMP migrate to "file:DIR"; a
   // running guest is stopped for it and runs on). A new VM starts from it
-  // with VmConfig::restore = dir.
-  Status Snapshot(const std::string& dir);
+  // with VmConfig::restore = dir. `incremental`: only the pages written since
+  // this VM's last snapshot, which DIR names as its parent (keep it).
+  Status Snapshot(const std::string& dir, bool incremental = false);
   // QMP query-migrate: the last snapshot's status and figures, as JSON text.
   Result<std::string> QueryMigrate();
 
