@@ -41,6 +41,7 @@ fi
 "${kvm[@]}" python3 tests/bench/compare.py --runs "$runs" --out "$out"
 "${kvm[@]}" python3 tests/bench/blk_bench.py --runs 3 --out "$out/blk.md"
 "${kvm[@]}" python3 tests/bench/net_bench.py --runs 3 --out "$out/net.md"
+"${kvm[@]}" python3 tests/bench/snapshot_bench.py --runs 5 --out "$out/snapshot"
 # A stock Linux, side by side: needs a KVM that runs Linux, else the nested runner.
 guest-images/linux/build-linux-guest.sh build/guest-images/linux
 if [ -w /dev/kvm ] && grep -qw -e vmx -e svm /proc/cpuinfo; then
