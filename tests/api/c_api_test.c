@@ -218,6 +218,18 @@ static void test_lifecycle(const char* kernel, const char* dir) {
   check(mote_vm_execute(vm, "query-status", "{\"x\": 1}") == NULL &&
             contains(mote_last_error(), "'x'"),
         "execute with an unknown argument", "%s", mote_last_error());
+  char snap_dir[] = "/tmp/mote-c-api-XXXXXX";
+  check(mkdtemp(snap_dir) != NULL && mote_vm_snapshot(vm, snap_dir, 0) == 0 &&
+            wait_events(&ev, "MIGRATION"),
+        "snapshot of the paused VM, with MIGRATION events", "%s", mote_last_error());
+  char* migrated = mote_vm_query_migrate(vm);
+  check(contains(migrated, "\"status\":\"completed\""), "query-migrate: completed", "%s",
+        migrated ? migrated : mote_last_error());
+  mote_free(migrated);
+  check(mote_vm_snapshot(vm, NULL, 0) == -1, "snapshot into no directory refused", "accepted");
+  char rm[64];
+  snprintf(rm, sizeof(rm), "rm -rf %s", snap_dir);
+  check(system(rm) == 0, "remove the snapshot", "rm failed");
   check(mote_vm_resume(vm) == 0 && mote_vm_reset(vm) == 0 && wait_events(&ev, "RESET"),
         "reset brings RESET", "%s", ev.names);
   expect_string(mote_vm_status(vm), "running", "running after reset");

@@ -1,11 +1,15 @@
 // libmote's C++ API against a running tiny guest: the typed calls (pause,
-// status, counters, resume, shutdown) answer from the VM itself.
+// status, counters, resume, snapshot, shutdown) answer from the VM itself,
+// and a second VM restored from the snapshot (VmConfig::restore) runs on.
 //   cpp_api_test KERNEL     (motetest.pvh)
 #include <mote/vm.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <set>
+#include <string>
 #include <thread>
 
 namespace {
@@ -60,11 +64,52 @@ int main(int argc, char** argv) {
   status = (*vm)->QueryStatus();
   Check(status.ok() && *status == "running", "QueryStatus after Resume",
         status.ok() ? *status : status.message());
+  char dir_template[] = "/tmp/mote-cpp-api-XXXXXX";
+  std::string snap = std::string(mkdtemp(dir_template)) + "/snap";
+  auto saved = (*vm)->Snapshot(snap);
+  Check(saved.ok(), "Snapshot", saved.message());
+  auto migrated = (*vm)->QueryMigrate();
+  Check(migrated.ok() && migrated->find("\"completed\"") != std::string::npos, "QueryMigrate",
+        migrated.ok() ? *migrated : migrated.message());
+  status = (*vm)->QueryStatus();
+  Check(status.ok() && *status == "running", "the guest runs on after a snapshot",
+        status.ok() ? *status : status.message());
+  auto incremental = (*vm)->Snapshot(snap + "-2", /*incremental=*/true);
+  Check(incremental.ok(), "an incremental Snapshot", incremental.message());
+
   Check((*vm)->Shutdown().ok(), "Shutdown");
   auto end = (*vm)->WaitFor(std::chrono::seconds(20));
   Check(end.has_value(), "the VM ends after Shutdown");
   auto after = (*vm)->GetCounters();
   Check(!after.ok(), "GetCounters after the end is an error");
+
+  // From the incremental snapshot (and its parent), in a VM of its own.
+  libmote::VmConfig again;
+  again.restore = snap + "-2";
+  again.console.kind = libmote::ConsoleKind::kNone;
+  again.paused = true;
+  auto restored = libmote::Vm::Create(again);
+  Check(restored.ok() && (*restored)->Start().ok(), "a VM restored from the snapshot starts",
+        restored.ok() ? "" : restored.message());
+  if (restored.ok()) {
+    auto paused = (*restored)->QueryStatus();
+    Check(paused.ok() && *paused == "paused", "restored with paused: paused",
+          paused.ok() ? *paused : paused.message());
+    auto counters2 = (*restored)->GetCounters();
+    Check(counters2.ok() && counters2->vcpus.size() == 2, "the restored VM has the 2 vCPUs");
+    Check((*restored)->Resume().ok(), "Resume the restored VM");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto running = (*restored)->QueryStatus();
+    Check(running.ok() && *running == "running", "the restored guest runs",
+          running.ok() ? *running : running.message());
+    Check((*restored)->Shutdown().ok(), "Shutdown the restored VM");
+    Check((*restored)->WaitFor(std::chrono::seconds(20)).has_value(), "it ends");
+  }
+  libmote::VmConfig bad;
+  bad.restore = snap + "-missing";
+  auto refused = libmote::Vm::Create(bad);
+  Check(!refused.ok() || !(*refused)->Start().ok(), "a missing snapshot is refused");
+  std::system(("rm -rf " + std::string(dir_template)).c_str());
   std::printf("%d failed\n", failures);
   return failures == 0 ? 0 : 1;
 }

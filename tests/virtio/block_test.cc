@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
@@ -422,7 +423,13 @@ TEST_CASE("virtio-blk behind virtio-mmio: saved with a request in flight, restor
   CHECK((*t2)->status() == (1 | 2 | 8 | 4));
   // The restored device is activated and notified: it finds the read.
   std::thread runner([&] { REQUIRE(loop2->Run().ok()); });
-  auto used_idx = [&] { return *mem2->ReadObj<uint16_t>(GuestAddress{kUsed + 2}); };
+  // The loop thread publishes used idx with an atomic store, as a driver reads it.
+  auto used_idx = [&] {
+    auto slice = mem2->GetSlice(GuestAddress{kUsed + 2}, 2);
+    REQUIRE(slice.ok());
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(slice->data()))
+        .load(std::memory_order_acquire);
+  };
   for (int i = 0; i < 2000 && used_idx() < 2; ++i) usleep(1000);
   loop2->Stop();
   runner.join();
