@@ -75,7 +75,11 @@ absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const st
   return stats;
 }
 
-absl::Status LoadMemoryFile(GuestMemory& mem, const std::string& path, bool copy) {
+namespace {
+
+// The memory file at `path`, open for reading, if it is exactly the size of
+// the guest's RAM.
+absl::StatusOr<FileDescriptor> OpenMemoryFile(const GuestMemory& mem, const std::string& path) {
   FileDescriptor fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.ok()) {
     return RestoreError(RestoreFailure::kMemoryFile,
@@ -88,6 +92,13 @@ absl::Status LoadMemoryFile(GuestMemory& mem, const std::string& path, bool copy
                         absl::StrFormat("memory file %s: %d bytes, the guest has %d of RAM", path,
                                         st.st_size, mem.TotalSize()));
   }
+  return fd;
+}
+
+}  // namespace
+
+absl::Status LoadMemoryFile(GuestMemory& mem, const std::string& path, bool copy) {
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, OpenMemoryFile(mem, path));
   uint64_t file_offset = 0;
   for (const GuestMemory::Region& r : mem.regions()) {
     if (copy) {
@@ -110,18 +121,12 @@ absl::Status LoadMemoryFile(GuestMemory& mem, const std::string& path, bool copy
 }
 
 absl::Status ApplyMemoryPages(GuestMemory& mem, const std::string& path, const PageBitmap& pages) {
-  FileDescriptor fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.ok()) {
-    return RestoreError(RestoreFailure::kMemoryFile,
-                        absl::StrFormat("memory file %s: %s", path, std::strerror(errno)));
-  }
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat " + path);
-  if (static_cast<uint64_t>(st.st_size) != mem.TotalSize() ||
-      pages.size() != (mem.TotalSize() / kPage + 63) / 64) {
-    return RestoreError(RestoreFailure::kMemoryFile,
-                        absl::StrFormat("memory file %s: %d bytes, the guest has %d of RAM", path,
-                                        st.st_size, mem.TotalSize()));
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, OpenMemoryFile(mem, path));
+  if (pages.size() != (mem.TotalSize() / kPage + 63) / 64) {
+    return RestoreError(
+        RestoreFailure::kCorrupt,
+        absl::StrFormat("snapshot of %s: a page list for %d pages, the guest has %d", path,
+                        pages.size() * 64, mem.TotalSize() / kPage));
   }
   uint64_t file_offset = 0;
   for (const GuestMemory::Region& r : mem.regions()) {
