@@ -1,0 +1,321 @@
+#include "vmm/snapshot/migration_stream.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "vmm/base/status_macros.h"
+#include "vmm/config_json.h"
+#include "vmm/snapshot/restore_error.h"
+#include "vmm/snapshot/snapshot_dir.h"
+
+namespace mote {
+namespace {
+
+constexpr char kMagic[8] = {'M', 'O', 'T', 'E', 'M', 'I', 'G', 'R'};
+constexpr uint32_t kStreamVersion = 1;
+constexpr uint8_t kConfigRecord = 1, kPagesRecord = 2, kStateRecord = 3, kEndRecord = 4;
+constexpr uint64_t kPage = 4096;
+constexpr uint32_t kMaxPagesPerRecord = 256;  // 1 MiB
+constexpr uint32_t kMaxConfigBytes = 1 << 20;
+constexpr uint64_t kMaxStateBytes = 256 << 20;
+
+absl::Status Bad(const std::string& why) {
+  return RestoreError(RestoreFailure::kCorrupt, "migration stream: " + why);
+}
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+struct Address {
+  int family = AF_UNIX;
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+absl::StatusOr<Address> Resolve(const std::string& uri) {
+  Address a;
+  if (absl::StartsWith(uri, "unix:")) {
+    std::string path = uri.substr(5);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof(un.sun_path)) {
+      return absl::InvalidArgumentError("migration address " + uri + ": bad socket path");
+    }
+    std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
+    std::memcpy(&a.addr, &un, sizeof(un));
+    a.len = sizeof(un);
+    return a;
+  }
+  if (absl::StartsWith(uri, "tcp:")) {
+    std::string rest = uri.substr(4);
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError("migration address " + uri + ": want tcp:HOST:PORT");
+    }
+    std::string host = rest.substr(0, colon), port = rest.substr(colon + 1);
+    if (!host.empty() && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (int e = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+        e != 0) {
+      return absl::InvalidArgumentError("migration address " + uri + ": " + gai_strerror(e));
+    }
+    a.family = found->ai_family;
+    std::memcpy(&a.addr, found->ai_addr, found->ai_addrlen);
+    a.len = found->ai_addrlen;
+    freeaddrinfo(found);
+    return a;
+  }
+  return absl::InvalidArgumentError("migration address " + uri +
+                                    ": mote takes unix:PATH or tcp:HOST:PORT");
+}
+
+absl::Status ReadAll(int fd, void* data, size_t len) {
+  auto* p = static_cast<uint8_t*>(data);
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, "migration stream");
+    if (n == 0) return Bad("it ended early (did the source stop?)");
+    p += n;
+    len -= n;
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::StatusOr<T> ReadValue(int fd) {
+  T v{};
+  MOTE_RETURN_IF_ERROR(ReadAll(fd, &v, sizeof(v)));
+  return v;
+}
+
+absl::Status WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
+  FileDescriptor out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out.ok()) return ErrnoToStatus(errno, "create " + path);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(out.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : EIO, "write " + path);
+    done += n;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsMigrationUri(const std::string& uri) {
+  return absl::StartsWith(uri, "unix:") || absl::StartsWith(uri, "tcp:");
+}
+
+absl::StatusOr<FileDescriptor> ConnectMigration(const std::string& uri) {
+  MOTE_ASSIGN_OR_RETURN(Address a, Resolve(uri));
+  FileDescriptor fd(socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.ok()) return ErrnoToStatus(errno, "socket");
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&a.addr), a.len) != 0) {
+    return ErrnoToStatus(errno, "connect to " + uri);
+  }
+  return fd;
+}
+
+absl::StatusOr<FileDescriptor> AcceptMigration(const std::string& uri) {
+  MOTE_ASSIGN_OR_RETURN(Address a, Resolve(uri));
+  FileDescriptor listener(socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener.ok()) return ErrnoToStatus(errno, "socket");
+  int one = 1;
+  if (a.family != AF_UNIX) setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (a.family == AF_UNIX) unlink(reinterpret_cast<sockaddr_un*>(&a.addr)->sun_path);
+  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&a.addr), a.len) != 0) {
+    return ErrnoToStatus(errno, "--incoming " + uri);
+  }
+  if (listen(listener.get(), 1) != 0) return ErrnoToStatus(errno, "listen " + uri);
+  int fd;
+  do {
+    fd = accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ErrnoToStatus(errno, "accept " + uri);
+  if (a.family == AF_UNIX) unlink(reinterpret_cast<sockaddr_un*>(&a.addr)->sun_path);
+  return FileDescriptor(fd);
+}
+
+absl::Status MigrationSender::Write(const void* data, size_t len) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (len > 0) {
+    ssize_t n = send(fd_.get(), p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : EPIPE, "migration stream to the target");
+    p += n;
+    len -= n;
+    sent_ += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MigrationSender::SendConfig(const std::string& json) {
+  MOTE_RETURN_IF_ERROR(Write(kMagic, sizeof(kMagic)));
+  MOTE_RETURN_IF_ERROR(Write(&kStreamVersion, 4));
+  uint32_t len = static_cast<uint32_t>(json.size());
+  MOTE_RETURN_IF_ERROR(Write(&kConfigRecord, 1));
+  MOTE_RETURN_IF_ERROR(Write(&len, 4));
+  return Write(json.data(), json.size());
+}
+
+absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap* pages,
+                                        const std::atomic<bool>& cancel,
+                                        uint64_t max_bytes_per_second) {
+  if (pace_start_ns_ == 0) pace_start_ns_ = NowNs();
+  uint64_t file_offset = 0;
+  for (const GuestMemory::Region& r : mem.regions()) {
+    for (uint64_t off = 0; off < r.size;) {
+      if (cancel.load()) return absl::CancelledError("migration cancelled");
+      uint64_t page = (file_offset + off) / kPage;
+      bool wanted = pages != nullptr ? ((*pages)[page / 64] >> (page % 64) & 1) : true;
+      if (!wanted || (pages == nullptr && [&] {
+            const auto* w = reinterpret_cast<const uint64_t*>(r.host + off);
+            for (size_t i = 0; i < kPage / 8; ++i) {
+              if (w[i] != 0) return false;
+            }
+            return true;
+          }())) {
+        off += kPage;
+        continue;
+      }
+      // A run of wanted pages, up to a record's worth.
+      uint32_t count = 1;
+      while (count < kMaxPagesPerRecord && off + count * kPage < r.size) {
+        uint64_t next = page + count;
+        if (pages != nullptr && !((*pages)[next / 64] >> (next % 64) & 1)) break;
+        ++count;
+      }
+      MOTE_RETURN_IF_ERROR(Write(&kPagesRecord, 1));
+      MOTE_RETURN_IF_ERROR(Write(&page, 8));
+      MOTE_RETURN_IF_ERROR(Write(&count, 4));
+      MOTE_RETURN_IF_ERROR(Write(r.host + off, count * kPage));
+      off += count * kPage;
+      if (max_bytes_per_second > 0) {
+        // Paced: never ahead of max-bandwidth since the first page.
+        int64_t due = pace_start_ns_ + static_cast<int64_t>(sent_ * 1e9 / max_bytes_per_second);
+        int64_t wait = due - NowNs();
+        if (wait > 0) {
+          timespec ts{wait / 1000000000, wait % 1000000000};
+          nanosleep(&ts, nullptr);
+        }
+      }
+    }
+    file_offset += r.size;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MigrationSender::SendState(const std::vector<uint8_t>& state) {
+  uint64_t len = state.size();
+  MOTE_RETURN_IF_ERROR(Write(&kStateRecord, 1));
+  MOTE_RETURN_IF_ERROR(Write(&len, 8));
+  return Write(state.data(), state.size());
+}
+
+absl::Status MigrationSender::SendEnd() { return Write(&kEndRecord, 1); }
+
+absl::Status MigrationSender::WaitForTarget(int timeout_ms) {
+  pollfd p{fd_.get(), POLLIN, 0};
+  int n;
+  do {
+    n = poll(&p, 1, timeout_ms);
+  } while (n < 0 && errno == EINTR);
+  uint8_t answer = 0;
+  if (n == 1 && read(fd_.get(), &answer, 1) == 1 && answer == 'K') return absl::OkStatus();
+  return absl::UnavailableError(n == 0 ? "the target did not answer"
+                                       : "the target refused the VM or went away");
+}
+
+absl::Status ReceiveMigration(int fd, const std::string& dir) {
+  char magic[8];
+  MOTE_RETURN_IF_ERROR(ReadAll(fd, magic, sizeof(magic)));
+  if (std::memcmp(magic, kMagic, sizeof(magic)) != 0) return Bad("not a mote migration stream");
+  MOTE_ASSIGN_OR_RETURN(uint32_t version, ReadValue<uint32_t>(fd));
+  if (version > kStreamVersion) {
+    return RestoreError(RestoreFailure::kNewerFormat,
+                        absl::StrFormat("migration stream: version %d, this mote reads up to %d",
+                                        version, kStreamVersion));
+  }
+  MOTE_ASSIGN_OR_RETURN(uint8_t type, ReadValue<uint8_t>(fd));
+  if (type != kConfigRecord) return Bad("no configuration first");
+  MOTE_ASSIGN_OR_RETURN(uint32_t config_len, ReadValue<uint32_t>(fd));
+  if (config_len > kMaxConfigBytes) return Bad("a configuration of " + std::to_string(config_len));
+  std::string config_json(config_len, '\0');
+  MOTE_RETURN_IF_ERROR(ReadAll(fd, config_json.data(), config_len));
+  VmConfig config;
+  if (absl::Status s = ApplyVmConfigJson(config_json, config, "migration stream: config: ");
+      !s.ok()) {
+    return Bad(std::string(s.message()));
+  }
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoToStatus(errno, "mkdir " + dir);
+  MOTE_RETURN_IF_ERROR(WriteFile(dir + "/" + kSnapshotConfigFile,
+                                 std::vector<uint8_t>(config_json.begin(), config_json.end())));
+  std::string memory_path = dir + "/" + kSnapshotMemoryFile;
+  FileDescriptor memory(open(memory_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!memory.ok() || ftruncate(memory.get(), static_cast<off_t>(config.memory_bytes)) != 0) {
+    return ErrnoToStatus(errno, "memory file " + memory_path);
+  }
+  const uint64_t total_pages = config.memory_bytes / kPage;
+  std::vector<uint8_t> buf(kMaxPagesPerRecord * kPage);
+  bool have_state = false;
+  while (true) {
+    MOTE_ASSIGN_OR_RETURN(type, ReadValue<uint8_t>(fd));
+    if (type == kEndRecord) break;
+    if (type == kPagesRecord) {
+      MOTE_ASSIGN_OR_RETURN(uint64_t first, ReadValue<uint64_t>(fd));
+      MOTE_ASSIGN_OR_RETURN(uint32_t count, ReadValue<uint32_t>(fd));
+      if (count == 0 || count > kMaxPagesPerRecord || first >= total_pages ||
+          count > total_pages - first) {
+        return Bad(absl::StrFormat("pages %d+%d outside %d pages of RAM", first, count,
+                                   total_pages));
+      }
+      MOTE_RETURN_IF_ERROR(ReadAll(fd, buf.data(), count * kPage));
+      if (pwrite(memory.get(), buf.data(), count * kPage, static_cast<off_t>(first * kPage)) !=
+          static_cast<ssize_t>(count * kPage)) {
+        return ErrnoToStatus(errno, "write " + memory_path);
+      }
+      continue;
+    }
+    if (type == kStateRecord) {
+      MOTE_ASSIGN_OR_RETURN(uint64_t len, ReadValue<uint64_t>(fd));
+      if (len > kMaxStateBytes) return Bad("a state of " + std::to_string(len) + " bytes");
+      std::vector<uint8_t> state(len);
+      MOTE_RETURN_IF_ERROR(ReadAll(fd, state.data(), len));
+      MOTE_RETURN_IF_ERROR(WriteFile(dir + "/" + kSnapshotStateFile, state));
+      have_state = true;
+      continue;
+    }
+    return Bad(absl::StrFormat("unknown record type %d", type));
+  }
+  if (!have_state) return Bad("it ended without the VM's state");
+  return absl::OkStatus();
+}
+
+void AcknowledgeMigration(int fd) {
+  uint8_t ok = 'K';
+  (void)!send(fd, &ok, 1, MSG_NOSIGNAL);
+}
+
+}  // namespace mote

@@ -1,0 +1,63 @@
+// The live-migration stream between two mote processes (docs/snapshot.md,
+// "Migration stream"): the source connects to the target's --incoming
+// address ("unix:PATH" or "tcp:HOST:PORT") and sends
+//   "MOTEMIGR" u32 version | config record | page records... |
+//   state record | end record
+// and the target answers one byte when it has the VM built ('K'), or
+// closes. A record is a u8 type and its body: config = u32 length + JSON
+// text; pages = u64 first page, u32 count, count * 4 KiB; state = u64
+// length + a state file; end = nothing. The target writes what it receives
+// into a snapshot directory, which the restore path then starts from: pages
+// go where memory.raw holds them.
+// Blocking I/O on the caller's thread.
+#ifndef MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
+#define MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "vmm/base/fd.h"
+#include "vmm/base/guest_memory.h"
+#include "vmm/snapshot/memory_file.h"
+
+namespace mote {
+
+// "unix:PATH" or "tcp:HOST:PORT": whether `uri` names a migration address.
+bool IsMigrationUri(const std::string& uri);
+absl::StatusOr<FileDescriptor> ConnectMigration(const std::string& uri);
+// Listens on `uri` and waits for one source.
+absl::StatusOr<FileDescriptor> AcceptMigration(const std::string& uri);
+
+class MigrationSender {
+ public:
+  explicit MigrationSender(FileDescriptor fd) : fd_(std::move(fd)) {}
+  absl::Status SendConfig(const std::string& json);
+  // The pages set in `pages` (all of RAM's non-zero pages when null); stops
+  // early when `cancel` becomes true. Bytes sent, total since creation.
+  absl::Status SendPages(const GuestMemory& mem, const PageBitmap* pages,
+                         const std::atomic<bool>& cancel, uint64_t max_bytes_per_second);
+  absl::Status SendState(const std::vector<uint8_t>& state);
+  absl::Status SendEnd();
+  // The target's answer once it has built the VM.
+  absl::Status WaitForTarget(int timeout_ms);
+  uint64_t bytes_sent() const { return sent_; }
+
+ private:
+  absl::Status Write(const void* data, size_t len);
+  FileDescriptor fd_;
+  uint64_t sent_ = 0;
+  int64_t pace_start_ns_ = 0;
+};
+
+// Reads a whole stream from `fd` into directory `dir` (config.json,
+// memory.raw of `memory_bytes` taken from the config, state.bin); errors
+// say what was wrong with the stream (RestoreFailure::kCorrupt).
+absl::Status ReceiveMigration(int fd, const std::string& dir);
+// Tells the source the VM is built.
+void AcknowledgeMigration(int fd);
+
+}  // namespace mote
+
+#endif  // MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
