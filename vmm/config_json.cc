@@ -50,7 +50,7 @@ absl::Status ApplyMember(const SectionMember<VmConfig>& member, const Json& valu
 
 absl::Status ApplyRoot(const Json& root, VmConfig& config) {
   if (!root.is_object()) return absl::InvalidArgumentError("expected a JSON object");
-  if (!root.contains("kernel") && !root.contains("restore")) {
+  if (!root.contains("kernel") && !root.contains("restore") && !root.contains("incoming")) {
     return JsonMemberError("kernel", "missing (required)");
   }
   for (const auto& item : root.items()) {

@@ -95,6 +95,11 @@ const std::vector<QmpCommand>& QmpCommands() {
              r.Migrate(args.at("uri").get<std::string>(), args.value("x-mote-incremental", false)));
        }},
       Row("query-migrate", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryMigrate()); }),
+      Row("migrate_cancel", [](VmRunner& r) { return r.MigrateCancel(); }),
+      {"migrate-set-parameters",
+       {{"downtime-limit", json::value_t::number_unsigned, /*required=*/false},
+        {"max-bandwidth", json::value_t::number_unsigned, /*required=*/false}},
+       [](VmRunner& r, const json& args) { return Reply(r.MigrateSetParameters(args)); }},
       // mote's own (README: Control socket).
       Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),
   };

@@ -137,6 +137,15 @@ class Vm : public GuestEventSink {
   // (FailedPrecondition when there was none).
   absl::StatusOr<MemoryFileStats> Snapshot(const std::string& dir, bool incremental = false);
 
+  // For live migration (vmm/live_migration.h). Guest RAM; the logging of
+  // written pages (from the first snapshot on, or from here); the pages
+  // written since the last call (any thread); and the whole device and CPU
+  // state of the stopped VM as a state file (loop thread).
+  const GuestMemory& memory() const { return *mem_; }
+  absl::Status StartDirtyLogging();
+  absl::StatusOr<PageBitmap> TakeDirtyPages();
+  absl::StatusOr<std::vector<uint8_t>> SaveStateFile();
+
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
 
@@ -176,10 +185,6 @@ class Vm : public GuestEventSink {
   absl::Status CheckSnapshotMachine(const StateFile& file);
   absl::Status RestoreState(const StateFile& file);
   absl::Status RestoreDevices(const StateFile& file);
-  // Pages written since the last snapshot, from KVM's dirty log and the
-  // devices' writes (GuestMemory), both cleared; on from the first snapshot.
-  absl::StatusOr<PageBitmap> TakeDirtyPages();
-  absl::Status StartDirtyLogging();
   // Maps a snapshot's memory, with its parents' under it (incremental ones).
   absl::Status LoadSnapshotMemory(const std::string& dir);
   std::string last_snapshot_dir_;  // absolute; loop thread

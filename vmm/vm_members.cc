@@ -351,6 +351,14 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .help = "Start from a snapshot directory (QMP migrate file:DIR) instead of booting; "
                "machine flags given with it must match the snapshot",
        .expected = "a non-empty string"},
+      {.name = "incoming",
+       .type = T::kString,
+       .syntax = "unix:PATH|tcp:HOST:PORT",
+       .set = [](const std::string& t, V& c) { return SetNonEmpty(t, c.incoming); },
+       .get = [](const V& c) { return c.incoming.empty() ? Json() : Json(c.incoming); },
+       .help = "Wait for a live migration from another mote there (QMP migrate to the same "
+               "address) and run the VM it brings",
+       .expected = "a non-empty string"},
       {.name = "log_level",
        .type = T::kString,
        .syntax = "LEVEL",

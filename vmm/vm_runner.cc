@@ -12,6 +12,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/device_kinds/virtio_blk.h"
 #include "vmm/qmp_commands.h"
+#include "vmm/snapshot/migration_stream.h"
 #include "vmm/snapshot/snapshot_dir.h"
 
 namespace mote {
@@ -40,7 +41,27 @@ constexpr std::pair<uint32_t, const char*> kExitNames[] = {
 absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& config,
                                                            const RunOptions& options) {
   std::unique_ptr<VmRunner> runner;
-  if (config.restore.empty()) {
+  if (!config.incoming.empty()) {
+    // The VM comes over the stream: received into a snapshot directory of
+    // its own, then restored from there like a snapshot.
+    MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, AcceptMigration(config.incoming));
+    const char* tmp = getenv("TMPDIR");
+    std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/mote-incoming-XXXXXX";
+    if (mkdtemp(dir.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp " + dir);
+    absl::Status received = ReceiveMigration(fd.get(), dir);
+    VmConfig user = config;
+    user.incoming.clear();
+    user.restore = dir;
+    absl::StatusOr<VmConfig> restored =
+        received.ok() ? ResolveRestoreConfig(user) : absl::StatusOr<VmConfig>(received);
+    if (!restored.ok()) {
+      RemoveSnapshotDir(dir);
+      return restored.status();
+    }
+    runner.reset(new VmRunner(*restored, options));
+    runner->incoming_fd_ = std::move(fd);
+    runner->incoming_dir_ = dir;
+  } else if (config.restore.empty()) {
     runner.reset(new VmRunner(config, options));
   } else {
     // The machine comes from the snapshot (what `config` sets on top of it
@@ -66,6 +87,8 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
 }
 
 VmRunner::~VmRunner() {
+  migration_.reset();
+  if (!incoming_dir_.empty()) RemoveSnapshotDir(incoming_dir_);
   vm_.reset();
   qmp_.reset();  // before the loop it is registered on
 }
@@ -73,7 +96,15 @@ VmRunner::~VmRunner() {
 absl::Status VmRunner::Boot() {
   launch_time_ = absl::Now();
   if (config_.timeout > 0) deadline_ = launch_time_ + absl::Seconds(config_.timeout);
-  MOTE_RETURN_IF_ERROR(BuildVm());
+  absl::Status built = BuildVm();
+  if (!incoming_dir_.empty()) {
+    // Mapped (or refused): the files may go; the source learns it may stop.
+    RemoveSnapshotDir(incoming_dir_);
+    incoming_dir_.clear();
+    if (built.ok()) AcknowledgeMigration(incoming_fd_.get());
+    incoming_fd_.Reset(-1);
+  }
+  MOTE_RETURN_IF_ERROR(built);
   // The vCPUs go now, on the caller's thread: the first KVM_RUN does not
   // wait for the loop thread to start. What they cause waits for the loop.
   // A restored VM has run before: stopped, it is "paused" (QEMU after an
@@ -99,7 +130,8 @@ VmOutcome VmRunner::Run() {
   VmOutcome outcome;
   while (true) {
     outcome = vm_->Run({.stop_on_signals = options_.stop_on_signals});
-    vm_.reset();  // tear down before the next boot (or the terminal is restored)
+    migration_.reset();  // its thread uses the VM
+    vm_.reset();         // tear down before the next boot (or the terminal is restored)
     bool again = outcome.kind == OutcomeKind::kHostReset ||
                  (outcome.kind == OutcomeKind::kReset && config_.on_reboot == OnReboot::kRestart);
     if (again && quit_requested_) {  // the reset won the race, but quit still means quit
@@ -215,6 +247,7 @@ control::RunState VmRunner::QueryStatus() const {
                        : vm_->suspended()             ? "suspended"
                        : !paused                      ? "running"
                        : prelaunch_                   ? "prelaunch"
+                       : postmigrate_                 ? "postmigrate"
                                                       : "paused";
   return {status, status == "running"};
 }
@@ -228,6 +261,7 @@ absl::Status VmRunner::Stop() {
 absl::Status VmRunner::Cont() {
   MOTE_RETURN_IF_ERROR(RequireVm());
   prelaunch_ = false;
+  postmigrate_ = false;
   vm_->Resume();
   return absl::OkStatus();
 }
@@ -252,6 +286,21 @@ absl::Status VmRunner::SystemWakeup() {
 
 absl::Status VmRunner::Migrate(const std::string& uri, bool incremental) {
   MOTE_RETURN_IF_ERROR(RequireVm());
+  if (migration_ != nullptr && !migration_->finished()) {
+    return absl::FailedPreconditionError("a migration is already under way");
+  }
+  if (IsMigrationUri(uri)) {
+    if (incremental) return absl::InvalidArgumentError("x-mote-incremental is for file: only");
+    Emit("MIGRATION", {{"status", "setup"}});
+    migration_ =
+        std::make_unique<LiveMigration>(vm_.get(), loop_.get(), uri, MachineConfigJson(config_),
+                                        migration_parameters_, [this](const std::string& status) {
+                                          if (status == "completed") postmigrate_ = true;
+                                          Emit("MIGRATION", {{"status", status}});
+                                        });
+    return absl::OkStatus();
+  }
+  migration_.reset();
   if (!absl::StartsWith(uri, "file:") || uri.size() == 5) {
     return absl::InvalidArgumentError("migrate: uri '" + uri +
                                       "': mote takes file:DIR (a snapshot directory)");
@@ -281,7 +330,25 @@ absl::Status VmRunner::Migrate(const std::string& uri, bool incremental) {
   return absl::OkStatus();
 }
 
-nlohmann::json VmRunner::QueryMigrate() const { return last_migration_; }
+nlohmann::json VmRunner::QueryMigrate() const {
+  return migration_ != nullptr ? migration_->Query() : last_migration_;
+}
+
+absl::Status VmRunner::MigrateCancel() {
+  if (migration_ != nullptr) migration_->Cancel();
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::MigrateSetParameters(const nlohmann::json& arguments) {
+  if (arguments.contains("downtime-limit")) {
+    migration_parameters_.downtime_limit =
+        absl::Milliseconds(arguments["downtime-limit"].get<uint64_t>());
+  }
+  if (arguments.contains("max-bandwidth")) {
+    migration_parameters_.max_bandwidth = arguments["max-bandwidth"].get<uint64_t>();
+  }
+  return absl::OkStatus();
+}
 
 absl::Status VmRunner::Quit() {
   quit_requested_ = true;  // Run sees it, even between boots

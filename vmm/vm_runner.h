@@ -21,6 +21,7 @@
 #include "vmm/base/event_loop.h"
 #include "vmm/base/mutex.h"
 #include "vmm/control_replies.h"
+#include "vmm/live_migration.h"
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
 #include "vmm/vm.h"
@@ -88,6 +89,10 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::Status Migrate(const std::string& uri, bool incremental = false);
   // QEMU's query-migrate: the last migration's status and figures.
   nlohmann::json QueryMigrate() const;
+  // QEMU's migrate_cancel and migrate-set-parameters (downtime-limit in
+  // ms, max-bandwidth in bytes per second).
+  absl::Status MigrateCancel();
+  absl::Status MigrateSetParameters(const nlohmann::json& arguments);
 
  private:
   VmRunner(const VmConfig& config, const RunOptions& options)
@@ -112,6 +117,12 @@ class VmRunner : public qmp::QmpDispatcher {
   // `quit` came: no more boots, even if it came while a reset was under way.
   bool quit_requested_ = false;
   nlohmann::json last_migration_ = nlohmann::json::object();  // query-migrate; loop thread
+  MigrationParameters migration_parameters_;
+  std::unique_ptr<LiveMigration> migration_;  // the last live migration out; loop thread
+  bool postmigrate_ = false;                  // migrated away: stopped for good
+  // --incoming: the stream's connection and where it was received, until Boot.
+  FileDescriptor incoming_fd_;
+  std::string incoming_dir_;
 
   Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once

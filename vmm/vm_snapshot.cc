@@ -424,6 +424,12 @@ absl::Status Vm::LoadSnapshotMemory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<uint8_t>> Vm::SaveStateFile() {
+  MOTE_ASSIGN_OR_RETURN(StateFile state, SaveState());
+  state.Add("memory", kMemoryVersion, EncodeMemory(MemorySection{}));
+  return state.Encode();
+}
+
 absl::StatusOr<MemoryFileStats> Vm::Snapshot(const std::string& dir, bool incremental) {
   if (ended()) return absl::FailedPreconditionError("the guest has shut down");
   if (incremental && last_snapshot_dir_.empty()) {

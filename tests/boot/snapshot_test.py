@@ -220,6 +220,129 @@ def incremental_snapshot_holds_only_written_pages(ctx):
             raise Failure("no pattern check after the restore")
 
 
+def start_target(ctx, uri, *extra):
+    """`mote run --incoming URI` in the background, its console collected."""
+    cmd = [ctx.mote, "run", "--incoming", uri, "--timeout", "60", *extra]
+    print("$", " ".join(cmd))
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def wait_migration(qmp, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = qmp.ok("query-migrate")
+        if info["status"] in ("completed", "failed", "cancelled"):
+            return info
+        time.sleep(0.05)
+    raise Failure("the migration never ended")
+
+
+def live_migration(ctx, uri_for, cmdline, rounds=80):
+    """Migrates a counting guest with a disk to a target listening on
+    uri_for(workdir); the target's counts run on from the source's, its
+    pattern and disk check out, and the source is left stopped."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        disk = disk_file(ctx, work)
+        uri = uri_for(tempfile.mkdtemp())
+        target = start_target(ctx, uri)
+        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}",
+                      cmdline_extra=f"rounds={rounds} disk=0 {cmdline}")
+        try:
+            guest.wait_line(r"snapshot: count=5\b", timeout=30)
+            qmp = Qmp(guest.socket)
+            qmp.ok("migrate-set-parameters", {"downtime-limit": 50})
+            qmp.ok("migrate", {"uri": uri})
+            info = wait_migration(qmp)
+            print("query-migrate:", info)
+            expect_eq("migration status", info["status"], "completed")
+            statuses = [e["data"]["status"] for e in qmp.events if e["event"] == "MIGRATION"]
+            expect_eq("MIGRATION events", statuses[0], "setup")
+            expect_eq("the source after the switch-over", qmp.ok("query-status")["status"],
+                      "postmigrate")
+            if info["ram"]["transferred"] < 16 << 20:
+                raise Failure("fewer bytes sent than the guest's pattern")
+            qmp.ok("quit")
+            guest.wait()
+            out, err = target.communicate(timeout=90)
+        finally:
+            guest.kill()
+            if target.poll() is None:
+                target.kill()
+                target.wait()
+        print(err.decode(errors="replace"))
+        expect_eq("the migrated guest's exit (all checks passed)", target.returncode, 1)
+        before = "\n".join(line for _, line in guest.console())
+        check_counts_run_on(before, out.decode(errors="replace"), rounds)
+        after = out.decode(errors="replace")
+        if "disk ok" not in after or "pattern ok" not in after or "FAIL" in after:
+            raise Failure("the migrated guest's checks did not all pass")
+
+
+@case
+def live_migration_unix_while_dirtying(ctx):
+    live_migration(ctx, lambda d: "unix:" + os.path.join(d, "in.sock"), "dirty=1")
+
+
+@case
+def live_migration_tcp(ctx):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    live_migration(ctx, lambda d: f"tcp:127.0.0.1:{port}", "")
+
+
+@case
+def live_migration_failures(ctx):
+    """A target that dies mid-stream leaves the source running (status
+    failed, the guest counting on); a stream of garbage is refused by the
+    target with one error line and exit code 22."""
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        uri_dir = tempfile.mkdtemp()
+        uri = "unix:" + os.path.join(uri_dir, "in.sock")
+        target = start_target(ctx, uri)
+        guest = Guest(ctx, "snapshot", cmdline_extra="rounds=100000")
+        try:
+            guest.wait_line(r"snapshot: count=3\b", timeout=30)
+            qmp = Qmp(guest.socket)
+            qmp.ok("migrate-set-parameters", {"max-bandwidth": 4 << 20})  # ~4 s for the pattern
+            qmp.ok("migrate", {"uri": uri})
+            time.sleep(1)
+            expect_eq("while sending", qmp.ok("query-migrate")["status"], "active")
+            target.kill()
+            target.wait()
+            info = wait_migration(qmp)
+            expect_eq("after the target died", info["status"], "failed")
+            expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
+            n = max(counts("\n".join(l for _, l in guest.console())))
+            guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
+            qmp.ok("quit")
+            guest.wait()
+        finally:
+            guest.kill()
+            if target.poll() is None:
+                target.kill()
+        # Garbage on the target's socket.
+        target = start_target(ctx, uri)
+        path = uri[5:]
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        import socket
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(path)
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)) * 64)
+        c.close()
+        out, err = target.communicate(timeout=30)
+        lines = err.decode(errors="replace").strip().splitlines()
+        print(lines)
+        expect_eq("garbage: exit code", target.returncode, CORRUPT)
+        if len(lines) != 1 or "not a mote migration stream" not in lines[0]:
+            raise Failure(f"garbage: want one error line, got {lines}")
+
+
 def read_state(path):
     data = open(path, "rb").read()
     assert data[:8] == b"MOTESNAP"

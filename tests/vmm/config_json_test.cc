@@ -344,7 +344,8 @@ TEST_CASE("LoadVmConfigFile names the file it cannot read", "[config_json]") {
 TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config_json]") {
   json schema = Schema();
   REQUIRE(schema["$schema"] == "https://json-schema.org/draft/2020-12/schema");
-  CHECK(schema["anyOf"] == json::parse(R"([{"required": ["kernel"]}, {"required": ["restore"]}])"));
+  CHECK(schema["anyOf"] == json::parse(R"([{"required": ["kernel"]}, {"required": ["restore"]},
+                                            {"required": ["incoming"]}])"));
   struct Level {
     json object_schema;
     std::string unknown_error;  // what the loader says of an unknown member there
@@ -385,6 +386,7 @@ TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config
   VmConfig config = Load("\"timeout\": 1, \"disks\": [{\"path\": \"a\"}], \"nets\": [{\"fd\": 3}]");
   config.log_level = "warn";
   config.restore = "snapshot-dir";
+  config.incoming = "unix:/run/in.sock";
   json dumped = VmConfigToJson(config);
   CHECK(Keys(dumped) == Keys(schema["properties"]));
   std::set<std::string> disk_keys = Keys(schema["$defs"]["disk"]["properties"]);

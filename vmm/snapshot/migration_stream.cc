@@ -1,7 +1,8 @@
 #include "vmm/snapshot/migration_stream.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -71,18 +73,32 @@ absl::StatusOr<Address> Resolve(const std::string& uri) {
     if (!host.empty() && host.front() == '[' && host.back() == ']') {
       host = host.substr(1, host.size() - 2);
     }
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    if (int e = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
-        e != 0) {
-      return absl::InvalidArgumentError("migration address " + uri + ": " + gai_strerror(e));
+    // Numeric addresses only: mote is one static binary, without the
+    // name service modules a host name lookup would load.
+    if (host.empty() || host == "localhost") host = host.empty() ? "0.0.0.0" : "127.0.0.1";
+    char* end = nullptr;
+    unsigned long port_number = std::strtoul(port.c_str(), &end, 10);
+    if (port.empty() || *end != '\0' || port_number == 0 || port_number > 65535) {
+      return absl::InvalidArgumentError("migration address " + uri + ": bad port");
     }
-    a.family = found->ai_family;
-    std::memcpy(&a.addr, found->ai_addr, found->ai_addrlen);
-    a.len = found->ai_addrlen;
-    freeaddrinfo(found);
+    sockaddr_in v4{};
+    sockaddr_in6 v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+      v4.sin_family = AF_INET;
+      v4.sin_port = htons(static_cast<uint16_t>(port_number));
+      a.family = AF_INET;
+      std::memcpy(&a.addr, &v4, sizeof(v4));
+      a.len = sizeof(v4);
+    } else if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+      v6.sin6_family = AF_INET6;
+      v6.sin6_port = htons(static_cast<uint16_t>(port_number));
+      a.family = AF_INET6;
+      std::memcpy(&a.addr, &v6, sizeof(v6));
+      a.len = sizeof(v6);
+    } else {
+      return absl::InvalidArgumentError("migration address " + uri +
+                                        ": give the host as an IPv4 or IPv6 address");
+    }
     return a;
   }
   return absl::InvalidArgumentError("migration address " + uri +
@@ -288,8 +304,8 @@ absl::Status ReceiveMigration(int fd, const std::string& dir) {
       MOTE_ASSIGN_OR_RETURN(uint32_t count, ReadValue<uint32_t>(fd));
       if (count == 0 || count > kMaxPagesPerRecord || first >= total_pages ||
           count > total_pages - first) {
-        return Bad(absl::StrFormat("pages %d+%d outside %d pages of RAM", first, count,
-                                   total_pages));
+        return Bad(
+            absl::StrFormat("pages %d+%d outside %d pages of RAM", first, count, total_pages));
       }
       MOTE_RETURN_IF_ERROR(ReadAll(fd, buf.data(), count * kPage));
       if (pwrite(memory.get(), buf.data(), count * kPage, static_cast<off_t>(first * kPage)) !=

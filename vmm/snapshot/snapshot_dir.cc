@@ -47,20 +47,15 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 
 // Members that belong to this run, not to the machine a snapshot holds.
 const std::set<std::string>& RunTimeMembers() {
-  static const std::set<std::string> names = {"console",    "timeout",    "expect",
-                                              "api_socket", "paused",     "name",
-                                              "log_level",  "kvm_device", "restore"};
+  static const std::set<std::string> names = {"console", "timeout", "expect",    "api_socket",
+                                              "paused",  "name",    "log_level", "kvm_device",
+                                              "restore", "incoming"};
   return names;
 }
 
 }  // namespace
 
-absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const VmConfig& config,
-                                                 const StateFile& state, const GuestMemory& mem,
-                                                 const PageBitmap* pages) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoToStatus(errno, "snapshot directory " + dir);
-  }
+std::string MachineConfigJson(const VmConfig& config) {
   // The run-time members as their defaults: a restore takes its own.
   VmConfig machine = config;
   VmConfig defaults;
@@ -73,8 +68,18 @@ absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const V
   machine.log_level = defaults.log_level;
   machine.kvm_device = defaults.kvm_device;
   machine.restore = defaults.restore;
+  machine.incoming = defaults.incoming;
+  return VmConfigToJson(machine).dump(2) + "\n";
+}
+
+absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const VmConfig& config,
+                                                 const StateFile& state, const GuestMemory& mem,
+                                                 const PageBitmap* pages) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, "snapshot directory " + dir);
+  }
   MOTE_RETURN_IF_ERROR(
-      WriteFileAtomically(dir + "/" + kSnapshotConfigFile, VmConfigToJson(machine).dump(2) + "\n"));
+      WriteFileAtomically(dir + "/" + kSnapshotConfigFile, MachineConfigJson(config)));
   std::string memory_tmp = dir + "/" + kSnapshotMemoryFile + ".tmp";
   MOTE_ASSIGN_OR_RETURN(MemoryFileStats stats, WriteMemoryFile(mem, memory_tmp, pages));
   std::string memory_path = dir + "/" + kSnapshotMemoryFile;
@@ -86,6 +91,13 @@ absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const V
   MOTE_RETURN_IF_ERROR(WriteFileAtomically(dir + "/" + kSnapshotStateFile,
                                            std::string(encoded.begin(), encoded.end())));
   return stats;
+}
+
+void RemoveSnapshotDir(const std::string& dir) {
+  for (const char* name : {kSnapshotConfigFile, kSnapshotStateFile, kSnapshotMemoryFile}) {
+    unlink((dir + "/" + name).c_str());
+  }
+  rmdir(dir.c_str());
 }
 
 absl::StatusOr<StateFile> ReadSnapshotState(const std::string& dir) {

@@ -21,11 +21,18 @@ inline constexpr char kSnapshotConfigFile[] = "config.json";
 inline constexpr char kSnapshotStateFile[] = "state.bin";
 inline constexpr char kSnapshotMemoryFile[] = "memory.raw";
 
+// The machine part of `config` as a VM description (JSON text): the
+// run-time members (console, timeout, sockets, ...) left at their defaults.
+std::string MachineConfigJson(const VmConfig& config);
+
 // Creates `dir` if needed (its parent must exist) and writes the three
 // files; with `pages`, only those pages of memory (an incremental snapshot).
 absl::StatusOr<MemoryFileStats> WriteSnapshotDir(const std::string& dir, const VmConfig& config,
                                                  const StateFile& state, const GuestMemory& mem,
                                                  const PageBitmap* pages = nullptr);
+
+// Removes the three files of a snapshot and the directory (best effort).
+void RemoveSnapshotDir(const std::string& dir);
 
 // The state file of the snapshot in `dir`, parsed and checked.
 absl::StatusOr<StateFile> ReadSnapshotState(const std::string& dir);

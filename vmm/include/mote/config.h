@@ -101,6 +101,9 @@ struct VmConfig {
   // of booting the kernel: the machine is the snapshot's, except for the
   // members set here (a disk's new path, say), and must match it.
   std::string restore;
+  // Wait for a live migration from another mote on "unix:PATH" or
+  // "tcp:HOST:PORT" (QMP `migrate` there) and run the VM it brings.
+  std::string incoming;
   // Logging is process-wide: a level here ("trace", "debug", "info", "warn",
   // "error", "off") is set by Vm::Create for the whole process; "" leaves
   // it as it is (SetLogLevel; "info" until something sets it).

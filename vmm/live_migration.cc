@@ -1,0 +1,180 @@
+#include "vmm/live_migration.h"
+
+#include <bit>
+#include <future>
+
+#include "absl/time/clock.h"
+#include "vmm/base/logging.h"
+#include "vmm/base/status_macros.h"
+#include "vmm/snapshot/migration_stream.h"
+
+namespace mote {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr int kTargetAnswerMs = 60000;
+
+uint64_t CountPages(const PageBitmap& pages) {
+  uint64_t n = 0;
+  for (uint64_t w : pages) n += std::popcount(w);
+  return n;
+}
+
+}  // namespace
+
+LiveMigration::LiveMigration(Vm* vm, EventLoop* loop, std::string uri, std::string machine_json,
+                             MigrationParameters parameters,
+                             std::function<void(const std::string&)> on_status)
+    : vm_(vm),
+      loop_(loop),
+      uri_(std::move(uri)),
+      machine_json_(std::move(machine_json)),
+      parameters_(parameters),
+      on_status_(std::move(on_status)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+LiveMigration::~LiveMigration() {
+  cancel_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool LiveMigration::finished() const {
+  MutexLock lock(&mu_);
+  return status_ == "completed" || status_ == "failed" || status_ == "cancelled";
+}
+
+bool LiveMigration::completed() const {
+  MutexLock lock(&mu_);
+  return status_ == "completed";
+}
+
+nlohmann::json LiveMigration::Query() const {
+  MutexLock lock(&mu_);
+  nlohmann::json reply = {
+      {"status", status_},
+      {"total-time", total_ms_ >= 0 ? total_ms_ : absl::ToInt64Milliseconds(absl::Now() - start_)},
+      {"ram",
+       {{"transferred", transferred_},
+        {"remaining", remaining_},
+        {"total", vm_->memory().TotalSize()},
+        {"dirty-sync-count", passes_}}}};
+  if (downtime_ms_ >= 0) reply["downtime"] = downtime_ms_;
+  if (!error_.empty()) reply["error-desc"] = error_;
+  return reply;
+}
+
+void LiveMigration::SetStatus(const std::string& status) {
+  {
+    MutexLock lock(&mu_);
+    status_ = status;
+  }
+  loop_->Post([this, status] { on_status_(status); });
+}
+
+bool LiveMigration::OnLoop(std::function<void()> work) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  loop_->Post([work = std::move(work), done] {
+    work();
+    done->set_value();
+  });
+  while (finished.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (cancel_) return false;
+  }
+  return true;
+}
+
+void LiveMigration::Run() {
+  absl::Status s = Migrate();
+  {
+    MutexLock lock(&mu_);
+    total_ms_ = absl::ToInt64Milliseconds(absl::Now() - start_);
+    if (!s.ok()) error_ = std::string(s.message());
+  }
+  if (s.ok()) {
+    SetStatus("completed");
+    spdlog::info("migrated to {}", uri_);
+    return;
+  }
+  spdlog::warn("migration to {} failed: {}", uri_, std::string(s.message()));
+  SetStatus(cancel_ ? "cancelled" : "failed");
+}
+
+absl::Status LiveMigration::Migrate() {
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, ConnectMigration(uri_));
+  MigrationSender sender(std::move(fd));
+  MOTE_RETURN_IF_ERROR(sender.SendConfig(machine_json_));
+  absl::Status started;
+  if (!OnLoop([&] {
+        started = vm_->StartDirtyLogging();
+        if (started.ok()) started = vm_->TakeDirtyPages().status();  // from now on
+      })) {
+    return absl::CancelledError("migration cancelled");
+  }
+  MOTE_RETURN_IF_ERROR(started);
+  SetStatus("active");
+  const GuestMemory& mem = vm_->memory();
+  // Pass 1: all of RAM; then the pages written meanwhile, until the rest
+  // fits the downtime limit at the rate the last pass went.
+  absl::Time pass_start = absl::Now();
+  uint64_t before = sender.bytes_sent();
+  MOTE_RETURN_IF_ERROR(sender.SendPages(mem, nullptr, cancel_, parameters_.max_bandwidth));
+  PageBitmap unsent;  // written during the last pass, left for the stop
+  for (int pass = 1;; ++pass) {
+    double seconds = std::max(absl::ToDoubleSeconds(absl::Now() - pass_start), 1e-6);
+    double rate = (sender.bytes_sent() - before) / seconds;
+    MOTE_ASSIGN_OR_RETURN(PageBitmap dirty, vm_->TakeDirtyPages());
+    uint64_t remaining = CountPages(dirty) * kPage;
+    {
+      MutexLock lock(&mu_);
+      passes_ = pass;
+      transferred_ = sender.bytes_sent();
+      remaining_ = remaining;
+    }
+    if (remaining <= rate * absl::ToDoubleSeconds(parameters_.downtime_limit) ||
+        pass >= parameters_.max_passes) {
+      unsent = std::move(dirty);
+      break;
+    }
+    pass_start = absl::Now();
+    before = sender.bytes_sent();
+    MOTE_RETURN_IF_ERROR(sender.SendPages(mem, &dirty, cancel_, parameters_.max_bandwidth));
+  }
+  // Stop, and send what is left with the state.
+  absl::Time stopped_at = absl::Now();
+  bool we_paused = false;
+  absl::StatusOr<std::vector<uint8_t>> state = absl::UnknownError("not saved");
+  absl::StatusOr<PageBitmap> last = absl::UnknownError("not taken");
+  if (!OnLoop([&] {
+        we_paused = !vm_->paused();
+        vm_->Pause();
+        state = vm_->SaveStateFile();
+        last = vm_->TakeDirtyPages();
+      })) {
+    return absl::CancelledError("migration cancelled");
+  }
+  absl::Status sent = [&]() -> absl::Status {
+    MOTE_RETURN_IF_ERROR(state.status());
+    MOTE_RETURN_IF_ERROR(last.status());
+    for (size_t i = 0; i < unsent.size() && i < last->size(); ++i) (*last)[i] |= unsent[i];
+    std::atomic<bool> never{false};
+    MOTE_RETURN_IF_ERROR(sender.SendPages(mem, &*last, never, 0));
+    MOTE_RETURN_IF_ERROR(sender.SendState(*state));
+    MOTE_RETURN_IF_ERROR(sender.SendEnd());
+    return sender.WaitForTarget(kTargetAnswerMs);
+  }();
+  {
+    MutexLock lock(&mu_);
+    transferred_ = sender.bytes_sent();
+    remaining_ = 0;
+    downtime_ms_ = absl::ToInt64Milliseconds(absl::Now() - stopped_at);
+  }
+  if (!sent.ok() && we_paused) {
+    // The guest runs on here: the target does not have it.
+    OnLoop([this] { vm_->Resume(); });
+  }
+  return sent;
+}
+
+}  // namespace mote
