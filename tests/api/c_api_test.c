@@ -240,7 +240,8 @@ static void test_lifecycle(const char* kernel, const char* dir) {
   check(strcmp(mote_vm_end_reason(vm), "host-qmp-quit") == 0, "end reason host-qmp-quit", "%s",
         mote_vm_end_reason(vm));
   /* Wait returns after the last event was delivered. */
-  check(events_have(&ev, "RESUME STOP RESUME RESET SHUTDOWN"), "events in order", "%s", ev.names);
+  check(events_have(&ev, "RESUME STOP MIGRATION MIGRATION MIGRATION RESUME RESET SHUTDOWN"),
+        "events in order", "%s", ev.names);
   check(contains(ev.last_shutdown, "\"reason\":\"host-qmp-quit\""), "SHUTDOWN data", "%s",
         ev.last_shutdown);
   check(!ev.out_of_order && ev.last_time_us > 1600000000000000LL, "event timestamps", "%lld",
