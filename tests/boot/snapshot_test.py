@@ -125,7 +125,7 @@ def snapshot_running_guest_that_dirties_memory(ctx):
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         disk = disk_file(ctx, work)
         snap, before = snapshot_guest(ctx, work, "--disk", f"path={disk}", "--transport", "mmio",
-                                      "--cpus", "2", rounds=40, cmdline="dirty=1 disk=0",
+                                      "--cpus", "2", rounds=150, cmdline="dirty=1 disk=0",
                                       stop=False, via_ctl=True)
         code, out, err, _ = restore(ctx, snap)
         print(err)
@@ -134,7 +134,7 @@ def snapshot_running_guest_that_dirties_memory(ctx):
         # The source ran on after the snapshot: the restored guest starts
         # from somewhere inside the source's counts, and goes to the end.
         after = counts(out)
-        if not after or after != list(range(after[0], 41)) or after[0] > seen[-1] + 1:
+        if not after or after != list(range(after[0], 151)) or after[0] > seen[-1] + 1:
             raise Failure(f"restored counts {after[:3]}...{after[-3:]} do not run on from the "
                           f"snapshot (source reached {seen[-1]})")
         if "FAIL" in out or "pattern ok" not in out:
@@ -238,7 +238,7 @@ def wait_migration(qmp, timeout=60):
     raise Failure("the migration never ended")
 
 
-def live_migration(ctx, uri_for, cmdline, rounds=80):
+def live_migration(ctx, uri_for, cmdline, rounds=300):
     """Migrates a counting guest with a disk to a target listening on
     uri_for(workdir); the target's counts run on from the source's, its
     pattern and disk check out, and the source is left stopped."""
