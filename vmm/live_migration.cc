@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <future>
+#include <mutex>
 
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
@@ -69,18 +70,37 @@ void LiveMigration::SetStatus(const std::string& status) {
     MutexLock lock(&mu_);
     status_ = status;
   }
-  loop_->Post([this, status] { on_status_(status); });
+  // By value: the loop may run it after this migration is gone.
+  loop_->Post([on_status = on_status_, status] { on_status(status); });
 }
 
 bool LiveMigration::OnLoop(std::function<void()> work) {
-  auto done = std::make_shared<std::promise<void>>();
-  std::future<void> finished = done->get_future();
-  loop_->Post([work = std::move(work), done] {
+  // The loop runs `work` unless this thread gave up on it first: a closure
+  // left queued when the migration is cancelled (the VM ending) must not
+  // touch the VM or this thread's stack once they are gone.
+  struct Call {
+    std::mutex mu;
+    bool started = false, abandoned = false;
+    std::promise<void> done;
+  };
+  auto call = std::make_shared<Call>();
+  std::future<void> finished = call->done.get_future();
+  loop_->Post([work = std::move(work), call] {
+    {
+      std::lock_guard lock(call->mu);
+      if (call->abandoned) return;
+      call->started = true;
+    }
     work();
-    done->set_value();
+    call->done.set_value();
   });
   while (finished.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
-    if (cancel_) return false;
+    if (!cancel_) continue;
+    std::lock_guard lock(call->mu);
+    if (!call->started) {
+      call->abandoned = true;
+      return false;
+    }
   }
   return true;
 }
