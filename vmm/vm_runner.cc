@@ -303,7 +303,7 @@ absl::Status VmRunner::Migrate(const std::string& uri, bool incremental) {
   migration_.reset();
   if (!absl::StartsWith(uri, "file:") || uri.size() == 5) {
     return absl::InvalidArgumentError("migrate: uri '" + uri +
-                                      "': mote takes file:DIR (a snapshot directory)");
+                                      "': mote takes file:DIR, unix:PATH or tcp:IP:PORT");
   }
   std::string dir = uri.substr(5);
   absl::Time start = absl::Now();
