@@ -42,6 +42,7 @@ fi
 "${kvm[@]}" python3 tests/bench/blk_bench.py --runs 3 --out "$out/blk.md"
 "${kvm[@]}" python3 tests/bench/net_bench.py --runs 3 --out "$out/net.md"
 "${kvm[@]}" python3 tests/bench/snapshot_bench.py --runs 5 --out "$out/snapshot"
+"${kvm[@]}" python3 tests/bench/migration_bench.py --runs 5 --out "$out/migration"
 # A stock Linux, side by side: needs a KVM that runs Linux, else the nested runner.
 guest-images/linux/build-linux-guest.sh build/guest-images/linux
 if [ -w /dev/kvm ] && grep -qw -e vmx -e svm /proc/cpuinfo; then

@@ -7,7 +7,6 @@
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
-#include "vmm/snapshot/migration_stream.h"
 
 namespace mote {
 namespace {
@@ -139,12 +138,24 @@ absl::Status LiveMigration::Migrate() {
   // fits the downtime limit at the rate the last pass went.
   absl::Time pass_start = absl::Now();
   uint64_t before = sender.bytes_sent();
-  MOTE_RETURN_IF_ERROR(sender.SendPages(mem, nullptr, cancel_, parameters_.max_bandwidth));
+  const uint64_t total_pages = mem.TotalSize() / kPage;
+  PageBitmap pass_pages;  // the last pass's pages; empty: all
+  uint64_t stopped_at = total_pages;
+  MOTE_RETURN_IF_ERROR(
+      sender.SendPages(mem, nullptr, cancel_, parameters_.max_bandwidth, &postcopy_, &stopped_at));
   PageBitmap unsent;  // written during the last pass, left for the stop
   for (int pass = 1;; ++pass) {
     double seconds = std::max(absl::ToDoubleSeconds(absl::Now() - pass_start), 1e-6);
     double rate = (sender.bytes_sent() - before) / seconds;
     MOTE_ASSIGN_OR_RETURN(PageBitmap dirty, vm_->TakeDirtyPages());
+    if (stopped_at < total_pages) {
+      // Post-copy came mid-pass: the rest of the pass is unsent too.
+      for (uint64_t p = stopped_at; p < total_pages; ++p) {
+        if (pass_pages.empty() || (pass_pages[p / 64] >> (p % 64) & 1)) {
+          dirty[p / 64] |= uint64_t{1} << (p % 64);
+        }
+      }
+    }
     uint64_t remaining = CountPages(dirty) * kPage;
     {
       MutexLock lock(&mu_);
@@ -152,16 +163,22 @@ absl::Status LiveMigration::Migrate() {
       transferred_ = sender.bytes_sent();
       remaining_ = remaining;
     }
-    if (remaining <= rate * absl::ToDoubleSeconds(parameters_.downtime_limit) ||
+    if (postcopy_ || remaining <= rate * absl::ToDoubleSeconds(parameters_.downtime_limit) ||
         pass >= parameters_.max_passes) {
       unsent = std::move(dirty);
       break;
     }
     pass_start = absl::Now();
     before = sender.bytes_sent();
-    MOTE_RETURN_IF_ERROR(sender.SendPages(mem, &dirty, cancel_, parameters_.max_bandwidth));
+    pass_pages = dirty;
+    MOTE_RETURN_IF_ERROR(sender.SendPages(mem, &pass_pages, cancel_, parameters_.max_bandwidth,
+                                          &postcopy_, &stopped_at));
   }
-  // Stop, and send what is left with the state.
+  return SwitchOver(sender, std::move(unsent));
+}
+
+absl::Status LiveMigration::SwitchOver(MigrationSender& sender, PageBitmap unsent) {
+  const bool postcopy = postcopy_;
   absl::Time stopped_at = absl::Now();
   bool we_paused = false;
   absl::StatusOr<std::vector<uint8_t>> state = absl::UnknownError("not saved");
@@ -174,21 +191,44 @@ absl::Status LiveMigration::Migrate() {
       })) {
     return absl::CancelledError("migration cancelled");
   }
+  bool target_runs = false;
+  auto record_downtime = [&] {
+    MutexLock lock(&mu_);
+    downtime_ms_ = absl::ToInt64Milliseconds(absl::Now() - stopped_at);
+  };
   absl::Status sent = [&]() -> absl::Status {
     MOTE_RETURN_IF_ERROR(state.status());
     MOTE_RETURN_IF_ERROR(last.status());
     for (size_t i = 0; i < unsent.size() && i < last->size(); ++i) (*last)[i] |= unsent[i];
+    if (postcopy) {
+      MOTE_RETURN_IF_ERROR(sender.SendState(*state));
+      MOTE_RETURN_IF_ERROR(sender.SendPostcopy(*last));
+      SetStatus("postcopy-active");
+      return sender.ServePostcopy(
+          vm_->memory(), std::move(*last), cancel_,
+          [&] {
+            target_runs = true;
+            record_downtime();
+          },
+          kTargetAnswerMs);
+    }
     std::atomic<bool> never{false};
-    MOTE_RETURN_IF_ERROR(sender.SendPages(mem, &*last, never, 0));
+    MOTE_RETURN_IF_ERROR(sender.SendPages(vm_->memory(), &*last, never, 0));
     MOTE_RETURN_IF_ERROR(sender.SendState(*state));
     MOTE_RETURN_IF_ERROR(sender.SendEnd());
     return sender.WaitForTarget(kTargetAnswerMs);
   }();
+  if (!postcopy) record_downtime();
   {
     MutexLock lock(&mu_);
     transferred_ = sender.bytes_sent();
     remaining_ = 0;
-    downtime_ms_ = absl::ToInt64Milliseconds(absl::Now() - stopped_at);
+  }
+  if (!sent.ok() && target_runs) {
+    // Too late to take the guest back: the target has run it.
+    return absl::Status(sent.code(), std::string(sent.message()) +
+                                         " (post-copy: the guest ran on the target, which lacks "
+                                         "pages only this VM had; it is lost)");
   }
   if (!sent.ok() && we_paused) {
     // The guest runs on here: the target does not have it.

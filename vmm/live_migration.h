@@ -5,8 +5,13 @@
 // downtime limit at the measured rate, then the VM stops, the last pages and
 // the device state go, and the target starts it. On any failure the source
 // VM runs on (status `failed`); on success it stays stopped
-// (`postmigrate`). The pages go out on a thread of the migration's own; what
-// stops and saves the VM runs on the loop thread.
+// (`postmigrate`). Post-copy (StartPostcopy, QEMU's migrate-start-postcopy)
+// switches over at once instead: the VM stops, its state goes with the map
+// of the pages not yet sent, the target runs it and the pages follow
+// (status `postcopy-active`); from the moment the target runs the guest,
+// a failure cannot give it back to the source. The pages go out on a
+// thread of the migration's own; what stops and saves the VM runs on the
+// loop thread.
 // Thread-safety: Start, Cancel, Query and the destructor from the loop thread.
 #ifndef MOTE_VMM_LIVE_MIGRATION_H_
 #define MOTE_VMM_LIVE_MIGRATION_H_
@@ -21,6 +26,7 @@
 #include "nlohmann/json.hpp"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/mutex.h"
+#include "vmm/snapshot/migration_stream.h"
 #include "vmm/vm.h"
 
 namespace mote {
@@ -40,6 +46,7 @@ class LiveMigration {
   ~LiveMigration();  // cancels and waits for the thread
 
   void Cancel() { cancel_ = true; }
+  void StartPostcopy() { postcopy_ = true; }
   bool finished() const;
   bool completed() const;
   // query-migrate's reply.
@@ -48,6 +55,9 @@ class LiveMigration {
  private:
   void Run();
   absl::Status Migrate();
+  // Stops the VM and sends what is left: all of it (pre-copy) or the state
+  // and the map of `unsent` pages, which follow as the target runs.
+  absl::Status SwitchOver(MigrationSender& sender, PageBitmap unsent);
   // Runs `work` on the loop thread and waits for it; false if cancelled first.
   bool OnLoop(std::function<void()> work);
   void SetStatus(const std::string& status);
@@ -59,6 +69,7 @@ class LiveMigration {
   const MigrationParameters parameters_;
   const std::function<void(const std::string&)> on_status_;
   std::atomic<bool> cancel_{false};
+  std::atomic<bool> postcopy_{false};
   absl::Time start_ = absl::Now();
 
   mutable Mutex mu_;

@@ -96,6 +96,12 @@ const std::vector<QmpCommand>& QmpCommands() {
        }},
       Row("query-migrate", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryMigrate()); }),
       Row("migrate_cancel", [](VmRunner& r) { return r.MigrateCancel(); }),
+      Row("migrate-start-postcopy", [](VmRunner& r) { return r.MigrateStartPostcopy(); }),
+      {"migrate-set-capabilities",
+       {{"capabilities", json::value_t::array}},
+       [](VmRunner& r, const json& args) {
+         return Reply(r.MigrateSetCapabilities(args.at("capabilities")));
+       }},
       {"migrate-set-parameters",
        {{"downtime-limit", json::value_t::number_unsigned, /*required=*/false},
         {"max-bandwidth", json::value_t::number_unsigned, /*required=*/false}},

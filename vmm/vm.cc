@@ -24,6 +24,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
+#include "vmm/snapshot/postcopy_target.h"
 #include "vmm/snapshot/snapshot_dir.h"
 #include "vmm/startup_timings.h"
 
@@ -79,10 +80,12 @@ class Vm::IsaIrqLine : public IrqLine {
 };
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, EventLoop* loop,
-                                               EventCallback on_event, absl::Time launch_time) {
+                                               EventCallback on_event, absl::Time launch_time,
+                                               std::unique_ptr<PostcopyTarget> postcopy) {
   VmConfig named = config;
   FillDefaultNames(named);
   std::unique_ptr<Vm> vm(new Vm(named, loop, std::move(on_event), launch_time));
+  vm->postcopy_ = std::move(postcopy);
   MOTE_RETURN_IF_ERROR(vm->Build());
   return vm;
 }
@@ -91,6 +94,8 @@ Vm::Vm(const VmConfig& config, EventLoop* loop, EventCallback on_event, absl::Ti
     : config_(config), launch_time_(launch_time), loop_(loop), on_event_(std::move(on_event)) {}
 
 Vm::~Vm() {
+  // A vCPU waiting for a post-copy page is let go first (it reads zeros).
+  postcopy_.reset();
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins
   // A shared loop outlives this VM: take its host fds off it.
@@ -270,7 +275,12 @@ absl::Status Vm::Build() {
   fw_cfg.ram_bytes = config_.memory_bytes;
   fw_cfg.cmdline = request.cmdline;
   MOTE_ASSIGN_OR_RETURN(fw_cfg_, FwCfg::Create(std::move(fw_cfg), mem_.get()));
-  if (restore_from_) {
+  if (postcopy_ != nullptr) {
+    // Post-copy: each page comes on its first touch, from the file or the source.
+    MOTE_RETURN_IF_ERROR(postcopy_->Attach(*mem_, [this](const std::string& why) {
+      RequestEnd({OutcomeKind::kHostError, 0, why});
+    }));
+  } else if (restore_from_) {
     // The snapshot's RAM, mapped copy-on-write: nothing is read until touched.
     MOTE_RETURN_IF_ERROR(LoadSnapshotMemory(config_.restore));
   } else {
@@ -309,6 +319,7 @@ absl::Status Vm::Build() {
     MOTE_RETURN_IF_ERROR(RestoreState(*restore_from_));
     restore_from_.reset();
   }
+  if (postcopy_ != nullptr) postcopy_->Acknowledge();  // the source's pages may come
   return absl::OkStatus();
 }
 

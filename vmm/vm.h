@@ -48,6 +48,10 @@
 #include "vmm/vm_config.h"
 
 namespace mote {
+class PostcopyTarget;
+}
+
+namespace mote {
 
 // What happened to a VM, for control clients (QMP events of the same names).
 struct VmEvent {
@@ -66,11 +70,11 @@ class Vm : public GuestEventSink {
   // VM's devices and host events run on `loop` (which must outlive the Vm),
   // or on a loop of its own when `loop` is null. `on_event` (optional) is
   // called on the thread where the event happens. The boot timer counts
-  // from `launch_time` (the runner's start).
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config,
-                                                    EventLoop* loop = nullptr,
-                                                    EventCallback on_event = nullptr,
-                                                    absl::Time launch_time = absl::Now());
+  // from `launch_time` (the runner's start). With `postcopy`, the restore
+  // (config.restore) takes its RAM from a post-copy migration's target.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(
+      const VmConfig& config, EventLoop* loop = nullptr, EventCallback on_event = nullptr,
+      absl::Time launch_time = absl::Now(), std::unique_ptr<PostcopyTarget> postcopy = nullptr);
   ~Vm() override;
 
   // Lets the vCPUs run: Create leaves their threads parked, so starting a
@@ -204,6 +208,8 @@ class Vm : public GuestEventSink {
   std::optional<KvmSystem> kvm_;
   std::optional<VmFd> vm_fd_;
   std::unique_ptr<GuestMemory> mem_;
+  // Post-copy: fills mem_'s pages as they are touched; gone first in ~Vm.
+  std::unique_ptr<PostcopyTarget> postcopy_;
   SystemClock clock_;
   MonotonicClock monotonic_clock_;  // the HPET's and the ACPI PM timer's
   // Declared before the buses and devices, so it outlives every device that

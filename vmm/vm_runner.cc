@@ -48,12 +48,20 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
     const char* tmp = getenv("TMPDIR");
     std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/mote-incoming-XXXXXX";
     if (mkdtemp(dir.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp " + dir);
-    absl::Status received = ReceiveMigration(fd.get(), dir);
+    absl::StatusOr<ReceivedMigration> received = ReceiveMigration(fd.get(), dir);
     VmConfig user = config;
     user.incoming.clear();
     user.restore = dir;
     absl::StatusOr<VmConfig> restored =
-        received.ok() ? ResolveRestoreConfig(user) : absl::StatusOr<VmConfig>(received);
+        received.ok() ? ResolveRestoreConfig(user) : absl::StatusOr<VmConfig>(received.status());
+    std::unique_ptr<PostcopyTarget> postcopy;
+    if (restored.ok() && received->postcopy) {
+      // The rest of RAM comes as the VM runs: the connection serves it.
+      absl::StatusOr<std::unique_ptr<PostcopyTarget>> target = PostcopyTarget::Create(
+          std::move(fd), dir + "/" + kSnapshotMemoryFile, std::move(received->pages_at_source));
+      if (target.ok()) postcopy = std::move(*target);
+      if (!target.ok()) restored = target.status();
+    }
     if (!restored.ok()) {
       RemoveSnapshotDir(dir);
       return restored.status();
@@ -61,6 +69,7 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
     runner.reset(new VmRunner(*restored, options));
     runner->incoming_fd_ = std::move(fd);
     runner->incoming_dir_ = dir;
+    runner->postcopy_ = std::move(postcopy);
   } else if (config.restore.empty()) {
     runner.reset(new VmRunner(config, options));
   } else {
@@ -101,7 +110,7 @@ absl::Status VmRunner::Boot() {
     // Mapped (or refused): the files may go; the source learns it may stop.
     RemoveSnapshotDir(incoming_dir_);
     incoming_dir_.clear();
-    if (built.ok()) AcknowledgeMigration(incoming_fd_.get());
+    if (built.ok() && incoming_fd_.ok()) AcknowledgeMigration(incoming_fd_.get());
     incoming_fd_.Reset(-1);
   }
   MOTE_RETURN_IF_ERROR(built);
@@ -120,9 +129,9 @@ absl::Status VmRunner::BuildVm() {
     config_.timeout =
         absl::ToDoubleSeconds(std::max(deadline_ - absl::Now(), absl::Milliseconds(1)));
   }
-  MOTE_ASSIGN_OR_RETURN(
-      vm_, Vm::Create(
-               config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); }, launch_time_));
+  MOTE_ASSIGN_OR_RETURN(vm_, Vm::Create(
+                                 config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); },
+                                 launch_time_, std::move(postcopy_)));
   return absl::OkStatus();
 }
 
@@ -336,6 +345,39 @@ nlohmann::json VmRunner::QueryMigrate() const {
 
 absl::Status VmRunner::MigrateCancel() {
   if (migration_ != nullptr) migration_->Cancel();
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::MigrateStartPostcopy() {
+  if (migration_ == nullptr || migration_->finished()) {
+    return absl::FailedPreconditionError("migrate-start-postcopy: no migration is under way");
+  }
+  if (!postcopy_ram_) {
+    return absl::FailedPreconditionError(
+        "Enable postcopy with migrate-set-capabilities before the start of migration");
+  }
+  migration_->StartPostcopy();
+  return absl::OkStatus();
+}
+
+absl::Status VmRunner::MigrateSetCapabilities(const nlohmann::json& capabilities) {
+  bool postcopy_ram = postcopy_ram_;
+  for (const nlohmann::json& c : capabilities) {
+    if (!c.is_object() || !c.contains("capability") || !c["capability"].is_string() ||
+        !c.contains("state") || !c["state"].is_boolean()) {
+      return absl::InvalidArgumentError(
+          "capabilities: each is {\"capability\": NAME, \"state\": BOOL}");
+    }
+    std::string name = c["capability"].get<std::string>();
+    if (name != "postcopy-ram") {
+      return absl::InvalidArgumentError("capability '" + name + "': mote has only postcopy-ram");
+    }
+    postcopy_ram = c["state"].get<bool>();
+  }
+  if (migration_ != nullptr && !migration_->finished()) {
+    return absl::FailedPreconditionError("There's a migration process in progress");
+  }
+  postcopy_ram_ = postcopy_ram;
   return absl::OkStatus();
 }
 

@@ -24,6 +24,7 @@
 #include "vmm/live_migration.h"
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
+#include "vmm/snapshot/postcopy_target.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
@@ -93,6 +94,10 @@ class VmRunner : public qmp::QmpDispatcher {
   // ms, max-bandwidth in bytes per second).
   absl::Status MigrateCancel();
   absl::Status MigrateSetParameters(const nlohmann::json& arguments);
+  // QEMU's migrate-set-capabilities (mote knows postcopy-ram) and
+  // migrate-start-postcopy: the migration under way switches to post-copy.
+  absl::Status MigrateSetCapabilities(const nlohmann::json& capabilities);
+  absl::Status MigrateStartPostcopy();
 
  private:
   VmRunner(const VmConfig& config, const RunOptions& options)
@@ -123,6 +128,8 @@ class VmRunner : public qmp::QmpDispatcher {
   // --incoming: the stream's connection and where it was received, until Boot.
   FileDescriptor incoming_fd_;
   std::string incoming_dir_;
+  std::unique_ptr<PostcopyTarget> postcopy_;  // a post-copy stream's, for the first BuildVm
+  bool postcopy_ram_ = false;                 // migrate-set-capabilities
 
   Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once

@@ -227,6 +227,8 @@ static void test_lifecycle(const char* kernel, const char* dir) {
         migrated ? migrated : mote_last_error());
   mote_free(migrated);
   check(mote_vm_snapshot(vm, NULL, 0) == -1, "snapshot into no directory refused", "accepted");
+  check(mote_vm_migrate(vm, "nowhere") == -1 && strstr(mote_last_error(), "unix:") != NULL,
+        "a migration to no unix: or tcp: address refused", "%s", mote_last_error());
   char rm[64];
   snprintf(rm, sizeof(rm), "rm -rf %s", snap_dir);
   check(system(rm) == 0, "remove the snapshot", "rm failed");

@@ -1,6 +1,7 @@
 // libmote's C++ API against a running tiny guest: the typed calls (pause,
-// status, counters, resume, snapshot, shutdown) answer from the VM itself,
-// and a second VM restored from the snapshot (VmConfig::restore) runs on.
+// status, counters, resume, snapshot, migrate, shutdown) answer from the VM
+// itself; a second VM takes it over in a live migration (VmConfig::incoming),
+// and a third, restored from the snapshot (VmConfig::restore), runs on.
 //   cpp_api_test KERNEL     (motetest.pvh)
 #include <mote/vm.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -76,6 +78,52 @@ int main(int argc, char** argv) {
         status.ok() ? *status : status.message());
   auto incremental = (*vm)->Snapshot(snap + "-2", /*incremental=*/true);
   Check(incremental.ok(), "an incremental Snapshot", incremental.message());
+
+  // Live, to a second VM that waits for it (VmConfig::incoming).
+  std::string in_path = std::string(dir_template) + "/in.sock";
+  std::unique_ptr<libmote::Vm> target;
+  std::string target_error;
+  std::thread waiting([&] {
+    libmote::VmConfig in;
+    in.incoming = "unix:" + in_path;
+    in.console.kind = libmote::ConsoleKind::kNone;
+    auto created = libmote::Vm::Create(in);
+    libmote::Status started = created.ok() ? (*created)->Start() : libmote::Status();
+    if (created.ok() && started.ok()) target = std::move(*created);
+    target_error = created.ok() ? started.message() : created.message();
+  });
+  for (int i = 0; i < 1000 && access(in_path.c_str(), F_OK) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto moving = (*vm)->Migrate("unix:" + in_path);
+  Check(moving.ok(), "Migrate", moving.message());
+  std::string progress;
+  for (int i = 0; i < 600 && moving.ok(); ++i) {
+    auto q = (*vm)->QueryMigrate();
+    progress = q.ok() ? *q : q.message();
+    if (progress.find("\"completed\"") != std::string::npos ||
+        progress.find("\"failed\"") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Check(progress.find("\"completed\"") != std::string::npos, "the migration completes", progress);
+  waiting.join();
+  Check(target != nullptr, "the target VM has the guest", target_error);
+  status = (*vm)->QueryStatus();
+  Check(status.ok() && *status == "postmigrate", "the source stays stopped",
+        status.ok() ? *status : status.message());
+  Check((*vm)->Migrate("file:/tmp/x").ok() == false, "Migrate refuses a file: uri");
+  if (target != nullptr) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto moved = target->QueryStatus();
+    Check(moved.ok() && *moved == "running", "the migrated guest runs on the target",
+          moved.ok() ? *moved : moved.message());
+    auto moved_counters = target->GetCounters();
+    Check(moved_counters.ok() && moved_counters->vcpus.size() == 2, "with its 2 vCPUs");
+    Check(target->Shutdown().ok(), "Shutdown the target");
+    Check(target->WaitFor(std::chrono::seconds(20)).has_value(), "the target ends");
+  }
 
   Check((*vm)->Shutdown().ok(), "Shutdown");
   auto end = (*vm)->WaitFor(std::chrono::seconds(20));

@@ -238,10 +238,12 @@ def wait_migration(qmp, timeout=60):
     raise Failure("the migration never ended")
 
 
-def live_migration(ctx, uri_for, cmdline, rounds=300):
+def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False):
     """Migrates a counting guest with a disk to a target listening on
     uri_for(workdir); the target's counts run on from the source's, its
-    pattern and disk check out, and the source is left stopped."""
+    pattern and disk check out, and the source is left stopped. With
+    `postcopy`, the first pass is slowed down and cut short by
+    migrate-start-postcopy: most pages reach the target after it runs."""
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         disk = disk_file(ctx, work)
         uri = uri_for(tempfile.mkdtemp())
@@ -252,12 +254,25 @@ def live_migration(ctx, uri_for, cmdline, rounds=300):
             guest.wait_line(r"snapshot: count=5\b", timeout=30)
             qmp = Qmp(guest.socket)
             qmp.ok("migrate-set-parameters", {"downtime-limit": 50})
+            if postcopy:
+                expect_error(qmp.execute("migrate-start-postcopy"), "GenericError",
+                             "no migration")
+                qmp.ok("migrate-set-capabilities",
+                       {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+                # The pattern alone takes ~4 s at this rate: cut short at 1 s.
+                qmp.ok("migrate-set-parameters", {"max-bandwidth": 4 << 20})
             qmp.ok("migrate", {"uri": uri})
+            if postcopy:
+                time.sleep(1)
+                expect_eq("before post-copy", qmp.ok("query-migrate")["status"], "active")
+                qmp.ok("migrate-start-postcopy")
             info = wait_migration(qmp)
             print("query-migrate:", info)
             expect_eq("migration status", info["status"], "completed")
             statuses = [e["data"]["status"] for e in qmp.events if e["event"] == "MIGRATION"]
             expect_eq("MIGRATION events", statuses[0], "setup")
+            if postcopy and "postcopy-active" not in statuses:
+                raise Failure(f"no postcopy-active in the MIGRATION events: {statuses}")
             expect_eq("the source after the switch-over", qmp.ok("query-status")["status"],
                       "postmigrate")
             if info["ram"]["transferred"] < 16 << 20:
@@ -282,6 +297,12 @@ def live_migration(ctx, uri_for, cmdline, rounds=300):
 @case
 def live_migration_unix_while_dirtying(ctx):
     live_migration(ctx, lambda d: "unix:" + os.path.join(d, "in.sock"), "dirty=1")
+
+
+@case
+def live_migration_postcopy_while_dirtying(ctx):
+    live_migration(ctx, lambda d: "unix:" + os.path.join(d, "in.sock"), "dirty=1",
+                   postcopy=True)
 
 
 @case

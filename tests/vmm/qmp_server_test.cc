@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/mutex.h"
 #include "vmm/qmp/qmp_stream.h"
@@ -37,19 +38,7 @@ using Kind = JsonStreamSplitter::Item::Kind;
 const json kVersion = {{"qemu", {{"major", 7}, {"minor", 2}, {"micro", 0}}},
                        {"package", "mote test"}};
 
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/mote-qmp-test-XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path_ = name;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string Path(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using mote::TempDir;
 
 bool WaitFor(const std::function<bool()>& done, int timeout_ms = 5000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -237,6 +237,14 @@ int mote_vm_snapshot(mote_vm* vm, const char* dir, int incremental) {
   });
 }
 
+int mote_vm_migrate(mote_vm* vm, const char* uri) {
+  if (vm == nullptr || uri == nullptr) return Fail("null argument");
+  return Guard(-1, [&] {
+    libmote::Status s = vm->vm->Migrate(uri);
+    return s.ok() ? 0 : Fail(s.message());
+  });
+}
+
 char* mote_vm_query_migrate(mote_vm* vm) { return mote_vm_execute(vm, "query-migrate", nullptr); }
 
 char* mote_vm_counters(mote_vm* vm) {

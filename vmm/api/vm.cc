@@ -245,6 +245,17 @@ Status Vm::Snapshot(const std::string& dir, bool incremental) {
   return done.ok() ? Status() : Status(Error{done.message()});
 }
 
+Status Vm::Migrate(const std::string& uri) {
+  if (uri.rfind("unix:", 0) != 0 && uri.rfind("tcp:", 0) != 0) {
+    return Status(Error{"Migrate: want unix:PATH or tcp:IP:PORT (Snapshot writes a directory)"});
+  }
+  Result<bool> started = state_->Typed<bool>([&uri](mote::VmRunner& r) -> absl::StatusOr<bool> {
+    MOTE_RETURN_IF_ERROR(r.Migrate(uri));
+    return true;
+  });
+  return started.ok() ? Status() : Status(Error{started.message()});
+}
+
 Result<std::string> Vm::QueryMigrate() { return Execute("query-migrate"); }
 
 Result<std::string> Vm::QueryStatus() {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -27,9 +28,10 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'O', 'T', 'E', 'M', 'I', 'G', 'R'};
 constexpr uint32_t kStreamVersion = 1;
-constexpr uint8_t kConfigRecord = 1, kPagesRecord = 2, kStateRecord = 3, kEndRecord = 4;
+using migration_record::kConfig, migration_record::kPages, migration_record::kState,
+    migration_record::kEnd, migration_record::kPostcopy;
 constexpr uint64_t kPage = 4096;
-constexpr uint32_t kMaxPagesPerRecord = 256;  // 1 MiB
+constexpr uint32_t kMaxPagesPerRecord = migration_record::kMaxPages;
 constexpr uint32_t kMaxConfigBytes = 1 << 20;
 constexpr uint64_t kMaxStateBytes = 256 << 20;
 
@@ -191,20 +193,25 @@ absl::Status MigrationSender::SendConfig(const std::string& json) {
   MOTE_RETURN_IF_ERROR(Write(kMagic, sizeof(kMagic)));
   MOTE_RETURN_IF_ERROR(Write(&kStreamVersion, 4));
   uint32_t len = static_cast<uint32_t>(json.size());
-  MOTE_RETURN_IF_ERROR(Write(&kConfigRecord, 1));
+  MOTE_RETURN_IF_ERROR(Write(&kConfig, 1));
   MOTE_RETURN_IF_ERROR(Write(&len, 4));
   return Write(json.data(), json.size());
 }
 
 absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap* pages,
                                         const std::atomic<bool>& cancel,
-                                        uint64_t max_bytes_per_second) {
+                                        uint64_t max_bytes_per_second,
+                                        const std::atomic<bool>* switch_now, uint64_t* stopped_at) {
   if (pace_start_ns_ == 0) pace_start_ns_ = NowNs();
   uint64_t file_offset = 0;
   for (const GuestMemory::Region& r : mem.regions()) {
     for (uint64_t off = 0; off < r.size;) {
       if (cancel.load()) return absl::CancelledError("migration cancelled");
       uint64_t page = (file_offset + off) / kPage;
+      if (switch_now != nullptr && switch_now->load()) {
+        *stopped_at = page;
+        return absl::OkStatus();
+      }
       bool wanted = pages != nullptr ? ((*pages)[page / 64] >> (page % 64) & 1) : true;
       if (!wanted || (pages == nullptr && [&] {
             const auto* w = reinterpret_cast<const uint64_t*>(r.host + off);
@@ -223,7 +230,7 @@ absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap
         if (pages != nullptr && !((*pages)[next / 64] >> (next % 64) & 1)) break;
         ++count;
       }
-      MOTE_RETURN_IF_ERROR(Write(&kPagesRecord, 1));
+      MOTE_RETURN_IF_ERROR(Write(&kPages, 1));
       MOTE_RETURN_IF_ERROR(Write(&page, 8));
       MOTE_RETURN_IF_ERROR(Write(&count, 4));
       MOTE_RETURN_IF_ERROR(Write(r.host + off, count * kPage));
@@ -240,17 +247,88 @@ absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap
     }
     file_offset += r.size;
   }
+  if (stopped_at != nullptr) *stopped_at = file_offset / kPage;
   return absl::OkStatus();
+}
+
+absl::Status MigrationSender::SendRun(const GuestMemory& mem, uint64_t first, uint32_t count) {
+  uint64_t offset = first * kPage;
+  for (const GuestMemory::Region& r : mem.regions()) {
+    if (offset >= r.size) {
+      offset -= r.size;
+      continue;
+    }
+    count = static_cast<uint32_t>(std::min<uint64_t>(count, (r.size - offset) / kPage));
+    MOTE_RETURN_IF_ERROR(Write(&kPages, 1));
+    MOTE_RETURN_IF_ERROR(Write(&first, 8));
+    MOTE_RETURN_IF_ERROR(Write(&count, 4));
+    return Write(r.host + offset, count * kPage);
+  }
+  return absl::OutOfRangeError("page outside RAM");
+}
+
+absl::Status MigrationSender::SendPostcopy(const PageBitmap& pages) {
+  uint64_t words = pages.size();
+  MOTE_RETURN_IF_ERROR(Write(&kPostcopy, 1));
+  MOTE_RETURN_IF_ERROR(Write(&words, 8));
+  return Write(pages.data(), words * 8);
+}
+
+absl::Status MigrationSender::ServePostcopy(const GuestMemory& mem, PageBitmap pages,
+                                            const std::atomic<bool>& cancel,
+                                            const std::function<void()>& on_target_running,
+                                            int timeout_ms) {
+  const uint64_t total = mem.TotalSize() / kPage;
+  auto has = [&](uint64_t p) { return p < total && (pages[p / 64] >> (p % 64) & 1); };
+  auto take = [&](uint64_t p) { pages[p / 64] &= ~(uint64_t{1} << (p % 64)); };
+  uint64_t cursor = 0;  // the pages below are sent
+  bool running = false;
+  while (true) {
+    if (cancel.load() && !running) return absl::CancelledError("migration cancelled");
+    while (cursor < total && !has(cursor)) {
+      cursor = (cursor % 64 == 0 && pages[cursor / 64] == 0) ? cursor + 64 : cursor + 1;
+    }
+    cursor = std::min(cursor, total);
+    if (cursor == total && running) return SendEnd();
+    pollfd p{fd_.get(), POLLIN, 0};
+    int n = poll(&p, 1, cursor < total ? 0 : timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 && cursor == total) return absl::UnavailableError("the target did not answer");
+    if (n > 0) {
+      uint8_t message = 0;
+      if (read(fd_.get(), &message, 1) != 1) {
+        return absl::UnavailableError("the target refused the VM or went away");
+      }
+      if (message == 'K') {
+        running = true;
+        on_target_running();
+        continue;
+      }
+      uint64_t page = 0;
+      if (message != 'P' || ReadAll(fd_.get(), &page, 8) != absl::OkStatus()) {
+        return absl::DataLossError("the target sent garbage");
+      }
+      if (has(page)) {  // asked for: before anything else
+        MOTE_RETURN_IF_ERROR(SendRun(mem, page, 1));
+        take(page);
+      }
+      continue;
+    }
+    uint32_t count = 1;
+    while (count < kMaxPagesPerRecord && has(cursor + count)) ++count;
+    MOTE_RETURN_IF_ERROR(SendRun(mem, cursor, count));
+    for (uint32_t i = 0; i < count; ++i) take(cursor + i);
+  }
 }
 
 absl::Status MigrationSender::SendState(const std::vector<uint8_t>& state) {
   uint64_t len = state.size();
-  MOTE_RETURN_IF_ERROR(Write(&kStateRecord, 1));
+  MOTE_RETURN_IF_ERROR(Write(&kState, 1));
   MOTE_RETURN_IF_ERROR(Write(&len, 8));
   return Write(state.data(), state.size());
 }
 
-absl::Status MigrationSender::SendEnd() { return Write(&kEndRecord, 1); }
+absl::Status MigrationSender::SendEnd() { return Write(&kEnd, 1); }
 
 absl::Status MigrationSender::WaitForTarget(int timeout_ms) {
   pollfd p{fd_.get(), POLLIN, 0};
@@ -264,7 +342,7 @@ absl::Status MigrationSender::WaitForTarget(int timeout_ms) {
                                        : "the target refused the VM or went away");
 }
 
-absl::Status ReceiveMigration(int fd, const std::string& dir) {
+absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& dir) {
   char magic[8];
   MOTE_RETURN_IF_ERROR(ReadAll(fd, magic, sizeof(magic)));
   if (std::memcmp(magic, kMagic, sizeof(magic)) != 0) return Bad("not a mote migration stream");
@@ -275,7 +353,7 @@ absl::Status ReceiveMigration(int fd, const std::string& dir) {
                                         version, kStreamVersion));
   }
   MOTE_ASSIGN_OR_RETURN(uint8_t type, ReadValue<uint8_t>(fd));
-  if (type != kConfigRecord) return Bad("no configuration first");
+  if (type != kConfig) return Bad("no configuration first");
   MOTE_ASSIGN_OR_RETURN(uint32_t config_len, ReadValue<uint32_t>(fd));
   if (config_len > kMaxConfigBytes) return Bad("a configuration of " + std::to_string(config_len));
   std::string config_json(config_len, '\0');
@@ -296,10 +374,22 @@ absl::Status ReceiveMigration(int fd, const std::string& dir) {
   const uint64_t total_pages = config.memory_bytes / kPage;
   std::vector<uint8_t> buf(kMaxPagesPerRecord * kPage);
   bool have_state = false;
+  ReceivedMigration received;
   while (true) {
     MOTE_ASSIGN_OR_RETURN(type, ReadValue<uint8_t>(fd));
-    if (type == kEndRecord) break;
-    if (type == kPagesRecord) {
+    if (type == kEnd) break;
+    if (type == kPostcopy) {
+      MOTE_ASSIGN_OR_RETURN(uint64_t words, ReadValue<uint64_t>(fd));
+      if (words != (total_pages + 63) / 64) {
+        return Bad(
+            absl::StrFormat("a post-copy page map of %d words for %d pages", words, total_pages));
+      }
+      received.postcopy = true;
+      received.pages_at_source.resize(words);
+      MOTE_RETURN_IF_ERROR(ReadAll(fd, received.pages_at_source.data(), words * 8));
+      break;
+    }
+    if (type == kPages) {
       MOTE_ASSIGN_OR_RETURN(uint64_t first, ReadValue<uint64_t>(fd));
       MOTE_ASSIGN_OR_RETURN(uint32_t count, ReadValue<uint32_t>(fd));
       if (count == 0 || count > kMaxPagesPerRecord || first >= total_pages ||
@@ -314,7 +404,7 @@ absl::Status ReceiveMigration(int fd, const std::string& dir) {
       }
       continue;
     }
-    if (type == kStateRecord) {
+    if (type == kState) {
       MOTE_ASSIGN_OR_RETURN(uint64_t len, ReadValue<uint64_t>(fd));
       if (len > kMaxStateBytes) return Bad("a state of " + std::to_string(len) + " bytes");
       std::vector<uint8_t> state(len);
@@ -326,7 +416,7 @@ absl::Status ReceiveMigration(int fd, const std::string& dir) {
     return Bad(absl::StrFormat("unknown record type %d", type));
   }
   if (!have_state) return Bad("it ended without the VM's state");
-  return absl::OkStatus();
+  return received;
 }
 
 void AcknowledgeMigration(int fd) {

@@ -4,17 +4,19 @@
 //   "MOTEMIGR" u32 version | config record | page records... |
 //   state record | end record
 // and the target answers one byte when it has the VM built ('K'), or
-// closes. A record is a u8 type and its body: config = u32 length + JSON
-// text; pages = u64 first page, u32 count, count * 4 KiB; state = u64
-// length + a state file; end = nothing. The target writes what it receives
-// into a snapshot directory, which the restore path then starts from: pages
-// go where memory.raw holds them.
-// Blocking I/O on the caller's thread.
+// closes. Post-copy ends the first part with a post-copy record instead of
+// the end record: the pages the source still holds; then the target runs
+// the VM and asks for pages ('P' + u64 page) while the source sends them,
+// asked for first, and then the end record. A record is a u8 type and its body: config = u32 length
+// + JSON text; pages = u64 first page, u32 count, count * 4 KiB; state = u64 length + a state file;
+// end = nothing. The target writes what it receives into a snapshot directory, which the restore
+// path then starts from: pages go where memory.raw holds them. Blocking I/O on the caller's thread.
 #ifndef MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
 #define MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -23,6 +25,11 @@
 #include "vmm/snapshot/memory_file.h"
 
 namespace mote {
+
+namespace migration_record {
+constexpr uint8_t kConfig = 1, kPages = 2, kState = 3, kEnd = 4, kPostcopy = 5;
+constexpr uint32_t kMaxPages = 256;  // per page record: 1 MiB
+}  // namespace migration_record
 
 // "unix:PATH" or "tcp:HOST:PORT": whether `uri` names a migration address.
 bool IsMigrationUri(const std::string& uri);
@@ -35,17 +42,29 @@ class MigrationSender {
   explicit MigrationSender(FileDescriptor fd) : fd_(std::move(fd)) {}
   absl::Status SendConfig(const std::string& json);
   // The pages set in `pages` (all of RAM's non-zero pages when null); stops
-  // early when `cancel` becomes true. Bytes sent, total since creation.
+  // early when `cancel` becomes true. When `switch_now` becomes true, it
+  // returns early without error, `*stopped_at` the first page not sent.
   absl::Status SendPages(const GuestMemory& mem, const PageBitmap* pages,
-                         const std::atomic<bool>& cancel, uint64_t max_bytes_per_second);
+                         const std::atomic<bool>& cancel, uint64_t max_bytes_per_second,
+                         const std::atomic<bool>* switch_now = nullptr,
+                         uint64_t* stopped_at = nullptr);
   absl::Status SendState(const std::vector<uint8_t>& state);
   absl::Status SendEnd();
+  // Post-copy: names the pages the target must have from here, then sends
+  // them, each as the target asks for it or else in order, until none is
+  // left and the target runs the VM ('K': `on_target_running` is called).
+  // `cancel` counts only until then.
+  absl::Status SendPostcopy(const PageBitmap& pages);
+  absl::Status ServePostcopy(const GuestMemory& mem, PageBitmap pages,
+                             const std::atomic<bool>& cancel,
+                             const std::function<void()>& on_target_running, int timeout_ms);
   // The target's answer once it has built the VM.
   absl::Status WaitForTarget(int timeout_ms);
   uint64_t bytes_sent() const { return sent_; }
 
  private:
   absl::Status Write(const void* data, size_t len);
+  absl::Status SendRun(const GuestMemory& mem, uint64_t first, uint32_t count);
   FileDescriptor fd_;
   uint64_t sent_ = 0;
   int64_t pace_start_ns_ = 0;
@@ -53,8 +72,14 @@ class MigrationSender {
 
 // Reads a whole stream from `fd` into directory `dir` (config.json,
 // memory.raw of `memory_bytes` taken from the config, state.bin); errors
-// say what was wrong with the stream (RestoreFailure::kCorrupt).
-absl::Status ReceiveMigration(int fd, const std::string& dir);
+// say what was wrong with the stream (RestoreFailure::kCorrupt). A
+// post-copy stream stops at its post-copy record, with the pages that are
+// to come (PostcopyTarget takes it from there).
+struct ReceivedMigration {
+  bool postcopy = false;
+  PageBitmap pages_at_source;
+};
+absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& dir);
 // Tells the source the VM is built.
 void AcknowledgeMigration(int fd);
 

@@ -91,7 +91,12 @@ char* mote_vm_status(mote_vm* vm);
  * non-zero, only the pages written since the VM's last snapshot (its parent).
  * 0, or -1 with mote_last_error(). */
 int mote_vm_snapshot(mote_vm* vm, const char* dir, int incremental);
-/* QMP query-migrate: the last snapshot's status and figures (JSON text). */
+/* A live migration to another mote waiting at `uri` ("unix:PATH" or
+ * "tcp:IP:PORT", config member "incoming"); returns once it has started,
+ * mote_vm_query_migrate follows it. 0, or -1 with mote_last_error(). */
+int mote_vm_migrate(mote_vm* vm, const char* uri);
+/* QMP query-migrate: the last snapshot's or migration's status and figures
+ * (JSON text). */
 char* mote_vm_query_migrate(mote_vm* vm);
 /* Per-vCPU exits by reason and per-device counters (x-mote-query-counters). */
 char* mote_vm_counters(mote_vm* vm);

@@ -128,7 +128,12 @@ class Vm {
   // with VmConfig::restore = dir. `incremental`: only the pages written since
   // this VM's last snapshot, which DIR names as its parent (keep it).
   Status Snapshot(const std::string& dir, bool incremental = false);
-  // QMP query-migrate: the last snapshot's status and figures, as JSON text.
+  // Starts a live migration to another mote waiting with VmConfig::incoming
+  // at `uri` ("unix:PATH" or "tcp:IP:PORT"; QMP migrate there) and returns;
+  // QueryMigrate follows it. Once it completes, this VM stays stopped.
+  Status Migrate(const std::string& uri);
+  // QMP query-migrate: the last snapshot's or migration's status and
+  // figures, as JSON text.
   Result<std::string> QueryMigrate();
 
   // QMP query-status's "status": prelaunch, running, paused or shutdown.
