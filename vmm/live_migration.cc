@@ -123,15 +123,17 @@ void LiveMigration::Run() {
 absl::Status LiveMigration::Migrate() {
   MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, ConnectMigration(uri_));
   MigrationSender sender(std::move(fd));
-  MOTE_RETURN_IF_ERROR(sender.SendConfig(machine_json_));
   absl::Status started;
+  std::vector<uint8_t> machine;
   if (!OnLoop([&] {
+        machine = vm_->SaveMachineStateFile();
         started = vm_->StartDirtyLogging();
         if (started.ok()) started = vm_->TakeDirtyPages().status();  // from now on
       })) {
     return absl::CancelledError("migration cancelled");
   }
   MOTE_RETURN_IF_ERROR(started);
+  MOTE_RETURN_IF_ERROR(sender.SendHead(machine_json_, machine));
   SetStatus("active");
   const GuestMemory& mem = vm_->memory();
   // Pass 1: all of RAM; then the pages written meanwhile, until the rest

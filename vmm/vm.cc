@@ -81,11 +81,11 @@ class Vm::IsaIrqLine : public IrqLine {
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, EventLoop* loop,
                                                EventCallback on_event, absl::Time launch_time,
-                                               std::unique_ptr<PostcopyTarget> postcopy) {
+                                               FileDescriptor incoming) {
   VmConfig named = config;
   FillDefaultNames(named);
   std::unique_ptr<Vm> vm(new Vm(named, loop, std::move(on_event), launch_time));
-  vm->postcopy_ = std::move(postcopy);
+  vm->incoming_ = std::move(incoming);
   MOTE_RETURN_IF_ERROR(vm->Build());
   return vm;
 }
@@ -275,11 +275,8 @@ absl::Status Vm::Build() {
   fw_cfg.ram_bytes = config_.memory_bytes;
   fw_cfg.cmdline = request.cmdline;
   MOTE_ASSIGN_OR_RETURN(fw_cfg_, FwCfg::Create(std::move(fw_cfg), mem_.get()));
-  if (postcopy_ != nullptr) {
-    // Post-copy: each page comes on its first touch, from the file or the source.
-    MOTE_RETURN_IF_ERROR(postcopy_->Attach(*mem_, [this](const std::string& why) {
-      RequestEnd({OutcomeKind::kHostError, 0, why});
-    }));
+  if (incoming_.ok()) {
+    // Migrated in: RAM comes from the stream once the VM is built.
   } else if (restore_from_) {
     // The snapshot's RAM, mapped copy-on-write: nothing is read until touched.
     MOTE_RETURN_IF_ERROR(LoadSnapshotMemory(config_.restore));
@@ -316,10 +313,13 @@ absl::Status Vm::Build() {
   if (!built.ok()) return built;
   MOTE_RETURN_IF_ERROR(registered);
   if (restore_from_) {
-    MOTE_RETURN_IF_ERROR(RestoreState(*restore_from_));
+    if (incoming_.ok()) {
+      MOTE_RETURN_IF_ERROR(ReceiveIncoming());
+    } else {
+      MOTE_RETURN_IF_ERROR(RestoreState(*restore_from_));
+    }
     restore_from_.reset();
   }
-  if (postcopy_ != nullptr) postcopy_->Acknowledge();  // the source's pages may come
   return absl::OkStatus();
 }
 

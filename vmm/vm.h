@@ -70,11 +70,15 @@ class Vm : public GuestEventSink {
   // VM's devices and host events run on `loop` (which must outlive the Vm),
   // or on a loop of its own when `loop` is null. `on_event` (optional) is
   // called on the thread where the event happens. The boot timer counts
-  // from `launch_time` (the runner's start). With `postcopy`, the restore
-  // (config.restore) takes its RAM from a post-copy migration's target.
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(
-      const VmConfig& config, EventLoop* loop = nullptr, EventCallback on_event = nullptr,
-      absl::Time launch_time = absl::Now(), std::unique_ptr<PostcopyTarget> postcopy = nullptr);
+  // from `launch_time` (the runner's start). With `incoming` (a migration
+  // stream whose head was received into config.restore), the VM is built
+  // from the head, then takes its RAM and state from the stream, and tells
+  // the source it has them.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config,
+                                                    EventLoop* loop = nullptr,
+                                                    EventCallback on_event = nullptr,
+                                                    absl::Time launch_time = absl::Now(),
+                                                    FileDescriptor incoming = FileDescriptor());
   ~Vm() override;
 
   // Lets the vCPUs run: Create leaves their threads parked, so starting a
@@ -149,6 +153,9 @@ class Vm : public GuestEventSink {
   absl::Status StartDirtyLogging();
   absl::StatusOr<PageBitmap> TakeDirtyPages();
   absl::StatusOr<std::vector<uint8_t>> SaveStateFile();
+  // A state file of the machine section alone (what a migration target
+  // builds the VM from); the loop thread.
+  std::vector<uint8_t> SaveMachineStateFile() const;
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
@@ -191,6 +198,9 @@ class Vm : public GuestEventSink {
   absl::Status RestoreDevices(const StateFile& file);
   // Maps a snapshot's memory, with its parents' under it (incremental ones).
   absl::Status LoadSnapshotMemory(const std::string& dir);
+  // The rest of an incoming migration stream: RAM, state, post-copy.
+  absl::Status ReceiveIncoming();
+  FileDescriptor incoming_;
   std::string last_snapshot_dir_;  // absolute; loop thread
   bool dirty_logging_ = false;
   std::vector<StatefulDevice> stateful_;

@@ -42,26 +42,19 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
                                                            const RunOptions& options) {
   std::unique_ptr<VmRunner> runner;
   if (!config.incoming.empty()) {
-    // The VM comes over the stream: received into a snapshot directory of
-    // its own, then restored from there like a snapshot.
+    // The VM comes over the stream: its head (config, machine) into a
+    // snapshot directory of its own, from which Vm::Create builds it as for
+    // a restore while the rest of the stream comes.
     MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, AcceptMigration(config.incoming));
     const char* tmp = getenv("TMPDIR");
     std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/mote-incoming-XXXXXX";
     if (mkdtemp(dir.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp " + dir);
-    absl::StatusOr<ReceivedMigration> received = ReceiveMigration(fd.get(), dir);
+    absl::Status head = ReceiveMigrationHead(fd.get(), dir);
     VmConfig user = config;
     user.incoming.clear();
     user.restore = dir;
     absl::StatusOr<VmConfig> restored =
-        received.ok() ? ResolveRestoreConfig(user) : absl::StatusOr<VmConfig>(received.status());
-    std::unique_ptr<PostcopyTarget> postcopy;
-    if (restored.ok() && received->postcopy) {
-      // The rest of RAM comes as the VM runs: the connection serves it.
-      absl::StatusOr<std::unique_ptr<PostcopyTarget>> target = PostcopyTarget::Create(
-          std::move(fd), dir + "/" + kSnapshotMemoryFile, std::move(received->pages_at_source));
-      if (target.ok()) postcopy = std::move(*target);
-      if (!target.ok()) restored = target.status();
-    }
+        head.ok() ? ResolveRestoreConfig(user) : absl::StatusOr<VmConfig>(head);
     if (!restored.ok()) {
       RemoveSnapshotDir(dir);
       return restored.status();
@@ -69,7 +62,6 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
     runner.reset(new VmRunner(*restored, options));
     runner->incoming_fd_ = std::move(fd);
     runner->incoming_dir_ = dir;
-    runner->postcopy_ = std::move(postcopy);
   } else if (config.restore.empty()) {
     runner.reset(new VmRunner(config, options));
   } else {
@@ -107,11 +99,9 @@ absl::Status VmRunner::Boot() {
   if (config_.timeout > 0) deadline_ = launch_time_ + absl::Seconds(config_.timeout);
   absl::Status built = BuildVm();
   if (!incoming_dir_.empty()) {
-    // Mapped (or refused): the files may go; the source learns it may stop.
+    // Built (or refused): the head's files may go.
     RemoveSnapshotDir(incoming_dir_);
     incoming_dir_.clear();
-    if (built.ok() && incoming_fd_.ok()) AcknowledgeMigration(incoming_fd_.get());
-    incoming_fd_.Reset(-1);
   }
   MOTE_RETURN_IF_ERROR(built);
   // The vCPUs go now, on the caller's thread: the first KVM_RUN does not
@@ -131,7 +121,7 @@ absl::Status VmRunner::BuildVm() {
   }
   MOTE_ASSIGN_OR_RETURN(vm_, Vm::Create(
                                  config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); },
-                                 launch_time_, std::move(postcopy_)));
+                                 launch_time_, std::move(incoming_fd_)));
   return absl::OkStatus();
 }
 

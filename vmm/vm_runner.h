@@ -24,7 +24,6 @@
 #include "vmm/live_migration.h"
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
-#include "vmm/snapshot/postcopy_target.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
@@ -125,11 +124,11 @@ class VmRunner : public qmp::QmpDispatcher {
   MigrationParameters migration_parameters_;
   std::unique_ptr<LiveMigration> migration_;  // the last live migration out; loop thread
   bool postmigrate_ = false;                  // migrated away: stopped for good
-  // --incoming: the stream's connection and where it was received, until Boot.
+  // --incoming: the stream's connection (the first Vm takes it) and where
+  // its head was received, until Boot.
   FileDescriptor incoming_fd_;
   std::string incoming_dir_;
-  std::unique_ptr<PostcopyTarget> postcopy_;  // a post-copy stream's, for the first BuildVm
-  bool postcopy_ram_ = false;                 // migrate-set-capabilities
+  bool postcopy_ram_ = false;  // migrate-set-capabilities
 
   Mutex calls_mu_;
   bool finished_ ABSL_GUARDED_BY(calls_mu_) = false;  // Run returned: Call fails at once

@@ -12,6 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "vmm/base/logging.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/snapshot/migration_stream.h"
+#include "vmm/snapshot/postcopy_target.h"
 #include "vmm/snapshot/restore_error.h"
 #include "vmm/snapshot/snapshot_dir.h"
 #include "vmm/snapshot/vcpu_state.h"
@@ -420,6 +422,47 @@ absl::Status Vm::LoadSnapshotMemory(const std::string& dir) {
   for (size_t i = chain.size() - 1; i-- > 0;) {
     MOTE_RETURN_IF_ERROR(
         ApplyMemoryPages(*mem_, chain[i].first + "/" + kSnapshotMemoryFile, chain[i].second.pages));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<uint8_t> Vm::SaveMachineStateFile() const {
+  Machine m{.mote_version = kMoteVersion,
+            .cpu = config_.cpu,
+            .cpus = config_.cpus,
+            .memory_bytes = config_.memory_bytes,
+            .facs_addr = facs_addr_,
+            .pit = pit_enabled_,
+            .suspended = false,
+            .cpuid = model_cpuid_,
+            .devices = {}};
+  StateFile file;
+  file.Add("machine", kMachineVersion, EncodeMachine(m));
+  return file.Encode();
+}
+
+absl::Status Vm::ReceiveIncoming() {
+  MOTE_ASSIGN_OR_RETURN(ReceivedMigration received, ReceiveMigrationBody(incoming_.get(), *mem_));
+  MOTE_ASSIGN_OR_RETURN(StateFile state, StateFile::Parse(received.state));
+  // The VM was built from the head's machine: the state must be of it.
+  MOTE_RETURN_IF_ERROR(CheckSnapshotMachine(state));
+  if (restore_pit_ != pit_enabled_) {
+    return RestoreError(RestoreFailure::kLayout, "migration stream: the state's PIT differs");
+  }
+  if (received.postcopy) {
+    // Before the devices restore: what they read must be the source's.
+    MOTE_ASSIGN_OR_RETURN(postcopy_, PostcopyTarget::Create(std::move(incoming_),
+                                                            std::move(received.pages_at_source)));
+    MOTE_RETURN_IF_ERROR(postcopy_->Attach(*mem_, [this](const std::string& why) {
+      RequestEnd({OutcomeKind::kHostError, 0, why});
+    }));
+  }
+  MOTE_RETURN_IF_ERROR(RestoreState(state));
+  if (postcopy_ != nullptr) {
+    postcopy_->Acknowledge();  // and the source's pages may come
+  } else {
+    AcknowledgeMigration(incoming_.get());
+    incoming_.Reset();
   }
   return absl::OkStatus();
 }

@@ -44,39 +44,53 @@ struct Pipe {
   int fds[2];
 };
 
-// ReceiveMigration; on an error the source's end is cut, so it stops.
-absl::StatusOr<ReceivedMigration> Receive(Pipe& pipe, const TempDir& dir) {
-  absl::StatusOr<ReceivedMigration> received = ReceiveMigration(pipe.fds[1], dir.path());
+// The head, then the body into `mem`; on an error the source's end is cut,
+// so it stops.
+absl::StatusOr<ReceivedMigration> Receive(Pipe& pipe, const TempDir& dir, GuestMemory& mem) {
+  absl::Status head = ReceiveMigrationHead(pipe.fds[1], dir.path());
+  absl::StatusOr<ReceivedMigration> received =
+      head.ok() ? ReceiveMigrationBody(pipe.fds[1], mem) : absl::StatusOr<ReceivedMigration>(head);
   if (!received.ok()) shutdown(pipe.fds[1], SHUT_RDWR);
-  INFO(received.status().ToString());
   return received;
 }
 
-TEST_CASE("A pre-copy stream lands in a snapshot directory", "[migration_stream]") {
+const std::vector<uint8_t> kMachine = {7, 7};
+
+std::unique_ptr<GuestMemory> EmptyMemory() {
+  auto mem = GuestMemory::Create({{0, kPages * kPage}});
+  REQUIRE(mem.ok());
+  return std::move(*mem);
+}
+
+TEST_CASE("A pre-copy stream: the head lands in a directory, the pages in guest memory",
+          "[migration_stream]") {
   auto mem = PatternedMemory();
+  auto target = EmptyMemory();
   TempDir dir;
   Pipe pipe;
   std::thread source([&] {
     MigrationSender sender{FileDescriptor(pipe.fds[0])};
     std::atomic<bool> never{false};
-    CHECK(sender.SendConfig(kConfig).ok());
+    CHECK(sender.SendHead(kConfig, kMachine).ok());
     CHECK(sender.SendPages(*mem, nullptr, never, 0).ok());
     CHECK(sender.SendState({1, 2, 3}).ok());
     CHECK(sender.SendEnd().ok());
   });
-  absl::StatusOr<ReceivedMigration> received = Receive(pipe, dir);
+  absl::StatusOr<ReceivedMigration> received = Receive(pipe, dir, *target);
   source.join();
+  INFO(received.status().ToString());
   REQUIRE(received.ok());
   CHECK_FALSE(received->postcopy);
-  std::string memory = ReadFile(dir.Path(kSnapshotMemoryFile));
-  REQUIRE(memory.size() == kPages * kPage);
-  CHECK(std::memcmp(memory.data(), mem->regions()[0].host, memory.size()) == 0);
-  CHECK(ReadFile(dir.Path(kSnapshotStateFile)) == std::string("\1\2\3"));
+  CHECK(received->state == std::vector<uint8_t>{1, 2, 3});
+  CHECK(ReadFile(dir.Path(kSnapshotConfigFile)) == kConfig);
+  CHECK(ReadFile(dir.Path(kSnapshotStateFile)) == std::string("\7\7"));
+  CHECK(std::memcmp(target->regions()[0].host, mem->regions()[0].host, kPages * kPage) == 0);
 }
 
 TEST_CASE("A post-copy stream names the pages still at the source, and serves them",
           "[migration_stream]") {
   auto mem = PatternedMemory();
+  auto target = EmptyMemory();
   TempDir dir;
   Pipe pipe;
   PageBitmap later((kPages + 63) / 64, 0);
@@ -85,15 +99,16 @@ TEST_CASE("A post-copy stream names the pages still at the source, and serves th
   absl::Status served;
   std::thread source([&] {
     MigrationSender sender{FileDescriptor(pipe.fds[0])};
-    std::atomic<bool> never{false};
-    CHECK(sender.SendConfig(kConfig).ok());
+    CHECK(sender.SendHead(kConfig, kMachine).ok());
     CHECK(sender.SendState({9}).ok());
     CHECK(sender.SendPostcopy(later).ok());
+    std::atomic<bool> never{false};
     served = sender.ServePostcopy(
         *mem, later, never, [&] { target_ran = true; }, 5000);
   });
-  absl::StatusOr<ReceivedMigration> received = Receive(pipe, dir);
+  absl::StatusOr<ReceivedMigration> received = Receive(pipe, dir, *target);
   if (!received.ok()) source.join();
+  INFO(received.status().ToString());
   REQUIRE(received.ok());
   CHECK(received->postcopy);
   CHECK(received->pages_at_source == later);
@@ -153,18 +168,37 @@ TEST_CASE("A post-copy source whose target goes away before running fails", "[mi
 }
 
 TEST_CASE("A post-copy page map of the wrong size is refused", "[migration_stream]") {
+  auto target = EmptyMemory();
   TempDir dir;
   Pipe pipe;
   std::thread source([&] {
     MigrationSender sender{FileDescriptor(pipe.fds[0])};
-    CHECK(sender.SendConfig(kConfig).ok());
+    CHECK(sender.SendHead(kConfig, kMachine).ok());
     CHECK(sender.SendState({9}).ok());
     CHECK(sender.SendPostcopy(PageBitmap(3, ~uint64_t{0})).ok());
   });
-  absl::StatusOr<ReceivedMigration> received = ReceiveMigration(pipe.fds[1], dir.path());
+  absl::StatusOr<ReceivedMigration> received = Receive(pipe, dir, *target);
   source.join();
   REQUIRE_FALSE(received.ok());
   CHECK_THAT(std::string(received.status().message()), Catch::Contains("post-copy page map"));
+}
+
+TEST_CASE("A stream whose config is not followed by the machine is refused", "[migration_stream]") {
+  TempDir dir;
+  Pipe pipe;
+  {
+    MigrationSender sender{FileDescriptor(pipe.fds[0])};
+    REQUIRE(sender.SendHead(kConfig, kMachine).ok());
+  }
+  std::vector<uint8_t> bytes(8 + 4 + 1 + 4 + kConfig.size() + 1 + 8 + kMachine.size());
+  REQUIRE(recv(pipe.fds[1], bytes.data(), bytes.size(), MSG_WAITALL) ==
+          static_cast<ssize_t>(bytes.size()));
+  bytes[8 + 4 + 1 + 4 + kConfig.size()] = migration_record::kState;  // not kMachine
+  Pipe again;
+  REQUIRE(write(again.fds[0], bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  close(again.fds[0]);
+  absl::Status head = ReceiveMigrationHead(again.fds[1], dir.path());
+  CHECK_THAT(std::string(head.message()), Catch::Contains("no machine record"));
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ namespace {
 constexpr char kMagic[8] = {'M', 'O', 'T', 'E', 'M', 'I', 'G', 'R'};
 constexpr uint32_t kStreamVersion = 1;
 using migration_record::kConfig, migration_record::kPages, migration_record::kState,
-    migration_record::kEnd, migration_record::kPostcopy;
+    migration_record::kEnd, migration_record::kPostcopy, migration_record::kMachine;
 constexpr uint64_t kPage = 4096;
 constexpr uint32_t kMaxPagesPerRecord = migration_record::kMaxPages;
 constexpr uint32_t kMaxConfigBytes = 1 << 20;
@@ -189,13 +189,18 @@ absl::Status MigrationSender::Write(const void* data, size_t len) {
   return absl::OkStatus();
 }
 
-absl::Status MigrationSender::SendConfig(const std::string& json) {
+absl::Status MigrationSender::SendHead(const std::string& config_json,
+                                       const std::vector<uint8_t>& machine) {
   MOTE_RETURN_IF_ERROR(Write(kMagic, sizeof(kMagic)));
   MOTE_RETURN_IF_ERROR(Write(&kStreamVersion, 4));
-  uint32_t len = static_cast<uint32_t>(json.size());
+  uint32_t len = static_cast<uint32_t>(config_json.size());
   MOTE_RETURN_IF_ERROR(Write(&kConfig, 1));
   MOTE_RETURN_IF_ERROR(Write(&len, 4));
-  return Write(json.data(), json.size());
+  MOTE_RETURN_IF_ERROR(Write(config_json.data(), config_json.size()));
+  uint64_t machine_len = machine.size();
+  MOTE_RETURN_IF_ERROR(Write(&kMachine, 1));
+  MOTE_RETURN_IF_ERROR(Write(&machine_len, 8));
+  return Write(machine.data(), machine.size());
 }
 
 absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap* pages,
@@ -342,7 +347,7 @@ absl::Status MigrationSender::WaitForTarget(int timeout_ms) {
                                        : "the target refused the VM or went away");
 }
 
-absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& dir) {
+absl::Status ReceiveMigrationHead(int fd, const std::string& dir) {
   char magic[8];
   MOTE_RETURN_IF_ERROR(ReadAll(fd, magic, sizeof(magic)));
   if (std::memcmp(magic, kMagic, sizeof(magic)) != 0) return Bad("not a mote migration stream");
@@ -363,21 +368,56 @@ absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& di
       !s.ok()) {
     return Bad(std::string(s.message()));
   }
+  MOTE_ASSIGN_OR_RETURN(type, ReadValue<uint8_t>(fd));
+  if (type != kMachine) return Bad("no machine record after the configuration");
+  MOTE_ASSIGN_OR_RETURN(uint64_t machine_len, ReadValue<uint64_t>(fd));
+  if (machine_len > kMaxStateBytes) return Bad("a machine of " + std::to_string(machine_len));
+  std::vector<uint8_t> machine(machine_len);
+  MOTE_RETURN_IF_ERROR(ReadAll(fd, machine.data(), machine_len));
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoToStatus(errno, "mkdir " + dir);
   MOTE_RETURN_IF_ERROR(WriteFile(dir + "/" + kSnapshotConfigFile,
                                  std::vector<uint8_t>(config_json.begin(), config_json.end())));
-  std::string memory_path = dir + "/" + kSnapshotMemoryFile;
-  FileDescriptor memory(open(memory_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!memory.ok() || ftruncate(memory.get(), static_cast<off_t>(config.memory_bytes)) != 0) {
-    return ErrnoToStatus(errno, "memory file " + memory_path);
-  }
-  const uint64_t total_pages = config.memory_bytes / kPage;
-  std::vector<uint8_t> buf(kMaxPagesPerRecord * kPage);
-  bool have_state = false;
+  return WriteFile(dir + "/" + kSnapshotStateFile, machine);
+}
+
+absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem) {
+  const uint64_t total_pages = mem.TotalSize() / kPage;
   ReceivedMigration received;
+  bool have_state = false;
   while (true) {
-    MOTE_ASSIGN_OR_RETURN(type, ReadValue<uint8_t>(fd));
+    MOTE_ASSIGN_OR_RETURN(uint8_t type, ReadValue<uint8_t>(fd));
     if (type == kEnd) break;
+    if (type == kPages) {
+      MOTE_ASSIGN_OR_RETURN(uint64_t first, ReadValue<uint64_t>(fd));
+      MOTE_ASSIGN_OR_RETURN(uint32_t count, ReadValue<uint32_t>(fd));
+      if (count == 0 || count > kMaxPagesPerRecord || first >= total_pages ||
+          count > total_pages - first) {
+        return Bad(
+            absl::StrFormat("pages %d+%d outside %d pages of RAM", first, count, total_pages));
+      }
+      // Straight into guest memory, region by region.
+      uint64_t offset = first * kPage, left = count * kPage;
+      for (const GuestMemory::Region& r : mem.regions()) {
+        if (left == 0) break;
+        if (offset >= r.size) {
+          offset -= r.size;
+          continue;
+        }
+        uint64_t n = std::min(left, r.size - offset);
+        MOTE_RETURN_IF_ERROR(ReadAll(fd, r.host + offset, n));
+        left -= n;
+        offset = 0;
+      }
+      continue;
+    }
+    if (type == kState) {
+      MOTE_ASSIGN_OR_RETURN(uint64_t len, ReadValue<uint64_t>(fd));
+      if (len > kMaxStateBytes) return Bad("a state of " + std::to_string(len) + " bytes");
+      received.state.resize(len);
+      MOTE_RETURN_IF_ERROR(ReadAll(fd, received.state.data(), len));
+      have_state = true;
+      continue;
+    }
     if (type == kPostcopy) {
       MOTE_ASSIGN_OR_RETURN(uint64_t words, ReadValue<uint64_t>(fd));
       if (words != (total_pages + 63) / 64) {
@@ -388,30 +428,6 @@ absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& di
       received.pages_at_source.resize(words);
       MOTE_RETURN_IF_ERROR(ReadAll(fd, received.pages_at_source.data(), words * 8));
       break;
-    }
-    if (type == kPages) {
-      MOTE_ASSIGN_OR_RETURN(uint64_t first, ReadValue<uint64_t>(fd));
-      MOTE_ASSIGN_OR_RETURN(uint32_t count, ReadValue<uint32_t>(fd));
-      if (count == 0 || count > kMaxPagesPerRecord || first >= total_pages ||
-          count > total_pages - first) {
-        return Bad(
-            absl::StrFormat("pages %d+%d outside %d pages of RAM", first, count, total_pages));
-      }
-      MOTE_RETURN_IF_ERROR(ReadAll(fd, buf.data(), count * kPage));
-      if (pwrite(memory.get(), buf.data(), count * kPage, static_cast<off_t>(first * kPage)) !=
-          static_cast<ssize_t>(count * kPage)) {
-        return ErrnoToStatus(errno, "write " + memory_path);
-      }
-      continue;
-    }
-    if (type == kState) {
-      MOTE_ASSIGN_OR_RETURN(uint64_t len, ReadValue<uint64_t>(fd));
-      if (len > kMaxStateBytes) return Bad("a state of " + std::to_string(len) + " bytes");
-      std::vector<uint8_t> state(len);
-      MOTE_RETURN_IF_ERROR(ReadAll(fd, state.data(), len));
-      MOTE_RETURN_IF_ERROR(WriteFile(dir + "/" + kSnapshotStateFile, state));
-      have_state = true;
-      continue;
     }
     return Bad(absl::StrFormat("unknown record type %d", type));
   }

@@ -1,16 +1,19 @@
 // The live-migration stream between two mote processes (docs/snapshot.md,
 // "Migration stream"): the source connects to the target's --incoming
 // address ("unix:PATH" or "tcp:HOST:PORT") and sends
-//   "MOTEMIGR" u32 version | config record | page records... |
-//   state record | end record
+//   "MOTEMIGR" u32 version | config record | machine record |
+//   page records... | state record | end record
 // and the target answers one byte when it has the VM built ('K'), or
-// closes. Post-copy ends the first part with a post-copy record instead of
-// the end record: the pages the source still holds; then the target runs
-// the VM and asks for pages ('P' + u64 page) while the source sends them,
-// asked for first, and then the end record. A record is a u8 type and its body: config = u32 length
-// + JSON text; pages = u64 first page, u32 count, count * 4 KiB; state = u64 length + a state file;
-// end = nothing. The target writes what it receives into a snapshot directory, which the restore
-// path then starts from: pages go where memory.raw holds them. Blocking I/O on the caller's thread.
+// closes. A record is a u8 type and its body: config = u32 length + JSON
+// text; machine and state = u64 length + a state file (machine: its
+// machine section alone); pages = u64 first page, u32 count, count * 4 KiB;
+// end = nothing. The target builds the VM from the head (config and
+// machine) while the pages come, straight into its memory. Post-copy ends
+// with a post-copy record (u64 word count + a page bitmap) instead of the
+// end record: the pages the source still holds; the target then runs the
+// VM and asks for pages ('P' + u64 page) while the source sends them,
+// asked for first, and then the end record.
+// Blocking I/O on the caller's thread.
 #ifndef MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
 #define MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
 
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "vmm/base/fd.h"
@@ -27,7 +31,7 @@
 namespace mote {
 
 namespace migration_record {
-constexpr uint8_t kConfig = 1, kPages = 2, kState = 3, kEnd = 4, kPostcopy = 5;
+constexpr uint8_t kConfig = 1, kPages = 2, kState = 3, kEnd = 4, kPostcopy = 5, kMachine = 6;
 constexpr uint32_t kMaxPages = 256;  // per page record: 1 MiB
 }  // namespace migration_record
 
@@ -40,7 +44,10 @@ absl::StatusOr<FileDescriptor> AcceptMigration(const std::string& uri);
 class MigrationSender {
  public:
   explicit MigrationSender(FileDescriptor fd) : fd_(std::move(fd)) {}
-  absl::Status SendConfig(const std::string& json);
+  // The head: the machine's config, and a state file of its machine section
+  // alone (Vm::SaveMachineStateFile), from which the target builds the VM
+  // while the pages come.
+  absl::Status SendHead(const std::string& config_json, const std::vector<uint8_t>& machine);
   // The pages set in `pages` (all of RAM's non-zero pages when null); stops
   // early when `cancel` becomes true. When `switch_now` becomes true, it
   // returns early without error, `*stopped_at` the first page not sent.
@@ -70,16 +77,20 @@ class MigrationSender {
   int64_t pace_start_ns_ = 0;
 };
 
-// Reads a whole stream from `fd` into directory `dir` (config.json,
-// memory.raw of `memory_bytes` taken from the config, state.bin); errors
-// say what was wrong with the stream (RestoreFailure::kCorrupt). A
-// post-copy stream stops at its post-copy record, with the pages that are
-// to come (PostcopyTarget takes it from there).
+// The target reads a stream in two steps. First its head (magic, version,
+// config, machine) into directory `dir`: config.json, and state.bin holding
+// the machine section alone, from which the VM is built as for a restore.
+// Then the body into the built VM's memory: pages where they belong, up to
+// the state record (whose bytes are returned) and the end or post-copy
+// record. Errors say what was wrong with the stream (RestoreFailure::
+// kCorrupt, kNewerFormat).
+absl::Status ReceiveMigrationHead(int fd, const std::string& dir);
 struct ReceivedMigration {
+  std::vector<uint8_t> state;  // a state file
   bool postcopy = false;
-  PageBitmap pages_at_source;
+  PageBitmap pages_at_source;  // post-copy: the pages still to come
 };
-absl::StatusOr<ReceivedMigration> ReceiveMigration(int fd, const std::string& dir);
+absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem);
 // Tells the source the VM is built.
 void AcknowledgeMigration(int fd);
 

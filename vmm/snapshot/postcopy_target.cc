@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -67,19 +68,15 @@ absl::Status ReadExactly(int fd, void* data, size_t len) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PostcopyTarget>> PostcopyTarget::Create(
-    FileDescriptor stream, const std::string& memory_path, PageBitmap from_source) {
-  FileDescriptor memory(open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!memory.ok()) return ErrnoToStatus(errno, "open " + memory_path);
+absl::StatusOr<std::unique_ptr<PostcopyTarget>> PostcopyTarget::Create(FileDescriptor stream,
+                                                                       PageBitmap from_source) {
   MOTE_ASSIGN_OR_RETURN(FileDescriptor uffd, OpenUserfaultfd());
-  return std::unique_ptr<PostcopyTarget>(new PostcopyTarget(
-      std::move(stream), std::move(memory), std::move(uffd), std::move(from_source)));
+  return std::unique_ptr<PostcopyTarget>(
+      new PostcopyTarget(std::move(stream), std::move(uffd), std::move(from_source)));
 }
 
-PostcopyTarget::PostcopyTarget(FileDescriptor stream, FileDescriptor memory, FileDescriptor uffd,
-                               PageBitmap from_source)
+PostcopyTarget::PostcopyTarget(FileDescriptor stream, FileDescriptor uffd, PageBitmap from_source)
     : stream_(std::move(stream)),
-      memory_(std::move(memory)),
       uffd_(std::move(uffd)),
       stop_(eventfd(0, EFD_CLOEXEC)),
       from_source_(std::move(from_source)),
@@ -105,6 +102,20 @@ absl::Status PostcopyTarget::Attach(GuestMemory& mem,
   total_pages_ = mem.TotalSize() / kPage;
   if (from_source_.size() != (total_pages_ + 63) / 64) {
     return absl::InvalidArgumentError("post-copy: the page map does not fit the guest's RAM");
+  }
+  // What the target holds of the source's pages is stale: gone, so that
+  // the first touch of each faults.
+  for (uint64_t p = 0; p < total_pages_; ++p) {
+    if (!Test(from_source_, p)) continue;
+    uint64_t run = 1;
+    while (p + run < total_pages_ && Test(from_source_, p + run) &&
+           PageHost(p + run) == PageHost(p) + run * kPage) {
+      ++run;
+    }
+    if (madvise(PageHost(p), run * kPage, MADV_DONTNEED) != 0) {
+      return ErrnoToStatus(errno, "post-copy: dropping stale pages");
+    }
+    p += run - 1;
   }
   for (const GuestMemory::Region& r : regions_) {
     uffdio_register reg{};
@@ -147,18 +158,28 @@ uint8_t* PostcopyTarget::PageHost(uint64_t page) const {
 }
 
 void PostcopyTarget::CopyPage(uint64_t page, const uint8_t* data) {
-  uffdio_copy copy{};
-  copy.dst = reinterpret_cast<uint64_t>(PageHost(page));
-  copy.src = reinterpret_cast<uint64_t>(data);
-  copy.len = kPage;
-  while (ioctl(uffd_.get(), UFFDIO_COPY, &copy) != 0) {
+  const uint64_t dst = reinterpret_cast<uint64_t>(PageHost(page));
+  while (true) {
+    int r;
+    if (data != nullptr) {
+      uffdio_copy copy{};
+      copy.dst = dst;
+      copy.src = reinterpret_cast<uint64_t>(data);
+      copy.len = kPage;
+      r = ioctl(uffd_.get(), UFFDIO_COPY, &copy);
+    } else {
+      uffdio_zeropage zero{};
+      zero.range = {dst, kPage};
+      r = ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &zero);
+    }
+    if (r == 0) return;
     if (errno == EAGAIN) continue;  // the address space changed under it: again
     if (errno != EEXIST) {
       spdlog::warn("post-copy: page {}: {}", page, std::strerror(errno));
       return;
     }
     // There already: wake whoever waits on it all the same.
-    uffdio_range range{copy.dst, kPage};
+    uffdio_range range{dst, kPage};
     (void)ioctl(uffd_.get(), UFFDIO_WAKE, &range);
     return;
   }
@@ -174,12 +195,7 @@ void PostcopyTarget::OnFault(uint64_t address) {
   }
   if (page >= total_pages_) return;
   if (!Test(from_source_, page)) {
-    uint8_t data[kPage];
-    if (pread(memory_.get(), data, kPage, static_cast<off_t>(page * kPage)) !=
-        static_cast<ssize_t>(kPage)) {
-      std::memset(data, 0, kPage);  // a hole at the file's end
-    }
-    CopyPage(page, data);
+    CopyPage(page, nullptr);  // never sent: zero on the source too
     return;
   }
   // The source has it: ask once, it comes with the stream.

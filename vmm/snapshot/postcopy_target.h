@@ -1,11 +1,11 @@
 // PostcopyTarget: the target's side of a post-copy migration. The VM runs
-// here before all of its RAM has come: guest memory is registered with
-// userfaultfd (missing pages), and a thread of this class fills each page
-// on its first touch, by the guest, KVM or a device: from the received
-// memory file when the source sent the page in pre-copy and did not write
-// it after, otherwise from the source, asked for over the stream's
-// connection ('P' + u64 page), which meanwhile brings the source's
-// remaining pages unasked (docs/snapshot.md, "Post-copy").
+// here before all of its RAM has come: the pages the source still holds
+// are dropped from guest memory, which is registered with userfaultfd
+// (missing pages), and a thread of this class fills each missing page on
+// its first touch, by the guest, KVM or a device: from the source, asked
+// for over the stream's connection ('P' + u64 page), which meanwhile brings
+// the source's remaining pages unasked; a page the source never sent is
+// zero (docs/snapshot.md, "Post-copy").
 // Thread-safety: Create, Attach, Acknowledge and the destructor from one
 // thread; the serving thread is this class's own.
 #ifndef MOTE_VMM_SNAPSHOT_POSTCOPY_TARGET_H_
@@ -27,14 +27,14 @@ namespace mote {
 
 class PostcopyTarget {
  public:
-  // `from_source`: the pages the source still holds (one bit per page of
-  // the memory file's layout); every other page is in `memory_path`.
+  // `from_source`: the pages the source still holds, one bit per page of
+  // the regions back to back.
   static absl::StatusOr<std::unique_ptr<PostcopyTarget>> Create(FileDescriptor stream,
-                                                                const std::string& memory_path,
                                                                 PageBitmap from_source);
   ~PostcopyTarget();  // stops the thread; pages still missing read as zero after
 
-  // Registers `mem` (empty, anonymous memory) and starts serving its faults.
+  // Drops the source's pages from `mem` (anonymous memory holding what came
+  // before), registers it and starts serving its faults.
   // `on_lost` runs on the serving thread if the source goes away before
   // every page came: the guest cannot go on.
   absl::Status Attach(GuestMemory& mem, std::function<void(const std::string&)> on_lost);
@@ -43,19 +43,18 @@ class PostcopyTarget {
   uint64_t pages_still_at_source() const { return left_.load(); }
 
  private:
-  PostcopyTarget(FileDescriptor stream, FileDescriptor memory, FileDescriptor uffd,
-                 PageBitmap from_source);
+  PostcopyTarget(FileDescriptor stream, FileDescriptor uffd, PageBitmap from_source);
   void Serve();
   void OnFault(uint64_t address);
   // Reads one record of the stream; false when the stream is over.
   bool ReadRecord();
   void StreamOver(const std::string& why);
+  // `data` null: a zero page.
   void CopyPage(uint64_t page, const uint8_t* data);
   uint8_t* PageHost(uint64_t page) const;
   absl::Status SendRequest(uint64_t page);
 
   FileDescriptor stream_;
-  FileDescriptor memory_;  // the memory file, open while pages may come from it
   FileDescriptor uffd_;
   FileDescriptor stop_;     // eventfd: the destructor's word to the thread
   PageBitmap from_source_;  // serving thread only, after Attach
