@@ -91,6 +91,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "migration"))
     args = ap.parse_args()
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("SKIPPED: no usable /dev/kvm")
+        return 77
     qemu = qemu_binary()
     if qemu is None:
         raise SystemExit("qemu-system-x86_64 is missing")
@@ -160,4 +163,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
