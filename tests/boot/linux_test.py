@@ -284,70 +284,171 @@ def linux_suspend_to_ram_and_wakeup(ctx):
     expect_eq("mote's exit code", code, EXIT_POWER_OFF)
 
 
-@case
-def linux_snapshot_restore_keeps_disk_and_network(ctx):
-    """A booted Debian kernel with a virtio-blk disk and a virtio-net NIC
-    (PCI), whose /init reads its disk back and pings the host every tick,
-    is stopped, saved with QMP migrate to file:DIR and ended; `mote run
-    --restore DIR` brings it back in a new process: the ticks go on where
-    they stood, every one with the disk and the network ok."""
-    from control_test import Qmp
-    kernel, initrd = guest_files(ctx)
-    rounds = 30
-    with tap_namespace(["mtap0"]) as ns, tempfile.TemporaryDirectory(dir=ctx.scratch) as work, \
-            tempfile.TemporaryDirectory() as sockets:
-        subprocess.run(["ip", "netns", "exec", ns, "ip", "addr", "add", "10.0.2.1/24", "dev",
-                        "mtap0"], check=True)
-        disk = os.path.join(work, "disk.img")
-        with open(disk, "wb") as f:
-            f.truncate(4 * MIB)
-        snap = os.path.join(work, "snap")
-        sock = os.path.join(sockets, "qmp.sock")
+class LoopGuest:
+    """The Debian kernel with a virtio-blk disk and a virtio-net NIC (PCI),
+    whose /init (mote.do=snapshot-loop) reads its disk back and pings the
+    host every tick, `rounds` times; started in namespace `ns` on TAP
+    `tap`, its console collected, and waited for until tick 5."""
+
+    def __init__(self, ctx, ns, disk, sock, rounds, tap="mtap0"):
+        kernel, initrd = guest_files(ctx)
         cmd = ["ip", "netns", "exec", ns, ctx.mote, "run", "--kernel", kernel, "--initrd",
                initrd, "--memory", "512M", "--cpus", "2", "--disk", f"path={disk}", "--net",
-               "tap=mtap0", "--api-socket", sock, "--timeout", str(GUEST_TIMEOUT), "--cmdline",
+               f"tap={tap},mac=52:54:00:12:34:56", "--api-socket", sock, "--timeout",
+               str(GUEST_TIMEOUT), "--cmdline",
                f"{CMDLINE} mote.do=snapshot-loop mote.seed=7 mote.rounds={rounds} "
                "mote.ip=10.0.2.15/24 mote.peer=10.0.2.1"]
         print("$", " ".join(cmd), flush=True)
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        lines = []
-        reader = threading.Thread(target=lambda: lines.extend(
-            l.decode(errors="replace").replace("\r", "") for l in p.stdout), daemon=True)
-        reader.start()
+        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(
+            l.decode(errors="replace").replace("\r", "") for l in self.p.stdout), daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + GUEST_TIMEOUT
+        while not any("mote-linux: tick 5 " in l for l in self.lines):
+            if time.monotonic() > deadline or self.p.poll() is not None:
+                self.end()
+                raise Failure("the guest never reached tick 5: " + "".join(self.lines)[-2000:])
+            time.sleep(0.1)
+
+    def end(self):
+        """Waits for the process (killing it if it runs on); its console."""
         try:
-            deadline = time.monotonic() + GUEST_TIMEOUT
-            while not any("mote-linux: tick 5 " in l for l in lines):
-                if time.monotonic() > deadline or p.poll() is not None:
-                    raise Failure("the guest never reached tick 5: " + "".join(lines)[-2000:])
-                time.sleep(0.1)
-            q = Qmp(sock)
-            q.ok("stop")
-            q.ok("migrate", {"uri": "file:" + snap})
-            expect_eq("snapshot", q.ok("query-migrate")["status"], "completed")
-            q.ok("quit")
-            p.wait(timeout=60)
+            self.p.wait(timeout=60)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        reader.join(timeout=5)
-        before = "".join(lines)
-        print(before[-1500:])
-        print(p.stderr.read().decode(errors="replace"), file=sys.stderr)
-        restored = subprocess.run(["ip", "netns", "exec", ns, ctx.mote, "run", "--restore", snap,
-                                   "--timeout", str(GUEST_TIMEOUT)], stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=GUEST_TIMEOUT + 60)
-        after = restored.stdout.decode(errors="replace").replace("\r", "")
-        print(after[-3000:])
-        print(restored.stderr.decode(errors="replace"), file=sys.stderr)
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait()
+        self.reader.join(timeout=5)
+        print("".join(self.lines)[-1500:])
+        print(self.p.stderr.read().decode(errors="replace"), file=sys.stderr)
+        return "".join(self.lines)
+
+
+def check_ticks_go_on(before, after, rounds):
     ticks = [int(t) for t in re.findall(r"^mote-linux: tick (\d+) disk=ok net=ok$",
                                         before + after, re.M)]
     if ticks != list(range(1, rounds + 1)):
         raise Failure(f"ticks with disk and network ok: {ticks}, want 1..{rounds}")
     expect_line(after, r"^mote-linux: loop ok$")
     expect_line(after, r"^mote-linux: powering off$")
+
+
+def disk_image(work):
+    disk = os.path.join(work, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(4 * MIB)
+    return disk
+
+
+@case
+def linux_snapshot_restore_keeps_disk_and_network(ctx):
+    """The loop guest (LoopGuest) is stopped, saved with QMP migrate to
+    file:DIR and ended; `mote run --restore DIR` brings it back in a new
+    process: the ticks go on where they stood, every one with the disk and
+    the network ok."""
+    from control_test import Qmp
+    rounds = 30
+    with tap_namespace(["mtap0"]) as ns, tempfile.TemporaryDirectory(dir=ctx.scratch) as work, \
+            tempfile.TemporaryDirectory() as sockets:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "addr", "add", "10.0.2.1/24", "dev",
+                        "mtap0"], check=True)
+        snap = os.path.join(work, "snap")
+        sock = os.path.join(sockets, "qmp.sock")
+        guest = LoopGuest(ctx, ns, disk_image(work), sock, rounds)
+        try:
+            q = Qmp(sock)
+            q.ok("stop")
+            q.ok("migrate", {"uri": "file:" + snap})
+            expect_eq("snapshot", q.ok("query-migrate")["status"], "completed")
+            q.ok("quit")
+        finally:
+            before = guest.end()
+        restored = subprocess.run(["ip", "netns", "exec", ns, ctx.mote, "run", "--restore", snap,
+                                   "--timeout", str(GUEST_TIMEOUT)], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=GUEST_TIMEOUT + 60)
+        after = restored.stdout.decode(errors="replace").replace("\r", "")
+        print(after[-3000:])
+        print(restored.stderr.decode(errors="replace"), file=sys.stderr)
+    check_ticks_go_on(before, after, rounds)
     expect_eq("the restored guest's exit code", restored.returncode, EXIT_POWER_OFF)
+
+
+@case
+def linux_live_migration_keeps_disk_and_network(ctx):
+    """The loop guest (LoopGuest) is migrated live, while it ticks, to a
+    second mote waiting with --incoming on a unix socket, whose NIC is a
+    second TAP on the same bridge (the source holds the first): the ticks go
+    on in the target, every one with the disk and the network ok, and the
+    source is left stopped."""
+    live_migrate_loop_guest(ctx, postcopy=False)
+
+
+@case
+def linux_postcopy_migration_keeps_disk_and_network(ctx):
+    """The same, switched to post-copy a second into a slowed-down first
+    pass: the target runs the kernel while most of its memory is still on
+    the source, and faults it in."""
+    live_migrate_loop_guest(ctx, postcopy=True)
+
+
+def live_migrate_loop_guest(ctx, postcopy):
+    from control_test import Qmp
+    rounds = 30
+    with tap_namespace(["mtap0", "mtap1"]) as ns, \
+            tempfile.TemporaryDirectory(dir=ctx.scratch) as work, \
+            tempfile.TemporaryDirectory() as sockets:
+        for cmd in (["ip", "link", "add", "mbr0", "type", "bridge"],
+                    ["ip", "link", "set", "mtap0", "master", "mbr0"],
+                    ["ip", "link", "set", "mtap1", "master", "mbr0"],
+                    ["ip", "link", "set", "mbr0", "up"],
+                    ["ip", "addr", "add", "10.0.2.1/24", "dev", "mbr0"]):
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        uri = "unix:" + os.path.join(sockets, "in.sock")
+        target_cmd = ["ip", "netns", "exec", ns, ctx.mote, "run", "--incoming", uri, "--net",
+                      "tap=mtap1,mac=52:54:00:12:34:56", "--timeout", str(GUEST_TIMEOUT)]
+        print("$", " ".join(target_cmd), flush=True)
+        target = subprocess.Popen(target_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        sock = os.path.join(sockets, "qmp.sock")
+        try:
+            guest = LoopGuest(ctx, ns, disk_image(work), sock, rounds)
+            try:
+                q = Qmp(sock)
+                if postcopy:
+                    q.ok("migrate-set-capabilities",
+                         {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+                    q.ok("migrate-set-parameters", {"max-bandwidth": 16 << 20})
+                q.ok("migrate", {"uri": uri})
+                if postcopy:
+                    time.sleep(1)
+                    q.ok("migrate-start-postcopy")
+                deadline = time.monotonic() + GUEST_TIMEOUT
+                while (info := q.ok("query-migrate"))["status"] not in ("completed", "failed"):
+                    if time.monotonic() > deadline:
+                        raise Failure("the migration never ended")
+                    time.sleep(0.1)
+                print("query-migrate:", info)
+                expect_eq("migration status", info["status"], "completed")
+                statuses = [e["data"]["status"] for e in q.events if e["event"] == "MIGRATION"]
+                if postcopy and "postcopy-active" not in statuses:
+                    raise Failure(f"never in post-copy: {statuses}")
+                expect_eq("the source after the switch-over", q.ok("query-status")["status"],
+                          "postmigrate")
+                q.ok("quit")
+            finally:
+                before = guest.end()
+            out, err = target.communicate(timeout=GUEST_TIMEOUT + 60)
+        finally:
+            if target.poll() is None:
+                target.kill()
+                target.wait()
+        after = out.decode(errors="replace").replace("\r", "")
+        print(after[-3000:])
+        print(err.decode(errors="replace"), file=sys.stderr)
+    check_ticks_go_on(before, after, rounds)
+    expect_eq("the migrated guest's exit code", target.returncode, EXIT_POWER_OFF)
 
 
 @case

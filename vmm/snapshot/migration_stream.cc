@@ -29,7 +29,8 @@ namespace {
 constexpr char kMagic[8] = {'M', 'O', 'T', 'E', 'M', 'I', 'G', 'R'};
 constexpr uint32_t kStreamVersion = 1;
 using migration_record::kConfig, migration_record::kPages, migration_record::kState,
-    migration_record::kEnd, migration_record::kPostcopy, migration_record::kMachine;
+    migration_record::kEnd, migration_record::kPostcopy, migration_record::kMachine,
+    migration_record::kZeroPages;
 constexpr uint64_t kPage = 4096;
 constexpr uint32_t kMaxPagesPerRecord = migration_record::kMaxPages;
 constexpr uint32_t kMaxConfigBytes = 1 << 20;
@@ -50,6 +51,24 @@ struct Address {
   sockaddr_storage addr{};
   socklen_t len = 0;
 };
+
+bool IsZeroPage(const uint8_t* page) {
+  const auto* w = reinterpret_cast<const uint64_t*>(page);
+  for (size_t i = 0; i < kPage / 8; ++i) {
+    if (w[i] != 0) return false;
+  }
+  return true;
+}
+
+// Page `page` of the regions back to back, or null past their end.
+const uint8_t* PageHost(const GuestMemory& mem, uint64_t page) {
+  uint64_t offset = page * kPage;
+  for (const GuestMemory::Region& r : mem.regions()) {
+    if (offset < r.size) return r.host + offset;
+    offset -= r.size;
+  }
+  return nullptr;
+}
 
 absl::StatusOr<Address> Resolve(const std::string& uri) {
   Address a;
@@ -218,13 +237,7 @@ absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap
         return absl::OkStatus();
       }
       bool wanted = pages != nullptr ? ((*pages)[page / 64] >> (page % 64) & 1) : true;
-      if (!wanted || (pages == nullptr && [&] {
-            const auto* w = reinterpret_cast<const uint64_t*>(r.host + off);
-            for (size_t i = 0; i < kPage / 8; ++i) {
-              if (w[i] != 0) return false;
-            }
-            return true;
-          }())) {
+      if (!wanted || (pages == nullptr && IsZeroPage(r.host + off))) {
         off += kPage;
         continue;
       }
@@ -256,20 +269,12 @@ absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap
   return absl::OkStatus();
 }
 
-absl::Status MigrationSender::SendRun(const GuestMemory& mem, uint64_t first, uint32_t count) {
-  uint64_t offset = first * kPage;
-  for (const GuestMemory::Region& r : mem.regions()) {
-    if (offset >= r.size) {
-      offset -= r.size;
-      continue;
-    }
-    count = static_cast<uint32_t>(std::min<uint64_t>(count, (r.size - offset) / kPage));
-    MOTE_RETURN_IF_ERROR(Write(&kPages, 1));
-    MOTE_RETURN_IF_ERROR(Write(&first, 8));
-    MOTE_RETURN_IF_ERROR(Write(&count, 4));
-    return Write(r.host + offset, count * kPage);
-  }
-  return absl::OutOfRangeError("page outside RAM");
+absl::Status MigrationSender::SendRun(const GuestMemory& mem, uint64_t first, uint32_t count,
+                                      bool zero) {
+  MOTE_RETURN_IF_ERROR(Write(zero ? &kZeroPages : &kPages, 1));
+  MOTE_RETURN_IF_ERROR(Write(&first, 8));
+  MOTE_RETURN_IF_ERROR(Write(&count, 4));
+  return zero ? absl::OkStatus() : Write(PageHost(mem, first), count * kPage);
 }
 
 absl::Status MigrationSender::SendPostcopy(const PageBitmap& pages) {
@@ -314,14 +319,21 @@ absl::Status MigrationSender::ServePostcopy(const GuestMemory& mem, PageBitmap p
         return absl::DataLossError("the target sent garbage");
       }
       if (has(page)) {  // asked for: before anything else
-        MOTE_RETURN_IF_ERROR(SendRun(mem, page, 1));
+        MOTE_RETURN_IF_ERROR(SendRun(mem, page, 1, IsZeroPage(PageHost(mem, page))));
         take(page);
       }
       continue;
     }
+    // A run of pages alike (all zero, or none), contiguous in one region.
+    const uint8_t* host = PageHost(mem, cursor);
+    const bool zero = IsZeroPage(host);
     uint32_t count = 1;
-    while (count < kMaxPagesPerRecord && has(cursor + count)) ++count;
-    MOTE_RETURN_IF_ERROR(SendRun(mem, cursor, count));
+    while (count < kMaxPagesPerRecord && has(cursor + count) &&
+           PageHost(mem, cursor + count) == host + count * kPage &&
+           IsZeroPage(host + count * kPage) == zero) {
+      ++count;
+    }
+    MOTE_RETURN_IF_ERROR(SendRun(mem, cursor, count, zero));
     for (uint32_t i = 0; i < count; ++i) take(cursor + i);
   }
 }

@@ -12,7 +12,8 @@
 // with a post-copy record (u64 word count + a page bitmap) instead of the
 // end record: the pages the source still holds; the target then runs the
 // VM and asks for pages ('P' + u64 page) while the source sends them,
-// asked for first, and then the end record.
+// asked for first (zero pages as a zero-pages record: u64 first page, u32
+// count, no data), and then the end record.
 // Blocking I/O on the caller's thread.
 #ifndef MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
 #define MOTE_VMM_SNAPSHOT_MIGRATION_STREAM_H_
@@ -31,7 +32,8 @@
 namespace mote {
 
 namespace migration_record {
-constexpr uint8_t kConfig = 1, kPages = 2, kState = 3, kEnd = 4, kPostcopy = 5, kMachine = 6;
+constexpr uint8_t kConfig = 1, kPages = 2, kState = 3, kEnd = 4, kPostcopy = 5, kMachine = 6,
+                  kZeroPages = 7;
 constexpr uint32_t kMaxPages = 256;  // per page record: 1 MiB
 }  // namespace migration_record
 
@@ -71,7 +73,8 @@ class MigrationSender {
 
  private:
   absl::Status Write(const void* data, size_t len);
-  absl::Status SendRun(const GuestMemory& mem, uint64_t first, uint32_t count);
+  // `count` pages from `first`, in one region; `zero`: they are, send no data.
+  absl::Status SendRun(const GuestMemory& mem, uint64_t first, uint32_t count, bool zero);
   FileDescriptor fd_;
   uint64_t sent_ = 0;
   int64_t pace_start_ns_ = 0;

@@ -214,14 +214,17 @@ bool PostcopyTarget::ReadRecord() {
   }
   uint64_t first = 0;
   uint32_t count = 0;
-  if (s.ok() && type != migration_record::kPages) s = absl::DataLossError("not a page record");
+  const bool zero = type == migration_record::kZeroPages;
+  if (s.ok() && type != migration_record::kPages && !zero) {
+    s = absl::DataLossError("not a page record");
+  }
   if (s.ok()) s = ReadExactly(stream_.get(), &first, 8);
   if (s.ok()) s = ReadExactly(stream_.get(), &count, 4);
   if (s.ok() && (count == 0 || count > migration_record::kMaxPages || first >= total_pages_ ||
                  count > total_pages_ - first)) {
     s = absl::DataLossError(absl::StrFormat("pages %d+%d outside RAM", first, count));
   }
-  std::vector<uint8_t> data(count * kPage);
+  std::vector<uint8_t> data(zero ? 0 : count * kPage);
   if (s.ok()) s = ReadExactly(stream_.get(), data.data(), data.size());
   if (!s.ok()) {
     StreamOver(std::string(s.message()));
@@ -229,7 +232,7 @@ bool PostcopyTarget::ReadRecord() {
   }
   for (uint32_t i = 0; i < count; ++i) {
     if (!Test(from_source_, first + i)) continue;  // not the source's to give
-    CopyPage(first + i, data.data() + i * kPage);
+    CopyPage(first + i, zero ? nullptr : data.data() + i * kPage);
     Clear(from_source_, first + i);
     left_.fetch_sub(1);
   }
