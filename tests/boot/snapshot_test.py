@@ -238,12 +238,14 @@ def wait_migration(qmp, timeout=60):
     raise Failure("the migration never ended")
 
 
-def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False):
+def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_source=False):
     """Migrates a counting guest with a disk to a target listening on
     uri_for(workdir); the target's counts run on from the source's, its
     pattern and disk check out, and the source is left stopped. With
     `postcopy`, the first pass is slowed down and cut short by
-    migrate-start-postcopy: most pages reach the target after it runs."""
+    migrate-start-postcopy: most pages reach the target after it runs. With
+    `kill_source`, the source is killed (SIGKILL) once the migration has
+    completed: the target must not care."""
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         disk = disk_file(ctx, work)
         uri = uri_for(tempfile.mkdtemp())
@@ -277,8 +279,12 @@ def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False):
                       "postmigrate")
             if info["ram"]["transferred"] < 16 << 20:
                 raise Failure("fewer bytes sent than the guest's pattern")
-            qmp.ok("quit")
-            guest.wait()
+            if kill_source:
+                guest.proc.kill()
+                guest.wait()
+            else:
+                qmp.ok("quit")
+                guest.wait()
             out, err = target.communicate(timeout=90)
         finally:
             guest.kill()
@@ -312,14 +318,15 @@ def live_migration_tcp(ctx):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    live_migration(ctx, lambda d: f"tcp:127.0.0.1:{port}", "")
+    live_migration(ctx, lambda d: f"tcp:127.0.0.1:{port}", "", kill_source=True)
 
 
 @case
 def live_migration_failures(ctx):
     """A target that dies mid-stream leaves the source running (status
-    failed, the guest counting on); a stream of garbage is refused by the
-    target with one error line and exit code 22."""
+    failed, the guest counting on), so does a target whose machine does not
+    fit the VM (refused with exit code 28); a stream of garbage is refused
+    by the target with one error line and exit code 22."""
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         uri_dir = tempfile.mkdtemp()
         uri = "unix:" + os.path.join(uri_dir, "in.sock")
@@ -337,6 +344,31 @@ def live_migration_failures(ctx):
             info = wait_migration(qmp)
             expect_eq("after the target died", info["status"], "failed")
             expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
+            n = max(counts("\n".join(l for _, l in guest.console())))
+            guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
+            qmp.ok("quit")
+            guest.wait()
+        finally:
+            guest.kill()
+            if target.poll() is None:
+                target.kill()
+        # A target whose flags do not fit the VM (2 vCPUs for 1) refuses it
+        # with one error line and exit code 28; the source runs on.
+        target = start_target(ctx, uri, "--cpus", "2")
+        guest = Guest(ctx, "snapshot", cmdline_extra="rounds=100000")
+        try:
+            guest.wait_line(r"snapshot: count=3\b", timeout=30)
+            qmp = Qmp(guest.socket)
+            qmp.ok("migrate", {"uri": uri})
+            info = wait_migration(qmp)
+            expect_eq("to a target that does not fit", info["status"], "failed")
+            expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
+            out, err = target.communicate(timeout=30)
+            lines = err.decode(errors="replace").strip().splitlines()
+            print(lines)
+            expect_eq("misfit target: exit code", target.returncode, LAYOUT)
+            if len(lines) != 1 or "vCPUs" not in lines[0]:
+                raise Failure(f"misfit target: want one error line, got {lines}")
             n = max(counts("\n".join(l for _, l in guest.console())))
             guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
             qmp.ok("quit")
