@@ -122,7 +122,7 @@ void LiveMigration::Run() {
 
 absl::Status LiveMigration::Migrate() {
   MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, ConnectMigration(uri_));
-  MigrationSender sender(std::move(fd));
+  MigrationSender sender(std::move(fd), &cancel_);
   absl::Status started;
   std::vector<uint8_t> machine;
   if (!OnLoop([&] {

@@ -334,6 +334,10 @@ nlohmann::json VmRunner::QueryMigrate() const {
 }
 
 absl::Status VmRunner::MigrateCancel() {
+  if (migration_ != nullptr && migration_->Query()["status"] == "postcopy-active") {
+    return absl::FailedPreconditionError(
+        "Postcopy is active: the guest runs on the target and cannot come back");
+  }
   if (migration_ != nullptr) migration_->Cancel();
   return absl::OkStatus();
 }

@@ -12,6 +12,7 @@ Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -324,9 +325,10 @@ def live_migration_tcp(ctx):
 @case
 def live_migration_failures(ctx):
     """A target that dies mid-stream leaves the source running (status
-    failed, the guest counting on), so does a target whose machine does not
-    fit the VM (refused with exit code 28); a stream of garbage is refused
-    by the target with one error line and exit code 22."""
+    failed, the guest counting on); so does one that stops reading, once
+    the migration is cancelled (status cancelled), and one whose machine
+    does not fit the VM (it refuses it with exit code 28); a stream of
+    garbage is refused by the target with one error line and exit code 22."""
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         uri_dir = tempfile.mkdtemp()
         uri = "unix:" + os.path.join(uri_dir, "in.sock")
@@ -352,6 +354,30 @@ def live_migration_failures(ctx):
             guest.kill()
             if target.poll() is None:
                 target.kill()
+        # A target that stops reading (SIGSTOP) does not hold the source:
+        # migrate_cancel ends the migration, the guest runs on.
+        target = start_target(ctx, uri)
+        guest = Guest(ctx, "snapshot", cmdline_extra="rounds=100000")
+        try:
+            guest.wait_line(r"snapshot: count=3\b", timeout=30)
+            qmp = Qmp(guest.socket)
+            qmp.ok("migrate-set-parameters", {"max-bandwidth": 4 << 20})
+            qmp.ok("migrate", {"uri": uri})
+            time.sleep(0.5)
+            target.send_signal(signal.SIGSTOP)
+            time.sleep(2)  # long enough for the socket's buffers to fill
+            qmp.ok("migrate_cancel")
+            info = wait_migration(qmp, timeout=10)
+            expect_eq("cancelled against a stopped target", info["status"], "cancelled")
+            expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
+            n = max(counts("\n".join(l for _, l in guest.console())))
+            guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
+            qmp.ok("quit")
+            guest.wait()
+        finally:
+            guest.kill()
+            target.kill()
+            target.wait()
         # A target whose flags do not fit the VM (2 vCPUs for 1) refuses it
         # with one error line and exit code 28; the source runs on.
         target = start_target(ctx, uri, "--cpus", "2")

@@ -35,6 +35,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint32_t kMaxPagesPerRecord = migration_record::kMaxPages;
 constexpr uint32_t kMaxConfigBytes = 1 << 20;
 constexpr uint64_t kMaxStateBytes = 256 << 20;
+constexpr int64_t kStallLimitNs = 60'000'000'000;
 
 absl::Status Bad(const std::string& why) {
   return RestoreError(RestoreFailure::kCorrupt, "migration stream: " + why);
@@ -195,11 +196,28 @@ absl::StatusOr<FileDescriptor> AcceptMigration(const std::string& uri) {
   return FileDescriptor(fd);
 }
 
+MigrationSender::MigrationSender(FileDescriptor fd, const std::atomic<bool>* cancel)
+    : fd_(std::move(fd)), cancel_(cancel) {
+  // Sends wake up now and then, to see whether to give up.
+  timeval tick{0, 200000};
+  setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tick, sizeof(tick));
+}
+
 absl::Status MigrationSender::Write(const void* data, size_t len) {
   const auto* p = static_cast<const uint8_t*>(data);
+  int64_t stalled_since = 0;
   while (len > 0) {
     ssize_t n = send(fd_.get(), p, len, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (cancel_ != nullptr && cancel_->load()) return absl::CancelledError("migration cancelled");
+      if (stalled_since == 0) stalled_since = NowNs();
+      if (NowNs() - stalled_since > kStallLimitNs) {
+        return absl::UnavailableError("the target has read nothing for a minute");
+      }
+      continue;
+    }
+    stalled_since = 0;
     if (n <= 0) return ErrnoToStatus(n < 0 ? errno : EPIPE, "migration stream to the target");
     p += n;
     len -= n;

@@ -45,7 +45,9 @@ absl::StatusOr<FileDescriptor> AcceptMigration(const std::string& uri);
 
 class MigrationSender {
  public:
-  explicit MigrationSender(FileDescriptor fd) : fd_(std::move(fd)) {}
+  // Sends on `fd`; a send that cannot go on (a target that stopped
+  // reading) gives up when `cancel` becomes true or after a minute.
+  explicit MigrationSender(FileDescriptor fd, const std::atomic<bool>* cancel = nullptr);
   // The head: the machine's config, and a state file of its machine section
   // alone (Vm::SaveMachineStateFile), from which the target builds the VM
   // while the pages come.
@@ -76,6 +78,7 @@ class MigrationSender {
   // `count` pages from `first`, in one region; `zero`: they are, send no data.
   absl::Status SendRun(const GuestMemory& mem, uint64_t first, uint32_t count, bool zero);
   FileDescriptor fd_;
+  const std::atomic<bool>* const cancel_;
   uint64_t sent_ = 0;
   int64_t pace_start_ns_ = 0;
 };
