@@ -4,7 +4,7 @@
 # (tests/nested/run.sh -- scripts/guest_tests.sh). scripts/quickstart.sh test
 # calls it after the builds.
 #   build       suite kvm but hostile; suite linux too unless --no-linux
-#   build-san   suite kvm but linux, bench and snapshot-running (so the hostile guests run once, here,
+#   build-san   suite kvm but linux and bench (so the hostile guests run once, here,
 #               under ASan+UBSan)
 #   build-tsan  suite control, under ThreadSanitizer
 # Logs: BUILD/meson-logs/testlog-kvm.json. Exits non-zero if a test failed.
@@ -19,8 +19,7 @@ test_kvm() { meson test --no-rebuild --print-errorlogs --logbase testlog-kvm "$@
 for b in "$@"; do
   case "$b" in
     build) test_kvm -C build --suite kvm --no-suite hostile "${no_linux[@]}" ;;
-    build-san) test_kvm -C build-san --suite kvm --no-suite linux --no-suite bench \
-                 --no-suite snapshot-running ;;
+    build-san) test_kvm -C build-san --suite kvm --no-suite linux --no-suite bench ;;
     build-tsan)
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" test_kvm -C build-tsan --suite control ;;
     *) echo "guest_tests: unknown build directory $b" >&2; exit 2 ;;

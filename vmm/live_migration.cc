@@ -112,7 +112,11 @@ void LiveMigration::Run() {
     if (!s.ok()) error_ = std::string(s.message());
   }
   if (s.ok()) {
-    SetStatus("completed");
+    // The runner hears it (and stays stopped: postmigrate) before
+    // query-migrate can say completed.
+    OnLoop([this] { on_status_("completed"); });
+    MutexLock lock(&mu_);
+    status_ = "completed";
     spdlog::info("migrated to {}", uri_);
     return;
   }
