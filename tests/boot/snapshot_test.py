@@ -117,6 +117,59 @@ def snapshot_restore_counts_on(ctx):
                 raise Failure(f"no '{what}' after the restore")
 
 
+class EchoPeer:
+    """This test process moves into a network namespace of its own (so
+    does every mote it starts) with a TAP `tap`, up; a thread answers each
+    "mote-snap count=C" frame the guest sends on it (EtherType 0x88b5)
+    with "mote-echo count=C" to the sender's MAC."""
+
+    def __init__(self, tap="mtap0"):
+        import ctypes
+        import socket
+        import threading
+        clone_newnet = 0x40000000
+        if ctypes.CDLL(None, use_errno=True).unshare(clone_newnet) != 0:
+            raise Failure(f"unshare(CLONE_NEWNET): errno {ctypes.get_errno()} (needs root)")
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "tuntap", "add", tap, "mode", "tap"],
+                    ["ip", "link", "set", tap, "up"]):
+            subprocess.run(cmd, check=True)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
+        self.sock.bind((tap, 0x88b5))
+        self.echoed = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            frame = self.sock.recv(2048)
+            m = re.match(rb"mote-snap count=(\d+)", frame[14:])
+            if m:
+                self.sock.send(frame[6:12] + bytes.fromhex("020000000002") + b"\x88\xb5" +
+                               b"mote-echo count=" + m.group(1) + bytes(40))
+                self.echoed += 1
+
+
+@case
+def snapshot_restore_keeps_network(ctx):
+    """A guest with a virtio-net NIC (PCI) on a TAP exchanges a frame with
+    the host at every check, before the snapshot and, restored in a new
+    process on the same TAP, after it."""
+    peer = EchoPeer()
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
+        snap, before = snapshot_guest(ctx, work, "--net", "tap=mtap0", cmdline="net=0 check=2")
+        code, out, err, _ = restore(ctx, snap)
+        print(err)
+    print(f"the host echoed {peer.echoed} frames")
+    expect_eq("restored guest's exit (all checks passed)", code, 1)
+    check_counts_run_on(before, out, 40)
+    if "FAIL" in before + out:
+        raise Failure("a check failed")
+    first = counts(out)[0]
+    if not [c for c in re.findall(r"snapshot: net ok count=(\d+)", before)]:
+        raise Failure("no frame crossed before the snapshot")
+    if not [c for c in re.findall(r"snapshot: net ok count=(\d+)", out) if int(c) > first]:
+        raise Failure("no frame crossed after the restore")
+
+
 @case
 def snapshot_running_guest_that_dirties_memory(ctx):
     """A running guest that rewrites its memory all the time (virtio-mmio,

@@ -1,4 +1,4 @@
-/* test=snapshot [mib=N] [rounds=R] [dirty=1] [disk=0] [check=K]: a guest whose whole
+/* test=snapshot [mib=N] [rounds=R] [dirty=1] [disk=N] [net=N] [check=K]: a guest whose whole
  * state a snapshot or a migration must carry, and which notices any bit it
  * lost. It fills N MiB (default 16) from 32 MiB up with a pattern (each
  * 8-byte word a hash of its address and of its 64 KiB stretch's
@@ -10,7 +10,10 @@
  * With dirty=1 each count also rewrites one stretch with its next
  * generation, so memory is dirtied all the time. With disk=N it first writes
  * a tagged sector 7 to that virtio-blk disk, and at each check reads it back
- * through the same queue ("snapshot: disk ok count=C"). After R counts
+ * through the same queue ("snapshot: disk ok count=C"). With net=N, at each
+ * check it sends a frame "mote-snap count=C" (EtherType 0x88b5) on that
+ * virtio-net NIC and waits up to a second for the host's "mote-echo
+ * count=C" ("snapshot: net ok count=C"). After R counts
  * (default 100) it leaves with guest_exit(0) if nothing failed (mote
  * status 1), 1 otherwise. The host stops it, snapshots it and restores it
  * in a new process (or migrates it) in between: the counts on the console
@@ -22,6 +25,7 @@
 #include "../machine.h"
 #include "../test.h"
 #include "../virtio_blk.h"
+#include "../virtio_net.h"
 
 #define AREA_BASE (32ull << 20)
 #define STRETCH (64u << 10)
@@ -34,6 +38,9 @@ static uint64_t stretches;
 static struct blk blk;
 static bool have_disk;
 static uint8_t sector_out[512], sector_in[512];
+static struct net net;
+static bool have_net;
+static uint8_t packet[NET_PACKET_MAX];
 
 static uint64_t word_value(uint64_t addr, uint32_t gen) {
   uint64_t x = addr * 0x9e3779b97f4a7c15ull ^ ((uint64_t)gen << 32 | gen);
@@ -78,6 +85,32 @@ static void disk_check(uint64_t count) {
   }
 }
 
+/* One frame out, its echo back: the NIC and the host's end both work. */
+static void net_check(uint64_t count) {
+  uint8_t frame[64];
+  memset(frame, 0xff, 6);
+  memcpy(frame + 6, net.mac, 6);
+  frame[12] = 0x88;
+  frame[13] = 0xb5;
+  memset(frame + 14, 0, sizeof(frame) - 14);
+  snprintf((char*)frame + 14, sizeof(frame) - 14, "mote-snap count=%lu", count);
+  char want[32];
+  snprintf(want, sizeof(want), "mote-echo count=%lu", count);
+  bool sent = net_send(&net, frame, sizeof(frame), false, 1000);
+  bool echoed = false;
+  uint64_t deadline = kvmclock_ns() + 1000000000ull;
+  while (sent && !echoed && kvmclock_ns() < deadline) {
+    uint32_t len;
+    struct virtio_net_hdr hdr;
+    int r = net_poll(&net, packet, sizeof(packet), &len, &hdr);
+    if (r < 0) break;
+    echoed = r == 1 && len >= 14 + strlen(want) && memcmp(packet + 14, want, strlen(want)) == 0;
+  }
+  if (expect(sent && echoed, "snapshot_net", "count %lu: %s (%s)", count,
+             sent ? "no echo" : "not sent", net.error))
+    printf("snapshot: net ok count=%lu\n", count);
+}
+
 void test_snapshot(void) {
   uint64_t mib = cmdline_u64("mib", 16);
   uint64_t rounds = cmdline_u64("rounds", 100);
@@ -89,6 +122,12 @@ void test_snapshot(void) {
   if (stretches > MAX_STRETCHES) stretches = MAX_STRETCHES;
   if (!expect(kvmclock_enable(), "snapshot_kvmclock", "no kvmclock")) return;
   if (have_disk && !disk_setup((int)cmdline_u64("disk", 0))) return;
+  char net_arg[8];
+  have_net = cmdline_get("net", net_arg, sizeof(net_arg));
+  if (have_net &&
+      !expect(net_open(&net, (int)cmdline_u64("net", 0), NET_RX_BUF_BYTES), "snapshot_net_open",
+              "%s", net.error))
+    return;
   for (uint64_t s = 0; s < stretches; ++s) fill_stretch(s);
   printf("snapshot: ready area=%lu MiB dirty=%d disk=%d\n", stretches * STRETCH >> 20, dirty,
          have_disk);
@@ -110,6 +149,7 @@ void test_snapshot(void) {
       if (expect(bad == 0, "snapshot_pattern", "count %lu: word at 0x%lx changed", count, bad))
         printf("snapshot: pattern ok count=%lu\n", count);
       if (have_disk) disk_check(count);
+      if (have_net) net_check(count);
     }
     if (test_failures() > 0) break;
   }
