@@ -124,9 +124,8 @@ void test_snapshot(void) {
   if (have_disk && !disk_setup((int)cmdline_u64("disk", 0))) return;
   char net_arg[8];
   have_net = cmdline_get("net", net_arg, sizeof(net_arg));
-  if (have_net &&
-      !expect(net_open(&net, (int)cmdline_u64("net", 0), NET_RX_BUF_BYTES), "snapshot_net_open",
-              "%s", net.error))
+  if (have_net && !expect(net_open(&net, (int)cmdline_u64("net", 0), NET_RX_BUF_BYTES),
+                          "snapshot_net_open", "%s", net.error))
     return;
   for (uint64_t s = 0; s < stretches; ++s) fill_stretch(s);
   printf("snapshot: ready area=%lu MiB dirty=%d disk=%d\n", stretches * STRETCH >> 20, dirty,
