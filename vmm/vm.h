@@ -198,6 +198,9 @@ class Vm : public GuestEventSink {
   absl::Status RestoreDevices(const StateFile& file);
   // Maps a snapshot's memory, with its parents' under it (incremental ones).
   absl::Status LoadSnapshotMemory(const std::string& dir);
+  // The machine section of a state file: what the VM is (CPUID, vCPUs, RAM,
+  // PIT), and `devices`, the sections beside it.
+  std::vector<uint8_t> EncodeMachineSection(bool suspended, std::vector<std::string> devices) const;
   // The rest of an incoming migration stream: RAM, state, post-copy.
   absl::Status ReceiveIncoming();
   FileDescriptor incoming_;

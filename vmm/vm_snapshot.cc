@@ -269,17 +269,11 @@ absl::StatusOr<StateFile> Vm::SaveState() {
   clock_out.U64(clock.clock);
   file.Add("clock", kClockVersion, clock_out.Take());
 
-  Machine m{.mote_version = kMoteVersion,
-            .cpu = config_.cpu,
-            .cpus = config_.cpus,
-            .memory_bytes = config_.memory_bytes,
-            .facs_addr = facs_addr_,
-            .pit = pit_enabled_,
-            .suspended = suspended_.load(),
-            .cpuid = model_cpuid_,
-            .devices = {}};
-  for (const StateSection& s : file.sections) m.devices.push_back(s.name);
-  file.sections.insert(file.sections.begin(), {"machine", kMachineVersion, EncodeMachine(m)});
+  std::vector<std::string> devices;
+  for (const StateSection& s : file.sections) devices.push_back(s.name);
+  file.sections.insert(
+      file.sections.begin(),
+      {"machine", kMachineVersion, EncodeMachineSection(suspended_.load(), std::move(devices))});
   return file;
 }
 
@@ -426,18 +420,22 @@ absl::Status Vm::LoadSnapshotMemory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+std::vector<uint8_t> Vm::EncodeMachineSection(bool suspended,
+                                              std::vector<std::string> devices) const {
+  return EncodeMachine(Machine{.mote_version = kMoteVersion,
+                               .cpu = config_.cpu,
+                               .cpus = config_.cpus,
+                               .memory_bytes = config_.memory_bytes,
+                               .facs_addr = facs_addr_,
+                               .pit = pit_enabled_,
+                               .suspended = suspended,
+                               .cpuid = model_cpuid_,
+                               .devices = std::move(devices)});
+}
+
 std::vector<uint8_t> Vm::SaveMachineStateFile() const {
-  Machine m{.mote_version = kMoteVersion,
-            .cpu = config_.cpu,
-            .cpus = config_.cpus,
-            .memory_bytes = config_.memory_bytes,
-            .facs_addr = facs_addr_,
-            .pit = pit_enabled_,
-            .suspended = false,
-            .cpuid = model_cpuid_,
-            .devices = {}};
   StateFile file;
-  file.Add("machine", kMachineVersion, EncodeMachine(m));
+  file.Add("machine", kMachineVersion, EncodeMachineSection(false, {}));
   return file.Encode();
 }
 

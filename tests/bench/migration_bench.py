@@ -18,14 +18,13 @@ Needs /dev/kvm and qemu-system-x86 (gnuplot-nox for the plot).
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 from bar_plot import paired_bars
-from snapshot_bench import Qmp, qemu_command, wait_ready
+from snapshot_bench import Qmp, fmt, qemu_command, stats, wait_ready
 from vmms import ROOT, qemu_binary
 
 GUEST = "test=snapshot mib=64 check=0 rounds=1000000"
@@ -73,15 +72,6 @@ def migrate(source_cmd, target_cmd, sock):
             if p.poll() is None:
                 p.kill()
             p.wait()
-
-
-def stats(v):
-    return statistics.median(v), min(v), max(v)
-
-
-def fmt(v, unit):
-    m, lo, hi = stats(v)
-    return f"{m:.1f}{unit} ({lo:.1f}–{hi:.1f})"
 
 
 def main():

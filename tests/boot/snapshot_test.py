@@ -292,6 +292,16 @@ def wait_migration(qmp, timeout=60):
     raise Failure("the migration never ended")
 
 
+def source_runs_on(guest, qmp):
+    """The source of a migration that did not happen is running and counts
+    on; then it is told to quit."""
+    expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
+    n = max(counts("\n".join(l for _, l in guest.console())))
+    guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
+    qmp.ok("quit")
+    guest.wait()
+
+
 def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_source=False):
     """Migrates a counting guest with a disk to a target listening on
     uri_for(workdir); the target's counts run on from the source's, its
@@ -398,11 +408,7 @@ def live_migration_failures(ctx):
             target.wait()
             info = wait_migration(qmp)
             expect_eq("after the target died", info["status"], "failed")
-            expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
-            n = max(counts("\n".join(l for _, l in guest.console())))
-            guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
-            qmp.ok("quit")
-            guest.wait()
+            source_runs_on(guest, qmp)
         finally:
             guest.kill()
             if target.poll() is None:
@@ -422,11 +428,7 @@ def live_migration_failures(ctx):
             qmp.ok("migrate_cancel")
             info = wait_migration(qmp, timeout=10)
             expect_eq("cancelled against a stopped target", info["status"], "cancelled")
-            expect_eq("the source runs on", qmp.ok("query-status")["status"], "running")
-            n = max(counts("\n".join(l for _, l in guest.console())))
-            guest.wait_line(rf"snapshot: count={n + 3}\b", timeout=10)
-            qmp.ok("quit")
-            guest.wait()
+            source_runs_on(guest, qmp)
         finally:
             guest.kill()
             target.kill()

@@ -127,23 +127,10 @@ absl::StatusOr<Address> Resolve(const std::string& uri) {
                                     ": mote takes unix:PATH or tcp:HOST:PORT");
 }
 
-absl::Status ReadAll(int fd, void* data, size_t len) {
-  auto* p = static_cast<uint8_t*>(data);
-  while (len > 0) {
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, "migration stream");
-    if (n == 0) return Bad("it ended early (did the source stop?)");
-    p += n;
-    len -= n;
-  }
-  return absl::OkStatus();
-}
-
 template <typename T>
 absl::StatusOr<T> ReadValue(int fd) {
   T v{};
-  MOTE_RETURN_IF_ERROR(ReadAll(fd, &v, sizeof(v)));
+  MOTE_RETURN_IF_ERROR(ReadStream(fd, &v, sizeof(v)));
   return v;
 }
 
@@ -161,6 +148,19 @@ absl::Status WriteFile(const std::string& path, const std::vector<uint8_t>& byte
 }
 
 }  // namespace
+
+absl::Status ReadStream(int fd, void* data, size_t len) {
+  auto* p = static_cast<uint8_t*>(data);
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, "migration stream");
+    if (n == 0) return Bad("it ended early (did the source stop?)");
+    p += n;
+    len -= n;
+  }
+  return absl::OkStatus();
+}
 
 bool IsMigrationUri(const std::string& uri) {
   return absl::StartsWith(uri, "unix:") || absl::StartsWith(uri, "tcp:");
@@ -333,7 +333,7 @@ absl::Status MigrationSender::ServePostcopy(const GuestMemory& mem, PageBitmap p
         continue;
       }
       uint64_t page = 0;
-      if (message != 'P' || ReadAll(fd_.get(), &page, 8) != absl::OkStatus()) {
+      if (message != 'P' || ReadStream(fd_.get(), &page, 8) != absl::OkStatus()) {
         return absl::DataLossError("the target sent garbage");
       }
       if (has(page)) {  // asked for: before anything else
@@ -379,7 +379,7 @@ absl::Status MigrationSender::WaitForTarget(int timeout_ms) {
 
 absl::Status ReceiveMigrationHead(int fd, const std::string& dir) {
   char magic[8];
-  MOTE_RETURN_IF_ERROR(ReadAll(fd, magic, sizeof(magic)));
+  MOTE_RETURN_IF_ERROR(ReadStream(fd, magic, sizeof(magic)));
   if (std::memcmp(magic, kMagic, sizeof(magic)) != 0) return Bad("not a mote migration stream");
   MOTE_ASSIGN_OR_RETURN(uint32_t version, ReadValue<uint32_t>(fd));
   if (version > kStreamVersion) {
@@ -392,7 +392,7 @@ absl::Status ReceiveMigrationHead(int fd, const std::string& dir) {
   MOTE_ASSIGN_OR_RETURN(uint32_t config_len, ReadValue<uint32_t>(fd));
   if (config_len > kMaxConfigBytes) return Bad("a configuration of " + std::to_string(config_len));
   std::string config_json(config_len, '\0');
-  MOTE_RETURN_IF_ERROR(ReadAll(fd, config_json.data(), config_len));
+  MOTE_RETURN_IF_ERROR(ReadStream(fd, config_json.data(), config_len));
   VmConfig config;
   if (absl::Status s = ApplyVmConfigJson(config_json, config, "migration stream: config: ");
       !s.ok()) {
@@ -403,7 +403,7 @@ absl::Status ReceiveMigrationHead(int fd, const std::string& dir) {
   MOTE_ASSIGN_OR_RETURN(uint64_t machine_len, ReadValue<uint64_t>(fd));
   if (machine_len > kMaxStateBytes) return Bad("a machine of " + std::to_string(machine_len));
   std::vector<uint8_t> machine(machine_len);
-  MOTE_RETURN_IF_ERROR(ReadAll(fd, machine.data(), machine_len));
+  MOTE_RETURN_IF_ERROR(ReadStream(fd, machine.data(), machine_len));
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoToStatus(errno, "mkdir " + dir);
   MOTE_RETURN_IF_ERROR(WriteFile(dir + "/" + kSnapshotConfigFile,
                                  std::vector<uint8_t>(config_json.begin(), config_json.end())));
@@ -434,7 +434,7 @@ absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem)
           continue;
         }
         uint64_t n = std::min(left, r.size - offset);
-        MOTE_RETURN_IF_ERROR(ReadAll(fd, r.host + offset, n));
+        MOTE_RETURN_IF_ERROR(ReadStream(fd, r.host + offset, n));
         left -= n;
         offset = 0;
       }
@@ -444,7 +444,7 @@ absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem)
       MOTE_ASSIGN_OR_RETURN(uint64_t len, ReadValue<uint64_t>(fd));
       if (len > kMaxStateBytes) return Bad("a state of " + std::to_string(len) + " bytes");
       received.state.resize(len);
-      MOTE_RETURN_IF_ERROR(ReadAll(fd, received.state.data(), len));
+      MOTE_RETURN_IF_ERROR(ReadStream(fd, received.state.data(), len));
       have_state = true;
       continue;
     }
@@ -456,7 +456,7 @@ absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem)
       }
       received.postcopy = true;
       received.pages_at_source.resize(words);
-      MOTE_RETURN_IF_ERROR(ReadAll(fd, received.pages_at_source.data(), words * 8));
+      MOTE_RETURN_IF_ERROR(ReadStream(fd, received.pages_at_source.data(), words * 8));
       break;
     }
     return Bad(absl::StrFormat("unknown record type %d", type));

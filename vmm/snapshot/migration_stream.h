@@ -97,6 +97,9 @@ struct ReceivedMigration {
   PageBitmap pages_at_source;  // post-copy: the pages still to come
 };
 absl::StatusOr<ReceivedMigration> ReceiveMigrationBody(int fd, GuestMemory& mem);
+// Reads exactly `len` bytes of a migration stream (an early end is an
+// error naming it: RestoreFailure::kCorrupt).
+absl::Status ReadStream(int fd, void* data, size_t len);
 // Tells the source the VM is built.
 void AcknowledgeMigration(int fd);
 

@@ -53,19 +53,6 @@ absl::StatusOr<FileDescriptor> OpenUserfaultfd() {
   return uffd;
 }
 
-absl::Status ReadExactly(int fd, void* data, size_t len) {
-  auto* p = static_cast<uint8_t*>(data);
-  while (len > 0) {
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, "migration stream");
-    if (n == 0) return absl::UnavailableError("the source closed the stream");
-    p += n;
-    len -= n;
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PostcopyTarget>> PostcopyTarget::Create(FileDescriptor stream,
@@ -207,7 +194,7 @@ void PostcopyTarget::OnFault(uint64_t address) {
 
 bool PostcopyTarget::ReadRecord() {
   uint8_t type = 0;
-  absl::Status s = ReadExactly(stream_.get(), &type, 1);
+  absl::Status s = ReadStream(stream_.get(), &type, 1);
   if (s.ok() && type == migration_record::kEnd) {
     StreamOver("");
     return false;
@@ -218,14 +205,14 @@ bool PostcopyTarget::ReadRecord() {
   if (s.ok() && type != migration_record::kPages && !zero) {
     s = absl::DataLossError("not a page record");
   }
-  if (s.ok()) s = ReadExactly(stream_.get(), &first, 8);
-  if (s.ok()) s = ReadExactly(stream_.get(), &count, 4);
+  if (s.ok()) s = ReadStream(stream_.get(), &first, 8);
+  if (s.ok()) s = ReadStream(stream_.get(), &count, 4);
   if (s.ok() && (count == 0 || count > migration_record::kMaxPages || first >= total_pages_ ||
                  count > total_pages_ - first)) {
     s = absl::DataLossError(absl::StrFormat("pages %d+%d outside RAM", first, count));
   }
   std::vector<uint8_t> data(zero ? 0 : count * kPage);
-  if (s.ok()) s = ReadExactly(stream_.get(), data.data(), data.size());
+  if (s.ok()) s = ReadStream(stream_.get(), data.data(), data.size());
   if (!s.ok()) {
     StreamOver(std::string(s.message()));
     return false;
