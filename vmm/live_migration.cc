@@ -216,7 +216,7 @@ absl::Status LiveMigration::SwitchOver(MigrationSender& sender, PageBitmap unsen
             target_runs = true;
             record_downtime();
           },
-          kTargetAnswerMs);
+          kTargetAnswerMs, parameters_.max_bandwidth);
     }
     std::atomic<bool> never{false};
     MOTE_RETURN_IF_ERROR(sender.SendPages(vm_->memory(), &*last, never, 0));

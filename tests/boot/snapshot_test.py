@@ -376,6 +376,46 @@ def live_migration_postcopy_while_dirtying(ctx):
 
 
 @case
+def postcopy_source_dying_ends_the_target(ctx):
+    """Once a post-copy migration has switched over, the pages still on the
+    source are the guest's only copy: a source killed then ends the
+    target's VM with a host error (exit code 2) naming the pages lost, not a
+    hang; migrate_cancel is refused meanwhile."""
+    uri = "unix:" + os.path.join(tempfile.mkdtemp(), "in.sock")
+    target = start_target(ctx, uri)
+    guest = Guest(ctx, "snapshot", cmdline_extra="rounds=100000 dirty=1")
+    try:
+        guest.wait_line(r"snapshot: count=3\b", timeout=30)
+        qmp = Qmp(guest.socket)
+        qmp.ok("migrate-set-capabilities",
+               {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+        qmp.ok("migrate-set-parameters", {"max-bandwidth": 1 << 20})  # the rest: ~15 s
+        qmp.ok("migrate", {"uri": uri})
+        time.sleep(0.5)
+        qmp.ok("migrate-start-postcopy")
+        deadline = time.monotonic() + 30
+        while qmp.ok("query-migrate")["status"] != "postcopy-active":
+            if time.monotonic() > deadline:
+                raise Failure("never postcopy-active")
+            time.sleep(0.05)
+        expect_error(qmp.execute("migrate_cancel"), "GenericError", "Postcopy is active")
+        time.sleep(2)  # the target runs the guest
+        guest.proc.kill()
+        guest.wait()
+        out, err = target.communicate(timeout=60)
+    finally:
+        guest.kill()
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+    err = err.decode(errors="replace")
+    print(err)
+    expect_eq("the target's exit code", target.returncode, 2)
+    if not re.search(r"post-copy: the source went away with \d+ pages", err):
+        raise Failure("the target did not say the source went away with pages")
+
+
+@case
 def live_migration_tcp(ctx):
     import socket
     s = socket.socket()

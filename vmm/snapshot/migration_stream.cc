@@ -271,20 +271,28 @@ absl::Status MigrationSender::SendPages(const GuestMemory& mem, const PageBitmap
       MOTE_RETURN_IF_ERROR(Write(&count, 4));
       MOTE_RETURN_IF_ERROR(Write(r.host + off, count * kPage));
       off += count * kPage;
-      if (max_bytes_per_second > 0) {
-        // Paced: never ahead of max-bandwidth since the first page.
-        int64_t due = pace_start_ns_ + static_cast<int64_t>(sent_ * 1e9 / max_bytes_per_second);
-        int64_t wait = due - NowNs();
-        if (wait > 0) {
-          timespec ts{wait / 1000000000, wait % 1000000000};
-          nanosleep(&ts, nullptr);
-        }
-      }
+      Pace(max_bytes_per_second);
     }
     file_offset += r.size;
   }
   if (stopped_at != nullptr) *stopped_at = file_offset / kPage;
   return absl::OkStatus();
+}
+
+int64_t MigrationSender::PaceWaitNs(uint64_t bytes_per_second) {
+  if (bytes_per_second == 0) return 0;
+  if (pace_start_ns_ == 0) pace_start_ns_ = NowNs();
+  // Never ahead of the rate since the first page.
+  int64_t due = pace_start_ns_ + static_cast<int64_t>(sent_ * 1e9 / bytes_per_second);
+  return std::max<int64_t>(due - NowNs(), 0);
+}
+
+void MigrationSender::Pace(uint64_t bytes_per_second) {
+  int64_t wait = PaceWaitNs(bytes_per_second);
+  if (wait > 0) {
+    timespec ts{wait / 1000000000, wait % 1000000000};
+    nanosleep(&ts, nullptr);
+  }
 }
 
 absl::Status MigrationSender::SendRun(const GuestMemory& mem, uint64_t first, uint32_t count,
@@ -305,7 +313,7 @@ absl::Status MigrationSender::SendPostcopy(const PageBitmap& pages) {
 absl::Status MigrationSender::ServePostcopy(const GuestMemory& mem, PageBitmap pages,
                                             const std::atomic<bool>& cancel,
                                             const std::function<void()>& on_target_running,
-                                            int timeout_ms) {
+                                            int timeout_ms, uint64_t max_bytes_per_second) {
   const uint64_t total = mem.TotalSize() / kPage;
   auto has = [&](uint64_t p) { return p < total && (pages[p / 64] >> (p % 64) & 1); };
   auto take = [&](uint64_t p) { pages[p / 64] &= ~(uint64_t{1} << (p % 64)); };
@@ -318,8 +326,11 @@ absl::Status MigrationSender::ServePostcopy(const GuestMemory& mem, PageBitmap p
     }
     cursor = std::min(cursor, total);
     if (cursor == total && running) return SendEnd();
+    // Asked-for pages at once; the others when max-bandwidth allows.
+    const int64_t wait_ns = cursor < total ? PaceWaitNs(max_bytes_per_second) : 0;
     pollfd p{fd_.get(), POLLIN, 0};
-    int n = poll(&p, 1, cursor < total ? 0 : timeout_ms);
+    int n =
+        poll(&p, 1, cursor < total ? static_cast<int>((wait_ns + 999999) / 1000000) : timeout_ms);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 && cursor == total) return absl::UnavailableError("the target did not answer");
     if (n > 0) {

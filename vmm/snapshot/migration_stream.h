@@ -64,11 +64,13 @@ class MigrationSender {
   // Post-copy: names the pages the target must have from here, then sends
   // them, each as the target asks for it or else in order, until none is
   // left and the target runs the VM ('K': `on_target_running` is called).
-  // `cancel` counts only until then.
+  // `cancel` counts only until then. The pages not asked for go at most at
+  // `max_bytes_per_second` (0: unlimited); asked-for ones at once.
   absl::Status SendPostcopy(const PageBitmap& pages);
   absl::Status ServePostcopy(const GuestMemory& mem, PageBitmap pages,
                              const std::atomic<bool>& cancel,
-                             const std::function<void()>& on_target_running, int timeout_ms);
+                             const std::function<void()>& on_target_running, int timeout_ms,
+                             uint64_t max_bytes_per_second = 0);
   // The target's answer once it has built the VM.
   absl::Status WaitForTarget(int timeout_ms);
   uint64_t bytes_sent() const { return sent_; }
@@ -77,6 +79,10 @@ class MigrationSender {
   absl::Status Write(const void* data, size_t len);
   // `count` pages from `first`, in one region; `zero`: they are, send no data.
   absl::Status SendRun(const GuestMemory& mem, uint64_t first, uint32_t count, bool zero);
+  // How long until what was sent since the first page fits
+  // `bytes_per_second` (0: unlimited, or it fits now), and sleeping that long.
+  int64_t PaceWaitNs(uint64_t bytes_per_second);
+  void Pace(uint64_t bytes_per_second);
   FileDescriptor fd_;
   const std::atomic<bool>* const cancel_;
   uint64_t sent_ = 0;

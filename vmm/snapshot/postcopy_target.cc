@@ -235,8 +235,17 @@ void PostcopyTarget::StreamOver(const std::string& why) {
   std::string message =
       absl::StrFormat("post-copy: the source went away with %d pages of the guest's RAM (%s)",
                       left_.load(), why.empty() ? "it ended the stream early" : why);
-  spdlog::error("{}", message);
-  if (on_lost_) on_lost_(message);
+  // Whoever waits on a page that will not come must be let go, or the VM
+  // could not stop its vCPUs to end: the missing pages read as zero now.
+  for (const GuestMemory::Region& r : regions_) {
+    uffdio_range range{reinterpret_cast<uint64_t>(r.host), r.size};
+    (void)ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range);
+  }
+  if (on_lost_) {
+    on_lost_(message);  // it ends the VM, and says why
+  } else {
+    spdlog::error("{}", message);
+  }
 }
 
 void PostcopyTarget::Serve() {

@@ -13,7 +13,7 @@
  * through the same queue ("snapshot: disk ok count=C"). With net=N, at each
  * check it sends a frame "mote-snap count=C" (EtherType 0x88b5) on that
  * virtio-net NIC and waits up to a second for the host's "mote-echo
- * count=C" ("snapshot: net ok count=C"). After R counts
+ * count=C" ("snapshot: net ok count=C"; three tries). After R counts
  * (default 100) it leaves with guest_exit(0) if nothing failed (mote
  * status 1), 1 otherwise. The host stops it, snapshots it and restores it
  * in a new process (or migrates it) in between: the counts on the console
@@ -85,7 +85,9 @@ static void disk_check(uint64_t count) {
   }
 }
 
-/* One frame out, its echo back: the NIC and the host's end both work. */
+/* One frame out, its echo back: the NIC and the host's end both work. A
+ * frame in flight while the VM moves may be lost, as on any network: three
+ * tries, a second each. */
 static void net_check(uint64_t count) {
   uint8_t frame[64];
   memset(frame, 0xff, 6);
@@ -96,15 +98,17 @@ static void net_check(uint64_t count) {
   snprintf((char*)frame + 14, sizeof(frame) - 14, "mote-snap count=%lu", count);
   char want[32];
   snprintf(want, sizeof(want), "mote-echo count=%lu", count);
-  bool sent = net_send(&net, frame, sizeof(frame), false, 1000);
-  bool echoed = false;
-  uint64_t deadline = kvmclock_ns() + 1000000000ull;
-  while (sent && !echoed && kvmclock_ns() < deadline) {
-    uint32_t len;
-    struct virtio_net_hdr hdr;
-    int r = net_poll(&net, packet, sizeof(packet), &len, &hdr);
-    if (r < 0) break;
-    echoed = r == 1 && len >= 14 + strlen(want) && memcmp(packet + 14, want, strlen(want)) == 0;
+  bool sent = false, echoed = false;
+  for (int attempt = 0; attempt < 3 && !echoed; ++attempt) {
+    sent = net_send(&net, frame, sizeof(frame), false, 1000);
+    uint64_t deadline = kvmclock_ns() + 1000000000ull;
+    while (sent && !echoed && kvmclock_ns() < deadline) {
+      uint32_t len;
+      struct virtio_net_hdr hdr;
+      int r = net_poll(&net, packet, sizeof(packet), &len, &hdr);
+      if (r < 0) break;
+      echoed = r == 1 && len >= 14 + strlen(want) && memcmp(packet + 14, want, strlen(want)) == 0;
+    }
   }
   if (expect(sent && echoed, "snapshot_net", "count %lu: %s (%s)", count,
              sent ? "no echo" : "not sent", net.error))
