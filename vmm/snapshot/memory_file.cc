@@ -40,6 +40,15 @@ absl::Status WriteAll(int fd, const uint8_t* data, uint64_t len, uint64_t offset
 
 }  // namespace
 
+uint8_t* PageHost(const GuestMemory& mem, uint64_t page) {
+  uint64_t offset = page * kPage;
+  for (const GuestMemory::Region& r : mem.regions()) {
+    if (offset < r.size) return r.host + offset;
+    offset -= r.size;
+  }
+  return nullptr;
+}
+
 absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path,
                                                 const PageBitmap* pages) {
   FileDescriptor fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

@@ -25,6 +25,10 @@ struct MemoryFileStats {
 // TakeWrittenPages' layout): the pages an incremental snapshot holds.
 using PageBitmap = std::vector<uint64_t>;
 
+// Page `page` of `mem`'s regions back to back (the memory file's layout),
+// or null past their end.
+uint8_t* PageHost(const GuestMemory& mem, uint64_t page);
+
 // With `pages`, only those pages are written (an incremental snapshot; the
 // rest are holes whatever they hold).
 absl::StatusOr<MemoryFileStats> WriteMemoryFile(const GuestMemory& mem, const std::string& path,

@@ -61,16 +61,6 @@ bool IsZeroPage(const uint8_t* page) {
   return true;
 }
 
-// Page `page` of the regions back to back, or null past their end.
-const uint8_t* PageHost(const GuestMemory& mem, uint64_t page) {
-  uint64_t offset = page * kPage;
-  for (const GuestMemory::Region& r : mem.regions()) {
-    if (offset < r.size) return r.host + offset;
-    offset -= r.size;
-  }
-  return nullptr;
-}
-
 absl::StatusOr<Address> Resolve(const std::string& uri) {
   Address a;
   if (absl::StartsWith(uri, "unix:")) {

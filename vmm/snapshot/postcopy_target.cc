@@ -85,7 +85,7 @@ PostcopyTarget::~PostcopyTarget() {
 
 absl::Status PostcopyTarget::Attach(GuestMemory& mem,
                                     std::function<void(const std::string&)> on_lost) {
-  regions_ = mem.regions();
+  mem_ = &mem;
   total_pages_ = mem.TotalSize() / kPage;
   if (from_source_.size() != (total_pages_ + 63) / 64) {
     return absl::InvalidArgumentError("post-copy: the page map does not fit the guest's RAM");
@@ -96,15 +96,15 @@ absl::Status PostcopyTarget::Attach(GuestMemory& mem,
     if (!Test(from_source_, p)) continue;
     uint64_t run = 1;
     while (p + run < total_pages_ && Test(from_source_, p + run) &&
-           PageHost(p + run) == PageHost(p) + run * kPage) {
+           PageHost(*mem_, p + run) == PageHost(*mem_, p) + run * kPage) {
       ++run;
     }
-    if (madvise(PageHost(p), run * kPage, MADV_DONTNEED) != 0) {
+    if (madvise(PageHost(*mem_, p), run * kPage, MADV_DONTNEED) != 0) {
       return ErrnoToStatus(errno, "post-copy: dropping stale pages");
     }
     p += run - 1;
   }
-  for (const GuestMemory::Region& r : regions_) {
+  for (const GuestMemory::Region& r : mem_->regions()) {
     uffdio_register reg{};
     reg.range.start = reinterpret_cast<uint64_t>(r.host);
     reg.range.len = r.size;
@@ -135,17 +135,8 @@ absl::Status PostcopyTarget::SendRequest(uint64_t page) {
   return absl::OkStatus();
 }
 
-uint8_t* PostcopyTarget::PageHost(uint64_t page) const {
-  uint64_t offset = page * kPage;
-  for (const GuestMemory::Region& r : regions_) {
-    if (offset < r.size) return r.host + offset;
-    offset -= r.size;
-  }
-  return nullptr;
-}
-
 void PostcopyTarget::CopyPage(uint64_t page, const uint8_t* data) {
-  const uint64_t dst = reinterpret_cast<uint64_t>(PageHost(page));
+  const uint64_t dst = reinterpret_cast<uint64_t>(PageHost(*mem_, page));
   while (true) {
     int r;
     if (data != nullptr) {
@@ -175,7 +166,7 @@ void PostcopyTarget::CopyPage(uint64_t page, const uint8_t* data) {
 void PostcopyTarget::OnFault(uint64_t address) {
   uint64_t page = total_pages_;
   uint64_t before = 0;
-  for (const GuestMemory::Region& r : regions_) {
+  for (const GuestMemory::Region& r : mem_->regions()) {
     uint64_t start = reinterpret_cast<uint64_t>(r.host);
     if (address >= start && address < start + r.size) page = (before + address - start) / kPage;
     before += r.size;
@@ -237,7 +228,7 @@ void PostcopyTarget::StreamOver(const std::string& why) {
                       left_.load(), why.empty() ? "it ended the stream early" : why);
   // Whoever waits on a page that will not come must be let go, or the VM
   // could not stop its vCPUs to end: the missing pages read as zero now.
-  for (const GuestMemory::Region& r : regions_) {
+  for (const GuestMemory::Region& r : mem_->regions()) {
     uffdio_range range{reinterpret_cast<uint64_t>(r.host), r.size};
     (void)ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range);
   }

@@ -51,7 +51,6 @@ class PostcopyTarget {
   void StreamOver(const std::string& why);
   // `data` null: a zero page.
   void CopyPage(uint64_t page, const uint8_t* data);
-  uint8_t* PageHost(uint64_t page) const;
   absl::Status SendRequest(uint64_t page);
 
   FileDescriptor stream_;
@@ -63,7 +62,7 @@ class PostcopyTarget {
   uint64_t total_pages_ = 0;
   std::atomic<uint64_t> left_{0};
   bool stream_open_ = true;
-  std::vector<GuestMemory::Region> regions_;
+  const GuestMemory* mem_ = nullptr;  // Attach's; outlives this
   std::function<void(const std::string&)> on_lost_;
   Mutex send_mu_;  // Acknowledge and the thread's requests share the socket
   std::thread thread_;
