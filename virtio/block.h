@@ -67,6 +67,7 @@ class BlockDevice : public VirtioDevice {
   // "io_uring", "threads" or "sync" once activated.
   const char* engine_name() const { return engine_name_; }
   const Counters& counters() const { return counters_; }
+  BlockBackend& backend() { return *backend_; }
 
  private:
   // A request in the engine, indexed by queue * kQueueSize + chain head

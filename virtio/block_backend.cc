@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "virtio/image_lock.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
@@ -24,7 +25,8 @@ constexpr size_t kBounceSize = 1 << 20;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FileBackend>> FileBackend::Open(const std::string& path,
-                                                               bool readonly, bool direct) {
+                                                               bool readonly, bool direct,
+                                                               ImageLocking locking) {
   int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
   FileDescriptor fd(::open(path.c_str(), flags));
   if (!fd.ok()) {
@@ -50,7 +52,15 @@ absl::StatusOr<std::unique_ptr<FileBackend>> FileBackend::Open(const std::string
         absl::StrFormat("disk %s: size %d bytes is not a multiple of 512", path, size));
   }
   if (size == 0) return absl::InvalidArgumentError("disk " + path + ": the file is empty");
-  return std::unique_ptr<FileBackend>(new FileBackend(std::move(fd), path, size, direct));
+  std::unique_ptr<FileBackend> backend(
+      new FileBackend(std::move(fd), path, size, direct, readonly, locking != ImageLocking::kOff));
+  if (locking == ImageLocking::kOnOpen) MOTE_RETURN_IF_ERROR(backend->SetImageLock(true));
+  return backend;
+}
+
+absl::Status FileBackend::SetImageLock(bool held) {
+  if (!locking_) return absl::OkStatus();
+  return held ? LockImage(fd_.get(), path_, !readonly_) : UnlockImage(fd_.get(), path_);
 }
 
 absl::Status FileBackend::Io(bool write, uint64_t offset, uint8_t* data, size_t length) {

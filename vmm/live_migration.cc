@@ -194,6 +194,10 @@ absl::Status LiveMigration::SwitchOver(MigrationSender& sender, PageBitmap unsen
         vm_->Pause();
         state = vm_->SaveStateFile();
         last = vm_->TakeDirtyPages();
+        // The target takes the disk images' locks when the state comes.
+        if (absl::Status unlocked = vm_->SetDeviceLocks(false); state.ok() && !unlocked.ok()) {
+          state = unlocked;
+        }
       })) {
     return absl::CancelledError("migration cancelled");
   }
@@ -236,9 +240,16 @@ absl::Status LiveMigration::SwitchOver(MigrationSender& sender, PageBitmap unsen
                                          " (post-copy: the guest ran on the target, which lacks "
                                          "pages only this VM had; it is lost)");
   }
-  if (!sent.ok() && we_paused) {
-    // The guest runs on here: the target does not have it.
-    OnLoop([this] { vm_->Resume(); });
+  if (!sent.ok()) {
+    // The guest stays here: the target does not have it.
+    OnLoop([this, we_paused] {
+      absl::Status relocked = vm_->SetDeviceLocks(true);
+      if (!relocked.ok()) {
+        spdlog::error("migration failed, and the disks' locks could not be taken again: {}",
+                      std::string(relocked.message()));
+      }
+      if (we_paused) vm_->Resume();
+    });
   }
   return sent;
 }

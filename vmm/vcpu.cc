@@ -35,12 +35,13 @@ void Vcpu::InstallKickSignalHandler() {
 }
 
 Vcpu::Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
-           EndCallback on_end)
+           EndCallback on_end, DirtyRings* dirty_rings)
     : fd_(std::move(fd)),
       pio_bus_(pio_bus),
       mmio_bus_(mmio_bus),
       mem_(mem),
-      on_end_(std::move(on_end)) {}
+      on_end_(std::move(on_end)),
+      dirty_rings_(dirty_rings) {}
 
 Vcpu::~Vcpu() {
   Kick();
@@ -157,6 +158,14 @@ bool Vcpu::HandleExit() {
   kvm_run* run = fd_.run();
   uint32_t reason = run->exit_reason;
   if (reason < kExitReasons) exit_counts_[reason].fetch_add(1, std::memory_order_relaxed);
+  if (reason == KVM_EXIT_DIRTY_RING_FULL && dirty_rings_ != nullptr) {
+    // KVM lets the vCPU on once entries are handed back.
+    absl::Status harvested = dirty_rings_->Harvest();
+    if (harvested.ok()) return true;
+    on_end_({OutcomeKind::kKvmError, 0,
+             absl::StrFormat("vCPU %d: dirty ring: %s", fd_.id(), harvested.message())});
+    return false;
+  }
   std::optional<VmOutcome> end = DispatchExit(*run, fd_.id(), *pio_bus_, *mmio_bus_,
                                               [this] { return x86::DescribeVcpu(fd_, *mem_); });
   if (!end) return true;

@@ -17,6 +17,7 @@
 #include "vmm/base/bus.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/kvm.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/outcome.h"
 
 namespace mote {
@@ -27,8 +28,9 @@ class Vcpu {
   // must end the VM: a fatal KVM exit, or a triple fault / system event.
   using EndCallback = std::function<void(VmOutcome)>;
 
+  // `dirty_rings` (may be null) is harvested when this vCPU's ring is full.
   Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
-       EndCallback on_end);
+       EndCallback on_end, DirtyRings* dirty_rings = nullptr);
   ~Vcpu();
 
   void Start();
@@ -63,6 +65,7 @@ class Vcpu {
   const Bus* const mmio_bus_;
   const GuestMemory* const mem_;
   const EndCallback on_end_;
+  DirtyRings* const dirty_rings_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> started_{false};
   std::atomic<int> thread_id_{0};

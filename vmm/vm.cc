@@ -301,6 +301,8 @@ absl::Status Vm::Build() {
   vm_fd_.emplace(std::move(vm_fd));
   MOTE_RETURN_IF_ERROR(vm_fd_->SetTssAddress(kTssAddr));
   MOTE_RETURN_IF_ERROR(vm_fd_->CreateIrqchip());
+  // Only now, before any vCPU: KVM takes the dirty ring at no other time.
+  MOTE_ASSIGN_OR_RETURN(dirty_rings_, DirtyRings::Enable(&*vm_fd_, config_.dirty_ring));
   startup::Mark(startup::Phase::kVmCreated);
   // With the irqchip in place, registering guest RAM waits several ms for
   // KVM (an SRCU grace period, mostly asleep): it runs on a thread of its own
@@ -526,8 +528,9 @@ absl::Status Vm::CreateVcpus() {
     MOTE_RETURN_IF_ERROR(x86::SetupCommonVcpuState(fd));
     // Application processors stay in wait-for-SIPI inside the in-kernel LAPIC.
     if (id == 0 && !restore_from_) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
-    auto vcpu = std::make_unique<Vcpu>(std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
-                                       [this](VmOutcome o) { RequestEnd(std::move(o)); });
+    auto vcpu = std::make_unique<Vcpu>(
+        std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
+        [this](VmOutcome o) { RequestEnd(std::move(o)); }, dirty_rings_.get());
     // The thread starts now and parks until Start: its start-up overlaps
     // the memory-slot registration instead of delaying the first KVM_RUN.
     vcpu->Pause();

@@ -156,6 +156,10 @@ class Vm : public GuestEventSink {
   // A state file of the machine section alone (what a migration target
   // builds the VM from); the loop thread.
   std::vector<uint8_t> SaveMachineStateFile() const;
+  // Takes or lets go every device's locks on its host files (disk images):
+  // a migration's source lets go at the switch-over, and takes them again
+  // if the migration fails. The first error; the loop thread.
+  absl::Status SetDeviceLocks(bool held);
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;
@@ -220,6 +224,9 @@ class Vm : public GuestEventSink {
   x86::CpuModel cpu_model_;
   std::optional<KvmSystem> kvm_;
   std::optional<VmFd> vm_fd_;
+  // KVM's dirty ring where the host has it (null: the dirty bitmap); the
+  // vCPUs, destroyed first, harvest it when theirs is full.
+  std::unique_ptr<DirtyRings> dirty_rings_;
   std::unique_ptr<GuestMemory> mem_;
   // Post-copy: fills mem_'s pages as they are touched; gone first in ~Vm.
   std::unique_ptr<PostcopyTarget> postcopy_;

@@ -166,6 +166,9 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
        },
        [](const D& d) { return nlohmann::json(d.aio_threads ? "threads" : "io_uring"); }, nullptr,
        "io_uring or threads"},
+      {"lock", MemberType::kBool, "on|off",
+       [](const std::string& t, D& d) { return SetOnOff(t, d.lock); },
+       [](const D& d) { return nlohmann::json(d.lock); }},
   };
   return members;
 }

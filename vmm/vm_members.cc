@@ -67,6 +67,16 @@ absl::Status SetMemory(const std::string& text, V& c) {
   return absl::OkStatus();
 }
 
+absl::Status SetDirtyRing(const std::string& text, V& c) {
+  uint32_t entries = 0;
+  if (!absl::SimpleAtoi(text, &entries) ||
+      (entries != 0 && (entries < 1024 || entries > 65536 || (entries & (entries - 1)) != 0))) {
+    return Invalid("expected 0 or a power of two from 1024 to 65536");
+  }
+  c.dirty_ring = entries;
+  return absl::OkStatus();
+}
+
 // The largest unit that divides the size exactly.
 std::string MemoryText(uint64_t bytes, bool hugepages) {
   std::string size = bytes % (1ull << 30) == 0   ? absl::StrFormat("%dG", bytes >> 30)
@@ -282,6 +292,15 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .get = [](const V& c) { return Json(c.kvm_device); },
        .help = "The KVM device to open",
        .expected = "a non-empty string"},
+      {.name = "dirty_ring",
+       .type = T::kInteger,
+       .syntax = "ENTRIES",
+       .set = &SetDirtyRing,
+       .get = [](const V& c) { return Json(c.dirty_ring); },
+       .help = "Entries per vCPU of KVM's dirty ring, which tracks the pages a guest writes "
+               "during a migration (a power of two, 1024 to 65536); 0: KVM's dirty bitmap, as "
+               "also on a host without the ring",
+       .expected = "0 or a power of two from 1024 to 65536"},
       {.name = "disks",
        .type = T::kList,
        .syntax = "SPEC",

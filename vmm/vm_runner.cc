@@ -34,6 +34,7 @@ constexpr std::pair<uint32_t, const char*> kExitNames[] = {
     {KVM_EXIT_INTERNAL_ERROR, "internal_error"},
     {KVM_EXIT_FAIL_ENTRY, "fail_entry"},
     {KVM_EXIT_INTR, "intr"},
+    {KVM_EXIT_DIRTY_RING_FULL, "dirty_ring_full"},
 };
 
 }  // namespace
@@ -59,6 +60,9 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
       RemoveSnapshotDir(dir);
       return restored.status();
     }
+    // Kept, though the VM is built from `dir`: the devices open their host
+    // files as a migration's target does (disk locks come with the state).
+    restored->incoming = config.incoming;
     runner.reset(new VmRunner(*restored, options));
     runner->incoming_fd_ = std::move(fd);
     runner->incoming_dir_ = dir;
@@ -140,6 +144,7 @@ VmOutcome VmRunner::Run() {
     if (!again || quit_requested_) break;
     spdlog::info("guest reset: booting again");
     config_.restore.clear();  // a restored guest's reset boots its kernel
+    config_.incoming.clear();
     if (absl::Status s = BuildVm(); !s.ok()) {
       outcome = {OutcomeKind::kHostError, 0,
                  "cannot boot again after the reset: " + std::string(s.message())};

@@ -363,6 +363,11 @@ absl::Status Vm::RestoreState(const StateFile& file) {
 
 absl::StatusOr<PageBitmap> Vm::TakeDirtyPages() {
   PageBitmap pages = mem_->TakeWrittenPages();
+  if (dirty_rings_ != nullptr) {
+    MOTE_ASSIGN_OR_RETURN(PageBitmap written, dirty_rings_->Take());
+    for (size_t i = 0; i < pages.size() && i < written.size(); ++i) pages[i] |= written[i];
+    return pages;
+  }
   uint64_t first_page = 0;
   const auto& regions = mem_->regions();
   for (uint32_t slot = 0; slot < regions.size(); ++slot) {
@@ -381,6 +386,16 @@ absl::StatusOr<PageBitmap> Vm::TakeDirtyPages() {
 absl::Status Vm::StartDirtyLogging() {
   if (dirty_logging_) return absl::OkStatus();
   const auto& regions = mem_->regions();
+  if (dirty_rings_ != nullptr) {
+    std::vector<const VcpuFd*> fds;
+    for (const auto& vcpu : vcpus_) fds.push_back(&vcpu->fd());
+    std::vector<uint64_t> slot_pages;
+    for (const auto& region : regions) slot_pages.push_back(region.size / 4096);
+    MOTE_RETURN_IF_ERROR(dirty_rings_->Map(fds, std::move(slot_pages)));
+    spdlog::info("dirty pages: KVM dirty ring, {} entries per vCPU", dirty_rings_->entries());
+  } else {
+    spdlog::info("dirty pages: KVM dirty bitmap");
+  }
   for (uint32_t slot = 0; slot < regions.size(); ++slot) {
     MOTE_RETURN_IF_ERROR(vm_fd_->SetDirtyLogging(slot, regions[slot].guest_base, regions[slot].size,
                                                  regions[slot].host, true));
@@ -447,6 +462,8 @@ absl::Status Vm::ReceiveIncoming() {
   if (restore_pit_ != pit_enabled_) {
     return RestoreError(RestoreFailure::kLayout, "migration stream: the state's PIT differs");
   }
+  // The source let its images go before it sent the state.
+  MOTE_RETURN_IF_ERROR(SetDeviceLocks(true));
   if (received.postcopy) {
     // Before the devices restore: what they read must be the source's.
     MOTE_ASSIGN_OR_RETURN(postcopy_, PostcopyTarget::Create(std::move(incoming_),
@@ -463,6 +480,15 @@ absl::Status Vm::ReceiveIncoming() {
     incoming_.Reset();
   }
   return absl::OkStatus();
+}
+
+absl::Status Vm::SetDeviceLocks(bool held) {
+  absl::Status first;
+  for (const DeviceGroup& group : device_groups_) {
+    if (!group.kind->set_locks) continue;
+    for (const auto& device : group.devices) first.Update(group.kind->set_locks(*device, held));
+  }
+  return first;
 }
 
 absl::StatusOr<std::vector<uint8_t>> Vm::SaveStateFile() {

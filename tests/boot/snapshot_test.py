@@ -225,18 +225,21 @@ def restore_paused_then_cont(ctx):
         check_counts_run_on(before, out.decode(), 40)
 
 
-@case
-def incremental_snapshot_holds_only_written_pages(ctx):
+def incremental_snapshot(ctx, dirty, ring_fills, between=10):
     """A second snapshot of a running guest that rewrites parts of its memory
     (x-mote-incremental, `mote ctl ... snapshot DIR --incremental`) holds only
     the pages written since the first and names it as its parent; restored,
     the guest finds its whole pattern (the first snapshot's pages under the
-    second's) and counts on from the second."""
+    second's) and counts on from the second. With `ring_fills`, the guest
+    writes more pages between the two than its dirty ring holds (where the
+    host has one): those harvested when a vCPU found its ring full must be
+    in the second snapshot too."""
+    rounds = 50 + between
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         disk = disk_file(ctx, work)
         full, delta = os.path.join(work, "full"), os.path.join(work, "delta")
-        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}",
-                      cmdline_extra="rounds=60 dirty=1 disk=0")
+        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}", "--dirty-ring", "1024",
+                      cmdline_extra=f"rounds={rounds} dirty={dirty} disk=0")
         try:
             guest.wait_line(r"snapshot: count=5\b", timeout=30)
             qmp = Qmp(guest.socket)
@@ -244,8 +247,15 @@ def incremental_snapshot_holds_only_written_pages(ctx):
             expect_error(qmp.execute("migrate", {"uri": "file:" + os.path.join(work, "x"),
                                                  "x-mote-incremental": "yes"}),
                          "GenericError", "Invalid parameter type")
-            guest.wait_line(r"snapshot: count=15\b", timeout=30)
+            # `between` counts of writes after the first snapshot.
+            n = max(counts("\n".join(l for _, l in guest.console())))
+            guest.wait_line(rf"snapshot: count={n + between}\b", timeout=30)
             qmp.ok("stop")
+            full_exits = sum(v["exits"]["dirty_ring_full"]
+                             for v in qmp.ok("x-mote-query-counters")["vcpus"])
+            print("vCPU exits for a full dirty ring:", full_exits)
+            if ring_fills and host_has_dirty_ring() and full_exits == 0:
+                raise Failure("no vCPU found its dirty ring full")
             ctl = subprocess.run([ctx.mote, "ctl", guest.socket, "snapshot", delta,
                                   "--incremental"], capture_output=True, text=True, timeout=60)
             expect_eq("mote ctl snapshot --incremental", (ctl.returncode, ctl.stdout.strip()),
@@ -259,7 +269,9 @@ def incremental_snapshot_holds_only_written_pages(ctx):
         on_disk = {d: os.stat(os.path.join(d, "memory.raw")).st_blocks * 512 for d in (full, delta)}
         print(f"memory.raw on disk: full {on_disk[full] >> 10} KiB, incremental "
               f"{on_disk[delta] >> 10} KiB")
-        if on_disk[full] < 16 << 20 or on_disk[delta] * 4 > on_disk[full]:
+        if on_disk[full] < 16 << 20 or on_disk[delta] >= on_disk[full]:
+            raise Failure(f"the incremental snapshot is not smaller than the full one: {on_disk}")
+        if not ring_fills and on_disk[delta] * 4 > on_disk[full]:
             raise Failure(f"the incremental snapshot is not small beside the full one: {on_disk}")
         _, sections = read_state(os.path.join(delta, "state.bin"))
         memory = next(body for name, _, body in sections if name == "memory")
@@ -269,9 +281,22 @@ def incremental_snapshot_holds_only_written_pages(ctx):
         code, out, err, _ = restore(ctx, delta)
         print(err)
         expect_eq("restored guest's exit (all checks passed)", code, 1)
-        check_counts_run_on(before, out, 60)
+        check_counts_run_on(before, out, rounds)
         if "pattern ok" not in out:
             raise Failure("no pattern check after the restore")
+
+
+@case
+def incremental_snapshot_holds_only_written_pages(ctx):
+    incremental_snapshot(ctx, dirty=1, ring_fills=False)
+
+
+@case
+def incremental_snapshot_after_full_dirty_rings(ctx):
+    # 64 stretches of 16 pages, over and over, 7 of them new at each count:
+    # for 30 counts, thousands of pages, several times what a 1024-entry ring
+    # takes before KVM says it is full (it keeps 64 entries in reserve).
+    incremental_snapshot(ctx, dirty=64, ring_fills=True, between=30)
 
 
 def start_target(ctx, uri, *extra):
@@ -302,19 +327,36 @@ def source_runs_on(guest, qmp):
     guest.wait()
 
 
-def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_source=False):
+def host_has_dirty_ring():
+    """KVM_CHECK_EXTENSION(KVM_CAP_DIRTY_LOG_RING) on /dev/kvm."""
+    import fcntl
+    fd = os.open("/dev/kvm", os.O_RDWR)
+    try:
+        return fcntl.ioctl(fd, 0xAE03, 192) > 0
+    finally:
+        os.close(fd)
+
+
+def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_source=False,
+                   source_extra=()):
     """Migrates a counting guest with a disk to a target listening on
     uri_for(workdir); the target's counts run on from the source's, its
     pattern and disk check out, and the source is left stopped. With
     `postcopy`, the first pass is slowed down and cut short by
     migrate-start-postcopy: most pages reach the target after it runs. With
     `kill_source`, the source is killed (SIGKILL) once the migration has
-    completed: the target must not care."""
+    completed: the target must not care. The source tracks dirty pages
+    with KVM's dirty ring where the host has it, unless `source_extra` says
+    `--dirty-ring 0`."""
+    bitmap_asked = ("--dirty-ring" in source_extra
+                    and source_extra[source_extra.index("--dirty-ring") + 1] == "0")
+    tracking = ("KVM dirty ring" if host_has_dirty_ring() and not bitmap_asked
+                else "KVM dirty bitmap")
     with tempfile.TemporaryDirectory(dir=ctx.scratch) as work:
         disk = disk_file(ctx, work)
         uri = uri_for(tempfile.mkdtemp())
         target = start_target(ctx, uri)
-        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}",
+        guest = Guest(ctx, "snapshot", "--disk", f"path={disk}", *source_extra,
                       cmdline_extra=f"rounds={rounds} disk=0 {cmdline}")
         try:
             guest.wait_line(r"snapshot: count=5\b", timeout=30)
@@ -356,6 +398,8 @@ def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_sourc
                 target.kill()
                 target.wait()
         print(err.decode(errors="replace"))
+        if f"dirty pages: {tracking}" not in guest.stderr.decode(errors="replace"):
+            raise Failure(f"the source did not say it tracks dirty pages with the {tracking}")
         expect_eq("the migrated guest's exit (all checks passed)", target.returncode, 1)
         before = "\n".join(line for _, line in guest.console())
         check_counts_run_on(before, out.decode(errors="replace"), rounds)
@@ -366,7 +410,8 @@ def live_migration(ctx, uri_for, cmdline, rounds=300, postcopy=False, kill_sourc
 
 @case
 def live_migration_unix_while_dirtying(ctx):
-    live_migration(ctx, lambda d: "unix:" + os.path.join(d, "in.sock"), "dirty=1")
+    live_migration(ctx, lambda d: "unix:" + os.path.join(d, "in.sock"), "dirty=1",
+                   source_extra=("--dirty-ring", "1024"))
 
 
 @case
@@ -422,7 +467,9 @@ def live_migration_tcp(ctx):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    live_migration(ctx, lambda d: f"tcp:127.0.0.1:{port}", "", kill_source=True)
+    # The dirty bitmap, which hosts without the ring use.
+    live_migration(ctx, lambda d: f"tcp:127.0.0.1:{port}", "", kill_source=True,
+                   source_extra=("--dirty-ring", "0"))
 
 
 @case
@@ -498,7 +545,9 @@ def live_migration_failures(ctx):
             guest.kill()
             if target.poll() is None:
                 target.kill()
-        # Garbage on the target's socket.
+        # Garbage on the target's socket (a path of its own: the killed
+        # target above may have left its socket file behind).
+        uri = "unix:" + os.path.join(tempfile.mkdtemp(), "in.sock")
         target = start_target(ctx, uri)
         path = uri[5:]
         deadline = time.monotonic() + 10

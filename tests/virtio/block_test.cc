@@ -368,7 +368,8 @@ TEST_CASE("virtio-blk behind virtio-mmio: saved with a request in flight, restor
   auto loop1 = std::move(*EventLoop::Create());
   auto loop2 = std::move(*EventLoop::Create());
   auto backend1 = FileBackend::Open(path, false, false);
-  auto backend2 = FileBackend::Open(path, false, false);
+  // The restored device's process would lock the image once the first let go.
+  auto backend2 = FileBackend::Open(path, false, false, ImageLocking::kOff);
   REQUIRE(backend1.ok());
   REQUIRE(backend2.ok());
   auto device1 = std::make_shared<BlockDevice>(std::move(*backend1), options);

@@ -151,6 +151,8 @@ TEST_CASE("Each top-level member sets its field", "[config_json]") {
   CHECK(Load("\"expect\": \"^PASS\"").expect == "^PASS");
   CHECK(Load("\"on_reboot\": \"restart\"").on_reboot == OnReboot::kRestart);
   CHECK(Load("\"kvm_device\": \"/dev/kvm2\"").kvm_device == "/dev/kvm2");
+  CHECK(Load("\"dirty_ring\": 0").dirty_ring == 0);
+  CHECK(Load("\"dirty_ring\": 65536").dirty_ring == 65536);
 
   VmConfig config;
   REQUIRE(
@@ -252,6 +254,10 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("expect": "([")", "config: --expect '([' is not a valid regex..."},
       {R"("on_reboot": "halt")", "config: on_reboot: on-reboot 'halt': expected exit or restart"},
       {R"("kvm_device": null)", "config: kvm_device: expected a non-empty string"},
+      {R"("dirty_ring": 1000)",
+       "config: dirty_ring: expected 0 or a power of two from 1024 to 65536"},
+      {R"("dirty_ring": 131072)",
+       "config: dirty_ring: expected 0 or a power of two from 1024 to 65536"},
       {R"("api_socket": 3)", "config: api_socket: expected a string"},
       {R"("paused": "true")", "config: paused: expected true or false"},
       {R"("name": null)", "config: name: expected a string"},
@@ -279,7 +285,7 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("disks": [{"readonly": true}])", "config: disks[0].path: missing (required)"},
       {R"("disks": [{"path": "a", "size": 1}])",
        "config: disks[0].size: unknown member "
-       "(expected one of: path, readonly, cache, serial, id, queues, aio)"},
+       "(expected one of: path, readonly, cache, serial, id, queues, aio, lock)"},
       {R"("disks": [{"path": "a", "id": "x"}, {"path": "b", "id": "x"}])",
        "config: two disks are named 'x'"},
       {R"("nets": [{"tap": "t"}, {"mac": "02:00:00:00:00:01"}])",

@@ -84,6 +84,12 @@ TEST_CASE("virtio-blk: opens each disk, names a bad one, reports counters by id"
   CHECK(counters.disks[1].id == "data");
   CHECK(counters.nics.empty());
 
+  // Their images are locked: a second VM cannot have them.
+  auto again = kVirtioBlk.open(config);
+  REQUIRE_FALSE(again.ok());
+  CHECK_THAT(std::string(again.status().message()), Catch::Contains(a.path() + " is in use"));
+  disks->clear();
+
   config.disks.push_back(Disk("/nonexistent/disk.img", "gone"));
   auto bad = kVirtioBlk.open(config);
   REQUIRE_FALSE(bad.ok());

@@ -142,12 +142,13 @@ TEST_CASE("--disk takes a quoted path with commas; its help comes from the table
         R"(--disk 'path="/srv/a': a quote is not closed)");
   CHECK(SectionSyntax(DiskMembers()) ==
         "path=FILE[,readonly=on|off][,cache=writeback|none][,serial=ID][,id=NAME]"
-        "[,queues=1..16][,aio=io_uring|threads]");
+        "[,queues=1..16][,aio=io_uring|threads][,lock=on|off]");
   CHECK(SectionSyntax(NetMembers()) == "tap=NAME[,fd=N][,mac=xx:xx:xx:xx:xx:xx]");
 }
 
 TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
-  auto d = ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads");
+  auto d =
+      ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads,lock=off");
   REQUIRE(d.ok());
   nlohmann::json j = SectionToJson(*d, DiskMembers());
   CHECK(j == nlohmann::json{{"path", "a.img"},
@@ -156,7 +157,8 @@ TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
                             {"serial", "S"},
                             {"id", "root"},
                             {"queues", 4},
-                            {"aio", "threads"}});
+                            {"aio", "threads"},
+                            {"lock", false}});
   auto n = ParseNet("fd=3,mac=02:00:00:00:00:09");
   REQUIRE(n.ok());
   CHECK(SectionToJson(*n, NetMembers()) == nlohmann::json{{"fd", 3}, {"mac", "02:00:00:00:00:09"}});

@@ -60,6 +60,11 @@ struct DeviceKind {
       nullptr;
   std::function<absl::Status(virtio::VirtioDevice&, const RateLimit& in, const RateLimit& out)>
       set_rate_limits = nullptr;
+  // Takes or lets go the locks on the instance's host files (disk images)
+  // at a live migration's switch-over, as QEMU inactivates its images: the
+  // source lets go once the guest is stopped, the target (which opened
+  // without them) takes them before it runs the guest. Empty: nothing to lock.
+  std::function<absl::Status(virtio::VirtioDevice&, bool held)> set_locks = nullptr;
 };
 
 // Save and restore hooks for a device whose only state beyond its transport

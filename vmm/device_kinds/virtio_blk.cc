@@ -22,8 +22,13 @@ const DeviceKind kVirtioBlk = {
     .open = [](const VmConfig& config) -> absl::StatusOr<VirtioDevices> {
       VirtioDevices devices;
       for (const DiskConfig& disk : config.disks) {
-        MOTE_ASSIGN_OR_RETURN(std::unique_ptr<virtio::FileBackend> backend,
-                              virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none));
+        // A migration's target locks its images once the source has let go.
+        virtio::ImageLocking locking = !disk.lock                ? virtio::ImageLocking::kOff
+                                       : config.incoming.empty() ? virtio::ImageLocking::kOnOpen
+                                                                 : virtio::ImageLocking::kDeferred;
+        MOTE_ASSIGN_OR_RETURN(
+            std::unique_ptr<virtio::FileBackend> backend,
+            virtio::FileBackend::Open(disk.path, disk.readonly, disk.cache_none, locking));
         virtio::BlockDevice::Options options;
         options.readonly = disk.readonly;
         options.serial = disk.serial;
@@ -44,6 +49,8 @@ const DeviceKind kVirtioBlk = {
         },
     .save_state = &SaveConfigSpace,
     .restore_state = &CheckConfigSpace,
+    .set_locks = [](virtio::VirtioDevice& device,
+                    bool held) { return AsBlockDevice(device).backend().SetImageLock(held); },
 };
 
 }  // namespace mote

@@ -17,6 +17,9 @@ extern const DeviceKind kVirtioBlk;
 inline const virtio::BlockDevice& AsBlockDevice(const virtio::VirtioDevice& device) {
   return static_cast<const virtio::BlockDevice&>(device);
 }
+inline virtio::BlockDevice& AsBlockDevice(virtio::VirtioDevice& device) {
+  return static_cast<virtio::BlockDevice&>(device);
+}
 
 }  // namespace mote
 

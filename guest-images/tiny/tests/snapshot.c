@@ -1,4 +1,4 @@
-/* test=snapshot [mib=N] [rounds=R] [dirty=1] [disk=N] [net=N] [check=K]: a guest whose whole
+/* test=snapshot [mib=N] [rounds=R] [dirty=N] [disk=N] [net=N] [check=K]: a guest whose whole
  * state a snapshot or a migration must carry, and which notices any bit it
  * lost. It fills N MiB (default 16) from 32 MiB up with a pattern (each
  * 8-byte word a hash of its address and of its 64 KiB stretch's
@@ -7,8 +7,8 @@
  * and every K-th count (default 8; 0: never, for benchmarks that measure
  * what a restored guest keeps resident) it checks the whole pattern and prints
  *   snapshot: pattern ok count=C    (or FAIL snapshot_pattern ...)
- * With dirty=1 each count also rewrites one stretch with its next
- * generation, so memory is dirtied all the time. With disk=N it first writes
+ * With dirty=N each count also rewrites N stretches, over and over, with
+ * their next generations, so memory is dirtied all the time. With disk=N it first writes
  * a tagged sector 7 to that virtio-blk disk, and at each check reads it back
  * through the same queue ("snapshot: disk ok count=C"). With net=N, at each
  * check it sends a frame "mote-snap count=C" (EtherType 0x88b5) on that
@@ -118,7 +118,7 @@ static void net_check(uint64_t count) {
 void test_snapshot(void) {
   uint64_t mib = cmdline_u64("mib", 16);
   uint64_t rounds = cmdline_u64("rounds", 100);
-  bool dirty = cmdline_u64("dirty", 0) != 0;
+  uint64_t dirty = cmdline_u64("dirty", 0);
   uint64_t check_every = cmdline_u64("check", 8);
   char disk_arg[8];
   have_disk = cmdline_get("disk", disk_arg, sizeof(disk_arg));
@@ -132,13 +132,13 @@ void test_snapshot(void) {
                           "snapshot_net_open", "%s", net.error))
     return;
   for (uint64_t s = 0; s < stretches; ++s) fill_stretch(s);
-  printf("snapshot: ready area=%lu MiB dirty=%d disk=%d\n", stretches * STRETCH >> 20, dirty,
+  printf("snapshot: ready area=%lu MiB dirty=%lu disk=%d\n", stretches * STRETCH >> 20, dirty,
          have_disk);
   uint64_t next = kvmclock_ns() + PERIOD_NS;
   for (uint64_t count = 1; count <= rounds; ++count) {
-    while (kvmclock_ns() < next) {
+    for (uint64_t i = 0; kvmclock_ns() < next; ++i) {
       if (dirty) {
-        uint64_t s = (count * 7) % stretches;
+        uint64_t s = (count * 7 + i % dirty) % stretches;
         generation[s]++;
         fill_stretch(s);
       } else {

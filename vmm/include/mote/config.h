@@ -41,6 +41,9 @@ struct DiskConfig {
   std::string id;            // its name on the control socket; "": disk0, disk1, ... by position
   uint16_t queues = 1;       // request queues, 1 to 16
   bool aio_threads = false;  // worker threads instead of io_uring ("aio": "threads")
+  // Lock the image as QEMU does (shared for readonly, exclusive otherwise),
+  // so no other mote or QEMU writes it meanwhile; false: "lock": false.
+  bool lock = true;
 
   // The `--disk` syntax: "path=FILE[,readonly=on][,cache=none][,serial=ID]...";
   // a value in double quotes may hold commas.
@@ -91,6 +94,11 @@ struct VmConfig {
   std::string expect;  // end with success once a console line matches (ECMAScript regex)
   OnReboot on_reboot = OnReboot::kExit;
   std::string kvm_device = "/dev/kvm";
+  // Entries per vCPU of KVM's dirty ring, which tracks the pages the guest
+  // writes during a migration or after a snapshot (a power of two from 1024
+  // to 65536; fewer where KVM allows fewer); 0, or a host without it: KVM's
+  // dirty bitmap.
+  uint32_t dirty_ring = 4096;
   std::vector<DiskConfig> disks;    // in slot order
   std::vector<NetConfig> nets;      // in slot order, after the disks
   std::vector<FwCfgConfig> fw_cfg;  // fw_cfg file items, in any order (the guest sees them sorted)
