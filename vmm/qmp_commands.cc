@@ -28,6 +28,12 @@ QmpCommand Row(const char* name, Handler handler) {
   return {name, {}, [handler](VmRunner& runner, const json&) { return Reply(handler(runner)); }};
 }
 
+// A row whose command changes the VM's state: audited.
+QmpCommand Audited(QmpCommand row) {
+  row.changes_state = true;
+  return row;
+}
+
 const char* TypeName(json::value_t type) {
   switch (type) {
     case json::value_t::string:
@@ -77,12 +83,12 @@ const std::vector<QmpCommand>& QmpCommands() {
             for (const QmpCommand& c : QmpCommands()) list.push_back({{"name", c.name}});
             return absl::StatusOr<json>(list);
           }),
-      Row("stop", [](VmRunner& r) { return r.Stop(); }),
-      Row("cont", [](VmRunner& r) { return r.Cont(); }),
-      Row("system_reset", [](VmRunner& r) { return r.SystemReset(); }),
-      Row("system_powerdown", [](VmRunner& r) { return r.SystemPowerdown(); }),
-      Row("system_wakeup", [](VmRunner& r) { return r.SystemWakeup(); }),
-      Row("quit", [](VmRunner& r) { return r.Quit(); }),
+      Audited(Row("stop", [](VmRunner& r) { return r.Stop(); })),
+      Audited(Row("cont", [](VmRunner& r) { return r.Cont(); })),
+      Audited(Row("system_reset", [](VmRunner& r) { return r.SystemReset(); })),
+      Audited(Row("system_powerdown", [](VmRunner& r) { return r.SystemPowerdown(); })),
+      Audited(Row("system_wakeup", [](VmRunner& r) { return r.SystemWakeup(); })),
+      Audited(Row("quit", [](VmRunner& r) { return r.Quit(); })),
       Row("query-cpus-fast", [](VmRunner& r) { return r.QueryCpus(); }),
       Row("query-memory-size-summary", [](VmRunner& r) { return r.QueryMemorySize(); }),
       Row("query-block", [](VmRunner& r) { return r.QueryBlock(); }),
@@ -93,19 +99,22 @@ const std::vector<QmpCommand>& QmpCommands() {
        [](VmRunner& r, const json& args) {
          return Reply(
              r.Migrate(args.at("uri").get<std::string>(), args.value("x-mote-incremental", false)));
-       }},
+       },
+       /*changes_state=*/true},
       Row("query-migrate", [](VmRunner& r) { return absl::StatusOr<json>(r.QueryMigrate()); }),
-      Row("migrate_cancel", [](VmRunner& r) { return r.MigrateCancel(); }),
-      Row("migrate-start-postcopy", [](VmRunner& r) { return r.MigrateStartPostcopy(); }),
+      Audited(Row("migrate_cancel", [](VmRunner& r) { return r.MigrateCancel(); })),
+      Audited(Row("migrate-start-postcopy", [](VmRunner& r) { return r.MigrateStartPostcopy(); })),
       {"migrate-set-capabilities",
        {{"capabilities", json::value_t::array}},
        [](VmRunner& r, const json& args) {
          return Reply(r.MigrateSetCapabilities(args.at("capabilities")));
-       }},
+       },
+       /*changes_state=*/true},
       {"migrate-set-parameters",
        {{"downtime-limit", json::value_t::number_unsigned, /*required=*/false},
         {"max-bandwidth", json::value_t::number_unsigned, /*required=*/false}},
-       [](VmRunner& r, const json& args) { return Reply(r.MigrateSetParameters(args)); }},
+       [](VmRunner& r, const json& args) { return Reply(r.MigrateSetParameters(args)); },
+       /*changes_state=*/true},
       // mote's own (README: Control socket).
       Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),
   };

@@ -29,6 +29,9 @@ struct QmpCommand {
   std::vector<QmpArgument> arguments;
   // Runs with arguments already checked against `arguments`.
   std::function<qmp::QmpResult(VmRunner& runner, const nlohmann::json& arguments)> run;
+  // It changes the VM's state (stop, quit, migrate, ...): each call is
+  // audited (vmm/audit_log.h), whatever its result.
+  bool changes_state = false;
 };
 
 // In the order query-commands lists them.

@@ -350,6 +350,13 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .set = [](const std::string& t, V& c) { return SetString(t, c.api_socket); },
        .get = [](const V& c) { return Json(c.api_socket); },
        .help = "Serve the QMP control protocol on this Unix socket (created mode 0600)"},
+      {.name = "audit_log",
+       .type = T::kString,
+       .syntax = "FILE",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.audit_log); },
+       .get = [](const V& c) { return Json(c.audit_log); },
+       .help = "Append a JSON line per control-socket command that changes the VM's state "
+               "(peer pid, uid and gid, the command, its result) to FILE; default: mote's log"},
       {.name = "paused",
        .type = T::kBool,
        .syntax = "",

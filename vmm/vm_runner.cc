@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
     runner.reset(new VmRunner(restored, options));
   }
   MOTE_ASSIGN_OR_RETURN(runner->loop_, EventLoop::Create());
+  MOTE_ASSIGN_OR_RETURN(runner->audit_, AuditLog::Open(config.audit_log));
   if (!config.api_socket.empty()) {
     qmp::QmpServer::Options qmp_options;
     qmp_options.path = config.api_socket;
@@ -175,7 +176,7 @@ qmp::QmpResult VmRunner::Call(const std::string& command, const json& arguments)
   std::future<qmp::QmpResult> future = result->get_future();
   bool posted = PostCall([this, result, command, arguments] {
     try {
-      result->set_value(Execute(command, arguments));
+      result->set_value(Execute(command, arguments, qmp::Peer::Self()));
     } catch (const std::exception& e) {  // a bug, not the caller's fault: answer anyway
       result->set_value(Error(std::string("internal error: ") + e.what()));
     }
@@ -474,13 +475,20 @@ absl::StatusOr<control::Counters> VmRunner::QueryCounters() const {
   return counters;
 }
 
-qmp::QmpResult VmRunner::Execute(const std::string& command, const json& arguments) {
+qmp::QmpResult VmRunner::Execute(const std::string& command, const json& arguments,
+                                 const qmp::Peer& peer) {
   const QmpCommand* c = FindQmpCommand(command);
   if (c == nullptr) {
     return Error(absl::StrFormat("The command %s has not been found", command), "CommandNotFound");
   }
-  if (std::optional<qmp::QmpError> bad = CheckArguments(*c, arguments)) return *bad;
-  return c->run(*this, arguments);
+  qmp::QmpResult result;
+  if (std::optional<qmp::QmpError> bad = CheckArguments(*c, arguments)) {
+    result = *bad;
+  } else {
+    result = c->run(*this, arguments);
+  }
+  if (c->changes_state) audit_->Record(peer, command, arguments, result);
+  return result;
 }
 
 }  // namespace mote

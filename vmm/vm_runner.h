@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "vmm/audit_log.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/base/mutex.h"
 #include "vmm/control_replies.h"
@@ -62,7 +63,9 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::StatusOr<T> OnLoop(std::function<absl::StatusOr<T>()> work);
 
   // The dispatcher: loop thread.
-  qmp::QmpResult Execute(const std::string& command, const nlohmann::json& arguments) override;
+  // Commands that change state are written to the audit log.
+  qmp::QmpResult Execute(const std::string& command, const nlohmann::json& arguments,
+                         const qmp::Peer& peer) override;
 
   // The commands, on the loop thread. Those that need a running guest fail
   // with "the guest has shut down" between boots or after the end.
@@ -116,8 +119,9 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::Time deadline_ = absl::InfiniteFuture();  // --timeout, across reboots
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<qmp::QmpServer> qmp_;
-  std::unique_ptr<Vm> vm_;  // the current boot; loop thread (or Run's, between boots)
-  bool prelaunch_ = false;  // --paused and not yet continued
+  std::unique_ptr<AuditLog> audit_;  // the state-changing commands' trail
+  std::unique_ptr<Vm> vm_;           // the current boot; loop thread (or Run's, between boots)
+  bool prelaunch_ = false;           // --paused and not yet continued
   // `quit` came: no more boots, even if it came while a reset was under way.
   bool quit_requested_ = false;
   nlohmann::json last_migration_ = nlohmann::json::object();  // query-migrate; loop thread

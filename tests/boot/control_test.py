@@ -529,6 +529,61 @@ def api_socket_ownership(ctx):
     expect_eq("exit code (stale socket replaced)", p.returncode, 1)
     if os.path.exists(path):
         raise Failure("mote left its socket behind")
+    # A symlink (or any file not a socket) where the socket would go is refused.
+    os.symlink("/etc/passwd", path)
+    p = subprocess.run([ctx.mote, "run", "--kernel", ctx.image(), "--cmdline", "test=hello",
+                        "--api-socket", path], capture_output=True, timeout=20)
+    expect_eq("exit code (a symlink there)", p.returncode, 2)
+    if not re.search(rb"mote: error: --api-socket .*exists and is not a socket", p.stderr):
+        raise Failure(f"stderr {p.stderr!r}")
+
+
+@case
+def audit_log_records_who_changed_what(ctx):
+    """--audit-log FILE: a JSON line per command that changes the VM's state,
+    with the peer's pid, uid and gid as the kernel gave them (SO_PEERCRED)
+    and the result; queries are not written. Without it, the lines go to
+    mote's log."""
+    d = tempfile.mkdtemp()
+    audit = os.path.join(d, "audit.log")
+    g = Guest(ctx, "spin", "--audit-log", audit)
+    try:
+        qmp = Qmp(g.socket)
+        qmp.ok("query-status")
+        qmp.ok("stop")
+        qmp.ok("cont")
+        expect_error(qmp.execute("migrate", {"uri": "exec:cat"}), "GenericError")
+        for command in ("stop", "cont"):
+            p = subprocess.run([ctx.mote, "ctl", g.socket, command], capture_output=True,
+                               timeout=20)
+            expect_eq(f"mote ctl {command}", p.returncode, 0)
+        qmp.ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+    lines = [json.loads(l) for l in open(audit)]
+    for line in lines:
+        print(line)
+    expect_eq("audited commands", [l["command"] for l in lines],
+              ["stop", "cont", "migrate", "stop", "cont", "quit"])
+    expect_eq("mode of the audit log", oct(os.stat(audit).st_mode & 0o777), oct(0o600))
+    for i, line in enumerate(lines):
+        expect_eq(f"line {i}: uid, gid", (line["uid"], line["gid"]), (os.getuid(), os.getgid()))
+        mine = i not in (3, 4)  # those came from `mote ctl`, another process
+        if (line["pid"] == os.getpid()) != mine:
+            raise Failure(f"line {i}: pid {line['pid']}, this test is {os.getpid()}")
+    expect_eq("a refused command's result", lines[2]["result"].get("error"), "GenericError")
+    expect_eq("a command's result", lines[1]["result"], "ok")
+    # No file given: the same lines in mote's log.
+    g = Guest(ctx, "spin")
+    try:
+        Qmp(g.socket).ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+    logged = [l for l in g.stderr.decode(errors="replace").splitlines() if "audit: " in l]
+    if len(logged) != 1 or json.loads(logged[0].split("audit: ", 1)[1])["command"] != "quit":
+        raise Failure(f"want one audit line for quit in mote's log, got {logged}")
 
 
 # ---- stop/cont under load --------------------------------------------------------

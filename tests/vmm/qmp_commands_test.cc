@@ -1,9 +1,12 @@
 #include "vmm/qmp_commands.h"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "vmm/vm_runner.h"
 
 namespace mote {
@@ -44,7 +47,7 @@ TEST_CASE("query-commands is the table, in its order", "[qmp_commands]") {
   RunOptions options;
   auto runner = VmRunner::Create(VmConfig{}, options);
   REQUIRE(runner.ok());
-  qmp::QmpResult r = (*runner)->Execute("query-commands", json::object());
+  qmp::QmpResult r = (*runner)->Execute("query-commands", json::object(), qmp::Peer::Self());
   REQUIRE(std::holds_alternative<json>(r));
   const json& listed = std::get<json>(r);
   REQUIRE(listed.size() == QmpCommands().size());
@@ -56,6 +59,42 @@ TEST_CASE("query-commands is the table, in its order", "[qmp_commands]") {
   }
   CHECK(seen.size() == listed.size());
   CHECK(FindQmpCommand("no-such-command") == nullptr);
+}
+
+TEST_CASE("the commands that change the VM's state are the audited ones", "[qmp_commands]") {
+  std::set<std::string> audited;
+  for (const QmpCommand& c : QmpCommands()) {
+    if (c.changes_state) audited.insert(c.name);
+  }
+  CHECK(audited == std::set<std::string>{"stop", "cont", "system_reset", "system_powerdown",
+                                         "system_wakeup", "quit", "migrate", "migrate_cancel",
+                                         "migrate-start-postcopy", "migrate-set-capabilities",
+                                         "migrate-set-parameters"});
+}
+
+TEST_CASE("a state-changing command is audited with its peer, whatever its result",
+          "[qmp_commands]") {
+  TempDir dir;
+  VmConfig config;
+  config.audit_log = dir.Path("audit.log");
+  auto runner = VmRunner::Create(config, RunOptions{});
+  REQUIRE(runner.ok());
+  qmp::Peer peer{4321, 1001, 1002};
+  (void)(*runner)->Execute("query-status", json::object(), peer);  // not audited
+  (void)(*runner)->Execute("stop", json::object(), peer);          // no guest: an error
+  (void)(*runner)->Execute("migrate", {{"uri", 5}}, peer);         // bad arguments
+  std::ifstream in(config.audit_log);
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["command"] == "stop");
+  CHECK(lines[0]["pid"] == 4321);
+  CHECK(lines[0]["uid"] == 1001);
+  CHECK(lines[0]["gid"] == 1002);
+  CHECK(lines[0]["result"].contains("error"));
+  CHECK(lines[1]["command"] == "migrate");
+  CHECK(lines[1]["arguments"] == json{{"uri", 5}});
+  CHECK(lines[1]["result"]["desc"] == "Invalid parameter type for 'uri', expected: string");
 }
 
 }  // namespace

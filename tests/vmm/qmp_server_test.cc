@@ -52,13 +52,14 @@ bool WaitFor(const std::function<bool()>& done, int timeout_ms = 5000) {
 // Answers a few made-up commands; records where and what it ran.
 class FakeDispatcher : public QmpDispatcher {
  public:
-  QmpResult Execute(const std::string& command, const json& arguments) override {
+  QmpResult Execute(const std::string& command, const json& arguments, const Peer& peer) override {
     {
       MutexLock lock(&mu_);
       calls_.push_back(command);
       threads_.push_back(std::this_thread::get_id());
     }
     if (command == "echo") return arguments;
+    if (command == "whoami") return json{{"pid", peer.pid}, {"uid", peer.uid}, {"gid", peer.gid}};
     if (command == "fail") return QmpError{"DeviceNotFound", "Device 'disk9' not found"};
     if (command == "emit") {
       server->Emit("DURING", {{"n", 1}});
@@ -346,6 +347,14 @@ TEST_CASE("QmpServer passes arguments on the loop thread and echoes any id", "[q
   json no_id = client.Execute({{"execute", "echo"}});
   CHECK_FALSE(no_id.contains("id"));
   for (std::thread::id t : h.dispatcher_.threads()) CHECK(t == h.loop_thread_);
+}
+
+TEST_CASE("QmpServer tells the dispatcher who connected (SO_PEERCRED)", "[qmp]") {
+  Harness h;
+  TestClient client(h.path_);
+  client.Negotiate();
+  CHECK(client.Execute({{"execute", "whoami"}}) ==
+        json{{"return", {{"pid", getpid()}, {"uid", getuid()}, {"gid", getgid()}}}});
 }
 
 TEST_CASE("QmpServer answers a failed command with QEMU's error shape", "[qmp]") {

@@ -19,14 +19,14 @@ std::unique_ptr<VmRunner> Runner(const std::string& name = "") {
 }
 
 json Reply(VmRunner& runner, const std::string& command, const json& arguments = json::object()) {
-  qmp::QmpResult r = runner.Execute(command, arguments);
+  qmp::QmpResult r = runner.Execute(command, arguments, qmp::Peer::Self());
   REQUIRE(std::holds_alternative<json>(r));
   return std::get<json>(r);
 }
 
 qmp::QmpError Failure(VmRunner& runner, const std::string& command,
                       const json& arguments = json::object()) {
-  qmp::QmpResult r = runner.Execute(command, arguments);
+  qmp::QmpResult r = runner.Execute(command, arguments, qmp::Peer::Self());
   REQUIRE(std::holds_alternative<qmp::QmpError>(r));
   return std::get<qmp::QmpError>(r);
 }
@@ -57,7 +57,7 @@ TEST_CASE("VmRunner::Execute: query-commands lists each command once", "[vm_runn
   // Every listed command is known: none answers CommandNotFound.
   for (const std::string& name : names) {
     if (name == "qmp_capabilities") continue;  // the server answers it, not the runner
-    qmp::QmpResult r = runner->Execute(name, json::object());
+    qmp::QmpResult r = runner->Execute(name, json::object(), qmp::Peer::Self());
     if (auto* error = std::get_if<qmp::QmpError>(&r)) {
       INFO(name);
       CHECK(error->error_class != "CommandNotFound");

@@ -155,6 +155,7 @@ struct QmpServer::Client {
 
   const uint64_t id;
   FileDescriptor fd;
+  Peer peer;  // SO_PEERCRED at accept
   JsonStreamSplitter input;
   std::string output;  // output[sent..] is not written yet
   size_t sent = 0;
@@ -208,6 +209,8 @@ QmpServer::~QmpServer() {
   }
 }
 
+Peer Peer::Self() { return {getpid(), getuid(), getgid()}; }
+
 void QmpServer::OnAccept() {
   for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
     FileDescriptor conn(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
@@ -249,6 +252,11 @@ void QmpServer::AddClient(FileDescriptor fd) {
   uint64_t id = next_client_id_++;
   auto owned = std::make_unique<Client>(id, std::move(fd), options_.max_request_bytes);
   Client& client = *owned;
+  ucred cred{};
+  socklen_t cred_size = sizeof(cred);
+  if (getsockopt(client.fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_size) == 0) {
+    client.peer = {cred.pid, cred.uid, cred.gid};
+  }
   absl::Status added = loop_->Add(client.fd.get(), EPOLLIN,
                                   [this, id](uint32_t events) { OnClientEvent(id, events); });
   if (!added.ok()) {
@@ -398,7 +406,7 @@ json QmpServer::HandleRequest(Client& client, const json& request) {
 
   QmpResult result;
   try {
-    result = dispatcher_->Execute(command, arguments);
+    result = dispatcher_->Execute(command, arguments, client.peer);
   } catch (const std::exception& e) {
     // A dispatcher reading arguments with json::at() may throw on bad input;
     // that is the client's error, not a reason to die.

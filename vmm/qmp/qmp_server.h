@@ -46,6 +46,15 @@ struct QmpError {
 // nothing to say), or an error.
 using QmpResult = std::variant<nlohmann::json, QmpError>;
 
+// Who sent a command: the connecting process as the kernel saw it at
+// connect (SO_PEERCRED), or this process for an embedding caller.
+struct Peer {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  static Peer Self();
+};
+
 class QmpDispatcher {
  public:
   virtual ~QmpDispatcher() = default;
@@ -53,7 +62,8 @@ class QmpDispatcher {
   // is an object ({} when the request had none). Exceptions are caught and
   // answered as GenericError, but should not be relied on. Events emitted
   // (QmpServer::Emit) while this runs reach clients before this reply.
-  virtual QmpResult Execute(const std::string& command, const nlohmann::json& arguments) = 0;
+  virtual QmpResult Execute(const std::string& command, const nlohmann::json& arguments,
+                            const Peer& peer) = 0;
 };
 
 class QmpServer {

@@ -47,9 +47,9 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 
 // Members that belong to this run, not to the machine a snapshot holds.
 const std::set<std::string>& RunTimeMembers() {
-  static const std::set<std::string> names = {"console", "timeout",  "expect",    "api_socket",
-                                              "paused",  "name",     "log_level", "kvm_device",
-                                              "restore", "incoming", "dirty_ring"};
+  static const std::set<std::string> names = {"console", "timeout",  "expect",     "api_socket",
+                                              "paused",  "name",     "log_level",  "kvm_device",
+                                              "restore", "incoming", "dirty_ring", "audit_log"};
   return names;
 }
 
@@ -68,6 +68,7 @@ std::string MachineConfigJson(const VmConfig& config) {
   machine.log_level = defaults.log_level;
   machine.kvm_device = defaults.kvm_device;
   machine.dirty_ring = defaults.dirty_ring;
+  machine.audit_log = defaults.audit_log;
   machine.restore = defaults.restore;
   machine.incoming = defaults.incoming;
   return VmConfigToJson(machine).dump(2) + "\n";

@@ -103,8 +103,11 @@ struct VmConfig {
   std::vector<NetConfig> nets;      // in slot order, after the disks
   std::vector<FwCfgConfig> fw_cfg;  // fw_cfg file items, in any order (the guest sees them sorted)
   std::string api_socket;           // serve QMP on this Unix socket; "": none
-  bool paused = false;              // the vCPUs wait for Resume (QMP `cont`)
-  std::string name;                 // what QMP query-name reports
+  // Append a JSON line per state-changing control-socket command (who, what,
+  // the result) to this file; "": to mote's log instead.
+  std::string audit_log;
+  bool paused = false;  // the vCPUs wait for Resume (QMP `cont`)
+  std::string name;     // what QMP query-name reports
   // Start from this snapshot directory (QMP `migrate` to "file:DIR") instead
   // of booting the kernel: the machine is the snapshot's, except for the
   // members set here (a disk's new path, say), and must match it.
