@@ -40,7 +40,7 @@ void AuditLog::Record(const qmp::Peer& peer, const std::string& command,
   std::string text = Line(peer, command, arguments, result)
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (!fd_.ok()) {
-    spdlog::info("audit: {}", text);
+    spdlog::debug("audit: {}", text);
     return;
   }
   text += '\n';

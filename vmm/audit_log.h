@@ -3,7 +3,8 @@
 // who asked (the peer's pid, uid and gid, from SO_PEERCRED), what, and what
 // came of it, as libvirt's audit trail does. A JSON object per line,
 // appended to --audit-log FILE (created 0600); without one, the same line
-// goes to mote's log ("audit: {...}") at info level.
+// goes to mote's log ("audit: {...}") at debug level: an agent that stops
+// and resumes a VM thousands of times must not fill stderr unasked.
 // Thread-safety: Record from one thread at a time (the loop thread).
 #ifndef MOTE_VMM_AUDIT_LOG_H_
 #define MOTE_VMM_AUDIT_LOG_H_

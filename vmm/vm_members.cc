@@ -355,8 +355,9 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .syntax = "FILE",
        .set = [](const std::string& t, V& c) { return SetString(t, c.audit_log); },
        .get = [](const V& c) { return Json(c.audit_log); },
-       .help = "Append a JSON line per control-socket command that changes the VM's state "
-               "(peer pid, uid and gid, the command, its result) to FILE; default: mote's log"},
+       .help =
+           "Append a JSON line per control-socket command that changes the VM's state "
+           "(peer pid, uid and gid, the command, its result) to FILE; default: mote's debug log"},
       {.name = "paused",
        .type = T::kBool,
        .syntax = "",

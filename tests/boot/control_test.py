@@ -543,7 +543,7 @@ def audit_log_records_who_changed_what(ctx):
     """--audit-log FILE: a JSON line per command that changes the VM's state,
     with the peer's pid, uid and gid as the kernel gave them (SO_PEERCRED)
     and the result; queries are not written. Without it, the lines go to
-    mote's log."""
+    mote's debug log."""
     d = tempfile.mkdtemp()
     audit = os.path.join(d, "audit.log")
     g = Guest(ctx, "spin", "--audit-log", audit)
@@ -574,8 +574,8 @@ def audit_log_records_who_changed_what(ctx):
             raise Failure(f"line {i}: pid {line['pid']}, this test is {os.getpid()}")
     expect_eq("a refused command's result", lines[2]["result"].get("error"), "GenericError")
     expect_eq("a command's result", lines[1]["result"], "ok")
-    # No file given: the same lines in mote's log.
-    g = Guest(ctx, "spin")
+    # No file given: the same lines in mote's log, at debug level.
+    g = Guest(ctx, "spin", "--log-level", "debug")
     try:
         Qmp(g.socket).ok("quit")
         g.wait()

@@ -104,7 +104,7 @@ struct VmConfig {
   std::vector<FwCfgConfig> fw_cfg;  // fw_cfg file items, in any order (the guest sees them sorted)
   std::string api_socket;           // serve QMP on this Unix socket; "": none
   // Append a JSON line per state-changing control-socket command (who, what,
-  // the result) to this file; "": to mote's log instead.
+  // the result) to this file; "": to mote's log (debug level) instead.
   std::string audit_log;
   bool paused = false;  // the vCPUs wait for Resume (QMP `cont`)
   std::string name;     // what QMP query-name reports
