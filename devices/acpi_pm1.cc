@@ -57,7 +57,10 @@ uint32_t AcpiPm1::TimerAtLocked(absl::Time now) const {
 
 uint64_t AcpiPm1::ReadRegister(uint64_t offset, size_t width) {
   // Each register read whole from its first byte; a read at another offset
-  // sees the register's bytes from there on.
+  // sees the register's bytes from there on. The timer is read once: its
+  // bytes from two instants would tear (0x12ff then 0x1300 reads 0x13ff, and
+  // the next read goes back, which makes Linux refuse the PM timer).
+  const uint32_t timer = TimerAtLocked(clock_->Now());
   uint64_t value = 0;
   for (size_t i = 0; i < width; ++i) {
     uint64_t at = offset + i;
@@ -66,7 +69,7 @@ uint64_t AcpiPm1::ReadRegister(uint64_t offset, size_t width) {
       byte = static_cast<uint8_t>(control_ >> (8 * (at - kControlOffset)));
       if (at >= kControlOffset + 2) byte = 0;
     } else if (at < kStatusOffset) {
-      byte = static_cast<uint8_t>(TimerAtLocked(clock_->Now()) >> (8 * (at - kTimerOffset)));
+      byte = static_cast<uint8_t>(timer >> (8 * (at - kTimerOffset)));
     } else if (at < kEnableOffset) {
       byte = static_cast<uint8_t>(status_ >> (8 * (at - kStatusOffset)));
     } else if (at < kPortCount) {

@@ -36,6 +36,8 @@ for f in cx16 xsave avx avx2 x2apic hypervisor; do
 done
 say "date=$(date -u '+%Y-%m-%d %H:%M:%S')"
 say "clocksources=$(cat /sys/devices/system/clocksource/clocksource0/available_clocksource)"
+# Why the kernel refused the ACPI PM timer, if it did (its checks are timed).
+say "pm-timer=$(dmesg | grep -m 2 -e 'PM-Timer.*abort' -e "'acpi_pm'" | tr '\n' ' ')"
 # The boot timer (mote's port 0x440): any byte marks "boot done".
 port-write @BOOT_TIMER_PORT@ 1 || say "writing the boot-timer port failed"
 

@@ -41,6 +41,37 @@ TEST_CASE("ACPI PM timer: 3.579545 MHz, 32 bits, from the clock", "[acpi_pm1]") 
   CHECK(ReadAt(pm, AcpiPm1::kTimerOffset, 4) == 0);
 }
 
+// A clock that moves on by `step` each time it is read, as the host's does
+// between two reads on a loaded machine.
+class TickingClock : public Clock {
+ public:
+  TickingClock(absl::Time start, absl::Duration step) : next_(start), step_(step) {}
+  absl::Time Now() const override {
+    absl::Time now = next_;
+    next_ += step_;
+    return now;
+  }
+
+ private:
+  mutable absl::Time next_;
+  const absl::Duration step_;
+};
+
+TEST_CASE("ACPI PM timer: a 4-byte read is one instant, never torn across bytes", "[acpi_pm1]") {
+  EventRecorder events;
+  // 100 us a read: 358 ticks, more than a byte's worth.
+  TickingClock clock(absl::FromUnixSeconds(1000), absl::Microseconds(100));
+  AcpiPm1 pm(&events, &clock, 5, 1);
+  uint64_t last = ReadAt(pm, AcpiPm1::kTimerOffset, 4);
+  for (int i = 0; i < 2000; ++i) {
+    uint64_t now = ReadAt(pm, AcpiPm1::kTimerOffset, 4);
+    INFO("read " << i << ": " << last << " then " << now);
+    REQUIRE(now > last);
+    REQUIRE(now - last < 2 * 358 + 2);  // one read's worth of clock, give or take
+    last = now;
+  }
+}
+
 TEST_CASE("ACPI PM1a control: SCI_EN always, S5 with SLP_EN powers off", "[acpi_pm1]") {
   EventRecorder events;
   FakeClock clock(absl::FromUnixSeconds(0));
