@@ -137,7 +137,8 @@ void BlockDevice::StartEngine() {
     spdlog::info("virtio-blk: io_uring unavailable ({}); using worker threads",
                  uring.status().ToString());
   }
-  absl::StatusOr<std::unique_ptr<ThreadPoolIo>> pool = ThreadPoolIo::Create(backend_->fd());
+  absl::StatusOr<std::unique_ptr<ThreadPoolIo>> pool =
+      ThreadPoolIo::Create(backend_->fd(), options_.seccomp);
   if (pool.ok()) {
     io_ = std::move(*pool);
     engine_name_ = "threads";

@@ -25,6 +25,7 @@
 #include "virtio/block_io.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/seccomp_filter.h"
 
 namespace mote::virtio {
 
@@ -45,6 +46,7 @@ class BlockDevice : public VirtioDevice {
     std::string serial;       // at most kSerialLength bytes
     uint16_t queues = 1;      // 1..kMaxQueues
     Aio aio = Aio::kIoUring;  // falls back to kThreads where io_uring is unavailable
+    SeccompMode seccomp = SeccompMode::kOff;  // the filter kThreads' workers install
   };
 
   BlockDevice(std::unique_ptr<BlockBackend> backend, Options options);

@@ -2,19 +2,22 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "spdlog/spdlog.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote::virtio {
 
-absl::StatusOr<std::unique_ptr<ThreadPoolIo>> ThreadPoolIo::Create(int file_fd) {
+absl::StatusOr<std::unique_ptr<ThreadPoolIo>> ThreadPoolIo::Create(int file_fd,
+                                                                   SeccompMode seccomp) {
   FileDescriptor event_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!event_fd.ok()) return ErrnoToStatus(errno, "eventfd");
-  return std::unique_ptr<ThreadPoolIo>(new ThreadPoolIo(file_fd, std::move(event_fd)));
+  return std::unique_ptr<ThreadPoolIo>(new ThreadPoolIo(file_fd, std::move(event_fd), seccomp));
 }
 
 ThreadPoolIo::~ThreadPoolIo() {
@@ -73,6 +76,13 @@ bool ThreadPoolIo::CanStart() const {
 }
 
 void ThreadPoolIo::Worker() {
+  pthread_setname_np(pthread_self(), "mote-io");
+  if (absl::Status s = InstallSeccompFilter(ThreadKind::kIoWorker, seccomp_); !s.ok()) {
+    // The loop and the vCPUs are filtered already, so this cannot happen on
+    // a kernel without seccomp; never run a worker unfiltered.
+    spdlog::error("virtio-blk worker: {}", s.ToString());
+    _exit(kSeccompExitCode);
+  }
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     work_cv_.wait(lock, [this] { return stopping_ || CanStart(); });

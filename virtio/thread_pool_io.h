@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "virtio/block_io.h"
 #include "vmm/base/fd.h"
+#include "vmm/base/seccomp_filter.h"
 
 namespace mote::virtio {
 
@@ -25,7 +26,9 @@ class ThreadPoolIo : public BlockIo {
  public:
   static constexpr int kWorkers = 4;
   // `file_fd` stays owned by the caller and must outlive this object.
-  static absl::StatusOr<std::unique_ptr<ThreadPoolIo>> Create(int file_fd);
+  // The workers install the I/O-worker seccomp filter in `seccomp` mode.
+  static absl::StatusOr<std::unique_ptr<ThreadPoolIo>> Create(
+      int file_fd, SeccompMode seccomp = SeccompMode::kOff);
   ~ThreadPoolIo() override;
 
   bool Read(const std::vector<iovec>& iov, uint64_t offset, uint64_t tag) override;
@@ -47,8 +50,8 @@ class ThreadPoolIo : public BlockIo {
     uint64_t length = 0;
     uint64_t tag = 0;
   };
-  ThreadPoolIo(int file_fd, FileDescriptor event_fd)
-      : file_fd_(file_fd), event_fd_(std::move(event_fd)) {}
+  ThreadPoolIo(int file_fd, FileDescriptor event_fd, SeccompMode seccomp)
+      : file_fd_(file_fd), event_fd_(std::move(event_fd)), seccomp_(seccomp) {}
   void Queue(Op op);
   void Worker();
   int32_t Execute(const Op& op) const;
@@ -58,6 +61,7 @@ class ThreadPoolIo : public BlockIo {
 
   const int file_fd_;
   FileDescriptor event_fd_;
+  const SeccompMode seccomp_;
   std::vector<std::thread> workers_;  // started by the first Submit
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // workers: something may be startable

@@ -1,5 +1,7 @@
 #include "vmm/live_migration.h"
 
+#include <pthread.h>
+
 #include <bit>
 #include <future>
 #include <mutex>
@@ -105,6 +107,8 @@ bool LiveMigration::OnLoop(std::function<void()> work) {
 }
 
 void LiveMigration::Run() {
+  // Started by the loop: it runs the loop's seccomp filter.
+  pthread_setname_np(pthread_self(), "mote-migrate");
   absl::Status s = Migrate();
   {
     MutexLock lock(&mu_);

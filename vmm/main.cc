@@ -24,6 +24,7 @@
 #include "mote/config.h"
 #include "mote/vm.h"
 #include "spdlog/spdlog.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/console.h"
 #include "vmm/ctl.h"
 #include "vmm/outcome.h"
@@ -169,7 +170,18 @@ int RunVm(const libmote::VmConfig& config) {
   {
     TerminalRawMode raw(config.console.kind == libmote::ConsoleKind::kStdio ? STDIN_FILENO : -1);
     started = (*vm)->Start();
-    if (started.ok()) outcome = WaitReleasingStartupPages(**vm);
+    // From here this thread only waits, tears the VM down and reports: it
+    // gets a filter too (the loop's list), so no thread of mote runs without.
+    if (started.ok()) {
+      absl::Status filtered = mote::InstallSeccompFilter(
+          mote::ThreadKind::kMain,
+          mote::ParseSeccompMode(config.seccomp).value_or(mote::SeccompMode::kOn));
+      if (filtered.ok()) {
+        outcome = WaitReleasingStartupPages(**vm);
+      } else {
+        started = libmote::Error{std::string(filtered.message())};
+      }
+    }
     vm->reset();  // tear down before the terminal is restored
   }
   if (!started.ok()) return FailWith(started.message(), started.exit_code());

@@ -35,13 +35,14 @@ void Vcpu::InstallKickSignalHandler() {
 }
 
 Vcpu::Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
-           EndCallback on_end, DirtyRings* dirty_rings)
+           EndCallback on_end, DirtyRings* dirty_rings, SeccompMode seccomp)
     : fd_(std::move(fd)),
       pio_bus_(pio_bus),
       mmio_bus_(mmio_bus),
       mem_(mem),
       on_end_(std::move(on_end)),
-      dirty_rings_(dirty_rings) {}
+      dirty_rings_(dirty_rings),
+      seccomp_(seccomp) {}
 
 Vcpu::~Vcpu() {
   Kick();
@@ -61,7 +62,12 @@ void Vcpu::Start() {
       thread_id_.store(static_cast<int>(gettid()));
       pause_cv_.notify_all();
     }
-    Loop();
+    pthread_setname_np(pthread_self(), absl::StrFormat("mote-vcpu%d", fd_.id()).c_str());
+    if (absl::Status s = InstallSeccompFilter(ThreadKind::kVcpu, seccomp_); s.ok()) {
+      Loop();
+    } else {
+      on_end_({OutcomeKind::kHostError, 0, std::string(s.message())});
+    }
     std::lock_guard lock(pause_mu_);
     ended_ = true;
     pause_cv_.notify_all();

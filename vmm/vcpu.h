@@ -17,6 +17,7 @@
 #include "vmm/base/bus.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/kvm.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/outcome.h"
 
@@ -29,8 +30,11 @@ class Vcpu {
   using EndCallback = std::function<void(VmOutcome)>;
 
   // `dirty_rings` (may be null) is harvested when this vCPU's ring is full.
+  // The thread installs the vCPU seccomp filter on itself in `seccomp` mode
+  // before its first KVM_RUN.
   Vcpu(VcpuFd fd, const Bus* pio_bus, const Bus* mmio_bus, const GuestMemory* mem,
-       EndCallback on_end, DirtyRings* dirty_rings = nullptr);
+       EndCallback on_end, DirtyRings* dirty_rings = nullptr,
+       SeccompMode seccomp = SeccompMode::kOff);
   ~Vcpu();
 
   void Start();
@@ -66,6 +70,7 @@ class Vcpu {
   const GuestMemory* const mem_;
   const EndCallback on_end_;
   DirtyRings* const dirty_rings_;
+  const SeccompMode seccomp_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> started_{false};
   std::atomic<int> thread_id_{0};

@@ -21,6 +21,7 @@
 #include "arch/x86/reset_vector.h"
 #include "devices/acpi_pm1.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
@@ -530,7 +531,8 @@ absl::Status Vm::CreateVcpus() {
     if (id == 0 && !restore_from_) MOTE_RETURN_IF_ERROR(x86::SetupBootVcpu(fd, boot_));
     auto vcpu = std::make_unique<Vcpu>(
         std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
-        [this](VmOutcome o) { RequestEnd(std::move(o)); }, dirty_rings_.get());
+        [this](VmOutcome o) { RequestEnd(std::move(o)); }, dirty_rings_.get(),
+        ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn));
     // The thread starts now and parks until Start: its start-up overlaps
     // the memory-slot registration instead of delaying the first KVM_RUN.
     vcpu->Pause();

@@ -6,8 +6,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "arch/x86/cpuid.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/vm_config.h"
 
@@ -64,6 +66,31 @@ absl::Status SetMemory(const std::string& text, V& c) {
   }
   c.memory_bytes = memory.bytes;
   c.hugepages = memory.hugepages;
+  return absl::OkStatus();
+}
+
+// cpu.max's form: "max" or a quota, then optionally a period (microseconds).
+absl::Status SetCpuMax(const std::string& text, std::string& out) {
+  std::vector<std::string> words = absl::StrSplit(text, ' ');
+  uint64_t n = 0;
+  bool ok = (words.size() == 1 || words.size() == 2) &&
+            (words[0] == "max" || (absl::SimpleAtoi(words[0], &n) && n > 0)) &&
+            (words.size() == 1 || (absl::SimpleAtoi(words[1], &n) && n >= 1000));
+  if (!ok) return Invalid("expected \"QUOTA PERIOD\" in microseconds (cpu.max), or \"max\"");
+  out = text;
+  return absl::OkStatus();
+}
+
+absl::Status SetSocketMode(const std::string& text, V& c) {
+  uint32_t mode = 0;
+  bool octal =
+      !text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos;
+  for (char digit : text) mode = mode * 8 + static_cast<uint32_t>(digit - '0');
+  if (!octal || mode > 0777 || (mode & 0600) != 0600) {
+    return Invalid(
+        "expected an octal mode from 0600 to 0777 that keeps the owner's read and write");
+  }
+  c.api_socket_mode = mode;
   return absl::OkStatus();
 }
 
@@ -301,6 +328,80 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
                "during a migration (a power of two, 1024 to 65536); 0: KVM's dirty bitmap, as "
                "also on a host without the ring",
        .expected = "0 or a power of two from 1024 to 65536"},
+      {.name = "seccomp",
+       .type = T::kString,
+       .syntax = "on|off|log",
+       .set =
+           [](const std::string& t, V& c) {
+             MOTE_RETURN_IF_ERROR(ParseSeccompMode(t).status());
+             c.seccomp = t;
+             return absl::OkStatus();
+           },
+       .get = [](const V& c) { return Json(c.seccomp); },
+       .help = "seccomp filters on mote's threads (vCPU, event loop, I/O workers): on (a "
+               "forbidden system call ends mote, exit code 14), off, or log (allowed, and "
+               "recorded in the kernel's audit log)",
+       .expected = "on, off or log"},
+      {.name = "cgroup",
+       .type = T::kString,
+       .syntax = "PATH",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.cgroup); },
+       .get = [](const V& c) { return Json(c.cgroup); },
+       .help = "Join this cgroup v2 directory (absolute, or under /sys/fs/cgroup; made if "
+               "missing) with the limits below"},
+      {.name = "cgroup_cpu_max",
+       .type = T::kString,
+       .syntax = "QUOTA PERIOD",
+       .set = [](const std::string& t, V& c) { return SetCpuMax(t, c.cgroup_cpu_max); },
+       .get = [](const V& c) { return c.cgroup_cpu_max.empty() ? Json() : Json(c.cgroup_cpu_max); },
+       .help = "The cgroup's cpu.max: CPU time QUOTA per PERIOD, in microseconds (\"50000 "
+               "100000\": half a CPU)",
+       .expected = "\"QUOTA PERIOD\" or \"max\""},
+      {.name = "cgroup_memory_max",
+       .type = T::kString,
+       .syntax = "SIZE",
+       .set = [](const std::string& t,
+                 V& c) { return SetParsed(ParseMemorySize(t), c.cgroup_memory_max); },
+       .get =
+           [](const V& c) {
+             return c.cgroup_memory_max == 0 ? Json()
+                                             : Json(MemoryText(c.cgroup_memory_max, false));
+           },
+       .help = "The cgroup's memory.max (guest RAM and mote's own): 512M, 2G, ...",
+       .expected = "a size such as \"512M\""},
+      {.name = "cgroup_io_max",
+       .type = T::kString,
+       .syntax = "LIMITS",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.cgroup_io_max); },
+       .get = [](const V& c) { return Json(c.cgroup_io_max); },
+       .help = "The cgroup's io.max: \"MAJ:MIN rbps=N wbps=N riops=N wiops=N\" for the disk "
+               "under the images"},
+      {.name = "cgroup_io_weight",
+       .type = T::kInteger,
+       .syntax = "1..10000",
+       .set =
+           [](const std::string& t, V& c) {
+             uint32_t weight = 0;
+             if (!absl::SimpleAtoi(t, &weight) || weight < 1 || weight > 10000) {
+               return Invalid("expected an integer from 1 to 10000");
+             }
+             c.cgroup_io_weight = weight;
+             return absl::OkStatus();
+           },
+       .get =
+           [](const V& c) { return c.cgroup_io_weight == 0 ? Json() : Json(c.cgroup_io_weight); },
+       .help = "The cgroup's io.weight",
+       .expected = "an integer from 1 to 10000"},
+      {.name = "cgroup_vcpu_cpu_max",
+       .type = T::kString,
+       .syntax = "QUOTA PERIOD",
+       .set = [](const std::string& t, V& c) { return SetCpuMax(t, c.cgroup_vcpu_cpu_max); },
+       .get =
+           [](const V& c) {
+             return c.cgroup_vcpu_cpu_max.empty() ? Json() : Json(c.cgroup_vcpu_cpu_max);
+           },
+       .help = "Put the vCPU threads in a child group \"vcpus\" of the cgroup with this cpu.max",
+       .expected = "\"QUOTA PERIOD\" or \"max\""},
       {.name = "disks",
        .type = T::kList,
        .syntax = "SPEC",
@@ -350,6 +451,21 @@ const std::vector<SectionMember<VmConfig>>& VmMembers() {
        .set = [](const std::string& t, V& c) { return SetString(t, c.api_socket); },
        .get = [](const V& c) { return Json(c.api_socket); },
        .help = "Serve the QMP control protocol on this Unix socket (created mode 0600)"},
+      {.name = "api_socket_mode",
+       .type = T::kString,
+       .syntax = "MODE",
+       .set = &SetSocketMode,
+       .get = [](const V& c) { return Json(absl::StrFormat("%04o", c.api_socket_mode)); },
+       .help = "The control socket's mode in octal (default 0600; it keeps the owner's read and "
+               "write)",
+       .expected = "an octal mode from 0600 to 0777 that keeps the owner's read and write"},
+      {.name = "api_socket_group",
+       .type = T::kString,
+       .syntax = "GROUP",
+       .set = [](const std::string& t, V& c) { return SetString(t, c.api_socket_group); },
+       .get = [](const V& c) { return Json(c.api_socket_group); },
+       .help = "The control socket's group: a name in /etc/group or a number (default: the "
+               "user's)"},
       {.name = "audit_log",
        .type = T::kString,
        .syntax = "FILE",

@@ -3,12 +3,17 @@
 #include <linux/kvm.h>
 
 #include <algorithm>
+#include <fstream>
 #include <future>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/device_kinds/virtio_blk.h"
 #include "vmm/qmp_commands.h"
@@ -36,6 +41,24 @@ constexpr std::pair<uint32_t, const char*> kExitNames[] = {
     {KVM_EXIT_INTR, "intr"},
     {KVM_EXIT_DIRTY_RING_FULL, "dirty_ring_full"},
 };
+
+// --api-socket-group: a number, or a name looked up in /etc/group itself
+// (mote is static: no name-service modules); "" leaves the group as it is.
+absl::StatusOr<gid_t> SocketGroup(const std::string& group) {
+  if (group.empty()) return static_cast<gid_t>(-1);
+  uint32_t gid = 0;
+  if (absl::SimpleAtoi(group, &gid)) return static_cast<gid_t>(gid);
+  std::ifstream in("/etc/group");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields = absl::StrSplit(line, ':');
+    if (fields.size() >= 3 && fields[0] == group && absl::SimpleAtoi(fields[2], &gid)) {
+      return static_cast<gid_t>(gid);
+    }
+  }
+  return absl::InvalidArgumentError("--api-socket-group " + group +
+                                    ": no such group in /etc/group");
+}
 
 }  // namespace
 
@@ -76,9 +99,12 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
   }
   MOTE_ASSIGN_OR_RETURN(runner->loop_, EventLoop::Create());
   MOTE_ASSIGN_OR_RETURN(runner->audit_, AuditLog::Open(config.audit_log));
+  MOTE_RETURN_IF_ERROR(runner->JoinCgroup());
   if (!config.api_socket.empty()) {
     qmp::QmpServer::Options qmp_options;
     qmp_options.path = config.api_socket;
+    qmp_options.mode = config.api_socket_mode;
+    MOTE_ASSIGN_OR_RETURN(qmp_options.group, SocketGroup(config.api_socket_group));
     qmp_options.version = {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}},
                            {"package", std::string("mote ") + kMoteVersion}};
     absl::StatusOr<std::unique_ptr<qmp::QmpServer>> server =
@@ -90,6 +116,30 @@ absl::StatusOr<std::unique_ptr<VmRunner>> VmRunner::Create(const VmConfig& confi
     runner->qmp_ = std::move(*server);
   }
   return runner;
+}
+
+absl::Status VmRunner::JoinCgroup() {
+  const VmConfig& c = config_;
+  CgroupLimits limits{c.cgroup_cpu_max, c.cgroup_memory_max, c.cgroup_io_max, c.cgroup_io_weight,
+                      c.cgroup_vcpu_cpu_max};
+  if (c.cgroup.empty()) {
+    if (!limits.cpu_max.empty() || limits.memory_max != 0 || !limits.io_max.empty() ||
+        limits.io_weight != 0 || !limits.vcpu_cpu_max.empty()) {
+      return absl::InvalidArgumentError("cgroup limits need --cgroup PATH");
+    }
+    return absl::OkStatus();
+  }
+  // Before the guest's memory exists: it is charged to the group.
+  MOTE_ASSIGN_OR_RETURN(cgroup_, VmCgroup::Join(c.cgroup, limits));
+  if (limits.memory_max != 0 && limits.memory_max < c.memory_bytes) {
+    spdlog::warn(
+        "cgroup {}: memory.max ({} MiB) is below the guest's RAM ({} MiB): the kernel "
+        "ends mote (SIGKILL) once the guest touches more",
+        cgroup_->path(), limits.memory_max >> 20, c.memory_bytes >> 20);
+  }
+  spdlog::info("cgroup: {}{}", cgroup_->path(),
+               limits.vcpu_cpu_max.empty() ? "" : ", vCPU threads in vcpus/");
+  return absl::OkStatus();
 }
 
 VmRunner::~VmRunner() {
@@ -127,11 +177,28 @@ absl::Status VmRunner::BuildVm() {
   MOTE_ASSIGN_OR_RETURN(vm_, Vm::Create(
                                  config_, loop_.get(), [this](const VmEvent& e) { OnVmEvent(e); },
                                  launch_time_, std::move(incoming_fd_)));
+  if (cgroup_ != nullptr) {
+    std::vector<int> vcpu_threads;
+    for (uint32_t i = 0; i < config_.cpus; ++i) vcpu_threads.push_back(vm_->VcpuThreadId(i));
+    MOTE_RETURN_IF_ERROR(cgroup_->PlaceVcpus(vcpu_threads));
+  }
   return absl::OkStatus();
 }
 
 VmOutcome VmRunner::Run() {
   VmOutcome outcome;
+  // This thread is the loop from here on: its filter goes on before it
+  // handles anything the guest caused (the vCPUs have their own already).
+  if (absl::Status s = InstallSeccompFilter(
+          ThreadKind::kLoop, ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn));
+      !s.ok()) {
+    outcome = {OutcomeKind::kHostError, 0, std::string(s.message())};
+    vm_.reset();  // stops and joins the vCPUs
+    Flush();
+    MutexLock lock(&calls_mu_);
+    finished_ = true;
+    return outcome;
+  }
   while (true) {
     outcome = vm_->Run({.stop_on_signals = options_.stop_on_signals});
     migration_.reset();  // its thread uses the VM

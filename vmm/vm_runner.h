@@ -26,6 +26,7 @@
 #include "vmm/outcome.h"
 #include "vmm/qmp/qmp_server.h"
 #include "vmm/vm.h"
+#include "vmm/vm_cgroup.h"
 #include "vmm/vm_config.h"
 
 namespace mote {
@@ -105,6 +106,8 @@ class VmRunner : public qmp::QmpDispatcher {
   VmRunner(const VmConfig& config, const RunOptions& options)
       : config_(config), options_(options) {}
   absl::Status BuildVm();
+  // --cgroup: joins it with the limits (VmCgroup), before the VM is built.
+  absl::Status JoinCgroup();
   void OnVmEvent(const VmEvent& event);
   void Emit(const std::string& name, nlohmann::json data);
   // Lets the loop deliver what is queued (replies, the last events).
@@ -119,9 +122,10 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::Time deadline_ = absl::InfiniteFuture();  // --timeout, across reboots
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<qmp::QmpServer> qmp_;
-  std::unique_ptr<AuditLog> audit_;  // the state-changing commands' trail
-  std::unique_ptr<Vm> vm_;           // the current boot; loop thread (or Run's, between boots)
-  bool prelaunch_ = false;           // --paused and not yet continued
+  std::unique_ptr<AuditLog> audit_;   // the state-changing commands' trail
+  std::unique_ptr<VmCgroup> cgroup_;  // --cgroup; null: none
+  std::unique_ptr<Vm> vm_;            // the current boot; loop thread (or Run's, between boots)
+  bool prelaunch_ = false;            // --paused and not yet continued
   // `quit` came: no more boots, even if it came while a reset was under way.
   bool quit_requested_ = false;
   nlohmann::json last_migration_ = nlohmann::json::object();  // query-migrate; loop thread

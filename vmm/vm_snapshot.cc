@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/base/status_macros.h"
 #include "vmm/snapshot/migration_stream.h"
 #include "vmm/snapshot/postcopy_target.h"
@@ -468,9 +469,11 @@ absl::Status Vm::ReceiveIncoming() {
     // Before the devices restore: what they read must be the source's.
     MOTE_ASSIGN_OR_RETURN(postcopy_, PostcopyTarget::Create(std::move(incoming_),
                                                             std::move(received.pages_at_source)));
-    MOTE_RETURN_IF_ERROR(postcopy_->Attach(*mem_, [this](const std::string& why) {
-      RequestEnd({OutcomeKind::kHostError, 0, why});
-    }));
+    MOTE_RETURN_IF_ERROR(
+        postcopy_->Attach(*mem_, ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn),
+                          [this](const std::string& why) {
+                            RequestEnd({OutcomeKind::kHostError, 0, why});
+                          }));
   }
   MOTE_RETURN_IF_ERROR(RestoreState(state));
   if (postcopy_ != nullptr) {

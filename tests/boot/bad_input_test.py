@@ -90,6 +90,11 @@ def cases(f, busy_socket):
         ("console", run("--kernel", k, "--console", "tty9"), r"console"),
         ("bad regex", run("--kernel", k, "--expect", "(["), r"regex"),
         ("cpu template", run("--kernel", k, "--cpu", "pentium"), r"CPU template"),
+        ("seccomp word", run("--kernel", k, "--seccomp", "strict"), r"seccomp: expected on, off or log"),
+        ("socket mode without owner rw", run("--kernel", k, "--api-socket-mode", "0466"),
+         r"api_socket_mode: expected an octal mode from 0600 to 0777"),
+        ("socket mode not octal", run("--kernel", k, "--api-socket-mode", "0689"),
+         r"api_socket_mode: expected an octal mode"),
         # The VM description (--config).
         ("config missing", run("--config", os.path.join(f.d, "none.json")), r"cannot read config"),
         ("timings unwritable", run("--kernel", k, f"--timings={f.d}/no/such/dir/t.json"),

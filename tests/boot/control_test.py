@@ -6,6 +6,7 @@ events and what the guest itself sees.
 Usage: control_test.py CASE --mote PATH --images DIR
 Exits 0 on pass, 1 on failure, 77 (meson's "skip") when /dev/kvm is missing.
 """
+import grp
 import json
 import os
 import re
@@ -535,6 +536,60 @@ def api_socket_ownership(ctx):
                         "--api-socket", path], capture_output=True, timeout=20)
     expect_eq("exit code (a symlink there)", p.returncode, 2)
     if not re.search(rb"mote: error: --api-socket .*exists and is not a socket", p.stderr):
+        raise Failure(f"stderr {p.stderr!r}")
+    socket_for_a_group(ctx)
+
+
+def connects_as(path, uid, gid, groups):
+    """Whether a process of that user and groups may connect to `path` (a
+    forked child that drops to them)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 4
+        try:
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                code = 0
+            except PermissionError:
+                code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 3):
+        raise Failure(f"the connect probe as uid {uid} failed: exit {code}")
+    return code == 0
+
+
+def socket_for_a_group(ctx):
+    """--api-socket-mode 0660 --api-socket-group GROUP: that group's members
+    may drive the VM, other users may not."""
+    group = grp.getgrnam("users")  # Debian's gid 100
+    g = Guest(ctx, "spin", "--api-socket-mode", "0660", "--api-socket-group", "users")
+    try:
+        st = os.stat(g.socket)
+        expect_eq("socket mode", oct(st.st_mode & 0o777), oct(0o660))
+        expect_eq("socket group", st.st_gid, group.gr_gid)
+        if os.geteuid() == 0:
+            os.chmod(g.dir, 0o711)  # others may reach the socket, its mode decides
+            nobody = 65534
+            expect_eq("a member of 'users' connects", connects_as(g.socket, nobody, nobody,
+                                                                  [group.gr_gid]), True)
+            expect_eq("a non-member connects", connects_as(g.socket, nobody, nobody, []), False)
+        Qmp(g.socket).ok("quit")
+        g.wait()
+    finally:
+        g.kill()
+    p = subprocess.run([ctx.mote, "run", "--kernel", ctx.image(), "--api-socket",
+                        os.path.join(g.dir, "x.sock"), "--api-socket-group", "no-such-group-x"],
+                       capture_output=True, timeout=20)
+    expect_eq("exit code (unknown group)", p.returncode, 2)
+    if p.stderr.decode().strip() != ("mote: error: --api-socket-group no-such-group-x: no such "
+                                     "group in /etc/group"):
         raise Failure(f"stderr {p.stderr!r}")
 
 

@@ -28,6 +28,8 @@ mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts
 [ -e /host/dev/ptmx ] || ln -s pts/ptmx /host/dev/ptmx
 mount -t tmpfs tmpfs /host/dev/shm
+# cgroup v2, for the cgroup tests (tests/boot/cgroup_test.py).
+mount -t cgroup2 cgroup2 /host/sys/fs/cgroup || fail "cannot mount cgroup2"
 mount -t tmpfs tmpfs /host/var/tmp
 chmod 1777 /host/tmp
 while read -r tag dir; do

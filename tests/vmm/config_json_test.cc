@@ -347,6 +347,33 @@ TEST_CASE("LoadVmConfigFile names the file it cannot read", "[config_json]") {
   CHECK(absl::StartsWith(s.message(), "cannot read config /: "));
 }
 
+TEST_CASE("Isolation members: seccomp, the socket's mode, cgroup limits", "[config_json]") {
+  VmConfig config = Load(R"("seccomp": "log", "api_socket_mode": "0660",
+                            "api_socket_group": "kvm", "cgroup": "mote/vm1",
+                            "cgroup_cpu_max": "50000 100000", "cgroup_memory_max": "512M",
+                            "cgroup_io_weight": 50, "cgroup_vcpu_cpu_max": "max")");
+  CHECK(config.seccomp == "log");
+  CHECK(config.api_socket_mode == 0660);
+  CHECK(config.cgroup_memory_max == 512ull << 20);
+  CHECK(config.cgroup_cpu_max == "50000 100000");
+  json dumped = VmConfigToJson(config);
+  CHECK(dumped["api_socket_mode"] == "0660");
+  CHECK(dumped["cgroup_memory_max"] == "512M");
+  CHECK(Error(R"("seccomp": "strict")") == "config: seccomp: expected on, off or log");
+  for (const char* mode : {"0400", "0700x", "1777", "", "06600"}) {
+    INFO(mode);
+    CHECK(absl::StrContains(Error(std::string("\"api_socket_mode\": \"") + mode + "\""),
+                            "api_socket_mode: expected an octal mode from 0600 to 0777"));
+  }
+  for (const char* cpu_max : {"50000 10", "half", "0 100000", "1 2 3"}) {
+    INFO(cpu_max);
+    CHECK(absl::StrContains(Error(std::string("\"cgroup_cpu_max\": \"") + cpu_max + "\""),
+                            "cgroup_cpu_max: expected"));
+  }
+  CHECK(
+      absl::StrContains(Error(R"("cgroup_io_weight": 0)"), "expected an integer from 1 to 10000"));
+}
+
 TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config_json]") {
   json schema = Schema();
   REQUIRE(schema["$schema"] == "https://json-schema.org/draft/2020-12/schema");
@@ -393,6 +420,9 @@ TEST_CASE("The JSON Schema has exactly the members the loader accepts", "[config
   config.log_level = "warn";
   config.restore = "snapshot-dir";
   config.incoming = "unix:/run/in.sock";
+  config.cgroup_memory_max = 1ull << 30;
+  config.cgroup_io_weight = 100;
+  config.cgroup_cpu_max = config.cgroup_vcpu_cpu_max = "max";
   json dumped = VmConfigToJson(config);
   CHECK(Keys(dumped) == Keys(schema["properties"]));
   std::set<std::string> disk_keys = Keys(schema["$defs"]["disk"]["properties"]);

@@ -2,6 +2,7 @@
 #include "vmm/device_kinds/virtio_blk.h"
 
 #include "virtio/block_backend.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/base/status_macros.h"
 
 namespace mote {
@@ -35,6 +36,7 @@ const DeviceKind kVirtioBlk = {
         options.queues = disk.queues;
         options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
                                        : virtio::BlockDevice::Aio::kIoUring;
+        options.seccomp = ParseSeccompMode(config.seccomp).value_or(SeccompMode::kOn);
         devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
       }
       return devices;

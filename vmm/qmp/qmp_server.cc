@@ -85,20 +85,33 @@ absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr)
   return absl::OkStatus();
 }
 
-// A listening socket at `addr`'s path, mode 0600, or nothing there. Errors
-// name `shown`, the path the user asked for (not a temporary name).
+// Who may connect: the socket file's mode and group.
+struct Access {
+  mode_t mode;
+  gid_t group;  // -1: leave it
+};
+
+// A listening socket at `addr`'s path, with `access`, or nothing there.
+// Errors name `shown`, the path the user asked for (not a temporary name).
 absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sockaddr_un& addr,
-                                             const std::string& shown) {
+                                             const std::string& shown, Access access) {
   FileDescriptor fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.ok()) return ErrnoToStatus(errno, "socket");
-  // bind() gives the new file the socket inode's mode less the umask: set it
-  // first, so there is no moment when other users may connect. The chmod
-  // below makes the mode exact whatever the umask.
+  // bind() gives the new file the socket inode's mode less the umask: 0600
+  // first, so there is no moment when other users may connect; the group,
+  // then the mode asked for (exact whatever the umask).
   (void)fchmod(fd.get(), 0600);
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     return ErrnoToStatus(errno, "bind " + shown);
   }
-  if (chmod(path.c_str(), 0600) != 0) {
+  if (access.group != static_cast<gid_t>(-1) &&
+      fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), access.group, AT_SYMLINK_NOFOLLOW) !=
+          0) {
+    int err = errno;
+    unlink(path.c_str());
+    return ErrnoToStatus(err, absl::StrFormat("chown %s to group %d", shown, access.group));
+  }
+  if (chmod(path.c_str(), access.mode) != 0) {
     int err = errno;
     unlink(path.c_str());
     return ErrnoToStatus(err, "chmod " + shown);
@@ -111,7 +124,7 @@ absl::StatusOr<FileDescriptor> BindAndListen(const std::string& path, const sock
   return fd;
 }
 
-absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
+absl::StatusOr<FileDescriptor> Listen(const std::string& path, Access access) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty()) return absl::InvalidArgumentError("the QMP socket path is empty");
@@ -129,18 +142,18 @@ absl::StatusOr<FileDescriptor> Listen(const std::string& path) {
   std::string temp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) +
                      absl::StrFormat(".mote-qmp-%d-%p", getpid(), static_cast<const void*>(&addr));
   if (temp.size() >= sizeof(addr.sun_path))
-    return BindAndListen(path, addr, path);  // no room: bind it directly
+    return BindAndListen(path, addr, path, access);  // no room: bind it directly
   sockaddr_un temp_addr{};
   temp_addr.sun_family = AF_UNIX;
   std::memcpy(temp_addr.sun_path, temp.data(), temp.size());
-  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, BindAndListen(temp, temp_addr, path));
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor fd, BindAndListen(temp, temp_addr, path, access));
   int linked = link(temp.c_str(), path.c_str());
   int err = errno;
   unlink(temp.c_str());
   if (linked != 0) {
     if (err == EEXIST) return absl::AlreadyExistsError(path + ": in use by a running mote");
     // A file system without hard links: bind the path itself.
-    if (err == EPERM || err == EOPNOTSUPP) return BindAndListen(path, addr, path);
+    if (err == EPERM || err == EOPNOTSUPP) return BindAndListen(path, addr, path, access);
     return ErrnoToStatus(err, "link " + path);
   }
   return fd;
@@ -169,7 +182,8 @@ struct QmpServer::Client {
 absl::StatusOr<std::unique_ptr<QmpServer>> QmpServer::Create(EventLoop* loop,
                                                              QmpDispatcher* dispatcher,
                                                              Options options) {
-  MOTE_ASSIGN_OR_RETURN(FileDescriptor listener, Listen(options.path));
+  MOTE_ASSIGN_OR_RETURN(FileDescriptor listener,
+                        Listen(options.path, {options.mode, options.group}));
   std::unique_ptr<QmpServer> server(
       new QmpServer(loop, dispatcher, std::move(options), std::move(listener)));
   // From here the destructor removes the file if anything fails.

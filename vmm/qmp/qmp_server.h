@@ -72,12 +72,14 @@ class QmpServer {
     std::string path;  // the Unix socket path
     // The greeting's "version", e.g. {"qemu": {...}, "package": "mote 0.1"}.
     nlohmann::json version;
-    size_t max_clients = 64;             // more are accepted and closed at once
-    size_t max_request_bytes = 1 << 20;  // a longer request: error, then close
-    size_t max_output_bytes = 8 << 20;   // a client that lets more pile up is dropped
+    mode_t mode = 0600;                    // the socket file's mode
+    gid_t group = static_cast<gid_t>(-1);  // its group; -1: the creating user's
+    size_t max_clients = 64;               // more are accepted and closed at once
+    size_t max_request_bytes = 1 << 20;    // a longer request: error, then close
+    size_t max_output_bytes = 8 << 20;     // a client that lets more pile up is dropped
   };
 
-  // Creates the socket file (mode 0600) and serves it on `loop`. A stale
+  // Creates the socket file (options.mode and group) and serves it on `loop`. A stale
   // socket file (no listener) is replaced; a live one is refused with
   // "PATH: in use by a running mote"; any other file is refused.
   static absl::StatusOr<std::unique_ptr<QmpServer>> Create(EventLoop* loop,

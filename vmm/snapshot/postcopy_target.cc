@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -83,9 +84,10 @@ PostcopyTarget::~PostcopyTarget() {
   // page: it reads as zero from now on.
 }
 
-absl::Status PostcopyTarget::Attach(GuestMemory& mem,
+absl::Status PostcopyTarget::Attach(GuestMemory& mem, SeccompMode seccomp,
                                     std::function<void(const std::string&)> on_lost) {
   mem_ = &mem;
+  seccomp_ = seccomp;
   total_pages_ = mem.TotalSize() / kPage;
   if (from_source_.size() != (total_pages_ + 63) / 64) {
     return absl::InvalidArgumentError("post-copy: the page map does not fit the guest's RAM");
@@ -240,6 +242,13 @@ void PostcopyTarget::StreamOver(const std::string& why) {
 }
 
 void PostcopyTarget::Serve() {
+  pthread_setname_np(pthread_self(), "mote-postcopy");
+  // Started before the loop's filter is on (during the first boot): the
+  // same filter, installed here.
+  if (absl::Status s = InstallSeccompFilter(ThreadKind::kLoop, seccomp_); !s.ok()) {
+    on_lost_(std::string(s.message()));
+    return;
+  }
   std::vector<uffd_msg> messages(16);
   while (true) {
     pollfd fds[3] = {{stop_.get(), POLLIN, 0},

@@ -21,6 +21,7 @@
 #include "vmm/base/fd.h"
 #include "vmm/base/guest_memory.h"
 #include "vmm/base/mutex.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/snapshot/memory_file.h"
 
 namespace mote {
@@ -37,7 +38,9 @@ class PostcopyTarget {
   // before), registers it and starts serving its faults.
   // `on_lost` runs on the serving thread if the source goes away before
   // every page came: the guest cannot go on.
-  absl::Status Attach(GuestMemory& mem, std::function<void(const std::string&)> on_lost);
+  // The serving thread runs the event loop's seccomp filter in `seccomp` mode.
+  absl::Status Attach(GuestMemory& mem, SeccompMode seccomp,
+                      std::function<void(const std::string&)> on_lost);
   // Tells the source that the VM is built and runs here.
   void Acknowledge();
   uint64_t pages_still_at_source() const { return left_.load(); }
@@ -64,6 +67,7 @@ class PostcopyTarget {
   bool stream_open_ = true;
   const GuestMemory* mem_ = nullptr;  // Attach's; outlives this
   std::function<void(const std::string&)> on_lost_;
+  SeccompMode seccomp_ = SeccompMode::kOff;
   Mutex send_mu_;  // Acknowledge and the thread's requests share the socket
   std::thread thread_;
 };

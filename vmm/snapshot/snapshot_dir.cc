@@ -47,9 +47,14 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 
 // Members that belong to this run, not to the machine a snapshot holds.
 const std::set<std::string>& RunTimeMembers() {
-  static const std::set<std::string> names = {"console", "timeout",  "expect",     "api_socket",
-                                              "paused",  "name",     "log_level",  "kvm_device",
-                                              "restore", "incoming", "dirty_ring", "audit_log"};
+  static const std::set<std::string> names = {
+      "console",       "timeout",          "expect",
+      "api_socket",    "paused",           "name",
+      "log_level",     "kvm_device",       "restore",
+      "incoming",      "dirty_ring",       "audit_log",
+      "seccomp",       "api_socket_mode",  "api_socket_group",
+      "cgroup",        "cgroup_cpu_max",   "cgroup_memory_max",
+      "cgroup_io_max", "cgroup_io_weight", "cgroup_vcpu_cpu_max"};
   return names;
 }
 

@@ -99,10 +99,26 @@ struct VmConfig {
   // to 65536; fewer where KVM allows fewer); 0, or a host without it: KVM's
   // dirty bitmap.
   uint32_t dirty_ring = 4096;
+  // seccomp filters on mote's threads: "on" (a forbidden system call ends
+  // mote with exit code 14), "off", or "log" (allowed, and the kernel's
+  // audit log records it).
+  std::string seccomp = "on";
+  // A cgroup v2 directory (absolute, or under /sys/fs/cgroup) this process
+  // joins, made if missing; "": none. The limits below are written into it
+  // ("": left as they are); cgroup_vcpu_cpu_max puts the vCPU threads in a
+  // threaded child group "vcpus" with that cpu.max.
+  std::string cgroup;
+  std::string cgroup_cpu_max;       // cpu.max: "QUOTA PERIOD" (microseconds) or "max"
+  uint64_t cgroup_memory_max = 0;   // memory.max in bytes; 0: left as it is
+  std::string cgroup_io_max;        // io.max: "MAJ:MIN rbps=N wbps=N riops=N wiops=N"
+  uint32_t cgroup_io_weight = 0;    // io.weight, 1 to 10000; 0: left as it is
+  std::string cgroup_vcpu_cpu_max;  // cpu.max of the vCPU threads' own group
   std::vector<DiskConfig> disks;    // in slot order
   std::vector<NetConfig> nets;      // in slot order, after the disks
   std::vector<FwCfgConfig> fw_cfg;  // fw_cfg file items, in any order (the guest sees them sorted)
   std::string api_socket;           // serve QMP on this Unix socket; "": none
+  uint32_t api_socket_mode = 0600;  // its mode: 0600 to 0777, keeping the owner's rw
+  std::string api_socket_group;     // its group (a name in /etc/group or a number); "": ours
   // Append a JSON line per state-changing control-socket command (who, what,
   // the result) to this file; "": to mote's log (debug level) instead.
   std::string audit_log;
