@@ -5,12 +5,14 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/status_macros.h"
 
@@ -35,7 +37,7 @@ absl::Status WriteFile(const std::string& dir, const std::string& name, const st
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   FileDescriptor fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.ok()) return ErrnoToStatus(errno, "cgroup: open " + path);
-  char buf[256];
+  char buf[4096];
   ssize_t n = read(fd.get(), buf, sizeof(buf));
   if (n < 0) return ErrnoToStatus(errno, "cgroup: read " + path);
   return std::string(absl::StripTrailingAsciiWhitespace(absl::string_view(buf, n)));
@@ -77,13 +79,18 @@ absl::StatusOr<std::unique_ptr<VmCgroup>> VmCgroup::Join(const std::string& give
   // limits need; the groups in between are made if missing.
   bool cpu = !limits.cpu_max.empty() || !limits.vcpu_cpu_max.empty();
   bool io = !limits.io_max.empty() || limits.io_weight != 0;
+  // Only what is missing is written: a group an agent made and delegated to
+  // mote's user has them already, and its ancestors are not that user's.
   for (size_t i = root; i < ancestors.size(); ++i) {
     MOTE_RETURN_IF_ERROR(MakeDir(ancestors[i]));
+    MOTE_ASSIGN_OR_RETURN(std::string enabled, ReadFile(ancestors[i] + "/cgroup.subtree_control"));
+    std::vector<std::string> have = absl::StrSplit(enabled, ' ');
     for (auto [wanted, controller] :
-         {std::pair{cpu, "+cpu"}, std::pair{limits.memory_max != 0, "+memory"},
-          std::pair{io, "+io"}}) {
-      if (wanted) {
-        MOTE_RETURN_IF_ERROR(WriteFile(ancestors[i], "cgroup.subtree_control", controller));
+         {std::pair{cpu, "cpu"}, std::pair{limits.memory_max != 0, "memory"},
+          std::pair{io, "io"}}) {
+      if (wanted && std::find(have.begin(), have.end(), controller) == have.end()) {
+        MOTE_RETURN_IF_ERROR(
+            WriteFile(ancestors[i], "cgroup.subtree_control", absl::StrCat("+", controller)));
       }
     }
   }
@@ -107,7 +114,13 @@ absl::StatusOr<std::unique_ptr<VmCgroup>> VmCgroup::Join(const std::string& give
     MOTE_RETURN_IF_ERROR(WriteFile(path, "cgroup.subtree_control", "+cpu"));
     MOTE_RETURN_IF_ERROR(WriteFile(vcpus, "cpu.max", limits.vcpu_cpu_max));
   }
-  MOTE_RETURN_IF_ERROR(WriteFile(path, "cgroup.procs", absl::StrCat(getpid())));
+  // Started in it already (by an agent): moving needs rights over the common
+  // ancestor, which a delegated user has not.
+  MOTE_ASSIGN_OR_RETURN(std::string own, ReadFile("/proc/self/cgroup"));
+  std::string relative = path.substr(ancestors[root].size());  // "/mote/vm1"
+  if (own != "0::" + relative) {
+    MOTE_RETURN_IF_ERROR(WriteFile(path, "cgroup.procs", absl::StrCat(getpid())));
+  }
   return std::unique_ptr<VmCgroup>(new VmCgroup(path, vcpu_group));
 }
 

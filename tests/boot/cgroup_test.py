@@ -13,6 +13,9 @@ runner has both) and removes it after.
   cgroup_vcpu_threads_in_their_own_group  --cgroup-vcpu-cpu-max: the vCPU
                                      threads sit in PATH/vcpus with their own
                                      cpu.max, the other threads in PATH
+  cgroup_made_by_an_agent            a group made and limited by someone else,
+                                     mote started inside it: mote keeps its
+                                     limits and adds only the vCPUs' group
 
 Usage: cgroup_test.py CASE --mote PATH --images DIR"""
 import os
@@ -113,13 +116,26 @@ def cgroup_cpu_limit_caps_a_spinning_guest(ctx):
                       "the cap made no difference")
 
 
-@case
-def cgroup_vcpu_threads_in_their_own_group(ctx):
-    group = os.path.join(cgroup_root(), f"mote-test-vcpus-{os.getpid()}")
+def vcpu_threads_placed(ctx, group, agent_made=False):
     guest = None
     try:
-        guest = Guest(ctx, "spin", "--cpus", "2", "--cgroup", group, "--cgroup-vcpu-cpu-max",
-                      "10000 100000")
+        if agent_made:
+            # The agent: a group with its own memory limit, and mote started in it.
+            with open(os.path.join(ROOT, "cgroup.subtree_control"), "w") as f:
+                f.write("+memory")
+            os.mkdir(group)
+            with open(os.path.join(group, "memory.max"), "w") as f:
+                f.write(str(300 << 20))
+            procs = os.path.join(group, "cgroup.procs")
+
+            def join():
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+            guest = Guest(ctx, "spin", "--cpus", "2", "--cgroup", group,
+                          "--cgroup-vcpu-cpu-max", "10000 100000", preexec=join)
+        else:
+            guest = Guest(ctx, "spin", "--cpus", "2", "--cgroup", group,
+                          "--cgroup-vcpu-cpu-max", "10000 100000")
         guest.wait_line(r"^spin: forever", timeout=30)
         time.sleep(1)
         pid = guest.proc.pid
@@ -141,12 +157,26 @@ def cgroup_vcpu_threads_in_their_own_group(ctx):
         stat = read_keyed(os.path.join(group, "vcpus", "cpu.stat"))
         if stat.get("nr_throttled", 0) < 1:
             raise Failure(f"the vCPU group was never throttled: {stat}")
+        if agent_made:
+            with open(os.path.join(group, "memory.max")) as f:
+                expect_eq("the agent's memory.max", int(f.read()), 300 << 20)
         Qmp(guest.socket).ok("quit")
         expect_eq("exit code after quit", guest.wait(), 0)
     finally:
         if guest is not None:
             guest.kill()
         remove_group(group)
+
+
+@case
+def cgroup_vcpu_threads_in_their_own_group(ctx):
+    vcpu_threads_placed(ctx, os.path.join(cgroup_root(), f"mote-test-vcpus-{os.getpid()}"))
+
+
+@case
+def cgroup_made_by_an_agent(ctx):
+    vcpu_threads_placed(ctx, os.path.join(cgroup_root(), f"mote-test-agent-{os.getpid()}"),
+                        agent_made=True)
 
 
 if __name__ == "__main__":

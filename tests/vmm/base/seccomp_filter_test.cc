@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -30,6 +31,7 @@ Ended RunFiltered(ThreadKind kind, SeccompMode mode,
   int out[2], p[2];
   REQUIRE(pipe2(out, O_CLOEXEC) == 0);
   REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+  std::fflush(nullptr);  // or the child's exit writes what is buffered once more
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
