@@ -1,6 +1,7 @@
 // seccomp filters per thread kind (Firecracker's model): each of mote's
 // threads installs, on itself, the smallest allowlist of system calls its
-// kind needs, before it handles anything the guest controls. A call outside
+// kind needs (vmm/base/seccomp_rules.cc, made into BPF when mote is built),
+// before it handles anything the guest controls. A call outside
 // the list traps: a SIGSYS handler names the thread kind and the call on
 // stderr and ends the process with exit code 14. In log mode nothing is
 // denied; the kernel's audit log records what would have been (for working
