@@ -173,9 +173,8 @@ int RunVm(const libmote::VmConfig& config) {
     // From here this thread only waits, tears the VM down and reports: it
     // gets a filter too (the loop's list), so no thread of mote runs without.
     if (started.ok()) {
-      absl::Status filtered = mote::InstallSeccompFilter(
-          mote::ThreadKind::kMain,
-          mote::ParseSeccompMode(config.seccomp).value_or(mote::SeccompMode::kOn));
+      absl::Status filtered =
+          mote::InstallSeccompFilter(mote::ThreadKind::kMain, mote::SeccompModeOf(config));
       if (filtered.ok()) {
         outcome = WaitReleasingStartupPages(**vm);
       } else {

@@ -532,7 +532,7 @@ absl::Status Vm::CreateVcpus() {
     auto vcpu = std::make_unique<Vcpu>(
         std::move(fd), &pio_bus_, &mmio_bus_, mem_.get(),
         [this](VmOutcome o) { RequestEnd(std::move(o)); }, dirty_rings_.get(),
-        ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn));
+        SeccompModeOf(config_));
     // The thread starts now and parks until Start: its start-up overlaps
     // the memory-slot registration instead of delaying the first KVM_RUN.
     vcpu->Pause();

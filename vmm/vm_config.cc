@@ -47,6 +47,10 @@ absl::StatusOr<uint64_t> ParseMemorySize(const std::string& text) {
   return bytes;
 }
 
+SeccompMode SeccompModeOf(const VmConfig& config) {
+  return ParseSeccompMode(config.seccomp).value_or(SeccompMode::kOn);
+}
+
 absl::StatusOr<MemoryOption> ParseMemory(const std::string& text) {
   // SIZE, then options as the other KEY=VALUE flags write them.
   absl::StatusOr<KeyValues> items = SplitKeyValues(text);

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mote/config.h"
+#include "vmm/base/seccomp_filter.h"
 #include "vmm/config_section.h"
 
 namespace mote {
@@ -49,6 +50,8 @@ struct MemoryOption {
   bool hugepages = false;
 };
 absl::StatusOr<MemoryOption> ParseMemory(const std::string& text);
+// The config's `seccomp` member (checked when it was set) as a mode.
+SeccompMode SeccompModeOf(const VmConfig& config);
 absl::StatusOr<ConsoleConfig> ParseConsole(const std::string& text);
 absl::StatusOr<PitMode> ParsePitMode(const std::string& text);
 absl::StatusOr<OnReboot> ParseOnReboot(const std::string& text);

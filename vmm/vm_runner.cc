@@ -189,9 +189,7 @@ VmOutcome VmRunner::Run() {
   VmOutcome outcome;
   // This thread is the loop from here on: its filter goes on before it
   // handles anything the guest caused (the vCPUs have their own already).
-  if (absl::Status s = InstallSeccompFilter(
-          ThreadKind::kLoop, ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn));
-      !s.ok()) {
+  if (absl::Status s = InstallSeccompFilter(ThreadKind::kLoop, SeccompModeOf(config_)); !s.ok()) {
     outcome = {OutcomeKind::kHostError, 0, std::string(s.message())};
     vm_.reset();  // stops and joins the vCPUs
     Flush();

@@ -470,10 +470,9 @@ absl::Status Vm::ReceiveIncoming() {
     MOTE_ASSIGN_OR_RETURN(postcopy_, PostcopyTarget::Create(std::move(incoming_),
                                                             std::move(received.pages_at_source)));
     MOTE_RETURN_IF_ERROR(
-        postcopy_->Attach(*mem_, ParseSeccompMode(config_.seccomp).value_or(SeccompMode::kOn),
-                          [this](const std::string& why) {
-                            RequestEnd({OutcomeKind::kHostError, 0, why});
-                          }));
+        postcopy_->Attach(*mem_, SeccompModeOf(config_), [this](const std::string& why) {
+          RequestEnd({OutcomeKind::kHostError, 0, why});
+        }));
   }
   MOTE_RETURN_IF_ERROR(RestoreState(state));
   if (postcopy_ != nullptr) {

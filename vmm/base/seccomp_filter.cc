@@ -101,18 +101,6 @@ absl::StatusOr<SeccompMode> ParseSeccompMode(const std::string& text) {
   return absl::InvalidArgumentError("expected on, off or log");
 }
 
-const char* SeccompModeName(SeccompMode mode) {
-  switch (mode) {
-    case SeccompMode::kOn:
-      return "on";
-    case SeccompMode::kLog:
-      return "log";
-    case SeccompMode::kOff:
-      break;
-  }
-  return "off";
-}
-
 const char* ThreadKindName(ThreadKind kind) {
   switch (kind) {
     case ThreadKind::kVcpu:

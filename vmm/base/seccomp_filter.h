@@ -30,7 +30,6 @@ enum class ThreadKind {
 inline constexpr int kSeccompExitCode = 14;
 
 absl::StatusOr<SeccompMode> ParseSeccompMode(const std::string& text);  // on|off|log
-const char* SeccompModeName(SeccompMode mode);
 const char* ThreadKindName(ThreadKind kind);
 
 // Installs `kind`'s filter on the calling thread (nothing for kOff). Fails

@@ -36,7 +36,7 @@ const DeviceKind kVirtioBlk = {
         options.queues = disk.queues;
         options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
                                        : virtio::BlockDevice::Aio::kIoUring;
-        options.seccomp = ParseSeccompMode(config.seccomp).value_or(SeccompMode::kOn);
+        options.seccomp = SeccompModeOf(config);
         devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
       }
       return devices;
