@@ -28,6 +28,8 @@ arg() { # the value of kernel parameter $1, or $2
 say() { echo "mote-linux: $*"; }
 
 echo MOTE-LINUX-BOOT-OK
+# The kernel's own clock at /init: guest work no monitor can take away.
+say "uptime at init=$(cut -d' ' -f1 /proc/uptime)"
 say "cpus=$(grep -c ^processor /proc/cpuinfo)"
 say "model name=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 flags=" $(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo | head -n 1) "
