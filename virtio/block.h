@@ -10,6 +10,9 @@
 // and complete later on the event loop; unaligned O_DIRECT buffers and
 // in-memory backends run synchronously on the event-loop thread. With
 // several queues (VIRTIO_BLK_F_MQ) each queue is served independently.
+// Rate limits (virtio/throttle.h) hold reads and writes back: a request that
+// would overdraw a bucket goes back on its ring, and the queue rests until a
+// timer says the bucket has refilled.
 // Thread-safety: called by its transport with the transport's lock held.
 #ifndef MOTE_VIRTIO_BLOCK_H_
 #define MOTE_VIRTIO_BLOCK_H_
@@ -23,8 +26,11 @@
 
 #include "virtio/block_backend.h"
 #include "virtio/block_io.h"
+#include "virtio/throttle.h"
 #include "virtio/virtio_device.h"
+#include "vmm/base/fd.h"
 #include "vmm/base/logging.h"
+#include "vmm/base/mutex.h"
 #include "vmm/base/seccomp_filter.h"
 
 namespace mote::virtio {
@@ -47,6 +53,7 @@ class BlockDevice : public VirtioDevice {
     uint16_t queues = 1;      // 1..kMaxQueues
     Aio aio = Aio::kIoUring;  // falls back to kThreads where io_uring is unavailable
     SeccompMode seccomp = SeccompMode::kOff;  // the filter kThreads' workers install
+    IoLimits limits{};                        // in: reads, out: writes (discards count as writes)
   };
 
   BlockDevice(std::unique_ptr<BlockBackend> backend, Options options);
@@ -64,8 +71,15 @@ class BlockDevice : public VirtioDevice {
 
   struct Counters {
     uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
-    uint64_t async_ops = 0;  // submitted to the asynchronous engine
+    uint64_t async_ops = 0;     // submitted to the asynchronous engine
+    uint64_t throttled = 0;     // times a request had to wait for its rate limit
+    uint64_t throttled_ns = 0;  // time the queues rested for rate limits
   };
+  // New rate limits (buckets start full), which the device takes up on its
+  // own thread with the transport's lock held, at once: a resting queue
+  // looks again. Any thread.
+  void SetLimits(const IoLimits& limits);
+  IoLimits limits() const;
   // "io_uring", "threads" or "sync" once activated.
   const char* engine_name() const { return engine_name_; }
   const Counters& counters() const { return counters_; }
@@ -114,6 +128,13 @@ class BlockDevice : public VirtioDevice {
   void Complete(uint64_t tag, int32_t result, std::vector<bool>& touched);
   void Finish(uint16_t queue);
   void Fail(const absl::Status& status);
+  // Whether the request in `chain` may go now under the rate limits; if not,
+  // the queues rest and the throttle timer is set for when it may.
+  bool Admit(const DescriptorChain& chain);
+  void OnThrottleTimer();
+  void TakeUpLimits();
+  void StopResting();
+  void ArmThrottleTimer(int64_t ns);
 
   const std::unique_ptr<BlockBackend> backend_;
   const Options options_;
@@ -124,6 +145,12 @@ class BlockDevice : public VirtioDevice {
   ActivationContext ctx_;
   bool active_ = false;
   Counters counters_;
+  Throttle throttle_;
+  mutable Mutex limits_mu_;
+  IoLimits limits_ ABSL_GUARDED_BY(limits_mu_);  // the latest SetLimits
+  bool limits_changed_ ABSL_GUARDED_BY(limits_mu_) = false;
+  FileDescriptor throttle_timer_;  // a timerfd: when a resting queue may go on
+  int64_t resting_since_ns_ = -1;  // -1: not resting
   RateLimiter log_limiter_;
 };
 

@@ -120,6 +120,10 @@ class Queue {
   // it adds the next chain; on kEmpty it re-checks after publishing, so a
   // chain that races with going idle is not missed.
   absl::StatusOr<PopResult> Pop(const GuestMemory& mem);
+  // Gives back the chain the last Pop returned, which the device cannot
+  // take yet (a rate limit): the next Pop returns it again. The driver may
+  // not notify for it, so the device must come back by itself.
+  void UndoPop() { --next_avail_; }
 
   // Whether the driver has made a chain available that Pop has not taken (a
   // cheap look at avail idx, for polling; false when the queue is unusable).

@@ -17,7 +17,7 @@ void to_json(json& j, const VcpuCounters& c) {
 void to_json(json& j, const DiskCounters& c) {
   j = {{"id", c.id},           {"reads", c.reads},           {"writes", c.writes},
        {"flushes", c.flushes}, {"bytes-read", c.bytes_read}, {"bytes-written", c.bytes_written},
-       {"errors", c.errors}};
+       {"errors", c.errors},   {"throttled", c.throttled},   {"throttled-ms", c.throttled_ms}};
 }
 
 void to_json(json& j, const NicCounters& c) {

@@ -30,6 +30,7 @@ struct VcpuCounters {
 struct DiskCounters {
   std::string id;
   uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
+  uint64_t throttled = 0, throttled_ms = 0;  // requests held back by rate limits, and for how long
 };
 struct NicCounters {
   uint32_t index = 0;

@@ -25,6 +25,7 @@
 #include "vmm/base/status_macros.h"
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
+#include "vmm/device_kinds/virtio_blk.h"
 #include "vmm/snapshot/postcopy_target.h"
 #include "vmm/snapshot/snapshot_dir.h"
 #include "vmm/startup_timings.h"
@@ -390,6 +391,17 @@ const VirtioDevices& Vm::devices(const DeviceKind& kind) const {
     if (group.kind == &kind) return group.devices;
   }
   return kNone;
+}
+
+absl::Status Vm::SetDiskThrottle(const std::string& id, const DiskThrottle& throttle) {
+  const VirtioDevices& disks = devices(kVirtioBlk);
+  for (size_t i = 0; i < config_.disks.size() && i < disks.size(); ++i) {
+    if (config_.disks[i].id != id) continue;
+    config_.disks[i].throttle = throttle;
+    kVirtioBlk.set_limits(*disks[i], DiskLimits(throttle));
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError("Device '" + id + "' not found");
 }
 
 absl::Status Vm::CreateVirtioPci(const VirtioDevices& devices) {

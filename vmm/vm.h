@@ -160,6 +160,10 @@ class Vm : public GuestEventSink {
   // a migration's source lets go at the switch-over, and takes them again
   // if the migration fails. The first error; the loop thread.
   absl::Status SetDeviceLocks(bool held);
+  // QMP block_set_io_throttle: disk `id` takes `throttle` from now on, and
+  // the VM's config says so (a snapshot or migration carries it). NotFound:
+  // no such disk. Loop thread.
+  absl::Status SetDiskThrottle(const std::string& id, const DiskThrottle& throttle);
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -122,7 +123,59 @@ absl::Status SetChoice(const std::string& text, const char* off, const char* on,
   return absl::OkStatus();
 }
 
+// One of a disk's rate limits (DiskThrottle), written as QEMU names it.
+template <uint64_t DiskThrottle::*kField>
+SectionMember<DiskConfig> ThrottleMember(const char* name) {
+  return {name,
+          MemberType::kInteger,
+          "N",
+          [](const std::string& t, DiskConfig& d) {
+            if (!absl::SimpleAtoi(t, &(d.throttle.*kField))) {
+              return absl::InvalidArgumentError("expected a whole number, 0 for no limit");
+            }
+            return absl::OkStatus();
+          },
+          [](const DiskConfig& d) { return nlohmann::json(d.throttle.*kField); },
+          nullptr,
+          "a whole number, 0 for no limit"};
+}
+
 }  // namespace
+
+absl::Status CheckDiskThrottle(const DiskThrottle& t) {
+  // QEMU's rules, in its words.
+  if ((t.bps != 0 && (t.bps_rd != 0 || t.bps_wr != 0)) ||
+      (t.iops != 0 && (t.iops_rd != 0 || t.iops_wr != 0))) {
+    return absl::InvalidArgumentError(
+        "bps(iops) and bps(iops)_rd/_wr cannot be used at the same time");
+  }
+  const std::pair<uint64_t, uint64_t> pairs[] = {
+      {t.bps, t.bps_max},   {t.bps_rd, t.bps_rd_max},   {t.bps_wr, t.bps_wr_max},
+      {t.iops, t.iops_max}, {t.iops_rd, t.iops_rd_max}, {t.iops_wr, t.iops_wr_max}};
+  for (const auto& [rate, max] : pairs) {
+    if (max != 0 && rate == 0) {
+      return absl::InvalidArgumentError("bps_max/iops_max require corresponding bps/iops values");
+    }
+    if (max != 0 && max < rate) {
+      return absl::InvalidArgumentError("bps_max/iops_max cannot be lower than bps/iops");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text) {
+  MOTE_ASSIGN_OR_RETURN(KeyValues items, SplitKeyValues(text));
+  for (const auto& item : items) {
+    if (!absl::StartsWith(item.first, "bps") && !absl::StartsWith(item.first, "iops")) {
+      return absl::InvalidArgumentError("rate limits '" + text + "': '" + item.first +
+                                        "' is not one (expected bps=N, iops_rd=N, ...)");
+    }
+  }
+  DiskConfig disk;
+  MOTE_RETURN_IF_ERROR(ApplyFlagText("rate limits", text, DiskMembers(), disk));
+  MOTE_RETURN_IF_ERROR(CheckDiskThrottle(disk.throttle));
+  return disk.throttle;
+}
 
 const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
   using D = DiskConfig;
@@ -173,6 +226,18 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
       {"lock", MemberType::kBool, "on|off",
        [](const std::string& t, D& d) { return SetOnOff(t, d.lock); },
        [](const D& d) { return nlohmann::json(d.lock); }},
+      ThrottleMember<&DiskThrottle::bps>("bps"),
+      ThrottleMember<&DiskThrottle::bps_rd>("bps_rd"),
+      ThrottleMember<&DiskThrottle::bps_wr>("bps_wr"),
+      ThrottleMember<&DiskThrottle::iops>("iops"),
+      ThrottleMember<&DiskThrottle::iops_rd>("iops_rd"),
+      ThrottleMember<&DiskThrottle::iops_wr>("iops_wr"),
+      ThrottleMember<&DiskThrottle::bps_max>("bps_max"),
+      ThrottleMember<&DiskThrottle::bps_rd_max>("bps_rd_max"),
+      ThrottleMember<&DiskThrottle::bps_wr_max>("bps_wr_max"),
+      ThrottleMember<&DiskThrottle::iops_max>("iops_max"),
+      ThrottleMember<&DiskThrottle::iops_rd_max>("iops_rd_max"),
+      ThrottleMember<&DiskThrottle::iops_wr_max>("iops_wr_max"),
   };
   return members;
 }

@@ -25,6 +25,7 @@ using libmote::AcpiMode;
 using libmote::ConsoleConfig;
 using libmote::ConsoleKind;
 using libmote::DiskConfig;
+using libmote::DiskThrottle;
 using libmote::FwCfgConfig;
 using libmote::NetConfig;
 using libmote::OnReboot;
@@ -71,6 +72,12 @@ absl::Status ApplyFlag(const SectionMember<VmConfig>& member,
                        const std::vector<std::string>& values, VmConfig& config);
 // The MAC NIC `index` gets when it names none.
 std::array<uint8_t, 6> DefaultMac(size_t index);
+// QEMU's rules for a disk's rate limits: a total or per-direction limit,
+// not both; a burst only beside its rate, and not below it.
+absl::Status CheckDiskThrottle(const DiskThrottle& throttle);
+// A disk's rate limits alone in the --disk syntax ("bps_rd=1000,iops=50"):
+// only its bps* and iops* members; the rest are 0. Checked as above.
+absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text);
 // A NIC has exactly one backend: a TAP by name or an inherited fd.
 absl::Status CheckNetBackend(const NetConfig& net);
 std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx

@@ -483,24 +483,72 @@ absl::StatusOr<json> VmRunner::QueryMemorySize() const {
   return json{{"base-memory", config_.memory_bytes}, {"plugged-memory", 0}};
 }
 
+namespace {
+
+// DiskThrottle's members by QEMU's names, in its order.
+struct ThrottleField {
+  const char* name;
+  uint64_t DiskThrottle::*field;
+};
+constexpr ThrottleField kThrottleFields[] = {
+    {"bps", &DiskThrottle::bps},
+    {"bps_rd", &DiskThrottle::bps_rd},
+    {"bps_wr", &DiskThrottle::bps_wr},
+    {"iops", &DiskThrottle::iops},
+    {"iops_rd", &DiskThrottle::iops_rd},
+    {"iops_wr", &DiskThrottle::iops_wr},
+    {"bps_max", &DiskThrottle::bps_max},
+    {"bps_rd_max", &DiskThrottle::bps_rd_max},
+    {"bps_wr_max", &DiskThrottle::bps_wr_max},
+    {"iops_max", &DiskThrottle::iops_max},
+    {"iops_rd_max", &DiskThrottle::iops_rd_max},
+    {"iops_wr_max", &DiskThrottle::iops_wr_max},
+};
+
+}  // namespace
+
 absl::StatusOr<json> VmRunner::QueryBlock() const {
   MOTE_RETURN_IF_ERROR(RequireVm());
   json devices = json::array();
   for (const DiskConfig& disk : config_.disks) {
-    devices.push_back(
-        {{"device", disk.id},
-         {"qdev", disk.id},
-         {"locked", false},
-         {"removable", false},
-         {"type", "unknown"},
-         {"inserted",
-          {{"file", disk.path},
-           {"ro", disk.readonly},
-           {"drv", "raw"},
-           {"encrypted", false},
-           {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}}}});
+    json inserted = {
+        {"file", disk.path},
+        {"ro", disk.readonly},
+        {"drv", "raw"},
+        {"encrypted", false},
+        {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}};
+    for (const ThrottleField& f : kThrottleFields) inserted[f.name] = disk.throttle.*f.field;
+    devices.push_back({{"device", disk.id},
+                       {"qdev", disk.id},
+                       {"locked", false},
+                       {"removable", false},
+                       {"type", "unknown"},
+                       {"inserted", inserted}});
   }
   return devices;
+}
+
+absl::Status VmRunner::SetIoThrottle(const json& arguments) {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  if (arguments.contains("device") == arguments.contains("id")) {
+    return absl::InvalidArgumentError("Need exactly one of 'device' and 'id'");
+  }
+  std::string id = arguments.value("id", arguments.value("device", std::string()));
+  DiskThrottle throttle;
+  for (const ThrottleField& f : kThrottleFields) {
+    throttle.*f.field = arguments.value(f.name, uint64_t{0});
+  }
+  return SetDiskThrottle(id, throttle);
+}
+
+absl::Status VmRunner::SetDiskThrottle(const std::string& id, const DiskThrottle& throttle) {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  MOTE_RETURN_IF_ERROR(CheckDiskThrottle(throttle));
+  MOTE_RETURN_IF_ERROR(vm_->SetDiskThrottle(id, throttle));
+  for (DiskConfig& disk : config_.disks) {
+    if (disk.id == id) disk.throttle = throttle;  // a rebuilt VM keeps it
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<json> VmRunner::QueryBlockStats() const {

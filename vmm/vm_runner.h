@@ -86,6 +86,10 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::StatusOr<nlohmann::json> QueryBlock() const;
   absl::StatusOr<nlohmann::json> QueryBlockStats() const;
   absl::StatusOr<control::Counters> QueryCounters() const;
+  // block_set_io_throttle (QEMU's arguments; `device` or `id` names the disk).
+  absl::Status SetIoThrottle(const nlohmann::json& arguments);
+  // Disk `id`'s rate limits from now on (libmote's SetDiskThrottle).
+  absl::Status SetDiskThrottle(const std::string& id, const DiskThrottle& throttle);
   // QEMU's migrate to "file:DIR": a snapshot of the VM into DIR (a running
   // guest stops for it and runs on), with MIGRATION events.
   // With `incremental` (mote's x-mote-incremental), only the pages written

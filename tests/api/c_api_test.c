@@ -213,6 +213,15 @@ static void test_lifecycle(const char* kernel, const char* dir) {
   check(mote_vm_execute(vm, "no-such-command", NULL) == NULL &&
             contains(mote_last_error(), "has not been found"),
         "execute an unknown command", "%s", mote_last_error());
+  check(mote_vm_set_disk_throttle(vm, "disk0", "bps=1,bps_rd=2") == -1 &&
+            contains(mote_last_error(), "cannot be used at the same time"),
+        "set_disk_throttle: QEMU's rules", "%s", mote_last_error());
+  check(mote_vm_set_disk_throttle(vm, "disk0", "path=x") == -1 &&
+            contains(mote_last_error(), "'path' is not one"),
+        "set_disk_throttle: only rate limits", "%s", mote_last_error());
+  check(mote_vm_set_disk_throttle(vm, "disk0", "iops=10") == -1 &&
+            contains(mote_last_error(), "Device 'disk0' not found"),
+        "set_disk_throttle: a VM without disks", "%s", mote_last_error());
   check(mote_vm_execute(vm, "query-status", "[1]") == NULL && contains(mote_last_error(), "object"),
         "execute with non-object arguments", "%s", mote_last_error());
   check(mote_vm_execute(vm, "query-status", "{\"x\": 1}") == NULL &&

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -219,6 +220,7 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   for (Queue& q : queue_objects) ctx.queues.push_back(&q);
   ctx.interrupt = &irq;
   ctx.watch_fd = [&](int fd, uint32_t, std::function<void()> cb) {
+    if (watched_fd >= 0) return absl::OkStatus();  // the first is the engine's completions
     watched_fd = fd;
     on_ready = std::move(cb);
     return absl::OkStatus();
@@ -269,6 +271,106 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   // Reset waits for whatever is still in flight before it returns.
   device.Reset();
   unlink(path.c_str());
+}
+
+// A disk in memory whose throttle timer the test drives: the fd the device
+// asked to be watched, and what to call when it is ready.
+struct ThrottledDisk {
+  explicit ThrottledDisk(const IoLimits& limits) {
+    BlockDevice::Options options;
+    options.limits = limits;
+    device = std::make_unique<BlockDevice>(std::make_unique<MemoryBackend>(64 * 512), options);
+    mem = std::move(*GuestMemory::Create({{0, 4 << 20}}));
+    vq = std::make_unique<TestVirtqueue>(*mem, 16);
+    vq->Configure(queue);
+    ActivationContext ctx;
+    ctx.mem = mem.get();
+    ctx.queues = {&queue};
+    ctx.interrupt = &irq;
+    ctx.watch_fd = [this](int fd, uint32_t, std::function<void()> cb) {
+      timer_fd = fd;  // a disk in memory has no engine: the only fd is the timer
+      on_timer = std::move(cb);
+      return absl::OkStatus();
+    };
+    REQUIRE(device->Activate(ctx).ok());
+    REQUIRE(timer_fd >= 0);
+  }
+  void AddRead(uint64_t sector) {
+    uint8_t h[16] = {};
+    std::memcpy(h + 8, &sector, 8);  // type 0: a read
+    uint64_t header = vq->AllocBytes(absl::Span<const uint8_t>(h, 16));
+    vq->AddChain({{header, 16, false}, {vq->Alloc(512), 512, true}, {vq->Alloc(1), 1, true}});
+  }
+  // Serves the timer until `want` requests are done; the time it took.
+  double CompleteAll(uint16_t want) {
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 500 && vq->PendingUsed() < want; ++i) {
+      pollfd p{timer_fd, POLLIN, 0};
+      if (poll(&p, 1, 10) == 1) on_timer();
+    }
+    REQUIRE(vq->PendingUsed() == want);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::unique_ptr<BlockDevice> device;
+  std::unique_ptr<GuestMemory> mem;
+  Queue queue{16};
+  std::unique_ptr<TestVirtqueue> vq;
+  FakeInterrupt irq;
+  int timer_fd = -1;
+  std::function<void()> on_timer;
+};
+
+TEST_CASE("virtio-blk: requests over the rate limit wait on the ring, then complete",
+          "[virtio_blk][throttle]") {
+  IoLimits limits;
+  limits.in.ops = {20, 1};  // 20 reads a second, one at a time
+  ThrottledDisk disk(limits);
+  for (uint64_t i = 0; i < 5; ++i) disk.AddRead(i);
+  disk.device->ProcessQueue(0);
+  CHECK(disk.vq->PendingUsed() == 1);   // the burst
+  CHECK(disk.queue.next_avail() == 1);  // the rest are still the driver's, on the ring
+  CHECK(disk.device->counters().throttled == 1);
+  // Notifications while the queue rests change nothing.
+  disk.device->ProcessQueue(0);
+  CHECK(disk.vq->PendingUsed() == 1);
+  double took = disk.CompleteAll(5);  // four more at 50 ms each
+  CHECK(took >= 0.15);
+  CHECK(took < 2.0);
+  CHECK(disk.device->counters().reads == 5);
+  CHECK(disk.device->counters().errors == 0);
+  CHECK(disk.device->counters().throttled_ns >= 150'000'000);
+}
+
+TEST_CASE("virtio-blk: a new limit takes effect at once, from any thread",
+          "[virtio_blk][throttle]") {
+  IoLimits limits;
+  limits.in.ops = {1, 1};  // one read a second
+  ThrottledDisk disk(limits);
+  for (uint64_t i = 0; i < 4; ++i) disk.AddRead(i);
+  disk.device->ProcessQueue(0);
+  REQUIRE(disk.vq->PendingUsed() == 1);
+  std::thread([&] { disk.device->SetLimits(IoLimits{}); }).join();
+  CHECK(disk.device->limits() == IoLimits{});
+  CHECK(disk.CompleteAll(4) < 0.5);  // not the 3 s the old limit wanted
+}
+
+TEST_CASE("virtio-blk: writes are charged by their data, reads limits leave them alone",
+          "[virtio_blk][throttle]") {
+  IoLimits limits;
+  limits.in.ops = {1, 1};
+  limits.out.bytes = {1 << 20, 4096};
+  ThrottledDisk disk(limits);
+  // Three 1 KiB writes fit in the 4 KiB burst; the reads' limit is not theirs.
+  for (int i = 0; i < 3; ++i) {
+    uint8_t h[16] = {1};  // type 1: a write
+    uint64_t header = disk.vq->AllocBytes(absl::Span<const uint8_t>(h, 16));
+    disk.vq->AddChain({{header, 16, false},
+                       {disk.vq->AllocBytes(std::string(1024, 'w')), 1024, false},
+                       {disk.vq->Alloc(1), 1, true}});
+  }
+  disk.device->ProcessQueue(0);
+  CHECK(disk.vq->PendingUsed() == 3);
+  CHECK(disk.device->counters().throttled == 0);
 }
 
 // What a restore brings along besides the device state: guest RAM.

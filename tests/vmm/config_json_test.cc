@@ -285,7 +285,17 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("disks": [{"readonly": true}])", "config: disks[0].path: missing (required)"},
       {R"("disks": [{"path": "a", "size": 1}])",
        "config: disks[0].size: unknown member "
-       "(expected one of: path, readonly, cache, serial, id, queues, aio, lock)"},
+       "(expected one of: path, readonly, cache, serial, id, queues, aio, lock, bps, bps_rd, "
+       "bps_wr, iops, iops_rd, iops_wr, bps_max, bps_rd_max, bps_wr_max, iops_max, iops_rd_max, "
+       "iops_wr_max)"},
+      {R"("disks": [{"path": "a", "bps": -1}])",
+       "config: disks[0].bps: --disk bps=-1: expected a whole number, 0 for no limit"},
+      {R"("disks": [{"path": "a", "bps": 1, "bps_wr": 2}])",
+       "config: disk 'disk0': bps(iops) and bps(iops)_rd/_wr cannot be used at the same time"},
+      {R"("disks": [{"path": "a", "iops_rd_max": 10}])",
+       "config: disk 'disk0': bps_max/iops_max require corresponding bps/iops values"},
+      {R"("disks": [{"path": "a", "iops": 100, "iops_max": 10}])",
+       "config: disk 'disk0': bps_max/iops_max cannot be lower than bps/iops"},
       {R"("disks": [{"path": "a", "id": "x"}, {"path": "b", "id": "x"}])",
        "config: two disks are named 'x'"},
       {R"("nets": [{"tap": "t"}, {"mac": "02:00:00:00:00:01"}])",

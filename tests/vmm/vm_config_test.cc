@@ -142,16 +142,30 @@ TEST_CASE("--disk takes a quoted path with commas; its help comes from the table
         R"(--disk 'path="/srv/a': a quote is not closed)");
   CHECK(SectionSyntax(DiskMembers()) ==
         "path=FILE[,readonly=on|off][,cache=writeback|none][,serial=ID][,id=NAME]"
-        "[,queues=1..16][,aio=io_uring|threads][,lock=on|off]");
+        "[,queues=1..16][,aio=io_uring|threads][,lock=on|off][,bps=N][,bps_rd=N][,bps_wr=N]"
+        "[,iops=N][,iops_rd=N][,iops_wr=N][,bps_max=N][,bps_rd_max=N][,bps_wr_max=N]"
+        "[,iops_max=N][,iops_rd_max=N][,iops_wr_max=N]");
   CHECK(SectionSyntax(NetMembers()) == "tap=NAME[,fd=N][,mac=xx:xx:xx:xx:xx:xx]");
 }
 
 TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
-  auto d =
-      ParseDisk("path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads,lock=off");
+  auto d = ParseDisk(
+      "path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads,lock=off,"
+      "bps_rd=1000,bps_rd_max=2000,iops_wr=50");
   REQUIRE(d.ok());
+  CHECK(d->throttle.bps_rd == 1000);
+  CHECK(d->throttle.bps_rd_max == 2000);
+  CHECK(d->throttle.iops_wr == 50);
   nlohmann::json j = SectionToJson(*d, DiskMembers());
-  CHECK(j == nlohmann::json{{"path", "a.img"},
+  for (const char* zero : {"bps", "bps_wr", "iops", "iops_rd", "bps_max", "bps_wr_max", "iops_max",
+                           "iops_rd_max", "iops_wr_max"}) {
+    CHECK(j[zero] == 0);
+    j.erase(zero);
+  }
+  CHECK(j == nlohmann::json{{"bps_rd", 1000},
+                            {"bps_rd_max", 2000},
+                            {"iops_wr", 50},
+                            {"path", "a.img"},
                             {"readonly", true},
                             {"cache", "none"},
                             {"serial", "S"},

@@ -8,6 +8,7 @@
 #include "mote/mote.h"
 #include "mote/vm.h"
 #include "nlohmann/json.hpp"
+#include "vmm/vm_config.h"
 
 using nlohmann::json;
 
@@ -241,6 +242,16 @@ int mote_vm_migrate(mote_vm* vm, const char* uri) {
   if (vm == nullptr || uri == nullptr) return Fail("null argument");
   return Guard(-1, [&] {
     libmote::Status s = vm->vm->Migrate(uri);
+    return s.ok() ? 0 : Fail(s.message());
+  });
+}
+
+int mote_vm_set_disk_throttle(mote_vm* vm, const char* disk_id, const char* limits) {
+  if (vm == nullptr || disk_id == nullptr || limits == nullptr) return Fail("null argument");
+  return Guard(-1, [&] {
+    absl::StatusOr<libmote::DiskThrottle> throttle = mote::ParseDiskThrottle(limits);
+    if (!throttle.ok()) return Fail(std::string(throttle.status().message()));
+    libmote::Status s = vm->vm->SetDiskThrottle(disk_id, *throttle);
     return s.ok() ? 0 : Fail(s.message());
   });
 }

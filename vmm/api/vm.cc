@@ -258,6 +258,15 @@ Status Vm::Migrate(const std::string& uri) {
 
 Result<std::string> Vm::QueryMigrate() { return Execute("query-migrate"); }
 
+Status Vm::SetDiskThrottle(const std::string& disk_id, const DiskThrottle& throttle) {
+  Result<bool> done =
+      state_->Typed<bool>([&disk_id, &throttle](mote::VmRunner& r) -> absl::StatusOr<bool> {
+        MOTE_RETURN_IF_ERROR(r.SetDiskThrottle(disk_id, throttle));
+        return true;
+      });
+  return done.ok() ? Status() : Status(Error{done.message()});
+}
+
 Result<std::string> Vm::QueryStatus() {
   Result<mote::control::RunState> state = state_->Typed<mote::control::RunState>(
       [](mote::VmRunner& r) { return absl::StatusOr<mote::control::RunState>(r.QueryStatus()); });
@@ -274,8 +283,8 @@ Result<Counters> Vm::GetCounters() {
     counters.vcpus.push_back(VcpuCounters{v.index, v.thread_id, {v.exits.begin(), v.exits.end()}});
   }
   for (const auto& d : got->disks) {
-    counters.disks.push_back(
-        DiskCounters{d.id, d.reads, d.writes, d.flushes, d.bytes_read, d.bytes_written, d.errors});
+    counters.disks.push_back(DiskCounters{d.id, d.reads, d.writes, d.flushes, d.bytes_read,
+                                          d.bytes_written, d.errors, d.throttled, d.throttled_ms});
   }
   for (const auto& n : got->nics) {
     counters.nics.push_back(NicCounters{n.index, n.tx_frames, n.tx_bytes, n.tx_dropped, n.rx_frames,

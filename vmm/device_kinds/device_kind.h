@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "virtio/throttle.h"
 #include "virtio/virtio_device.h"
 #include "vmm/control_replies.h"
 #include "vmm/vm_config.h"
@@ -25,14 +26,6 @@
 namespace mote {
 
 using VirtioDevices = std::vector<std::shared_ptr<virtio::VirtioDevice>>;
-
-// A token bucket's settings, per direction (the rate-limit hook's argument).
-struct RateLimit {
-  uint64_t bytes_per_second = 0;  // 0: unlimited
-  uint64_t ops_per_second = 0;
-  uint64_t burst_bytes = 0;
-  uint64_t burst_ops = 0;
-};
 
 struct DeviceKind {
   std::string_view name;  // "virtio-blk": how errors and the control plane name it
@@ -58,8 +51,8 @@ struct DeviceKind {
       nullptr;
   std::function<absl::Status(virtio::VirtioDevice&, absl::Span<const uint8_t>)> restore_state =
       nullptr;
-  std::function<absl::Status(virtio::VirtioDevice&, const RateLimit& in, const RateLimit& out)>
-      set_rate_limits = nullptr;
+  // New rate limits for the instance (virtio/throttle.h); any thread.
+  std::function<void(virtio::VirtioDevice&, const virtio::IoLimits&)> set_limits = nullptr;
   // Takes or lets go the locks on the instance's host files (disk images)
   // at a live migration's switch-over, as QEMU inactivates its images: the
   // source lets go once the guest is stopped, the target (which opened

@@ -7,6 +7,15 @@
 
 namespace mote {
 
+virtio::IoLimits DiskLimits(const DiskThrottle& t) {
+  auto limit = [](uint64_t bps, uint64_t bps_max, uint64_t iops, uint64_t iops_max) {
+    return virtio::IoLimit{{bps, bps_max}, {iops, iops_max}};
+  };
+  return {limit(t.bps, t.bps_max, t.iops, t.iops_max),
+          limit(t.bps_rd, t.bps_rd_max, t.iops_rd, t.iops_rd_max),
+          limit(t.bps_wr, t.bps_wr_max, t.iops_wr, t.iops_wr_max)};
+}
+
 const DeviceKind kVirtioBlk = {
     .name = "virtio-blk",
     .validate = [](const VmConfig& config) -> absl::Status {
@@ -16,6 +25,10 @@ const DeviceKind kVirtioBlk = {
           if (disks[i].id == disks[j].id) {
             return absl::InvalidArgumentError("two disks are named '" + disks[i].id + "'");
           }
+        }
+        if (absl::Status s = CheckDiskThrottle(disks[i].throttle); !s.ok()) {
+          return absl::InvalidArgumentError("disk '" + disks[i].id +
+                                            "': " + std::string(s.message()));
         }
       }
       return absl::OkStatus();
@@ -37,6 +50,7 @@ const DeviceKind kVirtioBlk = {
         options.aio = disk.aio_threads ? virtio::BlockDevice::Aio::kThreads
                                        : virtio::BlockDevice::Aio::kIoUring;
         options.seccomp = SeccompModeOf(config);
+        options.limits = DiskLimits(disk.throttle);
         devices.push_back(std::make_shared<virtio::BlockDevice>(std::move(backend), options));
       }
       return devices;
@@ -46,11 +60,14 @@ const DeviceKind kVirtioBlk = {
           for (size_t i = 0; i < devices.size() && i < config.disks.size(); ++i) {
             const auto& c = AsBlockDevice(*devices[i]).counters();
             counters.disks.push_back({config.disks[i].id, c.reads, c.writes, c.flushes,
-                                      c.bytes_read, c.bytes_written, c.errors});
+                                      c.bytes_read, c.bytes_written, c.errors, c.throttled,
+                                      c.throttled_ns / 1'000'000});
           }
         },
     .save_state = &SaveConfigSpace,
     .restore_state = &CheckConfigSpace,
+    .set_limits = [](virtio::VirtioDevice& device,
+                     const virtio::IoLimits& limits) { AsBlockDevice(device).SetLimits(limits); },
     .set_locks = [](virtio::VirtioDevice& device,
                     bool held) { return AsBlockDevice(device).backend().SetImageLock(held); },
 };

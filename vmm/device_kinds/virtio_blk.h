@@ -13,6 +13,9 @@ namespace mote {
 
 extern const DeviceKind kVirtioBlk;
 
+// A disk's rate limits as its device takes them: total, reads (in), writes (out).
+virtio::IoLimits DiskLimits(const DiskThrottle& throttle);
+
 // An instance of kVirtioBlk, as what it is.
 inline const virtio::BlockDevice& AsBlockDevice(const virtio::VirtioDevice& device) {
   return static_cast<const virtio::BlockDevice&>(device);

@@ -32,6 +32,19 @@ struct ConsoleConfig {
   std::string path;  // kFile only
 };
 
+// A disk's rate limits, by QEMU's names (block_set_io_throttle, -drive
+// throttling): bytes (bps) and operations (iops) per second, in total or
+// for reads (_rd) and writes (_wr) alone, never both; 0: unlimited. A
+// *_max is how much may go at once, a burst (QEMU: its rate for one
+// second); 0: a tenth of a second's worth. Requests over a limit wait in
+// the device; they never fail.
+struct DiskThrottle {
+  uint64_t bps = 0, bps_rd = 0, bps_wr = 0, iops = 0, iops_rd = 0, iops_wr = 0;
+  uint64_t bps_max = 0, bps_rd_max = 0, bps_wr_max = 0, iops_max = 0, iops_rd_max = 0,
+           iops_wr_max = 0;
+  bool operator==(const DiskThrottle&) const = default;
+};
+
 // One virtio-blk disk on a raw image (`--disk`, JSON `disks[]`).
 struct DiskConfig {
   std::string path;          // required
@@ -44,6 +57,7 @@ struct DiskConfig {
   // Lock the image as QEMU does (shared for readonly, exclusive otherwise),
   // so no other mote or QEMU writes it meanwhile; false: "lock": false.
   bool lock = true;
+  DiskThrottle throttle;  // the members bps=, iops_rd=, ... of --disk and disks[]
 
   // The `--disk` syntax: "path=FILE[,readonly=on][,cache=none][,serial=ID]...";
   // a value in double quotes may hold commas.

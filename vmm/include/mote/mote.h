@@ -95,6 +95,10 @@ int mote_vm_snapshot(mote_vm* vm, const char* dir, int incremental);
  * "tcp:IP:PORT", config member "incoming"); returns once it has started,
  * mote_vm_query_migrate follows it. 0, or -1 with mote_last_error(). */
 int mote_vm_migrate(mote_vm* vm, const char* uri);
+/* New rate limits for disk `disk_id` ("disk0", or its id=), in the --disk
+ * syntax of its rate-limit members: "bps_rd=1048576,iops_wr=100"; what is
+ * not named is unlimited, so "" lifts every limit (block_set_io_throttle). */
+int mote_vm_set_disk_throttle(mote_vm* vm, const char* disk_id, const char* limits);
 /* QMP query-migrate: the last snapshot's or migration's status and figures
  * (JSON text). */
 char* mote_vm_query_migrate(mote_vm* vm);

@@ -70,6 +70,9 @@ struct VcpuCounters {
 struct DiskCounters {
   std::string id;
   uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
+  // Times a request waited for the disk's rate limits, and how long its
+  // queues rested for them in all.
+  uint64_t throttled = 0, throttled_ms = 0;
 };
 struct NicCounters {
   unsigned index = 0;
@@ -132,6 +135,9 @@ class Vm {
   // at `uri` ("unix:PATH" or "tcp:IP:PORT"; QMP migrate there) and returns;
   // QueryMigrate follows it. Once it completes, this VM stays stopped.
   Status Migrate(const std::string& uri);
+  // QMP block_set_io_throttle: disk `disk_id` ("disk0", or its id=) takes
+  // these rate limits from now on; requests held back wait, none fail.
+  Status SetDiskThrottle(const std::string& disk_id, const DiskThrottle& throttle);
   // QMP query-migrate: the last snapshot's or migration's status and
   // figures, as JSON text.
   Result<std::string> QueryMigrate();

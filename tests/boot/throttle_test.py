@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Disk rate limits (--disk bps=...,iops_rd=..., QMP block_set_io_throttle),
+seen from the guest: the tiny guest's virtio-blk bench (test=blk op=bench)
+prints "bench: start" and "bench: done"; the host times the two lines.
+
+  disk_rate_limits_hold            reads limited by operations (iops_rd) and
+                                   by bytes (bps_rd) take the time the limit
+                                   gives them, within 10 %; meanwhile the
+                                   counters show the requests that waited
+  disk_throttle_changed_over_qmp   block_set_io_throttle lifts a limit while
+                                   the guest is held back by it: the guest
+                                   finishes at once; query-block shows the
+                                   limits; QEMU's argument errors
+
+Usage: throttle_test.py CASE --mote PATH --images DIR"""
+import os
+import sys
+import time
+
+from boot_test import Failure, case_table, expect_eq, run_case
+from control_test import Guest, Qmp
+
+CASES, case = case_table()
+DISK_MIB = 16
+
+
+def disk(ctx):
+    path = os.path.join(ctx.scratch, f"throttle-{os.getpid()}.img")
+    with open(path, "wb") as f:
+        f.write(os.urandom(DISK_MIB << 20))
+    return path
+
+
+def bench(guest, timeout):
+    """Seconds from the guest's "bench: start" to its "bench: done"."""
+    start, _ = guest.wait_line(r"^bench: start", timeout=30)
+    done, line = guest.wait_line(r"^bench: done", timeout=timeout)
+    print(f"{line}: {done - start:.2f} s")
+    return done - start
+
+
+def counters(qmp):
+    return qmp.ok("x-mote-query-counters")["disks"][0]
+
+
+def expect_within(what, got, want, tolerance=0.10):
+    print(f"{what}: {got:.2f} s, the limit gives {want:.2f} s")
+    if not want * (1 - tolerance) <= got <= want * (1 + tolerance):
+        raise Failure(f"{what}: took {got:.2f} s, the limit gives {want:.2f} s (±{tolerance:.0%})")
+
+
+def limited_run(ctx, image, limit, bench_args, want_seconds):
+    guest = Guest(ctx, "blk", "--disk", f"path={image},{limit}",
+                  cmdline_extra=f"op=bench {bench_args}")
+    try:
+        qmp = Qmp(guest.socket)
+        guest.wait_line(r"^bench: start", timeout=30)
+        time.sleep(1)  # the guest ends when its bench does: ask while it runs
+        c = counters(qmp)
+        print("counters after 1 s:", c)
+        if c["throttled"] < 1 or c["throttled-ms"] < 500:
+            raise Failure(f"the counters show no time held back: {c}")
+        took = bench(guest, timeout=want_seconds * 3 + 30)
+        expect_eq("exit code (the guest's PASS)", guest.wait(), 1)
+        expect_within(limit, took, want_seconds)
+    finally:
+        guest.kill()
+
+
+@case
+def disk_rate_limits_hold(ctx):
+    image = disk(ctx)
+    try:
+        # 300 reads at 100 a second, the first 10 (the burst) at once.
+        limited_run(ctx, image, "iops_rd=100", "mode=randread bs=4096 depth=8 count=300",
+                    (300 - 10) / 100)
+        # 3 MiB at 1 MiB a second, the first 100 KiB (the burst) at once.
+        limited_run(ctx, image, "bps_rd=1048576", "mode=seqread bs=65536 depth=4 count=48",
+                    (3 * 1048576 - 104857) / 1048576)
+    finally:
+        os.unlink(image)
+
+
+@case
+def disk_throttle_changed_over_qmp(ctx):
+    image = disk(ctx)
+    guest = Guest(ctx, "blk", "--disk", f"path={image},iops_rd=20,iops_rd_max=40",
+                  cmdline_extra="op=bench mode=randread bs=4096 depth=8 count=2000")
+    try:
+        qmp = Qmp(guest.socket)
+        start, _ = guest.wait_line(r"^bench: start", timeout=30)
+        block = qmp.ok("query-block")[0]["inserted"]
+        expect_eq("query-block iops_rd", block["iops_rd"], 20)
+        expect_eq("query-block iops_rd_max", block["iops_rd_max"], 40)
+        time.sleep(1.5)
+        held = counters(qmp)
+        print("held back:", held)
+        if held["reads"] > 80:  # 40 at once, then 20 a second
+            raise Failure(f"{held['reads']} reads in 1.5 s under iops_rd=20")
+        # QEMU's errors.
+        bad = qmp.execute("block_set_io_throttle", {"id": "disk0", "bps": 1, "bps_rd": 1, "bps_wr": 0,
+                                                    "iops": 0, "iops_rd": 0, "iops_wr": 0})
+        expect_eq("bps with bps_rd", bad.get("error", {}).get("desc"),
+                  "bps(iops) and bps(iops)_rd/_wr cannot be used at the same time")
+        zero = {"bps": 0, "bps_rd": 0, "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0}
+        bad = qmp.execute("block_set_io_throttle", {"id": "nope", **zero})
+        expect_eq("an unknown disk", bad.get("error", {}).get("desc"), "Device 'nope' not found")
+        bad = qmp.execute("block_set_io_throttle", {"id": "disk0", "bps": 0})
+        expect_eq("a missing argument", bad.get("error", {}).get("desc"),
+                  "Parameter 'bps_rd' is missing")
+        # Lifted: the 1900-odd reads left take far less than the 95 s the
+        # limit would have given them.
+        qmp.ok("block_set_io_throttle", {"device": "disk0", **zero})
+        lifted = time.monotonic()
+        done, line = guest.wait_line(r"^bench: done", timeout=60)
+        print(f"{line}: {done - lifted:.2f} s after the limit was lifted")
+        if done - lifted > 30:
+            raise Failure(f"the guest took {done - lifted:.1f} s after the limit was lifted")
+        block = qmp.ok("query-block")[0]["inserted"]
+        expect_eq("query-block iops_rd after", block["iops_rd"], 0)
+        c = counters(qmp)
+        print("counters:", c)
+        expect_eq("reads", c["reads"], 2000)
+        if c["throttled-ms"] < 1000:
+            raise Failure(f"the counters show {c['throttled-ms']} ms held back, want > 1000")
+        expect_eq("exit code (the guest's PASS)", guest.wait(), 1)
+    finally:
+        guest.kill()
+        os.unlink(image)
+
+
+if __name__ == "__main__":
+    sys.exit(run_case(CASES))
