@@ -1,11 +1,8 @@
 #include "virtio/block.h"
 
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "virtio/thread_pool_io.h"
@@ -64,9 +61,7 @@ BlockDevice::BlockDevice(std::unique_ptr<BlockBackend> backend, Options options)
     : backend_(std::move(backend)),
       options_(std::move(options)),
       in_flight_(size_t{options_.queues} * kQueueSize),
-      throttle_timer_(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
-  throttle_.Set(options_.limits, MonotonicNanos());
-  limits_ = options_.limits;
+      throttle_(options_.limits) {
   uint64_t sectors = backend_->size() / kSector;
   uint32_t max_sectors = static_cast<uint32_t>(std::min<uint64_t>(sectors, 0xffffffffu));
   PutLe<uint64_t>(config_, 0, sectors);           // capacity
@@ -109,45 +104,10 @@ absl::Status BlockDevice::Activate(const ActivationContext& ctx) {
   if (io_ != nullptr && ctx_.watch_fd) {
     MOTE_RETURN_IF_ERROR(ctx_.watch_fd(io_->completion_fd(), EPOLLIN, [this] { OnCompletions(); }));
   }
-  TakeUpLimits();
-  if (throttle_timer_.ok() && ctx_.watch_fd) {
-    MOTE_RETURN_IF_ERROR(
-        ctx_.watch_fd(throttle_timer_.get(), EPOLLIN, [this] { OnThrottleTimer(); }));
-  }
+  MOTE_RETURN_IF_ERROR(throttle_.Watch(ctx_.watch_fd, [this] { OnThrottleTimer(); }));
   if (ctx_.add_poller) ctx_.add_poller([this] { return Poll(); });
   active_ = true;
   return absl::OkStatus();
-}
-
-void BlockDevice::SetLimits(const IoLimits& limits) {
-  {
-    MutexLock lock(&limits_mu_);
-    limits_ = limits;
-    limits_changed_ = true;
-  }
-  ArmThrottleTimer(1);  // OnThrottleTimer takes them up
-}
-
-IoLimits BlockDevice::limits() const {
-  MutexLock lock(&limits_mu_);
-  return limits_;
-}
-
-void BlockDevice::TakeUpLimits() {
-  MutexLock lock(&limits_mu_);
-  if (!limits_changed_) return;
-  throttle_.Set(limits_, MonotonicNanos());
-  limits_changed_ = false;
-}
-
-void BlockDevice::ArmThrottleTimer(int64_t ns) {
-  itimerspec when{};
-  when.it_value.tv_sec = ns / 1'000'000'000;
-  when.it_value.tv_nsec = ns % 1'000'000'000;
-  if (timerfd_settime(throttle_timer_.get(), 0, &when, nullptr) != 0) {
-    MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn, "virtio-blk: throttle timer: {}",
-                     std::strerror(errno));
-  }
 }
 
 // Charged by the chain's shape, which the guest cannot change once popped
@@ -160,27 +120,11 @@ bool BlockDevice::Admit(const DescriptorChain& chain) {
   uint64_t bytes =
       read ? chain.writable_bytes - 1
            : (chain.readable_bytes > kHeaderSize ? chain.readable_bytes - kHeaderSize : 0);
-  int64_t now = MonotonicNanos();
-  int64_t wait = throttle_.Admit(read ? IoDirection::kIn : IoDirection::kOut, bytes, now);
-  if (wait == 0) return true;
-  if (!throttle_timer_.ok()) return true;  // it could never wake the queue
-  ++counters_.throttled;
-  if (resting_since_ns_ < 0) resting_since_ns_ = now;
-  ArmThrottleTimer(wait);
-  return false;
-}
-
-void BlockDevice::StopResting() {
-  if (resting_since_ns_ < 0) return;
-  counters_.throttled_ns += static_cast<uint64_t>(MonotonicNanos() - resting_since_ns_);
-  resting_since_ns_ = -1;
+  return throttle_.Admit(read ? IoDirection::kIn : IoDirection::kOut, bytes);
 }
 
 void BlockDevice::OnThrottleTimer() {
-  uint64_t expirations;
-  (void)!read(throttle_timer_.get(), &expirations, sizeof(expirations));
-  TakeUpLimits();
-  StopResting();
+  throttle_.Wake();
   for (uint16_t q = 0; q < ctx_.queues.size(); ++q) ProcessQueue(q);
 }
 
@@ -190,7 +134,7 @@ bool BlockDevice::Poll() {
     OnCompletions();
     found = true;
   }
-  for (uint16_t q = 0; q < ctx_.queues.size() && resting_since_ns_ < 0; ++q) {
+  for (uint16_t q = 0; q < ctx_.queues.size() && !throttle_.resting(); ++q) {
     if (ctx_.queues[q] != nullptr && ctx_.queues[q]->HasAvailable(*ctx_.mem)) {
       ProcessQueue(q);
       found = true;
@@ -227,7 +171,7 @@ void BlockDevice::Reset() {
   // Requests still in flight write into guest memory: let them finish
   // before the driver can reuse that memory. Their results are dropped.
   if (io_ != nullptr) io_->Drain([](uint64_t, int32_t) {});
-  StopResting();  // the timer may still fire: OnThrottleTimer does nothing while inactive
+  throttle_.Wake();  // no rest outlives the driver; a late timer finds nothing to do
   ctx_ = ActivationContext{};
   active_ = false;
 }
@@ -240,7 +184,7 @@ void BlockDevice::Fail(const absl::Status& status) {
 
 void BlockDevice::ProcessQueue(uint16_t index) {
   if (!active_ || index >= ctx_.queues.size() || ctx_.queues[index] == nullptr) return;
-  if (resting_since_ns_ >= 0) return;  // the throttle timer comes back
+  if (throttle_.resting()) return;  // the throttle timer comes back
   Queue& queue = *ctx_.queues[index];
   while (true) {
     absl::StatusOr<PopResult> popped = queue.Pop(*ctx_.mem);

@@ -30,7 +30,6 @@
 #include "virtio/virtio_device.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/logging.h"
-#include "vmm/base/mutex.h"
 #include "vmm/base/seccomp_filter.h"
 
 namespace mote::virtio {
@@ -71,15 +70,16 @@ class BlockDevice : public VirtioDevice {
 
   struct Counters {
     uint64_t reads = 0, writes = 0, flushes = 0, bytes_read = 0, bytes_written = 0, errors = 0;
-    uint64_t async_ops = 0;     // submitted to the asynchronous engine
-    uint64_t throttled = 0;     // times a request had to wait for its rate limit
-    uint64_t throttled_ns = 0;  // time the queues rested for rate limits
+    uint64_t async_ops = 0;  // submitted to the asynchronous engine
   };
   // New rate limits (buckets start full), which the device takes up on its
   // own thread with the transport's lock held, at once: a resting queue
   // looks again. Any thread.
-  void SetLimits(const IoLimits& limits);
-  IoLimits limits() const;
+  void SetLimits(const IoLimits& limits) { throttle_.SetLimits(limits); }
+  IoLimits limits() const { return throttle_.limits(); }
+  // Requests that waited for the limits, and for how long the queues rested.
+  uint64_t throttled() const { return throttle_.throttled(); }
+  uint64_t throttled_ns() const { return throttle_.throttled_ns(); }
   // "io_uring", "threads" or "sync" once activated.
   const char* engine_name() const { return engine_name_; }
   const Counters& counters() const { return counters_; }
@@ -132,9 +132,6 @@ class BlockDevice : public VirtioDevice {
   // the queues rest and the throttle timer is set for when it may.
   bool Admit(const DescriptorChain& chain);
   void OnThrottleTimer();
-  void TakeUpLimits();
-  void StopResting();
-  void ArmThrottleTimer(int64_t ns);
 
   const std::unique_ptr<BlockBackend> backend_;
   const Options options_;
@@ -145,12 +142,7 @@ class BlockDevice : public VirtioDevice {
   ActivationContext ctx_;
   bool active_ = false;
   Counters counters_;
-  Throttle throttle_;
-  mutable Mutex limits_mu_;
-  IoLimits limits_ ABSL_GUARDED_BY(limits_mu_);  // the latest SetLimits
-  bool limits_changed_ ABSL_GUARDED_BY(limits_mu_) = false;
-  FileDescriptor throttle_timer_;  // a timerfd: when a resting queue may go on
-  int64_t resting_since_ns_ = -1;  // -1: not resting
+  DeviceThrottle throttle_;
   RateLimiter log_limiter_;
 };
 

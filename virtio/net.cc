@@ -19,8 +19,11 @@ constexpr size_t kNumBuffersOffset = 10;  // in the 12-byte header
 }  // namespace
 
 NetDevice::NetDevice(FileDescriptor packet_fd, Mac mac,
-                     std::function<absl::Status(unsigned)> set_offload)
-    : fd_(std::move(packet_fd)), mac_(mac), set_offload_(std::move(set_offload)) {}
+                     std::function<absl::Status(unsigned)> set_offload, const IoLimits& limits)
+    : fd_(std::move(packet_fd)),
+      mac_(mac),
+      set_offload_(std::move(set_offload)),
+      throttle_(limits) {}
 
 uint64_t NetDevice::AvailableFeatures() const {
   uint64_t features = kFeatureVersion1 | kFeatureRingIndirect | kFeatureRingEventIdx | kFeatureMac |
@@ -61,6 +64,9 @@ absl::Status NetDevice::Activate(const ActivationContext& ctx) {
     if (absl::Status s = set_offload_(offload); !s.ok()) return s;
   }
   pending_.resize(kMaxPacket);
+  if (absl::Status s = throttle_.Watch(ctx_.watch_fd, [this] { OnThrottleTimer(); }); !s.ok()) {
+    return s;
+  }
   if (ctx_.watch_fd) {
     absl::Status s = ctx_.watch_fd(fd_.get(), EPOLLIN | EPOLLET, [this] { Receive(); });
     if (!s.ok()) return s;
@@ -74,6 +80,7 @@ absl::Status NetDevice::Activate(const ActivationContext& ctx) {
 }
 
 void NetDevice::Reset() {
+  throttle_.Wake();  // no rest outlives the driver; a late timer finds nothing to do
   ctx_ = ActivationContext{};
   active_ = false;
   reserved_.clear();
@@ -92,7 +99,14 @@ void NetDevice::ProcessQueue(uint16_t index) {
   if (index == kRxQueue) Receive();  // new receive buffers: deliver what waits
 }
 
+void NetDevice::OnThrottleTimer() {
+  throttle_.Wake();
+  ProcessQueue(kTxQueue);
+  ProcessQueue(kRxQueue);  // and the frames that wait in the TAP
+}
+
 void NetDevice::Transmit() {
+  if (throttle_.resting(IoDirection::kOut)) return;  // the throttle timer comes back
   Queue& queue = *ctx_.queues[kTxQueue];
   bool used = false;
   while (active_) {
@@ -108,6 +122,9 @@ void NetDevice::Transmit() {
       ++counters_.tx_dropped;
       MOTE_LOG_LIMITED(log_limiter_, spdlog::level::warn,
                        "virtio-net: dropping a {}-byte transmit buffer", chain.readable_bytes);
+    } else if (!throttle_.Admit(IoDirection::kOut, chain.readable_bytes - kHeaderSize)) {
+      queue.UndoPop();  // it waits on the ring, where a snapshot finds it
+      break;
     } else {
       std::vector<iovec> iov;
       for (absl::Span<uint8_t> part : chain.readable) iov.push_back({part.data(), part.size()});
@@ -132,12 +149,15 @@ void NetDevice::Transmit() {
 }
 
 void NetDevice::Receive() {
-  if (!active_) return;
+  if (!active_ || throttle_.resting(IoDirection::kIn)) return;
   bool used = false;
   while (active_) {
     if (pending_len_ == 0) {
       // Frames stay in the TAP until the guest has a buffer for them, and are
-      // read straight into it (pending_ takes what does not fit).
+      // read straight into it (pending_ takes what does not fit). Over a
+      // rate limit they stay there too: a frame's size is known only once
+      // read, so it is charged then, and the next waits for the debt.
+      if (!throttle_.Ready(IoDirection::kIn)) break;
       if (!ReserveChains(0)) break;
       const DescriptorChain& first = reserved_.front();
       std::vector<iovec> iov;
@@ -149,6 +169,7 @@ void NetDevice::Receive() {
       } while (n < 0 && errno == EINTR);
       if (n < 0) break;  // EAGAIN: drained, the next packet brings a new edge
       if (static_cast<size_t>(n) <= kHeaderSize) continue;
+      throttle_.Charge(IoDirection::kIn, static_cast<uint64_t>(n) - kHeaderSize);
       if (static_cast<uint64_t>(n) <= first.writable_bytes) {
         if (!CompleteInPlace(static_cast<uint32_t>(n))) break;
         used = true;

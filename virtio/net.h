@@ -6,6 +6,9 @@
 // accepts them. Queue 0 receives, queue 1 transmits.
 // The packet fd is watched edge-triggered: when the guest has no receive
 // buffers, the packet waits in the device until the guest adds some.
+// Rate limits (virtio/throttle.h; in: receive, out: transmit) hold frames
+// back: a frame to send waits on the guest's ring, received ones in the TAP,
+// until the throttle's timer says the bucket has refilled.
 // Thread-safety: called by its transport with the transport's lock held.
 #ifndef MOTE_VIRTIO_NET_H_
 #define MOTE_VIRTIO_NET_H_
@@ -15,6 +18,7 @@
 #include <functional>
 #include <vector>
 
+#include "virtio/throttle.h"
 #include "virtio/virtio_device.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/logging.h"
@@ -38,7 +42,8 @@ class NetDevice : public VirtioDevice {
 
   // `set_offload` receives TUN_F_* flags when the guest's features are known
   // (nullptr: not a TAP).
-  NetDevice(FileDescriptor packet_fd, Mac mac, std::function<absl::Status(unsigned)> set_offload);
+  NetDevice(FileDescriptor packet_fd, Mac mac, std::function<absl::Status(unsigned)> set_offload,
+            const IoLimits& limits = {});
 
   uint32_t DeviceType() const override { return kDeviceTypeNet; }
   uint64_t AvailableFeatures() const override;
@@ -53,6 +58,11 @@ class NetDevice : public VirtioDevice {
              rx_dropped = 0;
   };
   const Counters& counters() const { return counters_; }
+  // New rate limits, taken up at once on the device's thread; any thread.
+  void SetLimits(const IoLimits& limits) { throttle_.SetLimits(limits); }
+  IoLimits limits() const { return throttle_.limits(); }
+  uint64_t throttled() const { return throttle_.throttled(); }
+  uint64_t throttled_ns() const { return throttle_.throttled_ns(); }
 
  private:
   void Transmit();
@@ -66,6 +76,7 @@ class NetDevice : public VirtioDevice {
   // Puts pending_ into receive buffers; false if the guest has too few.
   bool DeliverPending();
   void Fail(const absl::Status& status);
+  void OnThrottleTimer();
 
   const FileDescriptor fd_;
   const Mac mac_;
@@ -77,6 +88,7 @@ class NetDevice : public VirtioDevice {
   size_t pending_len_ = 0;
   std::vector<DescriptorChain> reserved_;  // receive chains taken for pending_
   Counters counters_;
+  DeviceThrottle throttle_;
   RateLimiter log_limiter_;
 };
 

@@ -5,12 +5,21 @@
 // bucket has refilled; it never fails. A request bigger than a bucket's
 // burst is let through once the bucket is full and leaves it in debt, so
 // the long-run rate holds whatever the request sizes.
-// Thread-safety: none; a device's throttle is used by the thread that holds
-// its transport's lock.
+// DeviceThrottle is what a device holds: the buckets, a timer for when a
+// resting direction may go on, and the limits' changes from other threads.
+// Thread-safety: TokenBucket and Throttle none; DeviceThrottle's SetLimits
+// and limits() from any thread, the rest by the thread that holds the
+// device's transport lock.
 #ifndef MOTE_VIRTIO_THROTTLE_H_
 #define MOTE_VIRTIO_THROTTLE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "vmm/base/fd.h"
+#include "vmm/base/mutex.h"
 
 namespace mote::virtio {
 
@@ -64,6 +73,10 @@ class Throttle {
   // Nanoseconds until a request of `bytes` in `direction` may go; 0: it
   // has been charged and goes now.
   int64_t Admit(IoDirection direction, uint64_t bytes, int64_t now_ns);
+  // Nanoseconds until `direction` holds a byte's and an operation's token;
+  // Charge then takes `bytes` and the operation.
+  int64_t Ready(IoDirection direction, int64_t now_ns);
+  void Charge(IoDirection direction, uint64_t bytes);
 
  private:
   struct Pair {
@@ -72,6 +85,62 @@ class Throttle {
   IoLimits limits_;
   bool limited_ = false;
   Pair total_, in_, out_;
+};
+
+// A device's throttle: directions rest while their limits hold them back,
+// and a timerfd (watched on the event loop) says when they may look again.
+class DeviceThrottle {
+ public:
+  explicit DeviceThrottle(const IoLimits& limits);
+
+  // Has the event loop call `on_ready` (the device's retry, with the
+  // transport's lock held) when a resting direction may go on or new
+  // limits arrived; at each activation. Takes up limits set meanwhile.
+  absl::Status Watch(
+      const std::function<absl::Status(int, uint32_t, std::function<void()>)>& watch_fd,
+      std::function<void()> on_ready);
+  // Ends every rest (the device was reset, or the timer fired); the timer's
+  // callback calls it first, then retries.
+  void Wake();
+
+  bool limited() const { return throttle_.limited(); }
+  bool resting(IoDirection direction) const {
+    return resting_since_ns_[Index(direction)].load(std::memory_order_relaxed) >= 0;
+  }
+  bool resting() const { return resting(IoDirection::kIn) || resting(IoDirection::kOut); }
+  // A request of `bytes` in `direction` may go now (it is charged), or the
+  // direction rests until the timer fires (false).
+  bool Admit(IoDirection direction, uint64_t bytes);
+  // For what is measured only once taken (a received frame): whether
+  // `direction` may take one now (its buckets hold no debt), else it rests;
+  // then Charge with what it took.
+  bool Ready(IoDirection direction);
+  void Charge(IoDirection direction, uint64_t bytes);
+
+  void SetLimits(const IoLimits& limits);
+  IoLimits limits() const;
+
+  // Requests that had to wait; any thread.
+  uint64_t throttled() const { return throttled_.load(std::memory_order_relaxed); }
+  uint64_t throttled_ns() const;  // time spent resting, per direction summed; any thread
+
+ private:
+  static int Index(IoDirection d) { return d == IoDirection::kIn ? 0 : 1; }
+  void Rest(IoDirection direction, int64_t now, int64_t wait);
+  void Arm(int64_t ns);
+  void TakeUpLimits();
+
+  Throttle throttle_;
+  FileDescriptor timer_;
+  // Atomic for the counters' readers; written only with the transport's lock.
+  std::atomic<int64_t> resting_since_ns_[2] = {-1, -1};
+  std::atomic<uint64_t> throttled_ = 0;
+  std::atomic<uint64_t> rested_ns_ = 0;
+  // Also held around arming the timer, so a SetLimits' "at once" is never
+  // overwritten by a longer wait armed at the same moment.
+  mutable Mutex mu_;
+  IoLimits limits_ ABSL_GUARDED_BY(mu_);
+  bool changed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call).

@@ -23,7 +23,7 @@ void to_json(json& j, const DiskCounters& c) {
 void to_json(json& j, const NicCounters& c) {
   j = {{"index", c.index},           {"tx-frames", c.tx_frames}, {"tx-bytes", c.tx_bytes},
        {"tx-dropped", c.tx_dropped}, {"rx-frames", c.rx_frames}, {"rx-bytes", c.rx_bytes},
-       {"rx-dropped", c.rx_dropped}};
+       {"rx-dropped", c.rx_dropped}, {"throttled", c.throttled}, {"throttled-ms", c.throttled_ms}};
 }
 
 void to_json(json& j, const Counters& c) {

@@ -35,6 +35,7 @@ struct DiskCounters {
 struct NicCounters {
   uint32_t index = 0;
   uint64_t tx_frames = 0, tx_bytes = 0, tx_dropped = 0, rx_frames = 0, rx_bytes = 0, rx_dropped = 0;
+  uint64_t throttled = 0, throttled_ms = 0;  // as DiskCounters'
 };
 struct Counters {
   std::vector<VcpuCounters> vcpus;

@@ -133,6 +133,18 @@ const std::vector<QmpCommand>& QmpCommands() {
        [](VmRunner& r, const json& args) { return Reply(r.SetIoThrottle(args)); },
        /*changes_state=*/true},
       // mote's own (README: Control socket).
+      {"x-mote-set-net-throttle",
+       {{"index", json::value_t::number_unsigned},
+        {"rx_bps", json::value_t::number_unsigned, /*required=*/false},
+        {"rx_pps", json::value_t::number_unsigned, /*required=*/false},
+        {"tx_bps", json::value_t::number_unsigned, /*required=*/false},
+        {"tx_pps", json::value_t::number_unsigned, /*required=*/false},
+        {"rx_bps_max", json::value_t::number_unsigned, /*required=*/false},
+        {"rx_pps_max", json::value_t::number_unsigned, /*required=*/false},
+        {"tx_bps_max", json::value_t::number_unsigned, /*required=*/false},
+        {"tx_pps_max", json::value_t::number_unsigned, /*required=*/false}},
+       [](VmRunner& r, const json& args) { return Reply(r.SetNetThrottleFromQmp(args)); },
+       /*changes_state=*/true},
       Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),
   };
   return commands;

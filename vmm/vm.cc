@@ -26,6 +26,7 @@
 #include "vmm/config_json.h"
 #include "vmm/device_kinds/platform.h"
 #include "vmm/device_kinds/virtio_blk.h"
+#include "vmm/device_kinds/virtio_net.h"
 #include "vmm/snapshot/postcopy_target.h"
 #include "vmm/snapshot/snapshot_dir.h"
 #include "vmm/startup_timings.h"
@@ -402,6 +403,16 @@ absl::Status Vm::SetDiskThrottle(const std::string& id, const DiskThrottle& thro
     return absl::OkStatus();
   }
   return absl::NotFoundError("Device '" + id + "' not found");
+}
+
+absl::Status Vm::SetNetThrottle(size_t index, const NetThrottle& throttle) {
+  const VirtioDevices& nics = devices(kVirtioNet);
+  if (index >= nics.size() || index >= config_.nets.size()) {
+    return absl::NotFoundError("NIC " + std::to_string(index) + " not found");
+  }
+  config_.nets[index].throttle = throttle;
+  kVirtioNet.set_limits(*nics[index], NetLimits(throttle));
+  return absl::OkStatus();
 }
 
 absl::Status Vm::CreateVirtioPci(const VirtioDevices& devices) {

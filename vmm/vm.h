@@ -164,6 +164,8 @@ class Vm : public GuestEventSink {
   // the VM's config says so (a snapshot or migration carries it). NotFound:
   // no such disk. Loop thread.
   absl::Status SetDiskThrottle(const std::string& id, const DiskThrottle& throttle);
+  // The same for NIC `index` (x-mote-set-net-throttle).
+  absl::Status SetNetThrottle(size_t index, const NetThrottle& throttle);
 
   const x86::BootSetup& boot_setup() const { return boot_; }
   std::optional<absl::Duration> boot_time() const;

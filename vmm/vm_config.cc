@@ -123,21 +123,61 @@ absl::Status SetChoice(const std::string& text, const char* off, const char* on,
   return absl::OkStatus();
 }
 
-// One of a disk's rate limits (DiskThrottle), written as QEMU names it.
-template <uint64_t DiskThrottle::*kField>
-SectionMember<DiskConfig> ThrottleMember(const char* name) {
+// The class a member pointer belongs to.
+template <class T>
+struct MemberOf;
+template <class C, class M>
+struct MemberOf<M C::*> {
+  using Class = C;
+};
+
+// One rate limit of a section's `throttle` (DiskThrottle, NetThrottle).
+template <auto kGroup, auto kField>
+SectionMember<typename MemberOf<decltype(kGroup)>::Class> RateMember(const char* name) {
+  using S = typename MemberOf<decltype(kGroup)>::Class;
   return {name,
           MemberType::kInteger,
           "N",
-          [](const std::string& t, DiskConfig& d) {
-            if (!absl::SimpleAtoi(t, &(d.throttle.*kField))) {
+          [](const std::string& t, S& s) {
+            if (!absl::SimpleAtoi(t, &((s.*kGroup).*kField))) {
               return absl::InvalidArgumentError("expected a whole number, 0 for no limit");
             }
             return absl::OkStatus();
           },
-          [](const DiskConfig& d) { return nlohmann::json(d.throttle.*kField); },
+          [](const S& s) { return nlohmann::json((s.*kGroup).*kField); },
           nullptr,
           "a whole number, 0 for no limit"};
+}
+
+// A burst only beside its rate, and not below it; the errors are
+// `no_rate` and `below`.
+absl::Status CheckBursts(std::initializer_list<std::pair<uint64_t, uint64_t>> rate_and_max,
+                         const char* no_rate, const char* below) {
+  for (const auto& [rate, max] : rate_and_max) {
+    if (max != 0 && rate == 0) return absl::InvalidArgumentError(no_rate);
+    if (max != 0 && max < rate) return absl::InvalidArgumentError(below);
+  }
+  return absl::OkStatus();
+}
+
+// `text` in a section's flag syntax, holding only members whose names start
+// with one of `prefixes`, onto a fresh section.
+template <class Section>
+absl::StatusOr<Section> ParseRateMembers(const std::string& text,
+                                         const std::vector<SectionMember<Section>>& members,
+                                         std::initializer_list<const char*> prefixes) {
+  MOTE_ASSIGN_OR_RETURN(KeyValues items, SplitKeyValues(text));
+  for (const auto& item : items) {
+    bool rate = false;
+    for (const char* prefix : prefixes) rate = rate || absl::StartsWith(item.first, prefix);
+    if (!rate) {
+      return absl::InvalidArgumentError("rate limits '" + text + "': '" + item.first +
+                                        "' is not one");
+    }
+  }
+  Section section;
+  MOTE_RETURN_IF_ERROR(ApplyFlagText("rate limits", text, members, section));
+  return section;
 }
 
 }  // namespace
@@ -149,30 +189,34 @@ absl::Status CheckDiskThrottle(const DiskThrottle& t) {
     return absl::InvalidArgumentError(
         "bps(iops) and bps(iops)_rd/_wr cannot be used at the same time");
   }
-  const std::pair<uint64_t, uint64_t> pairs[] = {
-      {t.bps, t.bps_max},   {t.bps_rd, t.bps_rd_max},   {t.bps_wr, t.bps_wr_max},
-      {t.iops, t.iops_max}, {t.iops_rd, t.iops_rd_max}, {t.iops_wr, t.iops_wr_max}};
-  for (const auto& [rate, max] : pairs) {
-    if (max != 0 && rate == 0) {
-      return absl::InvalidArgumentError("bps_max/iops_max require corresponding bps/iops values");
-    }
-    if (max != 0 && max < rate) {
-      return absl::InvalidArgumentError("bps_max/iops_max cannot be lower than bps/iops");
-    }
-  }
-  return absl::OkStatus();
+  return CheckBursts({{t.bps, t.bps_max},
+                      {t.bps_rd, t.bps_rd_max},
+                      {t.bps_wr, t.bps_wr_max},
+                      {t.iops, t.iops_max},
+                      {t.iops_rd, t.iops_rd_max},
+                      {t.iops_wr, t.iops_wr_max}},
+                     // QEMU's words.
+                     "bps_max/iops_max require corresponding bps/iops values",
+                     "bps_max/iops_max cannot be lower than bps/iops");
+}
+
+absl::Status CheckNetThrottle(const NetThrottle& t) {
+  return CheckBursts({{t.rx_bps, t.rx_bps_max},
+                      {t.rx_pps, t.rx_pps_max},
+                      {t.tx_bps, t.tx_bps_max},
+                      {t.tx_pps, t.tx_pps_max}},
+                     "a burst (*_max) needs its rate",
+                     "a burst (*_max) cannot be lower than its rate");
+}
+
+absl::StatusOr<NetThrottle> ParseNetThrottle(const std::string& text) {
+  MOTE_ASSIGN_OR_RETURN(NetConfig net, ParseRateMembers(text, NetMembers(), {"rx_", "tx_"}));
+  MOTE_RETURN_IF_ERROR(CheckNetThrottle(net.throttle));
+  return net.throttle;
 }
 
 absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text) {
-  MOTE_ASSIGN_OR_RETURN(KeyValues items, SplitKeyValues(text));
-  for (const auto& item : items) {
-    if (!absl::StartsWith(item.first, "bps") && !absl::StartsWith(item.first, "iops")) {
-      return absl::InvalidArgumentError("rate limits '" + text + "': '" + item.first +
-                                        "' is not one (expected bps=N, iops_rd=N, ...)");
-    }
-  }
-  DiskConfig disk;
-  MOTE_RETURN_IF_ERROR(ApplyFlagText("rate limits", text, DiskMembers(), disk));
+  MOTE_ASSIGN_OR_RETURN(DiskConfig disk, ParseRateMembers(text, DiskMembers(), {"bps", "iops"}));
   MOTE_RETURN_IF_ERROR(CheckDiskThrottle(disk.throttle));
   return disk.throttle;
 }
@@ -226,18 +270,18 @@ const std::vector<SectionMember<DiskConfig>>& DiskMembers() {
       {"lock", MemberType::kBool, "on|off",
        [](const std::string& t, D& d) { return SetOnOff(t, d.lock); },
        [](const D& d) { return nlohmann::json(d.lock); }},
-      ThrottleMember<&DiskThrottle::bps>("bps"),
-      ThrottleMember<&DiskThrottle::bps_rd>("bps_rd"),
-      ThrottleMember<&DiskThrottle::bps_wr>("bps_wr"),
-      ThrottleMember<&DiskThrottle::iops>("iops"),
-      ThrottleMember<&DiskThrottle::iops_rd>("iops_rd"),
-      ThrottleMember<&DiskThrottle::iops_wr>("iops_wr"),
-      ThrottleMember<&DiskThrottle::bps_max>("bps_max"),
-      ThrottleMember<&DiskThrottle::bps_rd_max>("bps_rd_max"),
-      ThrottleMember<&DiskThrottle::bps_wr_max>("bps_wr_max"),
-      ThrottleMember<&DiskThrottle::iops_max>("iops_max"),
-      ThrottleMember<&DiskThrottle::iops_rd_max>("iops_rd_max"),
-      ThrottleMember<&DiskThrottle::iops_wr_max>("iops_wr_max"),
+      RateMember<&D::throttle, &DiskThrottle::bps>("bps"),
+      RateMember<&D::throttle, &DiskThrottle::bps_rd>("bps_rd"),
+      RateMember<&D::throttle, &DiskThrottle::bps_wr>("bps_wr"),
+      RateMember<&D::throttle, &DiskThrottle::iops>("iops"),
+      RateMember<&D::throttle, &DiskThrottle::iops_rd>("iops_rd"),
+      RateMember<&D::throttle, &DiskThrottle::iops_wr>("iops_wr"),
+      RateMember<&D::throttle, &DiskThrottle::bps_max>("bps_max"),
+      RateMember<&D::throttle, &DiskThrottle::bps_rd_max>("bps_rd_max"),
+      RateMember<&D::throttle, &DiskThrottle::bps_wr_max>("bps_wr_max"),
+      RateMember<&D::throttle, &DiskThrottle::iops_max>("iops_max"),
+      RateMember<&D::throttle, &DiskThrottle::iops_rd_max>("iops_rd_max"),
+      RateMember<&D::throttle, &DiskThrottle::iops_wr_max>("iops_wr_max"),
   };
   return members;
 }
@@ -279,6 +323,14 @@ const std::vector<SectionMember<NetConfig>>& NetMembers() {
          return n.mac == std::array<uint8_t, 6>{} ? nlohmann::json()
                                                   : nlohmann::json(FormatMac(n.mac));
        }},
+      RateMember<&N::throttle, &NetThrottle::rx_bps>("rx_bps"),
+      RateMember<&N::throttle, &NetThrottle::rx_pps>("rx_pps"),
+      RateMember<&N::throttle, &NetThrottle::tx_bps>("tx_bps"),
+      RateMember<&N::throttle, &NetThrottle::tx_pps>("tx_pps"),
+      RateMember<&N::throttle, &NetThrottle::rx_bps_max>("rx_bps_max"),
+      RateMember<&N::throttle, &NetThrottle::rx_pps_max>("rx_pps_max"),
+      RateMember<&N::throttle, &NetThrottle::tx_bps_max>("tx_bps_max"),
+      RateMember<&N::throttle, &NetThrottle::tx_pps_max>("tx_pps_max"),
   };
   return members;
 }

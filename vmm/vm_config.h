@@ -28,6 +28,7 @@ using libmote::DiskConfig;
 using libmote::DiskThrottle;
 using libmote::FwCfgConfig;
 using libmote::NetConfig;
+using libmote::NetThrottle;
 using libmote::OnReboot;
 using libmote::PitMode;
 using libmote::VirtioTransport;
@@ -78,6 +79,10 @@ absl::Status CheckDiskThrottle(const DiskThrottle& throttle);
 // A disk's rate limits alone in the --disk syntax ("bps_rd=1000,iops=50"):
 // only its bps* and iops* members; the rest are 0. Checked as above.
 absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text);
+// A NIC's: a burst only beside its rate, and not below it; and the same
+// from the --net syntax of its rx_* and tx_* members alone.
+absl::Status CheckNetThrottle(const NetThrottle& throttle);
+absl::StatusOr<NetThrottle> ParseNetThrottle(const std::string& text);
 // A NIC has exactly one backend: a TAP by name or an inherited fd.
 absl::Status CheckNetBackend(const NetConfig& net);
 std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx

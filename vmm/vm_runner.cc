@@ -551,6 +551,25 @@ absl::Status VmRunner::SetDiskThrottle(const std::string& id, const DiskThrottle
   return absl::OkStatus();
 }
 
+absl::Status VmRunner::SetNetThrottleFromQmp(const json& arguments) {
+  NetThrottle throttle;
+  std::pair<const char*, uint64_t*> fields[] = {
+      {"rx_bps", &throttle.rx_bps},         {"rx_pps", &throttle.rx_pps},
+      {"tx_bps", &throttle.tx_bps},         {"tx_pps", &throttle.tx_pps},
+      {"rx_bps_max", &throttle.rx_bps_max}, {"rx_pps_max", &throttle.rx_pps_max},
+      {"tx_bps_max", &throttle.tx_bps_max}, {"tx_pps_max", &throttle.tx_pps_max}};
+  for (auto& [name, field] : fields) *field = arguments.value(name, uint64_t{0});
+  return SetNetThrottle(arguments.at("index").get<size_t>(), throttle);
+}
+
+absl::Status VmRunner::SetNetThrottle(size_t index, const NetThrottle& throttle) {
+  MOTE_RETURN_IF_ERROR(RequireVm());
+  MOTE_RETURN_IF_ERROR(CheckNetThrottle(throttle));
+  MOTE_RETURN_IF_ERROR(vm_->SetNetThrottle(index, throttle));
+  config_.nets[index].throttle = throttle;  // a rebuilt VM keeps it
+  return absl::OkStatus();
+}
+
 absl::StatusOr<json> VmRunner::QueryBlockStats() const {
   MOTE_RETURN_IF_ERROR(RequireVm());
   json stats = json::array();

@@ -90,6 +90,9 @@ class VmRunner : public qmp::QmpDispatcher {
   absl::Status SetIoThrottle(const nlohmann::json& arguments);
   // Disk `id`'s rate limits from now on (libmote's SetDiskThrottle).
   absl::Status SetDiskThrottle(const std::string& id, const DiskThrottle& throttle);
+  // x-mote-set-net-throttle: NIC `index`'s rate limits (the members missing: 0).
+  absl::Status SetNetThrottleFromQmp(const nlohmann::json& arguments);
+  absl::Status SetNetThrottle(size_t index, const NetThrottle& throttle);
   // QEMU's migrate to "file:DIR": a snapshot of the VM into DIR (a running
   // guest stops for it and runs on), with MIGRATION events.
   // With `incremental` (mote's x-mote-incremental), only the pages written

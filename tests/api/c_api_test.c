@@ -222,6 +222,12 @@ static void test_lifecycle(const char* kernel, const char* dir) {
   check(mote_vm_set_disk_throttle(vm, "disk0", "iops=10") == -1 &&
             contains(mote_last_error(), "Device 'disk0' not found"),
         "set_disk_throttle: a VM without disks", "%s", mote_last_error());
+  check(mote_vm_set_net_throttle(vm, 0, "tx_pps=10") == -1 &&
+            contains(mote_last_error(), "NIC 0 not found"),
+        "set_net_throttle: a VM without NICs", "%s", mote_last_error());
+  check(mote_vm_set_net_throttle(vm, 0, "rx_pps_max=10") == -1 &&
+            contains(mote_last_error(), "needs its rate"),
+        "set_net_throttle: a burst without its rate", "%s", mote_last_error());
   check(mote_vm_execute(vm, "query-status", "[1]") == NULL && contains(mote_last_error(), "object"),
         "execute with non-object arguments", "%s", mote_last_error());
   check(mote_vm_execute(vm, "query-status", "{\"x\": 1}") == NULL &&

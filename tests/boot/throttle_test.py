@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Disk rate limits (--disk bps=...,iops_rd=..., QMP block_set_io_throttle),
-seen from the guest: the tiny guest's virtio-blk bench (test=blk op=bench)
-prints "bench: start" and "bench: done"; the host times the two lines.
+"""Rate limits seen from the guest. Disks (--disk bps=...,iops_rd=..., QMP
+block_set_io_throttle): the tiny guest's virtio-blk bench (test=blk
+op=bench) prints "bench: start" and "bench: done"; the host times the two
+lines. NICs (--net tap=...,tx_pps=...): the guest's netbench times its own
+sending by its TSC.
 
   disk_rate_limits_hold            reads limited by operations (iops_rd) and
                                    by bytes (bps_rd) take the time the limit
@@ -11,13 +13,17 @@ prints "bench: start" and "bench: done"; the host times the two lines.
                                    the guest is held back by it: the guest
                                    finishes at once; query-block shows the
                                    limits; QEMU's argument errors
+  nic_rate_limits_hold             frames sent under tx_pps and tx_bps take the
+                                   time the limit gives them, within 10 %
 
 Usage: throttle_test.py CASE --mote PATH --images DIR"""
 import os
+import re
+import subprocess
 import sys
 import time
 
-from boot_test import Failure, case_table, expect_eq, run_case
+from boot_test import Failure, case_table, expect_eq, expect_line, run_case, tap_namespace
 from control_test import Guest, Qmp
 
 CASES, case = case_table()
@@ -127,6 +133,31 @@ def disk_throttle_changed_over_qmp(ctx):
     finally:
         guest.kill()
         os.unlink(image)
+
+
+def netbench_tx(ctx, ns, limit, count, extra=()):
+    """The guest's own time for `count` 1000-byte frames under `limit`, s."""
+    cmd = ["ip", "netns", "exec", ns, ctx.mote, "run", "--kernel", ctx.image(), "--net",
+           f"tap=mtap0,{limit}", *extra, "--cmdline", f"test=netbench dir=tx count={count} size=1000"]
+    print("$", " ".join(cmd))
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    out = p.stdout.decode(errors="replace")
+    print(out, p.stderr.decode(errors="replace"))
+    m = expect_line(out, r"^netbench: tx frames=(\d+) bytes=\d+ ms=([\d.]+)$")
+    expect_line(out, r"^PASS netbench_tx")
+    expect_eq("exit code (the guest's PASS)", p.returncode, 1)
+    expect_eq("frames sent", int(m.group(1)), count)
+    return float(m.group(2)) / 1000
+
+
+@case
+def nic_rate_limits_hold(ctx):
+    with tap_namespace(["mtap0"]) as ns:
+        # 300 frames at 100 a second, the first 10 (the burst) at once.
+        expect_within("tx_pps=100", netbench_tx(ctx, ns, "tx_pps=100", 300), (300 - 10) / 100)
+        # 3 MB at 1 MB a second, the first 100 kB at once.
+        expect_within("tx_bps=1000000", netbench_tx(ctx, ns, "tx_bps=1000000", 3000),
+                      (3000 * 1000 - 100000) / 1e6)
 
 
 if __name__ == "__main__":

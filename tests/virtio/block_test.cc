@@ -329,7 +329,7 @@ TEST_CASE("virtio-blk: requests over the rate limit wait on the ring, then compl
   disk.device->ProcessQueue(0);
   CHECK(disk.vq->PendingUsed() == 1);   // the burst
   CHECK(disk.queue.next_avail() == 1);  // the rest are still the driver's, on the ring
-  CHECK(disk.device->counters().throttled == 1);
+  CHECK(disk.device->throttled() == 1);
   // Notifications while the queue rests change nothing.
   disk.device->ProcessQueue(0);
   CHECK(disk.vq->PendingUsed() == 1);
@@ -338,7 +338,7 @@ TEST_CASE("virtio-blk: requests over the rate limit wait on the ring, then compl
   CHECK(took < 2.0);
   CHECK(disk.device->counters().reads == 5);
   CHECK(disk.device->counters().errors == 0);
-  CHECK(disk.device->counters().throttled_ns >= 150'000'000);
+  CHECK(disk.device->throttled_ns() >= 150'000'000);
 }
 
 TEST_CASE("virtio-blk: a new limit takes effect at once, from any thread",
@@ -370,7 +370,7 @@ TEST_CASE("virtio-blk: writes are charged by their data, reads limits leave them
   }
   disk.device->ProcessQueue(0);
   CHECK(disk.vq->PendingUsed() == 3);
-  CHECK(disk.device->counters().throttled == 0);
+  CHECK(disk.device->throttled() == 0);
 }
 
 // What a restore brings along besides the device state: guest RAM.

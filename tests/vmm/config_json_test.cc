@@ -311,7 +311,8 @@ TEST_CASE("Bad members are errors that name them by their JSON path", "[config_j
       {R"("nets": [{"fd": -1}])",
        "config: nets[0].fd: --net fd=-1: expected a file descriptor number"},
       {R"("nets": [{"fd": 3, "queues": 2}])",
-       "config: nets[0].queues: unknown member (expected one of: tap, fd, mac)"},
+       "config: nets[0].queues: unknown member (expected one of: tap, fd, mac, rx_bps, rx_pps, "
+       "tx_bps, tx_pps, rx_bps_max, rx_pps_max, tx_bps_max, tx_pps_max)"},
   };
   for (const Bad& bad : kBad) {
     INFO(bad.members);

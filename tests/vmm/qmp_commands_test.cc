@@ -69,7 +69,8 @@ TEST_CASE("the commands that change the VM's state are the audited ones", "[qmp_
   CHECK(audited == std::set<std::string>{"stop", "cont", "system_reset", "system_powerdown",
                                          "system_wakeup", "quit", "migrate", "migrate_cancel",
                                          "migrate-start-postcopy", "migrate-set-capabilities",
-                                         "block_set_io_throttle", "migrate-set-parameters"});
+                                         "block_set_io_throttle", "x-mote-set-net-throttle",
+                                         "migrate-set-parameters"});
 }
 
 TEST_CASE("a state-changing command is audited with its peer, whatever its result",

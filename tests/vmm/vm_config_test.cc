@@ -145,7 +145,16 @@ TEST_CASE("--disk takes a quoted path with commas; its help comes from the table
         "[,queues=1..16][,aio=io_uring|threads][,lock=on|off][,bps=N][,bps_rd=N][,bps_wr=N]"
         "[,iops=N][,iops_rd=N][,iops_wr=N][,bps_max=N][,bps_rd_max=N][,bps_wr_max=N]"
         "[,iops_max=N][,iops_rd_max=N][,iops_wr_max=N]");
-  CHECK(SectionSyntax(NetMembers()) == "tap=NAME[,fd=N][,mac=xx:xx:xx:xx:xx:xx]");
+  CHECK(SectionSyntax(NetMembers()) ==
+        "tap=NAME[,fd=N][,mac=xx:xx:xx:xx:xx:xx][,rx_bps=N][,rx_pps=N][,tx_bps=N][,tx_pps=N]"
+        "[,rx_bps_max=N][,rx_pps_max=N][,tx_bps_max=N][,tx_pps_max=N]");
+  auto limited = ParseNet("tap=t0,rx_bps=1000,tx_pps=10,tx_pps_max=20");
+  REQUIRE(limited.ok());
+  CHECK(limited->throttle.rx_bps == 1000);
+  CHECK(limited->throttle.tx_pps_max == 20);
+  CHECK(ParseNetThrottle("tx_pps=10,rx_bps=5").ok());
+  CHECK(ParseNetThrottle("tap=x").status().message() == "rate limits 'tap=x': 'tap' is not one");
+  CHECK(ParseNetThrottle("tx_pps_max=3").status().message() == "a burst (*_max) needs its rate");
 }
 
 TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
@@ -175,7 +184,13 @@ TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
                             {"lock", false}});
   auto n = ParseNet("fd=3,mac=02:00:00:00:00:09");
   REQUIRE(n.ok());
-  CHECK(SectionToJson(*n, NetMembers()) == nlohmann::json{{"fd", 3}, {"mac", "02:00:00:00:00:09"}});
+  nlohmann::json nic = SectionToJson(*n, NetMembers());
+  for (const char* zero : {"rx_bps", "rx_pps", "tx_bps", "tx_pps", "rx_bps_max", "rx_pps_max",
+                           "tx_bps_max", "tx_pps_max"}) {
+    CHECK(nic[zero] == 0);
+    nic.erase(zero);
+  }
+  CHECK(nic == nlohmann::json{{"fd", 3}, {"mac", "02:00:00:00:00:09"}});
   CHECK(FormatMac(DefaultMac(2)) == "52:54:00:12:34:58");
 }
 

@@ -256,6 +256,16 @@ int mote_vm_set_disk_throttle(mote_vm* vm, const char* disk_id, const char* limi
   });
 }
 
+int mote_vm_set_net_throttle(mote_vm* vm, unsigned index, const char* limits) {
+  if (vm == nullptr || limits == nullptr) return Fail("null argument");
+  return Guard(-1, [&] {
+    absl::StatusOr<libmote::NetThrottle> throttle = mote::ParseNetThrottle(limits);
+    if (!throttle.ok()) return Fail(std::string(throttle.status().message()));
+    libmote::Status s = vm->vm->SetNetThrottle(index, *throttle);
+    return s.ok() ? 0 : Fail(s.message());
+  });
+}
+
 char* mote_vm_query_migrate(mote_vm* vm) { return mote_vm_execute(vm, "query-migrate", nullptr); }
 
 char* mote_vm_counters(mote_vm* vm) {

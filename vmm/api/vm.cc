@@ -258,6 +258,15 @@ Status Vm::Migrate(const std::string& uri) {
 
 Result<std::string> Vm::QueryMigrate() { return Execute("query-migrate"); }
 
+Status Vm::SetNetThrottle(unsigned index, const NetThrottle& throttle) {
+  Result<bool> done =
+      state_->Typed<bool>([index, &throttle](mote::VmRunner& r) -> absl::StatusOr<bool> {
+        MOTE_RETURN_IF_ERROR(r.SetNetThrottle(index, throttle));
+        return true;
+      });
+  return done.ok() ? Status() : Status(Error{done.message()});
+}
+
 Status Vm::SetDiskThrottle(const std::string& disk_id, const DiskThrottle& throttle) {
   Result<bool> done =
       state_->Typed<bool>([&disk_id, &throttle](mote::VmRunner& r) -> absl::StatusOr<bool> {
@@ -288,7 +297,7 @@ Result<Counters> Vm::GetCounters() {
   }
   for (const auto& n : got->nics) {
     counters.nics.push_back(NicCounters{n.index, n.tx_frames, n.tx_bytes, n.tx_dropped, n.rx_frames,
-                                        n.rx_bytes, n.rx_dropped});
+                                        n.rx_bytes, n.rx_dropped, n.throttled, n.throttled_ms});
   }
   return counters;
 }

@@ -58,10 +58,11 @@ const DeviceKind kVirtioBlk = {
     .report_counters =
         [](const VmConfig& config, const VirtioDevices& devices, control::Counters& counters) {
           for (size_t i = 0; i < devices.size() && i < config.disks.size(); ++i) {
-            const auto& c = AsBlockDevice(*devices[i]).counters();
+            const auto& disk = AsBlockDevice(*devices[i]);
+            const auto& c = disk.counters();
             counters.disks.push_back({config.disks[i].id, c.reads, c.writes, c.flushes,
-                                      c.bytes_read, c.bytes_written, c.errors, c.throttled,
-                                      c.throttled_ns / 1'000'000});
+                                      c.bytes_read, c.bytes_written, c.errors, disk.throttled(),
+                                      disk.throttled_ns() / 1'000'000});
           }
         },
     .save_state = &SaveConfigSpace,

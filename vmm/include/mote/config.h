@@ -68,10 +68,21 @@ struct DiskConfig {
 
 // One virtio-net NIC on a TAP (`--net`, JSON `nets[]`): exactly one of `tap`
 // and `fd`.
+// A NIC's rate limits: bytes (bps) and packets (pps) per second received
+// by the guest (rx) and sent by it (tx); 0: unlimited. A *_max is the
+// burst, as for disks. Frames over a limit wait: sent ones on the guest's
+// ring, received ones in the TAP.
+struct NetThrottle {
+  uint64_t rx_bps = 0, rx_pps = 0, tx_bps = 0, tx_pps = 0;
+  uint64_t rx_bps_max = 0, rx_pps_max = 0, tx_bps_max = 0, tx_pps_max = 0;
+  bool operator==(const NetThrottle&) const = default;
+};
+
 struct NetConfig {
   std::string tap;               // the TAP interface's name
   int fd = -1;                   // or an open TAP file descriptor, which the VM takes over
   std::array<uint8_t, 6> mac{};  // all zero: 52:54:00:12:34:56 + position, as QEMU's
+  NetThrottle throttle;          // the members rx_bps=, tx_pps=, ... of --net and nets[]
 
   // The `--net` syntax: "tap=NAME[,mac=MAC]" or "fd=N[,mac=MAC]".
   static Result<NetConfig> Parse(const std::string& text);

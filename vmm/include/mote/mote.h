@@ -99,6 +99,8 @@ int mote_vm_migrate(mote_vm* vm, const char* uri);
  * syntax of its rate-limit members: "bps_rd=1048576,iops_wr=100"; what is
  * not named is unlimited, so "" lifts every limit (block_set_io_throttle). */
 int mote_vm_set_disk_throttle(mote_vm* vm, const char* disk_id, const char* limits);
+/* The same for NIC `index` (in --net order): "rx_bps=1000000,tx_pps=100". */
+int mote_vm_set_net_throttle(mote_vm* vm, unsigned index, const char* limits);
 /* QMP query-migrate: the last snapshot's or migration's status and figures
  * (JSON text). */
 char* mote_vm_query_migrate(mote_vm* vm);

@@ -78,6 +78,7 @@ struct NicCounters {
   unsigned index = 0;
   uint64_t tx_frames = 0, tx_bytes = 0, tx_dropped = 0;
   uint64_t rx_frames = 0, rx_bytes = 0, rx_dropped = 0;
+  uint64_t throttled = 0, throttled_ms = 0;  // as DiskCounters'
 };
 struct Counters {
   std::vector<VcpuCounters> vcpus;
@@ -138,6 +139,8 @@ class Vm {
   // QMP block_set_io_throttle: disk `disk_id` ("disk0", or its id=) takes
   // these rate limits from now on; requests held back wait, none fail.
   Status SetDiskThrottle(const std::string& disk_id, const DiskThrottle& throttle);
+  // The same for NIC `index` (in --net order; x-mote-set-net-throttle).
+  Status SetNetThrottle(unsigned index, const NetThrottle& throttle);
   // QMP query-migrate: the last snapshot's or migration's status and
   // figures, as JSON text.
   Result<std::string> QueryMigrate();
