@@ -38,7 +38,26 @@ struct Fixture {
     ctx.mem = mem.get();
     ctx.queues = {&queue};
     ctx.interrupt = &irq;
+    ctx.watch_fd = [this](int fd, uint32_t, std::function<void()> cb) {
+      timer_fd = fd;  // a disk in memory has no engine: the only fd is the throttle's timer
+      on_timer = std::move(cb);
+      return absl::OkStatus();
+    };
     REQUIRE(device->Activate(ctx).ok());
+  }
+  void AddRead(uint64_t sector) {
+    uint64_t header = Header(kIn, sector);
+    vq->AddChain({{header, 16, false}, {vq->Alloc(512), 512, true}, {vq->Alloc(1), 1, true}});
+  }
+  // Serves the throttle's timer until `want` requests are done; the time it took.
+  double CompleteAll(uint16_t want) {
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 500 && vq->PendingUsed() < want; ++i) {
+      pollfd p{timer_fd, POLLIN, 0};
+      if (poll(&p, 1, 10) == 1) on_timer();
+    }
+    REQUIRE(vq->PendingUsed() == want);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   uint64_t Header(uint32_t type, uint64_t sector) {
     uint8_t h[16] = {};
@@ -67,6 +86,8 @@ struct Fixture {
   Queue queue{16};
   std::unique_ptr<TestVirtqueue> vq;
   FakeInterrupt irq;
+  int timer_fd = -1;
+  std::function<void()> on_timer;
 };
 
 TEST_CASE("virtio-blk reads sectors into a split buffer", "[virtio_blk]") {
@@ -273,58 +294,18 @@ TEST_CASE("virtio-blk on an async engine: reads, writes and flush complete later
   unlink(path.c_str());
 }
 
-// A disk in memory whose throttle timer the test drives: the fd the device
-// asked to be watched, and what to call when it is ready.
-struct ThrottledDisk {
-  explicit ThrottledDisk(const IoLimits& limits) {
-    BlockDevice::Options options;
-    options.limits = limits;
-    device = std::make_unique<BlockDevice>(std::make_unique<MemoryBackend>(64 * 512), options);
-    mem = std::move(*GuestMemory::Create({{0, 4 << 20}}));
-    vq = std::make_unique<TestVirtqueue>(*mem, 16);
-    vq->Configure(queue);
-    ActivationContext ctx;
-    ctx.mem = mem.get();
-    ctx.queues = {&queue};
-    ctx.interrupt = &irq;
-    ctx.watch_fd = [this](int fd, uint32_t, std::function<void()> cb) {
-      timer_fd = fd;  // a disk in memory has no engine: the only fd is the timer
-      on_timer = std::move(cb);
-      return absl::OkStatus();
-    };
-    REQUIRE(device->Activate(ctx).ok());
-    REQUIRE(timer_fd >= 0);
-  }
-  void AddRead(uint64_t sector) {
-    uint8_t h[16] = {};
-    std::memcpy(h + 8, &sector, 8);  // type 0: a read
-    uint64_t header = vq->AllocBytes(absl::Span<const uint8_t>(h, 16));
-    vq->AddChain({{header, 16, false}, {vq->Alloc(512), 512, true}, {vq->Alloc(1), 1, true}});
-  }
-  // Serves the timer until `want` requests are done; the time it took.
-  double CompleteAll(uint16_t want) {
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < 500 && vq->PendingUsed() < want; ++i) {
-      pollfd p{timer_fd, POLLIN, 0};
-      if (poll(&p, 1, 10) == 1) on_timer();
-    }
-    REQUIRE(vq->PendingUsed() == want);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  std::unique_ptr<BlockDevice> device;
-  std::unique_ptr<GuestMemory> mem;
-  Queue queue{16};
-  std::unique_ptr<TestVirtqueue> vq;
-  FakeInterrupt irq;
-  int timer_fd = -1;
-  std::function<void()> on_timer;
-};
+// A disk in memory with rate limits, whose throttle timer the test drives.
+BlockDevice::Options Limited(const IoLimits& limits) {
+  BlockDevice::Options options;
+  options.limits = limits;
+  return options;
+}
 
 TEST_CASE("virtio-blk: requests over the rate limit wait on the ring, then complete",
           "[virtio_blk][throttle]") {
   IoLimits limits;
   limits.in.ops = {20, 1};  // 20 reads a second, one at a time
-  ThrottledDisk disk(limits);
+  Fixture disk(Limited(limits));
   for (uint64_t i = 0; i < 5; ++i) disk.AddRead(i);
   disk.device->ProcessQueue(0);
   CHECK(disk.vq->PendingUsed() == 1);   // the burst
@@ -345,7 +326,7 @@ TEST_CASE("virtio-blk: a new limit takes effect at once, from any thread",
           "[virtio_blk][throttle]") {
   IoLimits limits;
   limits.in.ops = {1, 1};  // one read a second
-  ThrottledDisk disk(limits);
+  Fixture disk(Limited(limits));
   for (uint64_t i = 0; i < 4; ++i) disk.AddRead(i);
   disk.device->ProcessQueue(0);
   REQUIRE(disk.vq->PendingUsed() == 1);
@@ -359,12 +340,10 @@ TEST_CASE("virtio-blk: writes are charged by their data, reads limits leave them
   IoLimits limits;
   limits.in.ops = {1, 1};
   limits.out.bytes = {1 << 20, 4096};
-  ThrottledDisk disk(limits);
+  Fixture disk(Limited(limits));
   // Three 1 KiB writes fit in the 4 KiB burst; the reads' limit is not theirs.
   for (int i = 0; i < 3; ++i) {
-    uint8_t h[16] = {1};  // type 1: a write
-    uint64_t header = disk.vq->AllocBytes(absl::Span<const uint8_t>(h, 16));
-    disk.vq->AddChain({{header, 16, false},
+    disk.vq->AddChain({{disk.Header(kOut, 8 + i * 2), 16, false},
                        {disk.vq->AllocBytes(std::string(1024, 'w')), 1024, false},
                        {disk.vq->Alloc(1), 1, true}});
   }
