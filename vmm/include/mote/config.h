@@ -42,7 +42,6 @@ struct DiskThrottle {
   uint64_t bps = 0, bps_rd = 0, bps_wr = 0, iops = 0, iops_rd = 0, iops_wr = 0;
   uint64_t bps_max = 0, bps_rd_max = 0, bps_wr_max = 0, iops_max = 0, iops_rd_max = 0,
            iops_wr_max = 0;
-  bool operator==(const DiskThrottle&) const = default;
 };
 
 // One virtio-blk disk on a raw image (`--disk`, JSON `disks[]`).
@@ -75,7 +74,6 @@ struct DiskConfig {
 struct NetThrottle {
   uint64_t rx_bps = 0, rx_pps = 0, tx_bps = 0, tx_pps = 0;
   uint64_t rx_bps_max = 0, rx_pps_max = 0, tx_bps_max = 0, tx_pps_max = 0;
-  bool operator==(const NetThrottle&) const = default;
 };
 
 struct NetConfig {
