@@ -127,7 +127,13 @@ void DeviceThrottle::Rest(IoDirection direction, int64_t now, int64_t wait) {
   throttled_.fetch_add(1, std::memory_order_relaxed);
   auto& since = resting_since_ns_[Index(direction)];
   if (since.load(std::memory_order_relaxed) < 0) since.store(now, std::memory_order_relaxed);
-  Arm(wait);
+  // Rest at least a few milliseconds: small frames under a byte limit would
+  // otherwise wake the loop for each one, and on a slow host those wake-ups
+  // cost more than the limit allows. Every bucket holds at least 100 ms of
+  // its rate (a burst is a tenth of a second's, or no less than the rate),
+  // so nothing earned while resting is lost.
+  constexpr int64_t kMinRestNs = 5'000'000;
+  Arm(std::max(wait, kMinRestNs));
 }
 
 void DeviceThrottle::Arm(int64_t ns) {
