@@ -3,7 +3,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "vmm/vm_config.h"
 #include "vmm/vm_runner.h"
 
 namespace mote {
@@ -26,6 +28,17 @@ qmp::QmpResult Reply(absl::StatusOr<T> result) {
 template <class Handler>
 QmpCommand Row(const char* name, Handler handler) {
   return {name, {}, [handler](VmRunner& runner, const json&) { return Reply(handler(runner)); }};
+}
+
+// `first`, then each rate limit (vmm/vm_config.h). QEMU requires a disk's
+// rates and leaves their bursts (*_max) optional.
+std::vector<QmpArgument> RateArguments(std::vector<QmpArgument> first,
+                                       const std::vector<const char*>& names, bool rates_required) {
+  for (const char* name : names) {
+    first.push_back(
+        {name, json::value_t::number_unsigned, rates_required && !absl::EndsWith(name, "_max")});
+  }
+  return first;
 }
 
 // A row whose command changes the VM's state: audited.
@@ -116,33 +129,15 @@ const std::vector<QmpCommand>& QmpCommands() {
        [](VmRunner& r, const json& args) { return Reply(r.MigrateSetParameters(args)); },
        /*changes_state=*/true},
       {"block_set_io_throttle",
-       {{"device", json::value_t::string, /*required=*/false},
-        {"id", json::value_t::string, /*required=*/false},
-        {"bps", json::value_t::number_unsigned},
-        {"bps_rd", json::value_t::number_unsigned},
-        {"bps_wr", json::value_t::number_unsigned},
-        {"iops", json::value_t::number_unsigned},
-        {"iops_rd", json::value_t::number_unsigned},
-        {"iops_wr", json::value_t::number_unsigned},
-        {"bps_max", json::value_t::number_unsigned, /*required=*/false},
-        {"bps_rd_max", json::value_t::number_unsigned, /*required=*/false},
-        {"bps_wr_max", json::value_t::number_unsigned, /*required=*/false},
-        {"iops_max", json::value_t::number_unsigned, /*required=*/false},
-        {"iops_rd_max", json::value_t::number_unsigned, /*required=*/false},
-        {"iops_wr_max", json::value_t::number_unsigned, /*required=*/false}},
+       RateArguments(
+           {{"device", json::value_t::string, false}, {"id", json::value_t::string, false}},
+           DiskThrottleNames(), /*rates_required=*/true),
        [](VmRunner& r, const json& args) { return Reply(r.SetIoThrottle(args)); },
        /*changes_state=*/true},
       // mote's own (README: Control socket).
       {"x-mote-set-net-throttle",
-       {{"index", json::value_t::number_unsigned},
-        {"rx_bps", json::value_t::number_unsigned, /*required=*/false},
-        {"rx_pps", json::value_t::number_unsigned, /*required=*/false},
-        {"tx_bps", json::value_t::number_unsigned, /*required=*/false},
-        {"tx_pps", json::value_t::number_unsigned, /*required=*/false},
-        {"rx_bps_max", json::value_t::number_unsigned, /*required=*/false},
-        {"rx_pps_max", json::value_t::number_unsigned, /*required=*/false},
-        {"tx_bps_max", json::value_t::number_unsigned, /*required=*/false},
-        {"tx_pps_max", json::value_t::number_unsigned, /*required=*/false}},
+       RateArguments({{"index", json::value_t::number_unsigned}}, NetThrottleNames(),
+                     /*rates_required=*/false),
        [](VmRunner& r, const json& args) { return Reply(r.SetNetThrottleFromQmp(args)); },
        /*changes_state=*/true},
       Row("x-mote-query-counters", [](VmRunner& r) { return r.QueryCounters(); }),

@@ -160,23 +160,70 @@ absl::Status CheckBursts(std::initializer_list<std::pair<uint64_t, uint64_t>> ra
   return absl::OkStatus();
 }
 
-// `text` in a section's flag syntax, holding only members whose names start
-// with one of `prefixes`, onto a fresh section.
+// A section's rate-limit members: their names start with one of these.
+constexpr std::array<const char*, 2> kDiskRatePrefixes = {"bps", "iops"};
+constexpr std::array<const char*, 2> kNetRatePrefixes = {"rx_", "tx_"};
+
+bool IsRateName(absl::string_view name, const std::array<const char*, 2>& prefixes) {
+  return absl::StartsWith(name, prefixes[0]) || absl::StartsWith(name, prefixes[1]);
+}
+
+// `text` in a section's flag syntax, holding only its rate-limit members,
+// onto a fresh section.
 template <class Section>
 absl::StatusOr<Section> ParseRateMembers(const std::string& text,
                                          const std::vector<SectionMember<Section>>& members,
-                                         std::initializer_list<const char*> prefixes) {
+                                         const std::array<const char*, 2>& prefixes) {
   MOTE_ASSIGN_OR_RETURN(KeyValues items, SplitKeyValues(text));
   for (const auto& item : items) {
-    bool rate = false;
-    for (const char* prefix : prefixes) rate = rate || absl::StartsWith(item.first, prefix);
-    if (!rate) {
+    if (!IsRateName(item.first, prefixes)) {
       return absl::InvalidArgumentError("rate limits '" + text + "': '" + item.first +
                                         "' is not one");
     }
   }
   Section section;
   MOTE_RETURN_IF_ERROR(ApplyFlagText("rate limits", text, members, section));
+  return section;
+}
+
+template <class Section>
+std::vector<const char*> RateNames(const std::vector<SectionMember<Section>>& members,
+                                   const std::array<const char*, 2>& prefixes) {
+  std::vector<const char*> names;
+  for (const auto& member : members) {
+    if (IsRateName(member.name, prefixes)) names.push_back(member.name);
+  }
+  return names;
+}
+
+template <class Section>
+nlohmann::json RatesJson(const Section& section, const std::vector<SectionMember<Section>>& members,
+                         const std::array<const char*, 2>& prefixes) {
+  nlohmann::json object = nlohmann::json::object();
+  for (const auto& member : members) {
+    if (IsRateName(member.name, prefixes)) object[member.name] = member.get(section);
+  }
+  return object;
+}
+
+// The rate-limit members `object` holds (whole numbers), onto a fresh
+// section; its other members are not looked at.
+template <class Section>
+absl::StatusOr<Section> RatesFromJson(const nlohmann::json& object,
+                                      const std::vector<SectionMember<Section>>& members,
+                                      const std::array<const char*, 2>& prefixes) {
+  Section section;
+  for (const auto& member : members) {
+    if (!IsRateName(member.name, prefixes) || !object.contains(member.name)) continue;
+    const nlohmann::json& value = object.at(member.name);
+    bool whole =
+        value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0);
+    if (!whole) {
+      return absl::InvalidArgumentError(std::string(member.name) +
+                                        ": expected a whole number, 0 for no limit");
+    }
+    MOTE_RETURN_IF_ERROR(member.set(std::to_string(value.get<uint64_t>()), section));
+  }
   return section;
 }
 
@@ -210,15 +257,41 @@ absl::Status CheckNetThrottle(const NetThrottle& t) {
 }
 
 absl::StatusOr<NetThrottle> ParseNetThrottle(const std::string& text) {
-  MOTE_ASSIGN_OR_RETURN(NetConfig net, ParseRateMembers(text, NetMembers(), {"rx_", "tx_"}));
+  MOTE_ASSIGN_OR_RETURN(NetConfig net, ParseRateMembers(text, NetMembers(), kNetRatePrefixes));
   MOTE_RETURN_IF_ERROR(CheckNetThrottle(net.throttle));
   return net.throttle;
 }
 
 absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text) {
-  MOTE_ASSIGN_OR_RETURN(DiskConfig disk, ParseRateMembers(text, DiskMembers(), {"bps", "iops"}));
+  MOTE_ASSIGN_OR_RETURN(DiskConfig disk, ParseRateMembers(text, DiskMembers(), kDiskRatePrefixes));
   MOTE_RETURN_IF_ERROR(CheckDiskThrottle(disk.throttle));
   return disk.throttle;
+}
+
+const std::vector<const char*>& DiskThrottleNames() {
+  static const std::vector<const char*> names = RateNames(DiskMembers(), kDiskRatePrefixes);
+  return names;
+}
+
+const std::vector<const char*>& NetThrottleNames() {
+  static const std::vector<const char*> names = RateNames(NetMembers(), kNetRatePrefixes);
+  return names;
+}
+
+nlohmann::json DiskThrottleJson(const DiskThrottle& throttle) {
+  DiskConfig disk;
+  disk.throttle = throttle;
+  return RatesJson(disk, DiskMembers(), kDiskRatePrefixes);
+}
+
+absl::StatusOr<DiskThrottle> DiskThrottleFromJson(const nlohmann::json& object) {
+  MOTE_ASSIGN_OR_RETURN(DiskConfig disk, RatesFromJson(object, DiskMembers(), kDiskRatePrefixes));
+  return disk.throttle;
+}
+
+absl::StatusOr<NetThrottle> NetThrottleFromJson(const nlohmann::json& object) {
+  MOTE_ASSIGN_OR_RETURN(NetConfig net, RatesFromJson(object, NetMembers(), kNetRatePrefixes));
+  return net.throttle;
 }
 
 const std::vector<SectionMember<DiskConfig>>& DiskMembers() {

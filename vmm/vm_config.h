@@ -83,6 +83,15 @@ absl::StatusOr<DiskThrottle> ParseDiskThrottle(const std::string& text);
 // from the --net syntax of its rx_* and tx_* members alone.
 absl::Status CheckNetThrottle(const NetThrottle& throttle);
 absl::StatusOr<NetThrottle> ParseNetThrottle(const std::string& text);
+// The rate limits' names in order, as members of DiskMembers() and
+// NetMembers(), as QMP arguments and in query-block: a disk's are QEMU's.
+const std::vector<const char*>& DiskThrottleNames();
+const std::vector<const char*>& NetThrottleNames();
+// A disk's limits as a JSON object by those names, and the limits such an
+// object holds (what it leaves out is 0; its other members are ignored).
+nlohmann::json DiskThrottleJson(const DiskThrottle& throttle);
+absl::StatusOr<DiskThrottle> DiskThrottleFromJson(const nlohmann::json& object);
+absl::StatusOr<NetThrottle> NetThrottleFromJson(const nlohmann::json& object);
 // A NIC has exactly one backend: a TAP by name or an inherited fd.
 absl::Status CheckNetBackend(const NetConfig& net);
 std::string FormatMac(const std::array<uint8_t, 6>& mac);  // xx:xx:xx:xx:xx:xx

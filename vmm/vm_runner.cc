@@ -483,30 +483,6 @@ absl::StatusOr<json> VmRunner::QueryMemorySize() const {
   return json{{"base-memory", config_.memory_bytes}, {"plugged-memory", 0}};
 }
 
-namespace {
-
-// DiskThrottle's members by QEMU's names, in its order.
-struct ThrottleField {
-  const char* name;
-  uint64_t DiskThrottle::*field;
-};
-constexpr ThrottleField kThrottleFields[] = {
-    {"bps", &DiskThrottle::bps},
-    {"bps_rd", &DiskThrottle::bps_rd},
-    {"bps_wr", &DiskThrottle::bps_wr},
-    {"iops", &DiskThrottle::iops},
-    {"iops_rd", &DiskThrottle::iops_rd},
-    {"iops_wr", &DiskThrottle::iops_wr},
-    {"bps_max", &DiskThrottle::bps_max},
-    {"bps_rd_max", &DiskThrottle::bps_rd_max},
-    {"bps_wr_max", &DiskThrottle::bps_wr_max},
-    {"iops_max", &DiskThrottle::iops_max},
-    {"iops_rd_max", &DiskThrottle::iops_rd_max},
-    {"iops_wr_max", &DiskThrottle::iops_wr_max},
-};
-
-}  // namespace
-
 absl::StatusOr<json> VmRunner::QueryBlock() const {
   MOTE_RETURN_IF_ERROR(RequireVm());
   json devices = json::array();
@@ -517,7 +493,7 @@ absl::StatusOr<json> VmRunner::QueryBlock() const {
         {"drv", "raw"},
         {"encrypted", false},
         {"cache", {{"writeback", true}, {"direct", disk.cache_none}, {"no-flush", false}}}};
-    for (const ThrottleField& f : kThrottleFields) inserted[f.name] = disk.throttle.*f.field;
+    inserted.update(DiskThrottleJson(disk.throttle));
     devices.push_back({{"device", disk.id},
                        {"qdev", disk.id},
                        {"locked", false},
@@ -534,10 +510,7 @@ absl::Status VmRunner::SetIoThrottle(const json& arguments) {
     return absl::InvalidArgumentError("Need exactly one of 'device' and 'id'");
   }
   std::string id = arguments.value("id", arguments.value("device", std::string()));
-  DiskThrottle throttle;
-  for (const ThrottleField& f : kThrottleFields) {
-    throttle.*f.field = arguments.value(f.name, uint64_t{0});
-  }
+  MOTE_ASSIGN_OR_RETURN(DiskThrottle throttle, DiskThrottleFromJson(arguments));
   return SetDiskThrottle(id, throttle);
 }
 
@@ -552,13 +525,7 @@ absl::Status VmRunner::SetDiskThrottle(const std::string& id, const DiskThrottle
 }
 
 absl::Status VmRunner::SetNetThrottleFromQmp(const json& arguments) {
-  NetThrottle throttle;
-  std::pair<const char*, uint64_t*> fields[] = {
-      {"rx_bps", &throttle.rx_bps},         {"rx_pps", &throttle.rx_pps},
-      {"tx_bps", &throttle.tx_bps},         {"tx_pps", &throttle.tx_pps},
-      {"rx_bps_max", &throttle.rx_bps_max}, {"rx_pps_max", &throttle.rx_pps_max},
-      {"tx_bps_max", &throttle.tx_bps_max}, {"tx_pps_max", &throttle.tx_pps_max}};
-  for (auto& [name, field] : fields) *field = arguments.value(name, uint64_t{0});
+  MOTE_ASSIGN_OR_RETURN(NetThrottle throttle, NetThrottleFromJson(arguments));
   return SetNetThrottle(arguments.at("index").get<size_t>(), throttle);
 }
 

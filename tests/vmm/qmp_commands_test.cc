@@ -61,6 +61,27 @@ TEST_CASE("query-commands is the table, in its order", "[qmp_commands]") {
   CHECK(FindQmpCommand("no-such-command") == nullptr);
 }
 
+TEST_CASE("the rate-limit commands take QEMU's arguments", "[qmp_commands]") {
+  const QmpCommand* disk = FindQmpCommand("block_set_io_throttle");
+  REQUIRE(disk != nullptr);
+  json rates = {{"device", "disk0"}, {"bps", 0},     {"bps_rd", 1000}, {"bps_wr", 0},
+                {"iops", 0},         {"iops_rd", 0}, {"iops_wr", 0}};
+  CHECK_FALSE(CheckArguments(*disk, rates).has_value());
+  rates["bps_rd_max"] = 2000;  // a burst is optional
+  CHECK_FALSE(CheckArguments(*disk, rates).has_value());
+  rates.erase("iops_wr");  // a rate is not
+  auto missing = CheckArguments(*disk, rates);
+  REQUIRE(missing.has_value());
+  CHECK(missing->desc == "Parameter 'iops_wr' is missing");
+
+  const QmpCommand* nic = FindQmpCommand("x-mote-set-net-throttle");
+  REQUIRE(nic != nullptr);
+  CHECK_FALSE(CheckArguments(*nic, json{{"index", 0}, {"tx_pps", 100}}).has_value());
+  auto unexpected = CheckArguments(*nic, json{{"index", 0}, {"bps", 100}});
+  REQUIRE(unexpected.has_value());
+  CHECK(unexpected->desc == "Parameter 'bps' is unexpected");
+}
+
 TEST_CASE("the commands that change the VM's state are the audited ones", "[qmp_commands]") {
   std::set<std::string> audited;
   for (const QmpCommand& c : QmpCommands()) {

@@ -157,6 +157,33 @@ TEST_CASE("--disk takes a quoted path with commas; its help comes from the table
   CHECK(ParseNetThrottle("tx_pps_max=3").status().message() == "a burst (*_max) needs its rate");
 }
 
+TEST_CASE("Rate limits by name: QEMU's for a disk, as JSON both ways", "[vm_config]") {
+  std::vector<std::string> disk(DiskThrottleNames().begin(), DiskThrottleNames().end());
+  CHECK(disk == std::vector<std::string>{"bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr",
+                                         "bps_max", "bps_rd_max", "bps_wr_max", "iops_max",
+                                         "iops_rd_max", "iops_wr_max"});
+  std::vector<std::string> nic(NetThrottleNames().begin(), NetThrottleNames().end());
+  CHECK(nic == std::vector<std::string>{"rx_bps", "rx_pps", "tx_bps", "tx_pps", "rx_bps_max",
+                                        "rx_pps_max", "tx_bps_max", "tx_pps_max"});
+
+  auto read = DiskThrottleFromJson({{"device", "disk0"}, {"bps_rd", 1000}, {"iops_wr_max", 9}});
+  REQUIRE(read.ok());
+  CHECK(read->bps_rd == 1000);
+  CHECK(read->iops_wr_max == 9);
+  CHECK(read->bps == 0);
+  nlohmann::json written = DiskThrottleJson(*read);
+  CHECK(written.size() == 12);
+  CHECK(written["bps_rd"] == 1000);
+  CHECK(written["iops_wr_max"] == 9);
+  CHECK(written["bps_wr"] == 0);
+  CHECK(DiskThrottleFromJson({{"bps", -1}}).status().message() ==
+        "bps: expected a whole number, 0 for no limit");
+  auto net = NetThrottleFromJson({{"index", 0}, {"tx_pps", 100}});
+  REQUIRE(net.ok());
+  CHECK(net->tx_pps == 100);
+  CHECK(net->rx_bps == 0);
+}
+
 TEST_CASE("The disk and NIC tables write what they read", "[vm_config]") {
   auto d = ParseDisk(
       "path=a.img,readonly=on,cache=none,serial=S,id=root,queues=4,aio=threads,lock=off,"
