@@ -27,6 +27,7 @@
 #include "vmm/base/seccomp_filter.h"
 #include "vmm/console.h"
 #include "vmm/ctl.h"
+#include "vmm/jail.h"
 #include "vmm/outcome.h"
 #include "vmm/startup_pages.h"
 #include "vmm/startup_timings.h"
@@ -56,6 +57,7 @@ struct RunFlags {
   std::string timings_file;  // --timings=FILE: JSON there instead,
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> timings_out{nullptr,
                                                               std::fclose};  // opened early
+  std::optional<JailOptions> jail;  // --jail DIR and its --jail-* flags
 };
 
 // One flag per VM member (vmm/vm_config.h's table): the member's help, and
@@ -94,6 +96,47 @@ void AddMemberFlag(CLI::App* run, const SectionMember<libmote::VmConfig>& member
   }
 }
 
+// The jail's flags (vmm/jail.h): process-level, not part of the VM's
+// configuration. Any --jail-* flag needs --jail.
+void AddJailFlags(CLI::App* run, RunFlags& flags) {
+  static const JailOptions defaults;
+  auto jail = [&flags]() -> JailOptions& {
+    if (!flags.jail) flags.jail = JailOptions{};
+    return *flags.jail;
+  };
+  CLI::Option* dir = run->add_option_function<std::string>(
+      "--jail", [jail](const std::string& d) { jail().dir = d; },
+      "Run the VM jailed (needs root): new namespaces, a root at DIR (an empty directory) with "
+      "only the VM's files, as --jail-uid with no capabilities");
+  dir->type_name("DIR");
+  run->add_option_function<uid_t>(
+         "--jail-uid", [jail](uid_t uid) { jail().uid = uid; }, "The jailed VM's user")
+      ->type_name("UID")
+      ->default_str(std::to_string(defaults.uid))
+      ->needs(dir);
+  run->add_option_function<gid_t>(
+         "--jail-gid", [jail](gid_t gid) { jail().gid = gid; }, "The jailed VM's group")
+      ->type_name("GID")
+      ->default_str(std::to_string(defaults.gid))
+      ->needs(dir);
+  run->add_option_function<std::string>(
+         "--jail-netns", [jail](const std::string& path) { jail().netns = path; },
+         "A network namespace the jailed VM joins (/var/run/netns/NAME); its TAPs are there")
+      ->type_name("PATH")
+      ->needs(dir);
+  run->add_option_function<uint64_t>(
+         "--jail-nofile", [jail](uint64_t n) { jail().nofile = n; },
+         "The jailed VM's limit of open files")
+      ->type_name("N")
+      ->default_str(std::to_string(defaults.nofile))
+      ->needs(dir);
+  run->add_option_function<uint64_t>(
+         "--jail-fsize", [jail](uint64_t n) { jail().fsize = n; },
+         "The jailed VM's largest file size in bytes (a disk write past it fails); 0: unlimited")
+      ->type_name("BYTES")
+      ->needs(dir);
+}
+
 void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags, bool for_help) {
   // First: CLI11 runs option callbacks in definition order, so every flag
   // given beside --config overrides what the file says.
@@ -126,6 +169,7 @@ void AddRunFlags(CLI::App* run, libmote::VmConfig& config, RunFlags& flags, bool
   for (const SectionMember<libmote::VmConfig>& member : VmMembers()) {
     AddMemberFlag(run, member, config, flags, for_help);
   }
+  AddJailFlags(run, flags);
 }
 
 // The --timings report, once the VM has ended: JSON to the file, or a table
@@ -277,6 +321,13 @@ int Main(int argc, char** argv) {
   }
   if (ctl_app->parsed()) return RunCtl(ctl);
   if (!flags.error.empty()) return Fail(flags.error);
+  if (flags.jail) {
+    std::vector<int> keep;
+    if (flags.timings_out != nullptr) keep.push_back(fileno(flags.timings_out.get()));
+    absl::StatusOr<std::optional<int>> jailed = EnterJail(*flags.jail, config, keep);
+    if (!jailed.ok()) return Fail(std::string(jailed.status().message()));
+    if (jailed->has_value()) return EndRun(**jailed);  // the parent, after the VM's end
+  }
   if (!flags.timings) return EndRun(RunVm(config));
   startup::Enable(main_ns);
   startup::Mark(startup::Phase::kConfigParsed);

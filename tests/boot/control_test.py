@@ -27,8 +27,8 @@ class Guest:
     """A `mote run` in the background whose console lines are collected
     (with the host time each arrived) by a reader thread."""
 
-    def __init__(self, ctx, test, *extra, cmdline_extra="", preexec=None):
-        self.dir = tempfile.mkdtemp()
+    def __init__(self, ctx, test, *extra, cmdline_extra="", preexec=None, socket_dir=None):
+        self.dir = socket_dir or tempfile.mkdtemp()
         self.socket = os.path.join(self.dir, "qmp.sock")
         cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--cmdline",
                f"test={test} {cmdline_extra}".strip(), "--api-socket", self.socket, *extra]

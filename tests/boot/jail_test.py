@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""The jail (`mote run --jail DIR --jail-uid U --jail-gid G`), seen from the
+jailed mote itself: /proc/PID/root is its own view of the file system, its
+/proc the processes it can see, its status the user it runs as. Needs root.
+
+  jail_hides_the_host_and_drops_root  a paused jailed VM: its root holds only
+                                     its files, /dev and /proc; it sees no
+                                     process but itself; it runs as U:G with
+                                     no capabilities and no_new_privs; then,
+                                     over QMP, the guest reads its disk
+                                     through virtio-blk and gets the host's
+                                     CRC-32
+  jail_guest_does_network_io         frames both ways through a TAP that the
+                                     jail opened before dropping root
+  jail_refuses_what_it_cannot_hold   one clear error for a missing jail
+                                     directory, root as the jail's user, a
+                                     --jail-* flag without --jail, and a disk
+                                     the jail's user cannot write
+
+Usage: jail_test.py CASE --mote PATH --images DIR"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from boot_test import (Failure, Skip, case_table, expect_eq, expect_line, net_exchange,
+                       no_fail_lines, random_image, run_case)
+from control_test import Guest, Qmp
+
+CASES, case = case_table()
+UID, GID = 4321, 4322
+
+
+def need_root():
+    if os.geteuid() != 0:
+        raise Skip("the jail needs root")
+
+
+def jail_flags(jail):
+    return ["--jail", jail, "--jail-uid", str(UID), "--jail-gid", str(GID)]
+
+
+def jailed_child(pid):
+    """The jailed mote: the one child of the mote we started."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.01)
+    raise Failure(f"mote {pid} has no jailed child")
+
+
+def status_fields(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def top_dir(path):
+    return os.path.abspath(path).split("/")[1]
+
+
+@case
+def jail_hides_the_host_and_drops_root(ctx):
+    need_root()
+    # The socket's directory is a local one (a Unix socket cannot live on
+    # the nested runner's 9p), writable by the jail's user.
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d, tempfile.TemporaryDirectory() as run:
+        jail = os.path.join(d, "jail")
+        os.mkdir(jail)
+        os.chown(run, UID, GID)
+        disk = os.path.join(d, "disk.img")
+        host_crc = random_image(disk, 16)
+        os.chown(disk, UID, GID)
+        guest = Guest(ctx, "blk", "--disk", f"path={disk}", "--paused", *jail_flags(jail),
+                      cmdline_extra="op=checksum", socket_dir=run)
+        try:
+            child = jailed_child(guest.proc.pid)
+            root = f"/proc/{child}/root"
+            seen = sorted(os.listdir(root))
+            print(f"the jailed mote's /: {seen}")
+            want = sorted({"dev", "proc", top_dir(ctx.image()), top_dir(disk), top_dir(run)})
+            expect_eq("the jailed mote's / (its files, /dev, /proc)", seen, want)
+            for host_file in ("/etc/passwd", "/usr/bin", os.path.dirname(disk) + "/jail"):
+                if os.path.lexists(root + host_file):
+                    raise Failure(f"the jailed mote sees the host's {host_file}")
+            if not os.path.exists(root + disk) or not os.path.exists(root + ctx.image()):
+                raise Failure("the jailed mote does not see its disk and kernel")
+            devices = sorted(os.listdir(root + "/dev"))
+            print(f"its /dev: {devices}")
+            if "kvm" not in devices or not set(devices) <= {"kvm", "net", "null", "userfaultfd"}:
+                raise Failure(f"its /dev holds {devices}")
+            pids = sorted(p for p in os.listdir(root + "/proc") if p.isdigit())
+            print(f"the processes it sees: {pids}")
+            expect_eq("the processes the jailed mote sees (itself, PID 1)", pids, ["1"])
+            for ns in ("pid", "mnt", "ipc", "uts"):
+                if os.readlink(f"/proc/{child}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}"):
+                    raise Failure(f"the jailed mote shares the host's {ns} namespace")
+            status = status_fields(child)
+            print({k: status[k] for k in ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapBnd",
+                                          "NoNewPrivs")})
+            expect_eq("Uid (real, effective, saved, fs)", status["Uid"], [str(UID)] * 4)
+            expect_eq("Gid (real, effective, saved, fs)", status["Gid"], [str(GID)] * 4)
+            expect_eq("supplementary groups", status["Groups"], [])
+            for caps in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
+                expect_eq(caps, int(status[caps][0], 16), 0)
+            expect_eq("NoNewPrivs", status["NoNewPrivs"], ["1"])
+            with open(f"/proc/{child}/limits") as f:
+                limits = f.read()
+            expect_line(limits, r"^Max open files\s+2048\s+2048 ")
+            # The guest runs and reads its disk through virtio-blk.
+            qmp = Qmp(guest.socket)
+            expect_eq("cont", qmp.execute("cont"), {"return": {}})
+            _, line = guest.wait_line(r"^blk: read \d+ sectors crc32=", timeout=60)
+            crc = int(line.split("crc32=0x")[1][:8], 16)
+            expect_eq("the guest's CRC-32 of its disk", crc, host_crc)
+            expect_eq("exit code (the guest's PASS)", guest.wait(timeout=60), 1)
+            if os.listdir(jail):
+                raise Failure(f"the jail left {os.listdir(jail)} in {jail} on the host")
+        finally:
+            guest.kill()
+
+
+@case
+def jail_guest_does_network_io(ctx):
+    need_root()
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        code, out = net_exchange(ctx, ["--count", "8"], "count=8", jail_flags(d))
+        no_fail_lines(out)
+        expect_line(out, r"^peer: received 8 of 8 guest frames intact \(0 damaged\)")
+        expect_line(out, r"^net: received 8 frames")
+        expect_eq("peer verdict", code, 0)
+
+
+def refused(ctx, args, pattern):
+    cmd = [ctx.mote, "run", "--kernel", ctx.image(), *args]
+    print("$", " ".join(cmd))
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    err = p.stderr.decode(errors="replace")
+    print(err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    if len(lines) != 1:
+        raise Failure(f"expected one error line, got {lines}")
+    expect_line(err, pattern)
+    expect_eq("exit code (a host error)", p.returncode, 2)
+
+
+@case
+def jail_refuses_what_it_cannot_hold(ctx):
+    need_root()
+    with tempfile.TemporaryDirectory(dir=ctx.scratch) as d:
+        refused(ctx, ["--jail", os.path.join(d, "missing")], r"--jail .*missing: not a directory")
+        refused(ctx, ["--jail", d, "--jail-uid", "0"], r"must not be root's")
+        refused(ctx, ["--jail-uid", "5"], r"--jail-uid requires --jail")
+        disk = os.path.join(d, "root-only.img")
+        random_image(disk, 1)
+        os.chmod(disk, 0o600)
+        jail = os.path.join(d, "jail")
+        os.mkdir(jail)
+        refused(ctx, ["--disk", f"path={disk}", *jail_flags(jail)], r"root-only\.img.*denied")
+
+
+if __name__ == "__main__":
+    sys.exit(run_case(CASES))
