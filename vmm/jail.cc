@@ -291,10 +291,18 @@ absl::StatusOr<std::optional<int>> EnterJail(const JailOptions& options, libmote
   sigemptyset(&signals);
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, &before);
+  // The child is made in a new PID namespace; the parent's own children
+  // (a sanitizer's helper at exit) go back to the parent's, which outlives
+  // the child's.
+  FileDescriptor own_pid_ns(open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+  if (!own_pid_ns.ok()) return Errno("/proc/self/ns/pid");
   if (unshare(CLONE_NEWPID) != 0) return Errno("unshare a PID namespace");
   pid_t child = fork();
   if (child < 0) return Errno("fork");
-  if (child > 0) return std::optional<int>(WaitForChild(child, signals));
+  if (child > 0) {
+    if (setns(own_pid_ns.get(), CLONE_NEWPID) != 0) return Errno("back to mote's PID namespace");
+    return std::optional<int>(WaitForChild(child, signals));
+  }
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

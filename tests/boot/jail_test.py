@@ -19,6 +19,7 @@ jailed mote itself: /proc/PID/root is its own view of the file system, its
 
 Usage: jail_test.py CASE --mote PATH --images DIR"""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,8 @@ def jail_hides_the_host_and_drops_root(ctx):
             crc = int(line.split("crc32=0x")[1][:8], 16)
             expect_eq("the guest's CRC-32 of its disk", crc, host_crc)
             expect_eq("exit code (the guest's PASS)", guest.wait(timeout=60), 1)
+            if re.search(rb"error|Sanitizer", guest.stderr, re.I):
+                raise Failure("mote (inside or outside the jail) reported an error")
             if os.listdir(jail):
                 raise Failure(f"the jail left {os.listdir(jail)} in {jail} on the host")
         finally:
