@@ -17,12 +17,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "virtio/tap.h"
 #include "vmm/base/fd.h"
 #include "vmm/base/status_macros.h"
+#include "vmm/vm_cgroup.h"
 
 namespace mote {
 namespace {
@@ -213,6 +215,22 @@ absl::Status DropPrivileges(const JailOptions& options) {
   return absl::OkStatus();
 }
 
+// The cgroup and its limits, as Firecracker's jailer sets them: by root,
+// before the jail, which has no /sys/fs/cgroup. The VM then leaves cgroups
+// alone.
+absl::Status JoinCgroup(libmote::VmConfig& config) {
+  if (config.cgroup.empty()) return absl::OkStatus();
+  CgroupLimits limits{config.cgroup_cpu_max, config.cgroup_memory_max, config.cgroup_io_max,
+                      config.cgroup_io_weight, /*vcpu_cpu_max=*/""};
+  MOTE_ASSIGN_OR_RETURN(std::unique_ptr<VmCgroup> group, VmCgroup::Join(config.cgroup, limits));
+  config.cgroup.clear();
+  config.cgroup_cpu_max.clear();
+  config.cgroup_memory_max = 0;
+  config.cgroup_io_max.clear();
+  config.cgroup_io_weight = 0;
+  return absl::OkStatus();
+}
+
 absl::Status JoinNetns(const std::string& path) {
   FileDescriptor ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!ns.ok()) return Errno("--jail-netns " + path);
@@ -224,6 +242,7 @@ absl::Status JoinNetns(const std::string& path) {
 absl::Status Jail(const JailOptions& options, libmote::VmConfig& config,
                   std::vector<int> keep_fds) {
   if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return Errno("unshare");
+  MOTE_RETURN_IF_ERROR(JoinCgroup(config));
   if (!options.netns.empty()) MOTE_RETURN_IF_ERROR(JoinNetns(options.netns));
   // TAPs by name need /dev/net/tun and CAP_NET_ADMIN: opened now, handed on.
   for (libmote::NetConfig& net : config.nets) {
@@ -242,7 +261,11 @@ absl::Status Jail(const JailOptions& options, libmote::VmConfig& config,
   MOTE_RETURN_IF_ERROR(PivotRoot(options.dir));
   MOTE_RETURN_IF_ERROR(SetLimits(options));
   CloseInherited(keep_fds);
-  return DropPrivileges(options);
+  MOTE_RETURN_IF_ERROR(DropPrivileges(options));
+  // A parent killed outright takes the VM with it (set only now: changing
+  // user clears it).
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  return absl::OkStatus();
 }
 
 absl::Status CheckOptions(const JailOptions& options, const libmote::VmConfig& config) {
@@ -256,9 +279,9 @@ absl::Status CheckOptions(const JailOptions& options, const libmote::VmConfig& c
   if (!fs::is_directory(options.dir, error)) {
     return absl::InvalidArgumentError("--jail " + options.dir + ": not a directory");
   }
-  if (!config.cgroup.empty()) {
+  if (!config.cgroup_vcpu_cpu_max.empty()) {
     return absl::InvalidArgumentError(
-        "--jail with --cgroup: start the jailed mote in its cgroup instead (it inherits it)");
+        "--jail with --cgroup-vcpu-cpu-max: the jailed mote cannot move its vCPU threads");
   }
   return absl::OkStatus();
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The jail (`mote run --jail DIR --jail-uid U --jail-gid G`), seen from the
 jailed mote itself: /proc/PID/root is its own view of the file system, its
-/proc the processes it can see, its status the user it runs as. Needs root.
+/proc the processes it can see, its status the user it runs as. Needs root
+and a cgroup v2 hierarchy at /sys/fs/cgroup (the nested runner has both).
 
   jail_hides_the_host_and_drops_root  a paused jailed VM: its root holds only
                                      its files, /dev and /proc; it sees no
                                      process but itself; it runs as U:G with
-                                     no capabilities and no_new_privs; then,
+                                     no capabilities and no_new_privs, in the
+                                     cgroup root made for it; then,
                                      over QMP, the guest reads its disk
                                      through virtio-blk and gets the host's
                                      CRC-32
@@ -14,7 +16,8 @@ jailed mote itself: /proc/PID/root is its own view of the file system, its
                                      jail opened before dropping root
   jail_refuses_what_it_cannot_hold   one clear error for a missing jail
                                      directory, root as the jail's user, a
-                                     --jail-* flag without --jail, and a disk
+                                     --jail-* flag without --jail, vCPU
+                                     threads in their own group, and a disk
                                      the jail's user cannot write
 
 Usage: jail_test.py CASE --mote PATH --images DIR"""
@@ -27,6 +30,7 @@ import time
 
 from boot_test import (Failure, Skip, case_table, expect_eq, expect_line, net_exchange,
                        no_fail_lines, random_image, run_case)
+from cgroup_test import ROOT as CGROUP_ROOT, remove_group
 from control_test import Guest, Qmp
 
 CASES, case = case_table()
@@ -36,6 +40,8 @@ UID, GID = 4321, 4322
 def need_root():
     if os.geteuid() != 0:
         raise Skip("the jail needs root")
+    if not os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
+        raise Skip(f"no cgroup v2 hierarchy at {CGROUP_ROOT}")
 
 
 def jail_flags(jail):
@@ -79,7 +85,10 @@ def jail_hides_the_host_and_drops_root(ctx):
         disk = os.path.join(d, "disk.img")
         host_crc = random_image(disk, 16)
         os.chown(disk, UID, GID)
+        # The cgroup is joined, and limited, by root before the jail.
+        group = f"mote-jail-test-{os.getpid()}"
         guest = Guest(ctx, "blk", "--disk", f"path={disk}", "--paused", *jail_flags(jail),
+                      "--cgroup", group, "--cgroup-memory-max", "512M",
                       cmdline_extra="op=checksum", socket_dir=run)
         try:
             child = jailed_child(guest.proc.pid)
@@ -115,6 +124,10 @@ def jail_hides_the_host_and_drops_root(ctx):
             with open(f"/proc/{child}/limits") as f:
                 limits = f.read()
             expect_line(limits, r"^Max open files\s+2048\s+2048 ")
+            with open(f"/proc/{child}/cgroup") as f:
+                expect_eq("the jailed mote's cgroup", f.read().strip(), f"0::/{group}")
+            with open(os.path.join(CGROUP_ROOT, group, "memory.max")) as f:
+                expect_eq("its memory.max", f.read().strip(), str(512 << 20))
             # The guest runs and reads its disk through virtio-blk.
             qmp = Qmp(guest.socket)
             expect_eq("cont", qmp.execute("cont"), {"return": {}})
@@ -128,6 +141,7 @@ def jail_hides_the_host_and_drops_root(ctx):
                 raise Failure(f"the jail left {os.listdir(jail)} in {jail} on the host")
         finally:
             guest.kill()
+            remove_group(os.path.join(CGROUP_ROOT, group))
 
 
 @case
@@ -161,6 +175,8 @@ def jail_refuses_what_it_cannot_hold(ctx):
         refused(ctx, ["--jail", os.path.join(d, "missing")], r"--jail .*missing: not a directory")
         refused(ctx, ["--jail", d, "--jail-uid", "0"], r"must not be root's")
         refused(ctx, ["--jail-uid", "5"], r"--jail-uid requires --jail")
+        refused(ctx, ["--jail", d, "--cgroup", "x", "--cgroup-vcpu-cpu-max", "10000 100000"],
+                r"cannot move its vCPU threads")
         disk = os.path.join(d, "root-only.img")
         random_image(disk, 1)
         os.chmod(disk, 0o600)
