@@ -4,13 +4,14 @@ never has to wait.
 
 - Each limit: the tiny guest's own benches (test=blk op=bench for disks,
   times taken here from its "bench: start" and "bench: done" lines;
-  test=netbench dir=tx for NICs, timed by the guest's TSC) move what a limit
-  should take about 10 s for; the achieved rate is set against the limit
+  test=netbench dir=tx and dir=rx for NICs, timed by the guest's TSC; for
+  rx this script offers the guest twice the limit through the TAP) move
+  what a limit should take about 10 s for; the achieved rate is set against the limit
   (the burst included: it goes at once).
 - The cost: 4 KiB random reads at depth 32 on a disk without limits, and on
   one whose limits are far above what it can do (so every request passes
   the buckets and none waits), alternating, --runs each: the requests per
-  second of both. An unlimited disk takes one branch more than before rate
+  second of both; the same for a NIC sending 1000-byte frames. An unlimited disk takes one branch more than before rate
   limits existed; a disk that never waits takes the whole check.
 
 Usage: tests/nested/run.sh -- tests/bench/throttle_bench.py [--runs 5]
@@ -19,18 +20,24 @@ Usage: tests/nested/run.sh -- tests/bench/throttle_bench.py [--runs 5]
 Needs root and a KVM (the nested runner has both) and `ip` (iproute2).
 """
 import argparse
+import ctypes
+import errno
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
 from boot_test import tap_namespace  # noqa: E402
 
 SECONDS = 10
+NIC_COST_FRAMES = 20000
+CLONE_NEWNET = 0x40000000
 
 
 def log(msg):
@@ -81,6 +88,60 @@ def net_run(args, ns, options, count, size):
     return float(m.group(3)) / 1000, int(m.group(1)), int(m.group(2))
 
 
+def send_to_guest(ns, size, fps, stop):
+    """Frames the guest's netbench counts, to its MAC through the TAP in
+    namespace `ns`, at `fps` (above the limit: the TAP's queue stays full and
+    drops the rest) until `stop`. This thread alone enters the namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/var/run/netns/{ns}") as f:
+        if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sock.bind(("mtap0", 0))
+    head = bytes.fromhex("525400123456" "020000000002" "88b5") + b"mote-host bench "
+    frame = head + bytes(size - len(head))
+    period = 0.01
+    per_period = max(1, int(fps * period))
+    due = time.monotonic()
+    while not stop.is_set():
+        for _ in range(per_period):
+            try:
+                sock.send(frame)
+            except OSError as e:
+                if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                    raise
+        due += period
+        time.sleep(max(0.0, due - time.monotonic()))
+    sock.close()
+
+
+def net_rx_run(args, ns, options, count, size, fps):
+    cmd = ["ip", "netns", "exec", ns, args.mote, "run", "--kernel", args.kernel, "--net",
+           f"tap=mtap0{options}", "--cmdline", f"test=netbench dir=rx count={count}"]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0)
+    out = b""
+    while b"netbench: rx ready\n" not in out:
+        chunk = os.read(p.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        out += chunk
+    stop = threading.Event()
+    sender = threading.Thread(target=send_to_guest, args=(ns, size, fps, stop))
+    sender.start()
+    try:
+        rest, err = p.communicate(timeout=120)
+    finally:
+        stop.set()
+        sender.join()
+    text = (out + rest).decode(errors="replace")
+    m = re.search(r"^netbench: rx frames=(\d+) bytes=(\d+) ms=([\d.]+)$", text, re.M)
+    if p.returncode != 1 or not m or int(m.group(1)) != count:
+        raise SystemExit(f"failed (exit {p.returncode}): {' '.join(cmd)}\n{text}\n"
+                         f"{err.decode(errors='replace')}")
+    return float(m.group(3)) / 1000, int(m.group(1)), int(m.group(2))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -106,7 +167,9 @@ def main():
             ("disk write bytes/s", "bps_wr", 4 << 20,
              f"mode=seqwrite bs=65536 depth=4 count={(4 << 20) * SECONDS // 65536}", "bytes"),
             ("disk requests/s, total", "iops", 200,
-             f"mode=randread bs=4096 depth=8 count={200 * SECONDS}", "requests")):
+             f"mode=randread bs=4096 depth=8 count={200 * SECONDS}", "requests"),
+            ("disk bytes/s, total", "bps", 4 << 20,
+             f"mode=seqread bs=65536 depth=4 count={(4 << 20) * SECONDS // 65536}", "bytes")):
         secs, reqs, nbytes = disk_run(args, image, f",{option}={rate}", bench)
         moved = reqs if unit == "requests" else nbytes
         burst = max(rate // 10, 1)
@@ -122,6 +185,16 @@ def main():
             achieved = (moved - max(rate // 10, 1)) / secs
             rows.append((what, f"`{option}={rate}`", rate, achieved, secs))
             log(f"{what}: {achieved:.1f} against {rate} ({secs:.2f} s)")
+        # Received: the host offers twice the limit; the frames wait in the TAP.
+        for what, option, rate, count, size, fps, unit in (
+                ("NIC received frames/s", "rx_pps", 500, 500 * SECONDS, 1000, 1000, "frames"),
+                ("NIC received bytes/s", "rx_bps", 1_000_000, 1000 * SECONDS, 1000, 2000,
+                 "bytes")):
+            secs, frames, nbytes = net_rx_run(args, ns, f",{option}={rate}", count, size, fps)
+            moved = frames if unit == "frames" else nbytes
+            achieved = (moved - max(rate // 10, 1)) / secs
+            rows.append((what, f"`{option}={rate}`", rate, achieved, secs))
+            log(f"{what}: {achieved:.1f} against {rate} ({secs:.2f} s)")
 
     # What a limit costs when it never waits.
     cost = {"unlimited": [], "limits that never wait": []}
@@ -133,6 +206,16 @@ def main():
             if run > 0:
                 cost[name].append(reqs / secs)
             log(f"run {run} {name}: {reqs / secs:.0f} requests/s")
+    nic_cost = {"unlimited": [], "limits that never wait": []}
+    never = ",".join(f"{d}_{k}={v}" for d in ("rx", "tx")
+                     for k, v in (("pps", 10**9), ("bps", 10**12)))
+    with tap_namespace(["mtap0"]) as ns:
+        for run in range(args.runs + 1):
+            for name, options in (("unlimited", ""), ("limits that never wait", "," + never)):
+                secs, frames, _ = net_run(args, ns, options, NIC_COST_FRAMES, 1000)
+                if run > 0:
+                    nic_cost[name].append(frames / secs)
+                log(f"run {run} NIC {name}: {frames / secs:.0f} frames/s")
     os.unlink(image)
     os.rmdir(scratch)
 
@@ -155,6 +238,15 @@ def main():
         lines.append(f"| {name} | {med[name]:.0f} ({min(values):.0f}-{max(values):.0f}) |")
     lines += ["", f"Limits that never wait ÷ unlimited: "
               f"{med['limits that never wait'] / med['unlimited']:.3f}.", ""]
+    nic_med = {k: statistics.median(v) for k, v in nic_cost.items()}
+    lines += [f"The same for a NIC: `test=netbench dir=tx count={NIC_COST_FRAMES} size=1000`, "
+              f"{args.runs} runs each, alternating (the never-waiting limits: `{never}`); "
+              "frames per second by the guest's clock, median (min-max):", "",
+              "| NIC | frames/s |", "|---|---|"]
+    for name, values in nic_cost.items():
+        lines.append(f"| {name} | {nic_med[name]:.0f} ({min(values):.0f}-{max(values):.0f}) |")
+    lines += ["", f"Limits that never wait ÷ unlimited: "
+              f"{nic_med['limits that never wait'] / nic_med['unlimited']:.3f}.", ""]
     text = "\n".join(lines)
     with open(args.out, "w") as f:
         f.write(text)
