@@ -33,17 +33,26 @@ namespace fs = std::filesystem;
 
 absl::Status Errno(const std::string& what) { return ErrnoToStatus(errno, "--jail: " + what); }
 
+// `path` as the kernel finds it: absolute, its symbolic links resolved.
 std::string Absolute(const std::string& path) {
   if (path.empty()) return path;
   std::error_code ignored;
-  return fs::absolute(path, ignored).lexically_normal().string();
+  fs::path absolute = fs::absolute(path, ignored);
+  fs::path canonical = fs::weakly_canonical(absolute, ignored);
+  return (canonical.empty() ? absolute.lexically_normal() : canonical).string();
+}
+
+// True if `path` is `dir` or below it.
+bool IsWithin(const std::string& path, const std::string& dir) {
+  return path == dir || dir == "/" || absl::StartsWith(path, dir + "/");
 }
 
 // What the VM reads and writes, by absolute path, so that it finds them
 // after pivot_root at the same place.
 void MakePathsAbsolute(libmote::VmConfig& config) {
-  for (std::string* path : {&config.kernel, &config.initrd, &config.console.path,
-                            &config.api_socket, &config.audit_log, &config.restore}) {
+  for (std::string* path :
+       {&config.kernel, &config.initrd, &config.console.path, &config.api_socket, &config.audit_log,
+        &config.restore, &config.kvm_device}) {
     *path = Absolute(*path);
   }
   for (libmote::DiskConfig& disk : config.disks) disk.path = Absolute(disk.path);
@@ -61,8 +70,9 @@ absl::Status MakeParents(const std::string& path) {
   return absl::OkStatus();
 }
 
-// `source` bind-mounted at its own path under `root`: read-only, or
-// writable; never with set-uid programs or device nodes.
+// `source` (absolute) bind-mounted at its own path under `root`: read-only,
+// or writable; never with programs to run or set-uid, nor device nodes but
+// a disk that is one.
 absl::Status Bind(const std::string& root, const std::string& source, bool writable) {
   struct stat st;
   if (stat(source.c_str(), &st) != 0) return Errno(source);
@@ -71,13 +81,14 @@ absl::Status Bind(const std::string& root, const std::string& source, bool writa
   if (S_ISDIR(st.st_mode)) {
     if (mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + target);
   } else {
-    FileDescriptor placeholder(open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    if (!placeholder.ok() && errno != EEXIST) return Errno("create " + target);
+    FileDescriptor placeholder(open(target.c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0600));
+    if (!placeholder.ok()) return Errno("create " + target);
   }
   if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     return Errno("bind " + source);
   }
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC |
+                        (S_ISBLK(st.st_mode) ? 0 : MS_NODEV) | (writable ? 0 : MS_RDONLY);
   if (mount(nullptr, target.c_str(), nullptr, flags, nullptr) != 0) {
     return Errno("remount " + target);
   }
@@ -90,6 +101,9 @@ absl::Status MakeNode(const std::string& root, const std::string& host_path,
                       const std::string& path, const JailOptions& options, bool for_all) {
   struct stat st;
   if (stat(host_path.c_str(), &st) != 0) return Errno(host_path);
+  if (!S_ISCHR(st.st_mode)) {
+    return absl::InvalidArgumentError("--jail: " + host_path + " is not a character device");
+  }
   std::string target = root + path;
   MOTE_RETURN_IF_ERROR(MakeParents(target));
   if (mknod(target.c_str(), S_IFCHR | (for_all ? 0666 : 0600), st.st_rdev) != 0) {
@@ -117,6 +131,32 @@ std::vector<std::string> WritableDirs(const libmote::VmConfig& config) {
   return dirs;
 }
 
+// What the jail binds from the host: the VM's files (read-only, or writable
+// for a disk it writes) and the directories it makes files in. Each once.
+struct Binds {
+  std::vector<std::string> dirs;
+  std::vector<std::pair<std::string, bool>> files;  // path, writable
+};
+
+Binds BindsOf(const libmote::VmConfig& config) {
+  Binds binds;
+  binds.dirs = WritableDirs(config);
+  auto add = [&binds](const std::string& path, bool writable) {
+    if (path.empty()) return;
+    for (auto& [bound, rw] : binds.files) {
+      if (bound == path) {
+        rw = rw || writable;
+        return;
+      }
+    }
+    binds.files.emplace_back(path, writable);
+  };
+  for (const std::string& file : {config.kernel, config.initrd, config.restore}) add(file, false);
+  for (const libmote::DiskConfig& disk : config.disks) add(disk.path, !disk.readonly);
+  for (const libmote::FwCfgConfig& item : config.fw_cfg) add(item.file, false);
+  return binds;
+}
+
 // The jail's root at `root`: a small tmpfs, only this namespace sees it,
 // with the VM's files, /proc and /dev.
 absl::Status BuildRoot(const std::string& root, const libmote::VmConfig& config,
@@ -124,30 +164,18 @@ absl::Status BuildRoot(const std::string& root, const libmote::VmConfig& config,
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     return Errno("make mounts private");
   }
-  if (mount("tmpfs", root.c_str(), "tmpfs", MS_NOSUID, "mode=0755,size=1m") != 0) {
+  if (mount("tmpfs", root.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m") != 0) {
     return Errno("mount a tmpfs on " + root);
   }
-  for (const std::string& file : {config.kernel, config.initrd, config.restore}) {
-    if (!file.empty()) MOTE_RETURN_IF_ERROR(Bind(root, file, /*writable=*/false));
-  }
-  for (const libmote::DiskConfig& disk : config.disks) {
-    MOTE_RETURN_IF_ERROR(Bind(root, disk.path, !disk.readonly));
-  }
-  for (const libmote::FwCfgConfig& item : config.fw_cfg) {
-    if (!item.file.empty()) MOTE_RETURN_IF_ERROR(Bind(root, item.file, /*writable=*/false));
-  }
-  for (const std::string& dir : WritableDirs(config)) {
-    MOTE_RETURN_IF_ERROR(Bind(root, dir, /*writable=*/true));
+  // The directories first: a file bound later into one of them stays
+  // read-only, where the directory's bind would have covered it.
+  Binds binds = BindsOf(config);
+  for (const std::string& dir : binds.dirs) MOTE_RETURN_IF_ERROR(Bind(root, dir, true));
+  for (const auto& [file, writable] : binds.files) {
+    MOTE_RETURN_IF_ERROR(Bind(root, file, writable));
   }
   MOTE_RETURN_IF_ERROR(MakeNode(root, config.kvm_device, config.kvm_device, options, false));
   MOTE_RETURN_IF_ERROR(MakeNode(root, "/dev/null", "/dev/null", options, true));
-  // Made inside only by a VM that asks for them: a TAP (opened before), a
-  // post-copy migration's userfaultfd.
-  for (const char* optional : {"/dev/net/tun", "/dev/userfaultfd"}) {
-    if (access(optional, F_OK) == 0) {
-      MOTE_RETURN_IF_ERROR(MakeNode(root, optional, optional, options, false));
-    }
-  }
   std::string proc = root + "/proc";
   if (mkdir(proc.c_str(), 0555) != 0) return Errno("mkdir " + proc);
   if (mount("proc", proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
@@ -182,22 +210,31 @@ absl::Status SetLimits(const JailOptions& options) {
   return absl::OkStatus();
 }
 
+// Closes [first, last]: close_range, or one by one on a kernel without it.
+void CloseRange(unsigned first, unsigned last) {
+  if (syscall(SYS_close_range, first, last, 0) == 0) return;
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  unsigned end = std::min<rlim_t>(last, files.rlim_cur == RLIM_INFINITY ? 65535 : files.rlim_cur);
+  for (unsigned fd = first; fd <= end; ++fd) close(static_cast<int>(fd));
+}
+
 // Every descriptor but 0, 1, 2 and `keep`.
 void CloseInherited(std::vector<int> keep) {
   std::sort(keep.begin(), keep.end());
   unsigned first = 3;
   for (int fd : keep) {
     if (fd < static_cast<int>(first)) continue;
-    if (static_cast<unsigned>(fd) > first) syscall(SYS_close_range, first, fd - 1, 0);
+    if (static_cast<unsigned>(fd) > first) CloseRange(first, fd - 1);
     first = fd + 1;
   }
-  syscall(SYS_close_range, first, ~0u, 0);
+  CloseRange(first, ~0u);
 }
 
 // The given user and group, no supplementary groups, no capability left
 // (nor any to gain: the bounding set is empty and no_new_privs is set).
 absl::Status DropPrivileges(const JailOptions& options) {
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+  for (int cap = 0; cap < 64; ++cap) {  // past this build's CAP_LAST_CAP too: EINVAL
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
       return Errno(absl::StrCat("drop capability ", cap));
     }
@@ -209,9 +246,9 @@ absl::Status DropPrivileges(const JailOptions& options) {
   __user_cap_data_struct none[2] = {};
   if (syscall(SYS_capset, &header, none) != 0) return Errno("capset");
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return Errno("no_new_privs");
-  // Changing user made the process undumpable, which hands its /proc files
-  // to root; mote reads its own (/proc/self/smaps), as an exec'd one could.
-  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  // Changing user left the process undumpable: no other process of that
+  // user may trace it or read its memory, and it leaves no core with the
+  // guest's RAM. (Its own /proc/self stays readable to it.)
   return absl::OkStatus();
 }
 
@@ -241,6 +278,10 @@ absl::Status JoinNetns(const std::string& path) {
 // The child's part, PID 1 of the new PID namespace.
 absl::Status Jail(const JailOptions& options, libmote::VmConfig& config,
                   std::vector<int> keep_fds) {
+  // Its own session: no controlling terminal, so it cannot push input into
+  // the shell that started mote (TIOCSTI); the parent passes signals on.
+  if (setsid() < 0) return Errno("setsid");
+  umask(022);  // the jail's directories and nodes as they are meant, whatever the host's
   if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return Errno("unshare");
   MOTE_RETURN_IF_ERROR(JoinCgroup(config));
   if (!options.netns.empty()) MOTE_RETURN_IF_ERROR(JoinNetns(options.netns));
@@ -268,6 +309,24 @@ absl::Status Jail(const JailOptions& options, libmote::VmConfig& config,
   return absl::OkStatus();
 }
 
+// Nothing bound may hold the jail's root or lie inside it: the root's
+// tmpfs would hide it, or the bind would expose the root's own mount.
+absl::Status CheckPaths(const std::string& root, const libmote::VmConfig& config) {
+  if (root == "/") return absl::InvalidArgumentError("--jail /: the jail needs a directory");
+  Binds binds = BindsOf(config);
+  std::vector<std::string> paths = binds.dirs;
+  for (const auto& file : binds.files) paths.push_back(file.first);
+  paths.push_back(config.kvm_device);
+  for (const std::string& path : paths) {
+    if (IsWithin(path, root) || IsWithin(root, path)) {
+      return absl::InvalidArgumentError("--jail " + root + ": " + path +
+                                        " would be bound in or over it; keep the VM's files and "
+                                        "its socket's directory apart from the jail");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckOptions(const JailOptions& options, const libmote::VmConfig& config) {
   if (geteuid() != 0) {
     return absl::PermissionDeniedError("--jail needs root: it makes namespaces and device nodes");
@@ -278,6 +337,14 @@ absl::Status CheckOptions(const JailOptions& options, const libmote::VmConfig& c
   std::error_code error;
   if (!fs::is_directory(options.dir, error)) {
     return absl::InvalidArgumentError("--jail " + options.dir + ": not a directory");
+  }
+  if (!config.incoming.empty()) {
+    return absl::InvalidArgumentError("--jail with --incoming: not yet (it needs a writable /tmp)");
+  }
+  if (!config.api_socket_group.empty()) {
+    return absl::InvalidArgumentError(
+        "--jail with --api-socket-group: the jailed user cannot give the socket another group; "
+        "give its directory that group instead");
   }
   if (!config.cgroup_vcpu_cpu_max.empty()) {
     return absl::InvalidArgumentError(
@@ -308,6 +375,7 @@ absl::StatusOr<std::optional<int>> EnterJail(const JailOptions& options, libmote
   MakePathsAbsolute(config);
   JailOptions absolute = options;
   absolute.dir = Absolute(options.dir);
+  MOTE_RETURN_IF_ERROR(CheckPaths(absolute.dir, config));
   // Blocked before the fork, so none is lost: the parent waits for them, the
   // child's VM reads the stop signals itself (the same set, blocked too).
   sigset_t signals, before;
@@ -323,9 +391,15 @@ absl::StatusOr<std::optional<int>> EnterJail(const JailOptions& options, libmote
   pid_t child = fork();
   if (child < 0) return Errno("fork");
   if (child > 0) {
-    if (setns(own_pid_ns.get(), CLONE_NEWPID) != 0) return Errno("back to mote's PID namespace");
+    if (setns(own_pid_ns.get(), CLONE_NEWPID) != 0) {
+      absl::Status error = Errno("back to mote's PID namespace");
+      kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);
+      return error;
+    }
     return std::optional<int>(WaitForChild(child, signals));
   }
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // again once the user has changed
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

@@ -27,14 +27,16 @@ class Guest:
     """A `mote run` in the background whose console lines are collected
     (with the host time each arrived) by a reader thread."""
 
-    def __init__(self, ctx, test, *extra, cmdline_extra="", preexec=None, socket_dir=None):
+    def __init__(self, ctx, test, *extra, cmdline_extra="", preexec=None, socket_dir=None,
+                 pass_fds=()):
         self.dir = socket_dir or tempfile.mkdtemp()
         self.socket = os.path.join(self.dir, "qmp.sock")
         cmd = [ctx.mote, "run", "--kernel", ctx.image(), "--cmdline",
                f"test={test} {cmdline_extra}".strip(), "--api-socket", self.socket, *extra]
         print("$", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, preexec_fn=preexec)
+                                     stderr=subprocess.PIPE, preexec_fn=preexec,
+                                     pass_fds=pass_fds)
         self.lines = []  # (host time, text)
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
