@@ -42,10 +42,9 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from vmms import Mote, QemuMicrovm, QemuQ35, qemu_binary
+from vmms import Mote, QemuMicrovm, QemuQ35, qemu_binary, run_timed
 
 GIB = 1 << 30
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,31 +100,11 @@ def run_guest(args, vmm, image, direct, mode, bs, depth, count):
         cmdline += f" count={count}"
     cmd = vmm.command(args.kernel, cmdline, memory_mib=args.memory_mib,
                       disks=[vmm.disk(image, direct)])
-    with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                             bufsize=0)
-        fd = p.stdout.fileno()
-        out = b""
-        t_start = t_done = None
-        while True:
-            chunk = os.read(fd, 65536)
-            t = time.monotonic()
-            if not chunk:
-                break
-            out += chunk
-            if t_start is None and b"bench: start\n" in out:
-                t_start = t
-            if t_done is None and t_start is not None and b"bench: done" in out:
-                t_done = t
-        rc = p.wait()
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    text = out.decode(errors="replace")
+    secs, rc, text, stderr = run_timed(cmd, b"bench: start\n", b"bench: done")
     m = re.search(r"bench: done (\d+) requests (\d+) bytes", text)
     eff = re.search(r"bench: mode=\S+ bs=\d+ depth=(\d+)", text)
-    if rc != 1 or "PASS blk_bench" not in text or not m or t_start is None or t_done is None:
+    if rc != 1 or "PASS blk_bench" not in text or not m or secs is None:
         raise SystemExit(f"{vmm.name} failed (exit {rc}): {' '.join(cmd)}\n{text}\n{stderr}")
-    secs = t_done - t_start
     reqs, nbytes = int(m.group(1)), int(m.group(2))
     return {"secs": secs, "mbps": nbytes / secs / 1e6, "iops": reqs / secs,
             "depth": int(eff.group(1)) if eff else depth}

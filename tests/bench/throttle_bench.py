@@ -6,13 +6,14 @@ never has to wait.
   times taken here from its "bench: start" and "bench: done" lines;
   test=netbench dir=tx and dir=rx for NICs, timed by the guest's TSC; for
   rx this script offers the guest twice the limit through the TAP) move
-  what a limit should take about 10 s for; the achieved rate is set against the limit
-  (the burst included: it goes at once).
+  what a limit should take about 10 s for; the achieved rate is set
+  against the limit (the burst included: it goes at once).
 - The cost: 4 KiB random reads at depth 32 on a disk without limits, and on
   one whose limits are far above what it can do (so every request passes
   the buckets and none waits), alternating, --runs each: the requests per
-  second of both; the same for a NIC sending 1000-byte frames. An unlimited disk takes one branch more than before rate
-  limits existed; a disk that never waits takes the whole check.
+  second of both; the same for a NIC sending 1000-byte frames. An unlimited
+  device takes one branch more than before rate limits existed; one that
+  never waits takes the whole check.
 
 Usage: tests/nested/run.sh -- tests/bench/throttle_bench.py [--runs 5]
        [--mote build/vmm/mote] [--kernel build/guest-images/motetest.pvh]
@@ -34,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
 from boot_test import tap_namespace  # noqa: E402
+from vmms import run_timed  # noqa: E402
 
 SECONDS = 10
 NIC_COST_FRAMES = 20000
@@ -44,35 +46,12 @@ def log(msg):
     print(f"throttle_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def run_timed(cmd, start_marker, done_marker):
-    """Runs `cmd`; the seconds between the console lines holding the two
-    markers, and the whole console."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, bufsize=0)
-    out, t_start, t_done = b"", None, None
-    fd = p.stdout.fileno()
-    while True:
-        chunk = os.read(fd, 65536)
-        t = time.monotonic()
-        if not chunk:
-            break
-        out += chunk
-        if t_start is None and start_marker in out:
-            t_start = t
-        if t_done is None and t_start is not None and done_marker in out:
-            t_done = t
-    rc = p.wait()
-    text = out.decode(errors="replace")
-    if rc != 1 or t_done is None:
-        raise SystemExit(f"failed (exit {rc}): {' '.join(cmd)}\n{text}\n"
-                         f"{p.stderr.read().decode(errors='replace')}")
-    return t_done - t_start, text
-
-
 def disk_run(args, image, options, bench):
     cmd = [args.mote, "run", "--kernel", args.kernel, "--memory", "256M",
            "--disk", f"path={image},cache=none{options}", "--cmdline", f"test=blk op=bench {bench}"]
-    secs, text = run_timed(cmd, b"bench: start\n", b"bench: done")
+    secs, rc, text, stderr = run_timed(cmd, b"bench: start\n", b"bench: done")
+    if rc != 1 or secs is None:
+        raise SystemExit(f"failed (exit {rc}): {' '.join(cmd)}\n{text}\n{stderr}")
     m = re.search(r"bench: done (\d+) requests (\d+) bytes", text)
     return secs, int(m.group(1)), int(m.group(2))
 

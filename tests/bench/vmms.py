@@ -7,6 +7,8 @@ write on that monitor's stderr.
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "tests", "bench")
@@ -138,3 +140,30 @@ def build_floor(out_dir):
 
 def qemu_binary():
     return shutil.which("qemu-system-x86_64")
+
+
+def run_timed(cmd, start_marker, done_marker):
+    """Runs `cmd` (a guest's console on its stdout, read as it comes) to its
+    end. Returns (seconds from the console chunk holding `start_marker` to
+    the one holding `done_marker` after it, or None if either never came;
+    exit code; stdout; stderr), the texts decoded."""
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                             bufsize=0)
+        fd = p.stdout.fileno()
+        out, t_start, t_done = b"", None, None
+        while True:
+            chunk = os.read(fd, 65536)
+            t = time.monotonic()
+            if not chunk:
+                break
+            out += chunk
+            if t_start is None and start_marker in out:
+                t_start = t
+            if t_done is None and t_start is not None and done_marker in out:
+                t_done = t
+        rc = p.wait()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    secs = t_done - t_start if t_done is not None else None
+    return secs, rc, out.decode(errors="replace"), stderr
