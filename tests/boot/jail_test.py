@@ -84,18 +84,19 @@ def jail_hides_the_host_and_drops_root(ctx):
         jail = os.path.join(d, "jail")
         os.mkdir(jail)
         os.chown(run, UID, GID)
-        disk = os.path.join(d, "disk.img")
+        disk = os.path.abspath(os.path.join(d, "disk.img"))
         host_crc = random_image(disk, 16)
         os.chown(disk, UID, GID)
         # The cgroup is joined, and limited, by root before the jail.
         group = f"mote-jail-test-{os.getpid()}"
         # A descriptor mote inherits, which the jail must close.
-        secret = os.path.join(d, "inherited-secret")
+        secret = os.path.abspath(os.path.join(d, "inherited-secret"))
         with open(secret, "w") as f:
             f.write("the host's\n")
         inherited = os.open(secret, os.O_RDONLY)
         guest = Guest(ctx, "blk", "--disk", f"path={disk}", "--paused", *jail_flags(jail),
                       "--cgroup", group, "--cgroup-memory-max", "512M",
+                      "--jail-fsize", str(1 << 30),
                       cmdline_extra="op=checksum", socket_dir=run, pass_fds=(inherited,))
         os.close(inherited)
         try:
@@ -108,7 +109,8 @@ def jail_hides_the_host_and_drops_root(ctx):
             for host_file in ("/etc/passwd", "/usr/bin", os.path.dirname(disk) + "/jail"):
                 if os.path.lexists(root + host_file):
                     raise Failure(f"the jailed mote sees the host's {host_file}")
-            if not os.path.exists(root + disk) or not os.path.exists(root + ctx.image()):
+            if (not os.path.exists(root + disk)
+                    or not os.path.exists(root + os.path.abspath(ctx.image()))):
                 raise Failure("the jailed mote does not see its disk and kernel")
             def open_files(pid):
                 links = []
@@ -143,6 +145,7 @@ def jail_hides_the_host_and_drops_root(ctx):
             with open(f"/proc/{child}/limits") as f:
                 limits = f.read()
             expect_line(limits, r"^Max open files\s+2048\s+2048 ")
+            expect_line(limits, rf"^Max file size\s+{1 << 30}\s+{1 << 30} ")
             with open(f"/proc/{child}/cgroup") as f:
                 expect_eq("the jailed mote's cgroup", f.read().strip(), f"0::/{group}")
             with open(os.path.join(CGROUP_ROOT, group, "memory.max")) as f:
