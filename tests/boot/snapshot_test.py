@@ -454,16 +454,20 @@ def postcopy_source_dying_ends_the_target(ctx):
             if time.monotonic() > deadline:
                 raise Failure("never postcopy-active")
             time.sleep(0.05)
+        print(f"{time.monotonic():.1f}: post-copy active")
         expect_error(qmp.execute("migrate_cancel"), "GenericError", "Postcopy is active")
         time.sleep(2)  # the target runs the guest
         guest.proc.kill()
         guest.wait()
+        print(f"{time.monotonic():.1f}: the source is killed")
         out, err = target.communicate(timeout=60)
+        print(f"{time.monotonic():.1f}: the target ended")
     finally:
         guest.kill()
         if target.poll() is None:
             target.kill()
-            target.wait()
+            # A target that even SIGKILL does not end is stuck in the kernel.
+            target.wait(timeout=30)
     err = err.decode(errors="replace")
     print(err)
     expect_eq("the target's exit code", target.returncode, 2)
